@@ -1,0 +1,95 @@
+# to-bikes: `make` lists the targets. Every target is documented by its `## ` comment.
+SHELL := /bin/bash
+.SHELLFLAGS := -eu -o pipefail -c
+.DEFAULT_GOAL := help
+MAKEFLAGS += --no-print-directory
+
+# Local settings (never committed); see .env.example. Its variables are exported to every
+# command, so models.settings, prefect and aws all see the same values.
+ifneq (,$(wildcard .env))
+include .env
+export $(shell sed -n 's/^\([A-Za-z_][A-Za-z0-9_]*\)=.*/\1/p' .env)
+endif
+
+PYTHON ?= python3
+VENV := .venv
+AGENT_VENV := agent/.venv
+PY := $(VENV)/bin/python
+APY := $(AGENT_VENV)/bin/python
+VENV_STAMP := $(VENV)/.synced
+AGENT_STAMP := $(AGENT_VENV)/.synced
+
+# The embedded local stack (127.0.0.1). Override any of these in .env or on the command line.
+TO_BIKES_HOST ?= 127.0.0.1
+TO_BIKES_PREFECT_PORT ?= 4200
+TO_BIKES_S3_PORT ?= 9000
+TO_BIKES_MLFLOW_PORT ?= 5050
+PREFECT_API_URL ?= http://$(TO_BIKES_HOST):$(TO_BIKES_PREFECT_PORT)/api
+export TO_BIKES_HOST TO_BIKES_PREFECT_PORT TO_BIKES_S3_PORT TO_BIKES_MLFLOW_PORT PREFECT_API_URL
+
+LOCK_COMPILE := $(VENV)/bin/pip-compile --quiet --generate-hashes --allow-unsafe --strip-extras \
+	--no-emit-index-url --no-emit-find-links --no-emit-trusted-host --resolver=backtracking
+PYTEST_ARGS ?=
+
+.PHONY: help install lock lint format test test-models test-orchestration clean \
+	sample-data preprocess train
+
+help: ## List the targets
+	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z0-9_-]+:.*## / {printf "  \033[36m%-20s\033[0m %s\n", $$1, $$2}' $(MAKEFILE_LIST)
+
+# --- environments -------------------------------------------------------------------------
+# Each venv is a file target that depends on its own lock file: editing one lock rebuilds
+# only that venv. pip installs with --require-hashes, then pip-sync removes anything extra.
+
+$(VENV_STAMP): requirements/model.txt
+	test -x $(VENV)/bin/python || $(PYTHON) -m venv $(VENV)
+	$(VENV)/bin/python -m pip install --quiet --require-hashes --no-deps -r requirements/model.txt
+	$(VENV)/bin/pip-sync --quiet requirements/model.txt
+	touch $@
+
+$(AGENT_STAMP): requirements/agent.txt $(VENV_STAMP)
+	test -x $(AGENT_VENV)/bin/python || $(PYTHON) -m venv $(AGENT_VENV)
+	$(AGENT_VENV)/bin/python -m pip install --quiet --require-hashes --no-deps -r requirements/agent.txt
+	$(VENV)/bin/pip-sync --quiet --python-executable $(AGENT_VENV)/bin/python requirements/agent.txt
+	touch $@
+
+install: $(VENV_STAMP) $(AGENT_STAMP) ## Create or sync both venvs from the lock files
+	@echo "model env: $(VENV)  agent env: $(AGENT_VENV)"
+
+lock: $(VENV_STAMP) ## Recompile requirements/*.txt from *.in (upgrades; superset first, then the two envs)
+	cd requirements && CUSTOM_COMPILE_COMMAND="make lock" ../$(LOCK_COMPILE) --upgrade -o constraints.txt constraints.in
+	cd requirements && CUSTOM_COMPILE_COMMAND="make lock" ../$(LOCK_COMPILE) -o model.txt model.in
+	cd requirements && CUSTOM_COMPILE_COMMAND="make lock" ../$(LOCK_COMPILE) -o agent.txt agent.in
+
+# --- quality ------------------------------------------------------------------------------
+
+lint: $(VENV_STAMP) ## ruff check and ruff format --check
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+
+format: $(VENV_STAMP) ## Apply ruff format and safe fixes
+	$(VENV)/bin/ruff check --fix .
+	$(VENV)/bin/ruff format .
+
+test: lint test-models test-orchestration ## Lint, then model tests (.venv), then orchestration tests (agent/.venv)
+
+test-models: $(VENV_STAMP) ## Model tests in the model env (no Prefect)
+	$(PY) -m pytest tests/models $(PYTEST_ARGS)
+
+test-orchestration: $(VENV_STAMP) $(AGENT_STAMP) ## Stack, orchestration and agent tests in agent/.venv
+	$(APY) -m pytest tests/stack tests/orchestration $(PYTEST_ARGS)
+
+clean: ## Remove venvs, caches and local stack state (stops the stack first)
+	-$(MAKE) down 2>/dev/null
+	rm -rf $(VENV) $(AGENT_VENV) .stack .pytest_cache .ruff_cache
+	find . -name __pycache__ -type d -prune -exec rm -rf {} +
+
+# --- data and model (issues 4 and 5): models/ run without Prefect ------------------------
+
+# --- local stack (issue 6): up, down, status, logs, sync-data, blocks, doctor ------------
+
+# --- orchestration (issue 9): deploy, agent, run, backfill, demo --------------------------
+
+# --- docker agent (issue 10): agent-image, agent-docker ----------------------------------
+
+# --- benchmarks (issue 7) -----------------------------------------------------------------

@@ -1,0 +1,33 @@
+"""User-facing errors and the command-line edge that reports them.
+
+A mistake a user can make (a missing file, an unknown header, a bad setting, a server that is
+down) raises ``UserError`` with one sentence that names what and where. The CLI edge prints that
+sentence to stderr and exits with code 2; no traceback reaches the user.
+"""
+
+from __future__ import annotations
+
+import logging
+import sys
+from collections.abc import Callable, Sequence
+
+log = logging.getLogger(__name__)
+
+EXIT_USER_ERROR = 2
+
+
+class UserError(Exception):
+    """An error the user can fix; its message is one sentence naming the file, row or setting."""
+
+
+def run_cli(main: Callable[[Sequence[str] | None], int | None], argv: Sequence[str] | None = None) -> int:
+    """Run a CLI ``main``; turn ``UserError`` into one line on stderr and exit code 2."""
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    try:
+        return int(main(argv) or 0)
+    except UserError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return EXIT_USER_ERROR
+    except KeyboardInterrupt:
+        print("error: interrupted", file=sys.stderr)
+        return 130

@@ -1,0 +1,106 @@
+"""The one place that knows the project's endpoints, bucket, credentials and paths.
+
+Every value comes from an environment variable (or a ``.env`` file in the working
+directory) with a default for the embedded local stack on 127.0.0.1. Pointing the
+project at AWS and Prefect Cloud is a matter of setting these variables, never of
+changing code: see ``.env.example``.
+"""
+
+from __future__ import annotations
+
+from functools import cached_property
+from pathlib import Path
+
+from pydantic import AliasChoices, Field, SecretStr, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+LOCAL_HOST = "127.0.0.1"
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+
+
+class Settings(BaseSettings):
+    """Typed settings; ``TO_BIKES_*`` variables plus the standard AWS/MLflow/Prefect ones."""
+
+    model_config = SettingsConfigDict(
+        env_prefix="TO_BIKES_",
+        env_file=".env",
+        extra="ignore",
+        populate_by_name=True,
+    )
+
+    # Local stack ports (used only where an endpoint is not set explicitly).
+    host: str = LOCAL_HOST
+    prefect_port: int = 4200
+    s3_port: int = 9000
+    mlflow_port: int = 5050
+    state_dir: Path = PROJECT_ROOT / ".stack"
+
+    # S3: an empty endpoint means real AWS (boto3's default resolution).
+    bucket: str = "to-bikes"
+    s3_endpoint_url: str | None = None
+    use_local_s3: bool = True
+    aws_access_key_id: str | None = Field(
+        default=None, validation_alias=AliasChoices("AWS_ACCESS_KEY_ID", "TO_BIKES_AWS_ACCESS_KEY_ID")
+    )
+    aws_secret_access_key: SecretStr | None = Field(
+        default=None,
+        validation_alias=AliasChoices("AWS_SECRET_ACCESS_KEY", "TO_BIKES_AWS_SECRET_ACCESS_KEY"),
+    )
+    aws_region: str = Field(
+        default="us-east-1",
+        validation_alias=AliasChoices("AWS_DEFAULT_REGION", "AWS_REGION", "TO_BIKES_AWS_REGION"),
+    )
+
+    # Key prefixes inside the bucket.
+    raw_prefix: str = "raw"
+    processed_prefix: str = "processed"
+    flows_prefix: str = "flows"
+    mlflow_prefix: str = "mlflow"
+
+    # MLflow and Prefect.
+    mlflow_tracking_uri_override: str | None = Field(
+        default=None, validation_alias=AliasChoices("MLFLOW_TRACKING_URI", "TO_BIKES_MLFLOW_TRACKING_URI")
+    )
+    prefect_api_url_override: str | None = Field(
+        default=None, validation_alias=AliasChoices("PREFECT_API_URL", "TO_BIKES_PREFECT_API_URL")
+    )
+    model_name: str = "to-bikes-member"
+    experiment: str = "to-bikes"
+    work_pool: str = "to-bikes"
+
+    @field_validator("s3_endpoint_url", "mlflow_tracking_uri_override", "prefect_api_url_override")
+    @classmethod
+    def _empty_is_none(cls, value: str | None) -> str | None:
+        return value or None
+
+    @cached_property
+    def s3_endpoint(self) -> str | None:
+        """The S3 endpoint URL, or None for real AWS."""
+        if self.s3_endpoint_url:
+            return self.s3_endpoint_url
+        return f"http://{self.host}:{self.s3_port}" if self.use_local_s3 else None
+
+    @cached_property
+    def mlflow_tracking_uri(self) -> str:
+        return self.mlflow_tracking_uri_override or f"http://{self.host}:{self.mlflow_port}"
+
+    @cached_property
+    def prefect_api_url(self) -> str:
+        return self.prefect_api_url_override or f"http://{self.host}:{self.prefect_port}/api"
+
+    def aws_key_pair(self) -> tuple[str | None, str | None]:
+        """Credentials for boto3; local defaults when talking to the local stack."""
+        secret = self.aws_secret_access_key.get_secret_value() if self.aws_secret_access_key else None
+        if self.aws_access_key_id or secret or not self.use_local_s3:
+            return self.aws_access_key_id, secret
+        return "testing", "testing"
+
+    def s3_uri(self, prefix: str, *parts: str) -> str:
+        """``s3://bucket/prefix/part/...`` for one of the configured prefixes."""
+        key = "/".join(p.strip("/") for p in (prefix, *parts) if p)
+        return f"s3://{self.bucket}/{key}"
+
+
+def load_settings() -> Settings:
+    """Read the settings now (never at import time)."""
+    return Settings()
