@@ -87,6 +87,45 @@ clean: ## Remove venvs, caches and local stack state (stops the stack first)
 # --- data and model (issues 4 and 5): models/ run without Prefect ------------------------
 
 # --- local stack (issue 6): up, down, status, logs, sync-data, blocks, doctor ------------
+# Prefect server (agent/.venv), s3rver (Node.js, stack/package-lock.json) and MLflow server (.venv)
+# on 127.0.0.1; state, logs and pid files under .stack/ (TO_BIKES_STATE_DIR). See `python -m stack -h`.
+STACK := $(PY) -m stack
+DATA ?= data/sample
+STACK_NODE_STAMP := stack/node_modules/.package-lock.json
+# A Prefect server started with PREFECT_SERVER_API_AUTH_STRING needs clients to send the same string.
+ifdef PREFECT_SERVER_API_AUTH_STRING
+PREFECT_API_AUTH_STRING ?= $(PREFECT_SERVER_API_AUTH_STRING)
+export PREFECT_API_AUTH_STRING
+endif
+
+.PHONY: stack-deps up down status logs sync-data blocks doctor
+
+$(STACK_NODE_STAMP): stack/package.json stack/package-lock.json
+	npm ci --prefix stack --no-audit --no-fund --loglevel=error
+
+stack-deps: $(STACK_NODE_STAMP) ## Install the local S3 server (s3rver) from stack/package-lock.json (npm ci)
+
+up: $(VENV_STAMP) $(AGENT_STAMP) $(STACK_NODE_STAMP) ## Start Prefect, S3 and MLflow servers on 127.0.0.1 and wait for health
+	$(STACK) up
+
+down: ## Stop exactly the server processes `make up` started (pid files in .stack/run)
+	$(STACK) down
+
+status: ## One line per server: running/stopped, URL, pid (exit 3 if one is down)
+	$(STACK) status
+
+logs: ## Show the last lines of each server's log (.stack/logs)
+	$(STACK) logs
+
+sync-data: $(VENV_STAMP) ## aws s3 sync DATA (default data/sample) to s3://BUCKET/raw/ and verify checksums
+	$(STACK) sync-data $(DATA)
+
+blocks: $(AGENT_STAMP) ## Register the ToBikesConfig block type; save AWS, S3 bucket and config blocks (idempotent)
+	$(AGENT_VENV)/bin/prefect --no-prompt block register -f orchestration/blocks.py
+	$(APY) -m orchestration.save_blocks
+
+doctor: ## Check services, bucket, raw data, blocks and work pool; one line each with a fix
+	$(STACK) doctor
 
 # --- orchestration (issue 9): deploy, agent, run, backfill, demo --------------------------
 

@@ -67,6 +67,17 @@ class Settings(BaseSettings):
     model_name: str = "to-bikes-member"
     experiment: str = "to-bikes"
     work_pool: str = "to-bikes"
+    # A self-hosted Prefect server started with PREFECT_SERVER_API_AUTH_STRING requires clients
+    # to send the same string (PREFECT_API_AUTH_STRING); either variable sets it here.
+    prefect_auth_string: SecretStr | None = Field(
+        default=None,
+        validation_alias=AliasChoices(
+            "PREFECT_API_AUTH_STRING", "PREFECT_SERVER_API_AUTH_STRING", "TO_BIKES_PREFECT_AUTH_STRING"
+        ),
+    )
+
+    # Local stack: how long `python -m stack up` waits for every server to answer its health check.
+    stack_timeout_s: float = 180.0
 
     @field_validator("s3_endpoint_url", "mlflow_tracking_uri_override", "prefect_api_url_override")
     @classmethod

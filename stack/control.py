@@ -1,0 +1,160 @@
+"""Bring the stack up, down, and report its state; shared by ``python -m stack`` and the test fixtures.
+
+``start_stack`` checks every port before it launches anything, launches the missing servers
+concurrently (Prefect and MLflow each take 12-18 s on a first start) and waits for all of them
+in one loop bounded by ``settings.stack_timeout_s``. Starting twice is harmless: a server whose
+pid file matches a live process is left running.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from models.errors import UserError
+from models.settings import Settings
+from stack.processes import (
+    POLL_S,
+    PidRecord,
+    is_port_free,
+    pid_path,
+    port_in_use_error,
+    probe,
+    read_pid,
+    spawn,
+    stop_record,
+    tail_log,
+)
+from stack.services import SERVICE_NAMES, Service, build_services, state_dir_of
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class ServiceState:
+    """One line of ``status``: a service, its URL and whether it runs and answers."""
+
+    name: str
+    url: str
+    pid: int | None
+    healthy: bool
+
+    def describe(self) -> str:
+        if self.pid is None:
+            return f"{self.name:8} stopped    {self.url}"
+        state = "running" if self.healthy else "unhealthy"
+        return f"{self.name:8} {state:10} {self.url}  pid {self.pid}"
+
+
+def live_record(state: Path, service: Service) -> PidRecord | None:
+    """The pid record of a running service; a stale pid file is removed."""
+    record = read_pid(state, service.name)
+    if record is None:
+        return None
+    if record.is_alive():
+        return record
+    pid_path(state, service.name).unlink(missing_ok=True)
+    return None
+
+
+def check_ports(state: Path, services: list[Service]) -> list[Service]:
+    """The services that need starting; raises if one's port is taken by something else."""
+    ports = [s.port for s in services]
+    duplicate = next((p for p in ports if ports.count(p) > 1), None)
+    if duplicate is not None:
+        raise UserError(
+            f"port {duplicate} is configured for two servers; give each TO_BIKES_*_PORT its own port."
+        )
+    missing = []
+    for service in services:
+        record = live_record(state, service)
+        if record is not None and record.port != service.port:
+            raise UserError(
+                f"the {service.name} server already runs on port {record.port} (pid {record.pid}), not "
+                f"{service.port}; run `make down` before changing its port."
+            )
+        if record is None:
+            if not is_port_free(service.host, service.port):
+                raise port_in_use_error(service)
+            missing.append(service)
+    return missing
+
+
+def wait_healthy(state: Path, services: list[Service], timeout_s: float) -> None:
+    """Poll every service until it answers (bounded); raise naming the first one that died or hung."""
+    pending = list(services)
+    deadline = time.monotonic() + timeout_s
+    while pending:
+        for service in list(pending):
+            if probe(service):
+                pending.remove(service)
+                log.info("%s is up on %s", service.name, service.url)
+            elif live_record(state, service) is None:
+                raise UserError(
+                    f"the {service.name} server exited while starting on {service.url}; its log "
+                    f"{state / 'logs' / (service.name + '.log')} ends with:\n{tail_log(state, service.name)}"
+                )
+        if pending and time.monotonic() > deadline:
+            names = ", ".join(s.name for s in pending)
+            raise UserError(
+                f"{names} did not answer within {timeout_s:.0f} s; see `make logs` ({state / 'logs'})."
+            )
+        if pending:
+            time.sleep(POLL_S)
+
+
+def start_stack(
+    settings: Settings, names: tuple[str, ...] = SERVICE_NAMES, die_with_parent: bool = False
+) -> list[ServiceState]:
+    """Start the named servers that are not running yet and wait until all of them answer."""
+    services = build_services(settings, names)
+    state = state_dir_of(settings)
+    missing = check_ports(state, services)
+    for service in missing:
+        spawn(service, state, die_with_parent)
+    try:
+        wait_healthy(state, services, settings.stack_timeout_s)
+    except UserError:
+        stop_services(state, missing)
+        raise
+    return stack_status(settings, names)
+
+
+def stop_services(state: Path, services: list[Service]) -> list[str]:
+    """Stop the given services (reverse start order) by their pid files; one message each."""
+    messages = []
+    for service in reversed(services):
+        record = read_pid(state, service.name)
+        if record is not None and stop_record(service.name, record):
+            messages.append(f"{service.name:8} stopped (pid {record.pid})")
+        else:
+            messages.append(f"{service.name:8} was not running")
+        pid_path(state, service.name).unlink(missing_ok=True)
+    return messages
+
+
+def stop_stack(settings: Settings, names: tuple[str, ...] = SERVICE_NAMES) -> list[str]:
+    """Stop exactly the processes this stack started (pid files under the state folder)."""
+    return stop_services(state_dir_of(settings), build_services_quietly(settings, names))
+
+
+def build_services_quietly(settings: Settings, names: tuple[str, ...]) -> list[Service]:
+    """Service descriptions for stopping/status, even when a server's binary is missing."""
+    try:
+        return build_services(settings, names)
+    except UserError:
+        ports = {"s3": settings.s3_port, "prefect": settings.prefect_port, "mlflow": settings.mlflow_port}
+        return [Service(n, ports[n], settings.host, [], {}, "/") for n in names if n in ports]
+
+
+def stack_status(settings: Settings, names: tuple[str, ...] = SERVICE_NAMES) -> list[ServiceState]:
+    """The state of each named server: pid (if running) and whether it answers its health check."""
+    state = state_dir_of(settings)
+    result = []
+    for service in build_services_quietly(settings, names):
+        record = live_record(state, service)
+        healthy = record is not None and probe(service)
+        result.append(ServiceState(service.name, service.url, record.pid if record else None, healthy))
+    return result

@@ -1,0 +1,114 @@
+"""A throw-away stack on free ports in a given folder, for tests and scripts (used by tests/conftest.py).
+
+``running_stack`` starts the named servers with their own state folder, a fresh random secret and
+a bucket of its own, yields the environment a client needs (a ``StackEnv``: a dict of variables
+with a few attributes) and always stops what it started, even when the body or the start fails.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import secrets
+import socket
+from collections.abc import Iterator
+from pathlib import Path
+
+from models.settings import LOCAL_HOST, Settings
+from stack.control import start_stack, stop_stack
+from stack.services import SERVICE_NAMES
+
+TEST_BUCKET = "to-bikes-test"
+TEST_KEY_ID = "to-bikes-local"
+TEST_REGION = "us-east-1"
+
+
+class StackEnv(dict[str, str]):
+    """Environment variables for clients of a running stack, plus convenience attributes."""
+
+    @property
+    def endpoint_url(self) -> str:
+        return f"http://{self['TO_BIKES_HOST']}:{self['TO_BIKES_S3_PORT']}"
+
+    @property
+    def bucket(self) -> str:
+        return self["TO_BIKES_BUCKET"]
+
+    @property
+    def state_dir(self) -> Path:
+        return Path(self["TO_BIKES_STATE_DIR"])
+
+    def settings(self) -> Settings:
+        """Settings for exactly this stack, independent of the caller's environment and .env."""
+        ports = {
+            field: int(self[variable])
+            for field, variable in (
+                ("prefect_port", "TO_BIKES_PREFECT_PORT"),
+                ("mlflow_port", "TO_BIKES_MLFLOW_PORT"),
+            )
+            if variable in self
+        }
+        return Settings(
+            _env_file=None,
+            host=self["TO_BIKES_HOST"],
+            s3_port=int(self["TO_BIKES_S3_PORT"]),
+            **ports,
+            state_dir=self.state_dir,
+            bucket=self.bucket,
+            s3_endpoint_url=None,
+            use_local_s3=True,
+            aws_access_key_id=self["AWS_ACCESS_KEY_ID"],
+            aws_secret_access_key=self["AWS_SECRET_ACCESS_KEY"],
+            aws_region=self["AWS_DEFAULT_REGION"],
+            prefect_api_url_override=self.get("PREFECT_API_URL"),
+            mlflow_tracking_uri_override=self.get("MLFLOW_TRACKING_URI"),
+            prefect_auth_string=self.get("PREFECT_API_AUTH_STRING"),
+        )
+
+
+def free_ports(count: int, host: str = LOCAL_HOST) -> list[int]:
+    """``count`` distinct ports that are free right now (held open together while choosing)."""
+    with contextlib.ExitStack() as held:
+        socks = [held.enter_context(socket.socket(socket.AF_INET, socket.SOCK_STREAM)) for _ in range(count)]
+        for sock in socks:
+            sock.bind((host, 0))
+        return [sock.getsockname()[1] for sock in socks]
+
+
+def make_stack_env(
+    state_dir: Path, names: tuple[str, ...] = SERVICE_NAMES, auth_string: str | None = None
+) -> StackEnv:
+    """The environment of a new stack in ``state_dir``: free ports, a random secret, a test bucket."""
+    ports = dict(zip(names, free_ports(len(names)), strict=True))
+    env = StackEnv(
+        TO_BIKES_HOST=LOCAL_HOST,
+        TO_BIKES_STATE_DIR=str(state_dir),
+        TO_BIKES_BUCKET=TEST_BUCKET,
+        TO_BIKES_USE_LOCAL_S3="true",
+        TO_BIKES_S3_ENDPOINT_URL="",
+        TO_BIKES_S3_PORT=str(ports.get("s3", free_ports(1)[0])),
+        AWS_ACCESS_KEY_ID=TEST_KEY_ID,
+        AWS_SECRET_ACCESS_KEY="local-" + secrets.token_hex(12),
+        AWS_DEFAULT_REGION=TEST_REGION,
+    )
+    if "prefect" in ports:
+        env["TO_BIKES_PREFECT_PORT"] = str(ports["prefect"])
+        env["PREFECT_API_URL"] = f"http://{LOCAL_HOST}:{ports['prefect']}/api"
+        env["PREFECT_HOME"] = str(state_dir / "prefect")
+    if "mlflow" in ports:
+        env["TO_BIKES_MLFLOW_PORT"] = str(ports["mlflow"])
+        env["MLFLOW_TRACKING_URI"] = f"http://{LOCAL_HOST}:{ports['mlflow']}"
+    if auth_string is not None:
+        env["PREFECT_SERVER_API_AUTH_STRING"] = auth_string
+        env["PREFECT_API_AUTH_STRING"] = auth_string
+    return env
+
+
+@contextlib.contextmanager
+def running_stack(env: StackEnv, names: tuple[str, ...] = SERVICE_NAMES) -> Iterator[StackEnv]:
+    """Start ``names`` for ``env`` and yield it; stop them afterwards, whatever happened."""
+    settings = env.settings()
+    try:
+        start_stack(settings, names, die_with_parent=True)
+        yield env
+    finally:
+        stop_stack(settings, names)
