@@ -1,0 +1,43 @@
+"""The project's own Prefect block type, ``ToBikesConfig``: where the pipeline's data and models live.
+
+``prefect block register -f orchestration/blocks.py`` registers the type (``make blocks`` does);
+``orchestration/save_blocks.py`` saves the document "to-bikes" from the settings. Flows load it by
+name, so a deployment on another machine (or against Prefect Cloud and AWS) finds the bucket,
+prefixes, MLflow URI and model name without reading local environment variables. No secret is
+held here: credentials live in the ``AwsCredentials`` block "to-bikes-aws".
+
+This file imports only Prefect and pydantic: ``prefect block register -f`` loads it as a script,
+without the project root on ``sys.path``.
+"""
+
+from __future__ import annotations
+
+from prefect.blocks.core import Block
+from pydantic import Field
+
+CONFIG_BLOCK_NAME = "to-bikes"
+
+
+class ToBikesConfig(Block):
+    """Bucket, key prefixes, MLflow tracking URI and registered model name of the to-bikes pipeline."""
+
+    _block_type_name = "ToBikesConfig"
+    _block_type_slug = "to-bikes-config"
+    _description = "Where to-bikes keeps raw and processed data, code bundles and MLflow artifacts."
+
+    bucket: str = Field(description="S3 bucket holding raw/, processed/, flows/ and mlflow/.")
+    raw_prefix: str = Field(default="raw", description="Key prefix of the raw CSV/ZIP files.")
+    processed_prefix: str = Field(default="processed", description="Key prefix of the processed Parquet.")
+    flows_prefix: str = Field(default="flows", description="Key prefix of the code bundles.")
+    mlflow_prefix: str = Field(default="mlflow", description="Key prefix of the MLflow artifacts.")
+    s3_endpoint_url: str | None = Field(default=None, description="S3 endpoint; empty means AWS.")
+    aws_region: str = Field(default="us-east-1", description="AWS region of the bucket.")
+    mlflow_tracking_uri: str = Field(description="MLflow tracking server URI.")
+    experiment: str = Field(default="to-bikes", description="MLflow experiment name.")
+    model_name: str = Field(default="to-bikes-member", description="Registered model name.")
+    work_pool: str = Field(default="to-bikes", description="Prefect work pool that runs the flows.")
+
+    def s3_uri(self, prefix: str, *parts: str) -> str:
+        """``s3://bucket/prefix/part/...``, the same layout as ``models.settings.Settings.s3_uri``."""
+        key = "/".join(p.strip("/") for p in (prefix, *parts) if p)
+        return f"s3://{self.bucket}/{key}"

@@ -1,0 +1,157 @@
+"""Save the project's Prefect blocks and work pool from the settings, idempotently (``make blocks``).
+
+Saves ``AwsCredentials`` "to-bikes-aws" (the secret as a ``SecretStr``, the S3 endpoint in
+``aws_client_parameters`` when it is not AWS), ``S3Bucket`` "to-bikes-bucket" (referring to those
+credentials) and ``ToBikesConfig`` "to-bikes", and creates the process work pool if it is missing.
+A block whose stored values already equal the settings is not written again, so a rerun changes
+nothing; a changed setting updates the block in place (same document id, so references stay
+valid). Only block names and "created/updated/unchanged" are printed, never a value.
+
+Run from the project root with the agent environment: ``agent/.venv/bin/python -m orchestration.save_blocks``.
+"""
+
+from __future__ import annotations
+
+import logging
+import urllib.error
+import urllib.request
+from collections.abc import Sequence
+from typing import Any
+
+from prefect.blocks.core import Block
+from prefect_aws import AwsCredentials, S3Bucket
+from prefect_aws.client_parameters import AwsClientParameters
+from pydantic import BaseModel, SecretStr
+
+from models.errors import UserError, run_cli
+from models.settings import Settings, load_settings
+from orchestration.blocks import CONFIG_BLOCK_NAME, ToBikesConfig
+
+log = logging.getLogger(__name__)
+
+AWS_BLOCK_NAME = "to-bikes-aws"
+BUCKET_BLOCK_NAME = "to-bikes-bucket"
+HEALTH_TIMEOUT_S = 5
+
+
+def build_credentials(settings: Settings) -> AwsCredentials:
+    """AWS credentials from the settings; the local endpoint goes into ``aws_client_parameters``."""
+    key_id, secret = settings.aws_key_pair()
+    parameters = AwsClientParameters(endpoint_url=settings.s3_endpoint) if settings.s3_endpoint else None
+    return AwsCredentials(
+        aws_access_key_id=key_id,
+        aws_secret_access_key=SecretStr(secret) if secret else None,
+        region_name=settings.aws_region,
+        aws_client_parameters=parameters or AwsClientParameters(),
+    )
+
+
+def build_config(settings: Settings) -> ToBikesConfig:
+    """The project configuration block (no secrets)."""
+    return ToBikesConfig(
+        bucket=settings.bucket,
+        raw_prefix=settings.raw_prefix,
+        processed_prefix=settings.processed_prefix,
+        flows_prefix=settings.flows_prefix,
+        mlflow_prefix=settings.mlflow_prefix,
+        s3_endpoint_url=settings.s3_endpoint,
+        aws_region=settings.aws_region,
+        mlflow_tracking_uri=settings.mlflow_tracking_uri,
+        experiment=settings.experiment,
+        model_name=settings.model_name,
+        work_pool=settings.work_pool,
+    )
+
+
+def block_values(model: BaseModel) -> dict[str, Any]:
+    """Every field of a block (or pydantic model) as plain values, for an equality check."""
+    return {name: comparable(getattr(model, name)) for name in type(model).model_fields}
+
+
+def comparable(value: Any) -> Any:
+    """A plain structure of a block's values (secrets revealed) for an equality check; never logged."""
+    if isinstance(value, SecretStr):
+        return ("secret", value.get_secret_value())
+    if isinstance(value, Block):  # a nested block is stored as a reference to its document
+        return {"$document": value._block_document_name, **block_values(value)}
+    if isinstance(value, BaseModel):
+        return block_values(value)
+    if isinstance(value, dict):
+        return {key: comparable(item) for key, item in value.items()}
+    if isinstance(value, list | tuple):
+        return [comparable(item) for item in value]
+    return value
+
+
+def save_block(block: Block, name: str) -> str:
+    """Save ``block`` as ``name`` unless the stored document already holds the same values."""
+    label = f"{type(block).__name__}/{name}"
+    try:
+        existing = type(block).load(name)
+    except ValueError:
+        existing = None
+    if existing is not None and block_values(existing) == block_values(block):
+        block._block_document_id = existing._block_document_id
+        block._block_document_name = name
+        outcome = "unchanged"
+    else:
+        block.save(name, overwrite=True)
+        outcome = "created" if existing is None else "updated"
+    log.info("%s: %s", label, outcome)
+    return f"{label}: {outcome}"
+
+
+def ensure_work_pool(name: str) -> str:
+    """Create the process work pool ``name`` with Prefect's default job template if it is missing."""
+    from prefect.client.orchestration import get_client
+    from prefect.client.schemas.actions import WorkPoolCreate
+    from prefect.exceptions import ObjectNotFound
+    from prefect.workers.process import ProcessWorker
+
+    with get_client(sync_client=True) as client:
+        try:
+            client.read_work_pool(name)
+            outcome = "unchanged"
+        except ObjectNotFound:
+            template = ProcessWorker.get_default_base_job_template()
+            client.create_work_pool(WorkPoolCreate(name=name, type="process", base_job_template=template))
+            outcome = "created"
+    log.info("work pool %s: %s", name, outcome)
+    return f"WorkPool/{name}: {outcome}"
+
+
+def check_prefect_api(settings: Settings) -> None:
+    """Fail in one sentence when the Prefect API does not answer (instead of a client traceback)."""
+    url = settings.prefect_api_url.rstrip("/") + "/health"
+    try:
+        with urllib.request.urlopen(url, timeout=HEALTH_TIMEOUT_S):  # noqa: S310 (the configured API URL)
+            return
+    except (urllib.error.URLError, OSError) as exc:
+        raise UserError(
+            f"the Prefect API at {settings.prefect_api_url} does not answer ({exc}); run `make up` "
+            "or set PREFECT_API_URL."
+        ) from exc
+
+
+def save_all(settings: Settings) -> list[str]:
+    """Save the three blocks and the work pool; one "Type/name: outcome" line each."""
+    check_prefect_api(settings)
+    credentials = build_credentials(settings)
+    lines = [save_block(credentials, AWS_BLOCK_NAME)]
+    bucket = S3Bucket(bucket_name=settings.bucket, credentials=credentials)
+    lines.append(save_block(bucket, BUCKET_BLOCK_NAME))
+    lines.append(save_block(build_config(settings), CONFIG_BLOCK_NAME))
+    lines.append(ensure_work_pool(settings.work_pool))
+    return lines
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Save everything and print one line per block (names and outcomes only)."""
+    del argv
+    for line in save_all(load_settings()):
+        print(line)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(run_cli(main))
