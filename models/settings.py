@@ -76,6 +76,11 @@ class Settings(BaseSettings):
         ),
     )
 
+    # Prefect Cloud's API key (read for the doctor's checks; Prefect reads PREFECT_API_KEY itself).
+    prefect_api_key: SecretStr | None = Field(
+        default=None, validation_alias=AliasChoices("PREFECT_API_KEY", "TO_BIKES_PREFECT_API_KEY")
+    )
+
     # Local stack: how long `python -m stack up` waits for every server to answer its health check.
     stack_timeout_s: float = 180.0
 

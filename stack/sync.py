@@ -68,7 +68,7 @@ def scan_source(source: Path, prefix: str) -> list[LocalFile]:
     return files
 
 
-def s3_client(settings: Settings) -> Any:
+def s3_client(settings: Settings, attempts: int = 8) -> Any:
     """A boto3 S3 client for the configured endpoint and key pair (AWS default chain when unset)."""
     import boto3
     from botocore.config import Config
@@ -80,7 +80,7 @@ def s3_client(settings: Settings) -> Any:
         aws_access_key_id=key_id,
         aws_secret_access_key=secret,
         region_name=settings.aws_region,
-        config=Config(retries={"mode": "standard", "max_attempts": 8}),
+        config=Config(retries={"mode": "standard", "max_attempts": attempts}),
     )
 
 

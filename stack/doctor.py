@@ -1,0 +1,173 @@
+"""``make doctor``: one line per check of everything the pipeline needs, with a fix for each failure.
+
+The checks talk HTTP to the Prefect and MLflow APIs and S3 to the bucket, using the settings only,
+so they work the same against the local stack and against Prefect Cloud / AWS. Prefect is not
+imported (this runs in the model environment). Nothing secret is printed.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import urllib.error
+import urllib.request
+from dataclasses import dataclass
+from typing import Any
+
+from botocore.exceptions import BotoCoreError, ClientError
+
+from models.settings import Settings
+from stack.sync import s3_client
+
+HTTP_TIMEOUT_S = 5
+EXIT_FAILED = 3
+BLOCKS = (
+    ("aws-credentials", "to-bikes-aws"),
+    ("s3-bucket", "to-bikes-bucket"),
+    ("to-bikes-config", "to-bikes"),
+)
+
+
+@dataclass(frozen=True)
+class Check:
+    """The outcome of one check: what was looked at, whether it passed, and how to fix it."""
+
+    name: str
+    ok: bool
+    detail: str
+    fix: str = ""
+
+    def line(self) -> str:
+        if self.ok:
+            return f"ok    {self.name:36} {self.detail}"
+        return f"FAIL  {self.name:36} {self.detail} -> fix: {self.fix}"
+
+
+def http_get(url: str, headers: dict[str, str] | None = None) -> tuple[int, Any]:
+    """Status and parsed JSON (or text) of a GET; status 0 with the reason when unreachable."""
+    request = urllib.request.Request(url, headers=headers or {})  # noqa: S310 (configured API URLs)
+    try:
+        with urllib.request.urlopen(request, timeout=HTTP_TIMEOUT_S) as response:  # noqa: S310
+            body = response.read().decode(errors="replace")
+            status = response.status
+    except urllib.error.HTTPError as exc:
+        return exc.code, exc.reason
+    except (urllib.error.URLError, OSError) as exc:
+        return 0, str(getattr(exc, "reason", exc))
+    try:
+        return status, json.loads(body)
+    except ValueError:
+        return status, body
+
+
+def prefect_headers(settings: Settings) -> dict[str, str]:
+    """Prefect Cloud's API key (bearer) or a self-hosted server's auth string (basic)."""
+    if settings.prefect_api_key is not None:
+        return {"Authorization": f"Bearer {settings.prefect_api_key.get_secret_value()}"}
+    if settings.prefect_auth_string is not None:
+        token = base64.b64encode(settings.prefect_auth_string.get_secret_value().encode()).decode()
+        return {"Authorization": f"Basic {token}"}
+    return {}
+
+
+def check_s3_endpoint(settings: Settings) -> Check:
+    if not settings.s3_endpoint:
+        return Check("s3 endpoint", True, "AWS (no custom endpoint)")
+    status, reason = http_get(settings.s3_endpoint + "/")
+    if status:
+        return Check("s3 endpoint", True, f"{settings.s3_endpoint} answers")
+    return Check("s3 endpoint", False, f"{settings.s3_endpoint} does not answer ({reason})", "make up")
+
+
+def check_bucket(settings: Settings) -> Check:
+    name = f"bucket {settings.bucket}"
+    try:
+        s3_client(settings, attempts=2).head_bucket(Bucket=settings.bucket)
+    except (BotoCoreError, ClientError) as exc:
+        fix = "make up (the local S3 server creates it) or create it on AWS; check AWS_* and TO_BIKES_BUCKET"
+        return Check(name, False, f"not reachable ({type(exc).__name__})", fix)
+    return Check(name, True, "exists and the key pair can read it")
+
+
+def check_raw_data(settings: Settings) -> Check:
+    name = f"raw data {settings.raw_prefix}/"
+    try:
+        client = s3_client(settings, attempts=2)
+        listing = client.list_objects_v2(Bucket=settings.bucket, Prefix=f"{settings.raw_prefix}/")
+    except (BotoCoreError, ClientError) as exc:
+        return Check(name, False, f"cannot list ({type(exc).__name__})", "fix the bucket check first")
+    count = listing.get("KeyCount", 0)
+    if count:
+        more = "+" if listing.get("IsTruncated") else ""
+        return Check(name, True, f"{count}{more} objects under {settings.s3_uri(settings.raw_prefix)}/")
+    return Check(name, False, "no objects", "make sync-data (or DATA=data/raw make sync-data)")
+
+
+def check_prefect(settings: Settings) -> Check:
+    status, reason = http_get(settings.prefect_api_url.rstrip("/") + "/health")
+    if status == 200:
+        return Check("prefect api", True, f"{settings.prefect_api_url} healthy")
+    return Check("prefect api", False, f"{settings.prefect_api_url} answers {status or reason}", "make up")
+
+
+def check_mlflow(settings: Settings) -> Check:
+    uri = settings.mlflow_tracking_uri
+    status, reason = http_get(uri.rstrip("/") + "/health")
+    if status == 200:
+        return Check("mlflow server", True, f"{uri} healthy")
+    return Check("mlflow server", False, f"{uri} answers {status or reason}", "make up")
+
+
+def check_mlflow_artifacts(settings: Settings) -> Check:
+    """The tracking server can list its artifact store (its own S3 access works)."""
+    url = settings.mlflow_tracking_uri.rstrip("/") + "/api/2.0/mlflow-artifacts/artifacts?path="
+    status, reason = http_get(url)
+    if status == 200:
+        return Check("mlflow artifacts", True, "the server lists its artifact store")
+    fix = "make down && make up (the MLflow server needs the S3 server and the AWS key pair)"
+    return Check("mlflow artifacts", False, f"artifact listing answers {status or reason}", fix)
+
+
+def check_prefect_object(settings: Settings, name: str, path: str, fix: str) -> Check:
+    status, _ = http_get(settings.prefect_api_url.rstrip("/") + path, prefect_headers(settings))
+    if status == 200:
+        return Check(name, True, "saved")
+    if status == 0:
+        return Check(name, False, "not checked: the Prefect API does not answer", "make up")
+    if status in (401, 403):
+        return Check(name, False, f"refused ({status})", "set PREFECT_API_AUTH_STRING (or PREFECT_API_KEY)")
+    return Check(name, False, "missing" if status == 404 else f"answers {status}", fix)
+
+
+def check_prefect_objects(settings: Settings) -> list[Check]:
+    """One check per block document saved by ``make blocks``, and one for the work pool."""
+    checks = [
+        check_prefect_object(
+            settings,
+            f"block {slug}/{name}",
+            f"/block_types/slug/{slug}/block_documents/name/{name}",
+            "make blocks",
+        )
+        for slug, name in BLOCKS
+    ]
+    pool = settings.work_pool
+    checks.append(check_prefect_object(settings, f"work pool {pool}", f"/work_pools/{pool}", "make blocks"))
+    return checks
+
+
+def run_doctor(settings: Settings) -> int:
+    """Run every check, print one line each; exit 3 when one failed."""
+    checks = (
+        check_s3_endpoint,
+        check_bucket,
+        check_raw_data,
+        check_prefect,
+        check_mlflow,
+        check_mlflow_artifacts,
+    )
+    results = [check(settings) for check in checks] + check_prefect_objects(settings)
+    for result in results:
+        print(result.line())
+    failed = sum(not r.ok for r in results)
+    print(f"{len(results) - failed} passed, {failed} failed")
+    return EXIT_FAILED if failed else 0
