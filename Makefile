@@ -86,6 +86,26 @@ clean: ## Remove venvs, caches and local stack state (stops the stack first)
 
 # --- data and model (issues 4 and 5): models/ run without Prefect ------------------------
 
+# Data (issue 4): the synthetic sample, preprocessing (local path or s3:// URI) and the real-data fetch.
+SAMPLE_DEST ?= data/sample
+SAMPLE_ROWS ?= 40000
+PREPROCESS_INPUT ?= $(SAMPLE_DEST)
+PREPROCESS_OUTPUT ?= data/processed/trips.parquet
+PERIOD ?=
+FETCH_YEARS ?= 2024 2025
+FETCH_DEST ?= data/raw
+.PHONY: fetch-data
+
+sample-data: $(VENV_STAMP) ## Generate the deterministic synthetic sample in data/sample (seed 7, all six eras)
+	$(PY) -m models.sample --dest $(SAMPLE_DEST) --seed 7 --rows $(SAMPLE_ROWS)
+
+preprocess: $(VENV_STAMP) ## Raw CSV/ZIP -> trips Parquet + quarantine + quality report (PREPROCESS_INPUT/OUTPUT, PERIOD)
+	$(PY) -m models.preprocess --input $(PREPROCESS_INPUT) --output $(PREPROCESS_OUTPUT) $(if $(PERIOD),--period $(PERIOD))
+
+fetch-data: $(VENV_STAMP) ## Download the real yearly ZIPs via the City's CKAN API into data/raw (FETCH_YEARS)
+	$(PY) -m models.fetch --years $(FETCH_YEARS) --dest $(FETCH_DEST)
+
+
 # --- local stack (issue 6): up, down, status, logs, sync-data, blocks, doctor ------------
 # Prefect server (agent/.venv), s3rver (Node.js, stack/package-lock.json) and MLflow server (.venv)
 # on 127.0.0.1; state, logs and pid files under .stack/ (TO_BIKES_STATE_DIR). See `python -m stack -h`.

@@ -1,0 +1,202 @@
+"""The data-quality record of one preprocessing run: counts per era and file, quarantine reasons,
+rows kept with nulls, label share per month, and loud warnings.
+
+The counts are accumulated batch by batch while the data streams past, so the report costs no
+second pass. A month whose member share moves more than ``SHARE_JUMP`` from the previous month
+present gets a warning: the real 2023 files collapsed their labels (about 6% members), and a model
+must not be trained silently on that.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections import Counter
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+import pyarrow as pa
+import pyarrow.compute as pc
+
+log = logging.getLogger(__name__)
+
+SHARE_JUMP = 0.25
+MIN_MONTH_TRIPS = 100  # fewer trips than this in a month are too few to judge its share
+
+
+@dataclass
+class FileStats:
+    """What one input CSV was and what became of its rows."""
+
+    era: str
+    encoding: str
+    bom: bool
+    time_format: str
+    digest: str
+    rows_in: int = 0
+    rows_out: int = 0
+    quarantined: int = 0
+    blank_lines: int = 0
+    repaired_rows: int = 0
+
+
+@dataclass
+class QualityTracker:
+    """Running totals for a run; ``summary`` and ``report`` turn them into JSON-ready dicts."""
+
+    files: dict[str, FileStats] = field(default_factory=dict)
+    by_reason: Counter = field(default_factory=Counter)
+    by_era: Counter = field(default_factory=Counter)
+    kept_with_nulls: Counter = field(default_factory=Counter)
+    month_labels: dict[str, Counter] = field(default_factory=dict)
+
+    def add_reasons(self, source: str, reasons: pa.Array) -> None:
+        """Count one batch's rows: kept (null reason) or quarantined by reason."""
+        stats = self.files[source]
+        stats.rows_in += len(reasons)
+        self.by_era[stats.era] += len(reasons)
+        quarantined = len(reasons) - reasons.null_count
+        stats.quarantined += quarantined
+        stats.rows_out += reasons.null_count
+        if quarantined:
+            for item in pc.value_counts(reasons.drop_null()).to_pylist():
+                self.by_reason[item["values"]] += item["counts"]
+
+    def add_labels(self, start: pa.Array, labels: pa.Array) -> None:
+        """Count kept trips per start month and label."""
+        month = pc.strftime(pc.floor_temporal(start, unit="month"), format="%Y-%m")
+        table = pa.table({"month": month, "label": labels})
+        counts = table.group_by(["month", "label"]).aggregate([([], "count_all")])
+        for row in counts.to_pylist():
+            self.month_labels.setdefault(row["month"], Counter())[row["label"]] += row["count_all"]
+
+    @property
+    def rows_in(self) -> int:
+        return sum(f.rows_in for f in self.files.values())
+
+    @property
+    def rows_out(self) -> int:
+        return sum(f.rows_out for f in self.files.values())
+
+    @property
+    def quarantined(self) -> int:
+        return sum(f.quarantined for f in self.files.values())
+
+
+def month_shares(tracker: QualityTracker) -> dict[str, dict[str, Any]]:
+    """Per month: member and casual counts and the member share, in month order."""
+    shares = {}
+    for month in sorted(tracker.month_labels):
+        counts = tracker.month_labels[month]
+        total = counts["member"] + counts["casual"]
+        share = round(counts["member"] / total, 4) if total else None
+        shares[month] = {"member": counts["member"], "casual": counts["casual"], "member_share": share}
+    return shares
+
+
+def share_warnings(shares: dict[str, dict[str, Any]], jump: float = SHARE_JUMP) -> list[str]:
+    """One warning per month whose member share moved more than ``jump`` from the previous month."""
+    warnings, previous = [], None
+    for month, row in shares.items():
+        share = row["member_share"]
+        if share is None or row["member"] + row["casual"] < MIN_MONTH_TRIPS:
+            continue
+        if previous is not None and abs(share - previous[1]) > jump:
+            warnings.append(
+                f"LABEL SHIFT: member share {share:.1%} in {month} vs {previous[1]:.1%} in {previous[0]} "
+                f"(moved more than {jump:.0%} points); check the labels before training on it."
+            )
+        previous = (month, share)
+    return warnings
+
+
+def overall_share(tracker: QualityTracker) -> dict[str, float]:
+    """Share of member and casual among all kept trips."""
+    totals: Counter = Counter()
+    for counts in tracker.month_labels.values():
+        totals.update(counts)
+    total = totals["member"] + totals["casual"]
+    return {label: round(totals[label] / total, 4) if total else 0.0 for label in ("member", "casual")}
+
+
+def build_summary(tracker: QualityTracker, **extra: Any) -> dict[str, Any]:
+    """The run's summary (what the CLI prints): totals, reasons, eras, files, label shares, warnings."""
+    shares = month_shares(tracker)
+    warnings = share_warnings(shares)
+    for warning in warnings:
+        log.warning("%s", warning)
+    return {
+        "rows_in": tracker.rows_in,
+        "rows_out": tracker.rows_out,
+        "quarantined": tracker.quarantined,
+        "by_reason": dict(sorted(tracker.by_reason.items())),
+        "by_era": dict(sorted(tracker.by_era.items())),
+        "by_file": {name: stats.rows_in for name, stats in tracker.files.items()},
+        "kept_with_nulls": dict(sorted(tracker.kept_with_nulls.items())),
+        "label_share": overall_share(tracker),
+        "label_share_by_month": {month: row["member_share"] for month, row in shares.items()},
+        "warnings": warnings,
+        **extra,
+    }
+
+
+def build_report(tracker: QualityTracker, summary: dict[str, Any]) -> dict[str, Any]:
+    """The full JSON report: the summary plus per-file detail and monthly label counts."""
+    return {
+        **summary,
+        "files": {name: asdict(stats) for name, stats in tracker.files.items()},
+        "label_counts_by_month": month_shares(tracker),
+    }
+
+
+def render_file_row(name: str, f: dict[str, Any]) -> str:
+    """One Markdown table row for a file's stats."""
+    bom = "yes" if f["bom"] else "no"
+    counts = " | ".join(
+        str(f[k]) for k in ("rows_in", "rows_out", "quarantined", "blank_lines", "repaired_rows")
+    )
+    return f"| {name} | {f['era']} | {f['encoding']} | {bom} | `{f['time_format']}` | {counts} |"
+
+
+def render_markdown(report: dict[str, Any]) -> str:
+    """The report as Markdown: warnings first and loud, then the tables."""
+    lines = ["# Data-quality report", ""]
+    for warning in report["warnings"]:
+        lines.append(f"> **WARNING** {warning}")
+    if report["warnings"]:
+        lines.append("")
+    lines += [
+        f"Input `{report.get('input')}` ({report.get('input_digest')}); "
+        f"period {report.get('period') or 'all'}, minimum duration {report.get('min_duration_s')} s.",
+        "",
+        f"Rows in **{report['rows_in']}** = kept **{report['rows_out']}** + quarantined "
+        f"**{report['quarantined']}**.",
+        "",
+        "## Quarantine reasons",
+        "",
+        "| reason | rows |",
+        "|---|---:|",
+        *[f"| {reason} | {count} |" for reason, count in report["by_reason"].items()],
+        "",
+        "## Kept with nulls",
+        "",
+        "| column | rows |",
+        "|---|---:|",
+        *[f"| {name} | {count} |" for name, count in report["kept_with_nulls"].items()],
+        "",
+        "## Files",
+        "",
+        "| file | era | encoding | BOM | time format | rows in | kept | quarantined | blank | repaired |",
+        "|---|---|---|---|---|---:|---:|---:|---:|---:|",
+        *[render_file_row(name, stats) for name, stats in report["files"].items()],
+        "",
+        "## Label share per month",
+        "",
+        "| month | member | casual | member share |",
+        "|---|---:|---:|---:|",
+        *[
+            f"| {month} | {row['member']} | {row['casual']} | {row['member_share']} |"
+            for month, row in report["label_counts_by_month"].items()
+        ],
+        "",
+    ]
+    return "\n".join(lines)

@@ -1,0 +1,191 @@
+"""Finding the CSV files in an input (folder, CSV, ZIP, S3 prefix) and streaming them as string batches.
+
+Inputs are handled one file at a time: an S3 object is downloaded, a ZIP unpacked (nested ZIPs and
+sub-folders included, ``__MACOSX`` junk ignored) into a scratch folder, read, then deleted, so disk
+and memory hold one file at most. Each CSV is read by pyarrow in record batches with every column
+as a string; rows with the wrong number of fields are handed back for quarantine, never dropped.
+"""
+
+from __future__ import annotations
+
+import codecs
+import csv
+import hashlib
+import logging
+import shutil
+import zipfile
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path, PurePosixPath
+
+import pyarrow as pa
+import pyarrow.csv as pacsv
+
+from models import storage
+from models.errors import UserError
+from models.schema import UTF8_BOM, Era
+from models.settings import Settings
+
+log = logging.getLogger(__name__)
+
+BLOCK_SIZE = 16 * 1024 * 1024
+SCAN_CHUNK = 8 * 1024 * 1024
+ENCODINGS = ("utf-8", "cp1252", "latin-1")
+
+
+@dataclass(frozen=True)
+class CsvFile:
+    """One CSV to read: where it is on disk and the name it is reported under."""
+
+    source: str
+    path: Path
+
+
+@dataclass(frozen=True)
+class FileScan:
+    """What a full pass over the bytes found: encoding, digest, header line, BOM and blank lines."""
+
+    encoding: str
+    digest: str
+    header: str
+    bom: bool
+    blank_lines: int
+
+
+@dataclass
+class OddRows:
+    """Rows the CSV parser could not shape: blank lines, repaired rows and rows to quarantine."""
+
+    expected: int
+    blank: int = 0
+    repaired: list[list[str]] = field(default_factory=list)
+    broken: list[str] = field(default_factory=list)
+
+    def handle(self, row: pacsv.InvalidRow) -> str:
+        """pyarrow's invalid-row hook: sort the row, then always skip it in the parsed batch."""
+        text = row.text or ""
+        if not text.strip(" \r\n,"):
+            self.blank += 1
+            return "skip"
+        fields = next(csv.reader([text]), [])
+        extra = fields[self.expected :]
+        if len(fields) > self.expected and not any(value.strip() for value in extra):
+            self.repaired.append(fields[: self.expected])
+        else:
+            self.broken.append(text.rstrip("\r\n"))
+        return "skip"
+
+    def repaired_batch(self, names: list[str]) -> pa.RecordBatch | None:
+        """The rows that only had extra empty trailing fields, as one string batch."""
+        if not self.repaired:
+            return None
+        columns = [pa.array([r[i] for r in self.repaired], pa.string()) for i in range(len(names))]
+        return pa.RecordBatch.from_arrays(columns, names=names)
+
+
+def is_junk(name: str) -> bool:
+    """ZIP entries that are not data: macOS resource forks and folders."""
+    parts = PurePosixPath(name).parts
+    return name.endswith("/") or "__MACOSX" in parts or (bool(parts) and parts[-1].startswith("._"))
+
+
+def unpack_zip(path: Path, dest: Path, source: str) -> list[CsvFile]:
+    """Every CSV inside a ZIP (recursing into nested ZIPs); a corrupt archive is a UserError."""
+    found: list[CsvFile] = []
+    try:
+        with zipfile.ZipFile(path) as archive:
+            for number, info in enumerate(archive.infolist()):
+                if is_junk(info.filename):
+                    continue
+                name = PurePosixPath(info.filename)
+                if name.suffix.lower() not in storage.DATA_SUFFIXES:
+                    log.info("skipping %s!%s: not a CSV or ZIP", source, info.filename)
+                    continue
+                target = dest / f"member_{number}{name.suffix.lower()}"
+                with archive.open(info) as src, target.open("wb") as out:
+                    shutil.copyfileobj(src, out, SCAN_CHUNK)
+                inner = f"{source}!{info.filename}"
+                if name.suffix.lower() == ".zip":
+                    nested = dest / f"{target.stem}_unzipped"
+                    nested.mkdir()
+                    found.extend(unpack_zip(target, nested, inner))
+                else:
+                    found.append(CsvFile(source=inner, path=target))
+    except (zipfile.BadZipFile, OSError, EOFError) as exc:
+        raise UserError(f"File {source} is not a readable ZIP archive ({exc}).") from exc
+    return found
+
+
+def display_name(uri: str, root: str) -> str:
+    """The input's name relative to the folder or prefix given on the command line."""
+    base = root.rstrip("/")
+    return uri[len(base) + 1 :] if uri.startswith(base + "/") else Path(uri).name
+
+
+def iter_csv_files(root: str, work: Path, settings: Settings | None = None) -> Iterator[CsvFile]:
+    """Each CSV of the input in name order; the scratch copy of each input is removed after use."""
+    inputs = storage.list_inputs(root, settings)
+    if not inputs:
+        raise UserError(f"Input {root} holds no .csv or .zip files.")
+    for index, uri in enumerate(inputs):
+        scratch = work / f"input_{index}"
+        scratch.mkdir(parents=True)
+        try:
+            local = storage.open_local(uri, scratch, settings)
+            source = display_name(uri, root)
+            if local.suffix.lower() == ".zip":
+                yield from unpack_zip(local, scratch, source)
+            else:
+                yield CsvFile(source=source, path=local)
+        finally:
+            shutil.rmtree(scratch, ignore_errors=True)
+
+
+def count_blank_lines(data: bytes) -> int:
+    """Empty lines in a chunk (the CSV reader skips them; the report counts them)."""
+    return data.count(b"\n\n") + data.count(b"\n\r\n")
+
+
+def scan_file(path: Path, source: str) -> FileScan:
+    """One pass over the bytes: SHA-256, the first encoding that decodes all of them, the header line."""
+    for encoding in ENCODINGS:
+        digest, decoder, header = hashlib.sha256(), codecs.getincrementaldecoder(encoding)(), ""
+        blank, last = 0, b""
+        try:
+            with path.open("rb") as src:
+                while chunk := src.read(SCAN_CHUNK):
+                    digest.update(chunk)
+                    blank += count_blank_lines(last + chunk) - count_blank_lines(last)
+                    last = chunk[-2:]
+                    text = decoder.decode(chunk)
+                    if not header and text:
+                        header = text
+            decoder.decode(b"", final=True)
+        except UnicodeDecodeError:
+            log.info("%s is not %s; trying the next encoding", source, encoding)
+            continue
+        except OSError as exc:
+            raise UserError(f"File {source} could not be read ({exc}).") from exc
+        first = header.splitlines()[0] if header.strip() else ""
+        if not first.strip():
+            raise UserError(f"File {source} is empty or has a blank header line.")
+        bom = first.startswith(UTF8_BOM)
+        return FileScan(encoding, f"sha256:{digest.hexdigest()}", first, bom, blank)
+    raise UserError(f"File {source} could not be decoded.")  # latin-1 decodes anything
+
+
+def read_batches(csv_file: CsvFile, era: Era, encoding: str, odd: OddRows) -> Iterator[pa.RecordBatch]:
+    """The file's data rows as string batches under the era's column names (header skipped)."""
+    names = list(era.header)
+    read_options = pacsv.ReadOptions(
+        column_names=names, skip_rows=1, block_size=BLOCK_SIZE, encoding=encoding.replace("-", "")
+    )
+    parse_options = pacsv.ParseOptions(invalid_row_handler=odd.handle)
+    convert_options = pacsv.ConvertOptions(
+        column_types=dict.fromkeys(names, pa.string()), strings_can_be_null=False
+    )
+    try:
+        reader = pacsv.open_csv(csv_file.path, read_options, parse_options, convert_options)
+        yield from reader
+    except (pa.ArrowInvalid, OSError) as exc:
+        raise UserError(f"File {csv_file.source} could not be parsed as CSV ({exc}).") from exc

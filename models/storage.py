@@ -1,0 +1,194 @@
+"""Local paths and ``s3://`` URIs behind one small set of helpers.
+
+Every module that reads or writes data goes through these functions, so the same code runs
+against a local folder, the embedded S3 server or AWS: only the settings differ (endpoint and
+credentials come from ``models.settings``). Writes are atomic: a reader never sees a half file.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import os
+import tempfile
+import uuid
+from pathlib import Path
+from typing import Any
+
+from models.errors import UserError
+from models.settings import Settings, load_settings
+
+log = logging.getLogger(__name__)
+
+S3_SCHEME = "s3://"
+DATA_SUFFIXES = (".csv", ".zip")
+DIGEST_CHUNK = 8 * 1024 * 1024
+MAX_ATTEMPTS = 8
+
+
+def is_s3(uri: str | Path) -> bool:
+    """True for an ``s3://bucket/key`` URI."""
+    return str(uri).startswith(S3_SCHEME)
+
+
+def split_s3_uri(uri: str) -> tuple[str, str]:
+    """``s3://bucket/some/key`` -> ``("bucket", "some/key")``; a URI without a bucket is a UserError."""
+    if not is_s3(uri):
+        raise UserError(f"{uri} is not an s3:// URI.")
+    bucket, _, key = uri[len(S3_SCHEME) :].partition("/")
+    if not bucket:
+        raise UserError(f"{uri} names no bucket; expected s3://bucket/key.")
+    return bucket, key
+
+
+def s3_client(settings: Settings | None = None) -> Any:
+    """A boto3 S3 client for the configured endpoint and credentials, with standard-mode retries."""
+    import boto3
+    from botocore.config import Config
+
+    settings = settings or load_settings()
+    key_id, secret = settings.aws_key_pair()
+    config = Config(
+        retries={"mode": "standard", "max_attempts": MAX_ATTEMPTS}, s3={"addressing_style": "path"}
+    )
+    return boto3.client(
+        "s3",
+        endpoint_url=settings.s3_endpoint,
+        aws_access_key_id=key_id,
+        aws_secret_access_key=secret,
+        region_name=settings.aws_region,
+        config=config,
+    )
+
+
+def describe_s3_error(exc: Exception, uri: str) -> UserError:
+    """One sentence for a failed S3 call (no credentials in it)."""
+    code = getattr(exc, "response", {}).get("Error", {}).get("Code", type(exc).__name__)
+    return UserError(f"S3 request for {uri} failed ({code}); check the bucket, key and S3 settings.")
+
+
+def list_inputs(uri_or_dir: str | Path, settings: Settings | None = None) -> list[str]:
+    """Every ``.csv``/``.zip`` under a folder or S3 prefix (or the one file named), sorted by name."""
+    if is_s3(uri_or_dir):
+        return list_s3_inputs(str(uri_or_dir), settings)
+    path = Path(str(uri_or_dir).removeprefix("file://"))
+    if path.is_file():
+        return [str(path)]
+    if not path.is_dir():
+        raise UserError(f"Input {path} does not exist.")
+    found = sorted(str(p) for p in path.rglob("*") if p.is_file() and p.suffix.lower() in DATA_SUFFIXES)
+    return [p for p in found if "__MACOSX" not in Path(p).parts]
+
+
+def list_s3_inputs(uri: str, settings: Settings | None = None) -> list[str]:
+    """The data objects under an S3 prefix (or the one object named), as ``s3://`` URIs."""
+    from botocore.exceptions import BotoCoreError, ClientError
+
+    bucket, key = split_s3_uri(uri)
+    client = s3_client(settings)
+    found: list[str] = []
+    try:
+        for page in client.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=key):
+            found.extend(obj["Key"] for obj in page.get("Contents", []))
+    except (BotoCoreError, ClientError) as exc:
+        raise describe_s3_error(exc, uri) from exc
+    if key in found and not key.endswith("/"):
+        return [uri]
+    prefix = key if not key or key.endswith("/") else key + "/"
+    keys = [k for k in found if k.startswith(prefix) and k.lower().endswith(DATA_SUFFIXES)]
+    if not keys:
+        raise UserError(f"Input {uri} holds no .csv or .zip objects.")
+    return [f"{S3_SCHEME}{bucket}/{k}" for k in sorted(keys) if "__MACOSX" not in k.split("/")]
+
+
+def download_file(uri: str, local_path: str | Path, settings: Settings | None = None) -> Path:
+    """Copy an ``s3://`` object (or a local file) to ``local_path``; returns the local path."""
+    from botocore.exceptions import BotoCoreError, ClientError
+
+    local_path = Path(local_path)
+    local_path.parent.mkdir(parents=True, exist_ok=True)
+    if not is_s3(uri):
+        source = Path(str(uri).removeprefix("file://"))
+        if not source.is_file():
+            raise UserError(f"Input file {source} does not exist.")
+        write_file_atomic(source, local_path)
+        return local_path
+    bucket, key = split_s3_uri(uri)
+    try:
+        s3_client(settings).download_file(bucket, key, str(local_path))
+    except (BotoCoreError, ClientError) as exc:
+        raise describe_s3_error(exc, uri) from exc
+    return local_path
+
+
+def open_local(uri: str | Path, workdir: str | Path, settings: Settings | None = None) -> Path:
+    """A local path for ``uri``: the path itself, or a download of an S3 object into ``workdir``."""
+    if is_s3(uri):
+        return download_file(str(uri), Path(workdir) / Path(str(uri)).name, settings)
+    path = Path(str(uri).removeprefix("file://"))
+    if not path.is_file():
+        raise UserError(f"Input file {path} does not exist.")
+    return path
+
+
+def write_file_atomic(local_path: str | Path, dest: str | Path, settings: Settings | None = None) -> str:
+    """Publish a finished local file at ``dest`` so that nobody ever reads half of it.
+
+    Local: copy to a temporary file in the destination folder, then ``os.replace``. S3: upload to a
+    temporary key, then server-side copy to the final key and delete the temporary one.
+    """
+    local_path = Path(local_path)
+    if is_s3(dest):
+        return upload_atomic(local_path, str(dest), settings)
+    target = Path(str(dest).removeprefix("file://"))
+    target.parent.mkdir(parents=True, exist_ok=True)
+    handle, temp_name = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
+    try:
+        with os.fdopen(handle, "wb") as out, local_path.open("rb") as src:
+            while chunk := src.read(DIGEST_CHUNK):
+                out.write(chunk)
+        Path(temp_name).replace(target)
+    except BaseException:
+        Path(temp_name).unlink(missing_ok=True)
+        raise
+    return str(target)
+
+
+def upload_atomic(local_path: Path, uri: str, settings: Settings | None = None) -> str:
+    """Upload to ``<key>.tmp-<uuid>``, copy to ``<key>``, delete the temporary key."""
+    from botocore.exceptions import BotoCoreError, ClientError
+
+    bucket, key = split_s3_uri(uri)
+    if not key or key.endswith("/"):
+        raise UserError(f"Output {uri} names no object key.")
+    temp_key = f"{key}.tmp-{uuid.uuid4().hex}"
+    client = s3_client(settings)
+    try:
+        client.upload_file(str(local_path), bucket, temp_key)
+        client.copy({"Bucket": bucket, "Key": temp_key}, bucket, key)
+    except (BotoCoreError, ClientError) as exc:
+        raise describe_s3_error(exc, uri) from exc
+    finally:
+        try:
+            client.delete_object(Bucket=bucket, Key=temp_key)
+        except (BotoCoreError, ClientError) as exc:
+            log.warning("could not delete temporary key s3://%s/%s: %s", bucket, temp_key, exc)
+    return uri
+
+
+def file_digest(path_or_uri: str | Path, settings: Settings | None = None) -> str:
+    """``sha256:<hex>`` of a local file or an S3 object (streamed, never whole in memory)."""
+    digest = hashlib.sha256()
+    if is_s3(path_or_uri):
+        bucket, key = split_s3_uri(str(path_or_uri))
+        body = s3_client(settings).get_object(Bucket=bucket, Key=key)["Body"]
+        for chunk in body.iter_chunks(DIGEST_CHUNK):
+            digest.update(chunk)
+        return f"sha256:{digest.hexdigest()}"
+    path = Path(str(path_or_uri).removeprefix("file://"))
+    if not path.is_file():
+        raise UserError(f"File {path} does not exist.")
+    with path.open("rb") as src:
+        while chunk := src.read(DIGEST_CHUNK):
+            digest.update(chunk)
+    return f"sha256:{digest.hexdigest()}"
