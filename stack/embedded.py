@@ -25,6 +25,10 @@ TEST_REGION = "us-east-1"
 class StackEnv(dict[str, str]):
     """Environment variables for clients of a running stack, plus convenience attributes."""
 
+    def __or__(self, other: dict[str, str]) -> StackEnv:  # type: ignore[override]
+        """``env | {"VAR": "value"}`` stays a ``StackEnv``."""
+        return StackEnv({**self, **other})
+
     @property
     def endpoint_url(self) -> str:
         return f"http://{self['TO_BIKES_HOST']}:{self['TO_BIKES_S3_PORT']}"

@@ -1,0 +1,49 @@
+"""Helpers of the stack tests: run the project's commands as the Makefile does, with a stack's env."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+from collections.abc import Sequence
+from pathlib import Path
+
+from models.settings import PROJECT_ROOT
+
+MODEL_PYTHON = PROJECT_ROOT / ".venv" / "bin" / "python"
+AGENT_BIN = PROJECT_ROOT / "agent" / ".venv" / "bin"
+COMMAND_TIMEOUT_S = 300
+
+
+def run_command(
+    args: Sequence[str | Path], env: dict[str, str], extra: dict[str, str] | None = None
+) -> subprocess.CompletedProcess[str]:
+    """Run a project command with the stack's environment, from its state folder (so no .env is read)."""
+    full_env = {k: v for k, v in os.environ.items() if not k.startswith(("TO_BIKES_", "AWS_", "PREFECT_"))}
+    full_env |= {"PYTHONPATH": str(PROJECT_ROOT)} | env | (extra or {})
+    return subprocess.run(
+        [str(a) for a in args],
+        cwd=env["TO_BIKES_STATE_DIR"],
+        env=full_env,
+        capture_output=True,
+        text=True,
+        timeout=COMMAND_TIMEOUT_S,
+        check=False,
+    )
+
+
+def run_stack_cli(
+    env: dict[str, str], *args: str, extra: dict[str, str] | None = None
+) -> subprocess.CompletedProcess[str]:
+    """``.venv/bin/python -m stack ARGS`` as the Makefile runs it."""
+    return run_command([MODEL_PYTHON, "-m", "stack", *args], env, extra)
+
+
+def run_make_blocks(
+    env: dict[str, str], extra: dict[str, str] | None = None
+) -> subprocess.CompletedProcess[str]:
+    """The two commands of ``make blocks`` (without make, so no developer .env leaks in)."""
+    blocks_file = PROJECT_ROOT / "orchestration" / "blocks.py"
+    command = [AGENT_BIN / "prefect", "--no-prompt", "block", "register", "-f", blocks_file]
+    register = run_command(command, env, extra)
+    assert register.returncode == 0, register.stdout + register.stderr
+    return run_command([AGENT_BIN / "python", "-m", "orchestration.save_blocks"], env, extra)

@@ -1,0 +1,124 @@
+"""Starting and stopping servers: port conflicts, loopback only, pid files, cleanup on failure."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import socket
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from models.errors import UserError
+from stack.control import start_stack, stop_stack
+from stack.embedded import make_stack_env, running_stack
+from stack.processes import is_port_free, read_pid
+from stack.services import base_env, build_services
+from stack.sync import AWSCLI_PART_SIZE, digest_file
+from tests.stack.stack_helpers import run_stack_cli
+
+
+@pytest.fixture
+def busy_port() -> int:
+    """A port with a listener on 127.0.0.1 (held for the test)."""
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    sock.bind(("127.0.0.1", 0))
+    sock.listen()
+    yield sock.getsockname()[1]
+    sock.close()
+
+
+@pytest.mark.unit
+def test_port_in_use_is_one_sentence_naming_the_port(tmp_path: Path, busy_port: int) -> None:
+    env = make_stack_env(tmp_path, ("s3",)) | {"TO_BIKES_S3_PORT": str(busy_port)}
+    result = run_stack_cli(env, "up", "s3")
+    assert result.returncode == 2
+    lines = result.stderr.strip().splitlines()
+    assert lines == [lines[-1]] and lines[0].startswith("error: port ")
+    assert f"port {busy_port} " in lines[0] and "TO_BIKES_S3_PORT" in lines[0]
+    assert "Traceback" not in result.stderr
+    assert not (tmp_path / "run" / "s3.pid").exists()
+
+
+@pytest.mark.unit
+def test_a_busy_port_stops_the_start_before_any_server_is_launched(tmp_path: Path, busy_port: int) -> None:
+    env = make_stack_env(tmp_path, ("s3", "mlflow"))
+    env["TO_BIKES_MLFLOW_PORT"] = str(busy_port)
+    with pytest.raises(UserError, match=f"port {busy_port} "):
+        start_stack(env.settings(), ("s3", "mlflow"))
+    assert read_pid(tmp_path, "s3") is None
+    assert is_port_free("127.0.0.1", int(env["TO_BIKES_S3_PORT"]))
+
+
+@pytest.mark.unit
+@pytest.mark.parametrize("host", ["0.0.0.0", "192.168.1.10", "localhost-ish"])
+def test_a_non_loopback_host_is_refused(tmp_path: Path, host: str) -> None:
+    env = make_stack_env(tmp_path, ("s3",)) | {"TO_BIKES_HOST": host}
+    with pytest.raises(UserError, match="loopback"):
+        build_services(env.settings(), ("s3",))
+
+
+@pytest.mark.unit
+def test_servers_inherit_no_caller_secrets(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "caller-secret")
+    monkeypatch.setenv("PREFECT_API_KEY", "caller-key")
+    env = base_env({"EXTRA": "1"})
+    assert "AWS_SECRET_ACCESS_KEY" not in env and "PREFECT_API_KEY" not in env
+    assert env["EXTRA"] == "1"
+
+
+@pytest.mark.unit
+def test_multipart_etag_matches_the_s3_rule(tmp_path: Path) -> None:
+    data = os.urandom(AWSCLI_PART_SIZE + 123)
+    path = tmp_path / "two-parts.bin"
+    path.write_bytes(data)
+    sha, md5, multipart = digest_file(path)
+    parts = [data[:AWSCLI_PART_SIZE], data[AWSCLI_PART_SIZE:]]
+    part_digests = b"".join(hashlib.md5(p, usedforsecurity=False).digest() for p in parts)
+    assert multipart == hashlib.md5(part_digests, usedforsecurity=False).hexdigest() + "-2"
+    assert md5 == hashlib.md5(data, usedforsecurity=False).hexdigest()
+    assert sha == hashlib.sha256(data).hexdigest()
+
+
+@pytest.mark.integration
+def test_running_stack_stops_its_servers_when_the_body_fails(tmp_path: Path) -> None:
+    env = make_stack_env(tmp_path, ("s3",))
+    with pytest.raises(RuntimeError, match="boom"), running_stack(env, ("s3",)):
+        record = read_pid(tmp_path, "s3")
+        assert record is not None and record.is_alive()
+        raise RuntimeError("boom")
+    assert not record.is_alive()
+    assert read_pid(tmp_path, "s3") is None
+    assert is_port_free("127.0.0.1", int(env["TO_BIKES_S3_PORT"]))
+
+
+@pytest.mark.integration
+def test_start_twice_is_harmless_and_down_ends_only_its_own_pids(tmp_path: Path) -> None:
+    env = make_stack_env(tmp_path, ("s3",))
+    bystander = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(120)"])
+    try:
+        first = start_stack(env.settings(), ("s3",), die_with_parent=True)
+        second = start_stack(env.settings(), ("s3",), die_with_parent=True)
+        assert [s.pid for s in first] == [s.pid for s in second] and first[0].healthy
+        stop_stack(env.settings(), ("s3",))
+        assert bystander.poll() is None
+        assert is_port_free("127.0.0.1", int(env["TO_BIKES_S3_PORT"]))
+        assert stop_stack(env.settings(), ("s3",)) == ["s3       was not running"]
+    finally:
+        stop_stack(env.settings(), ("s3",))
+        bystander.kill()
+        bystander.wait()
+
+
+@pytest.mark.integration
+def test_a_stale_pid_file_is_replaced(tmp_path: Path) -> None:
+    env = make_stack_env(tmp_path, ("s3",))
+    (tmp_path / "run").mkdir()
+    (tmp_path / "run" / "s3.pid").write_text('{"pid": 999999, "start_ticks": 1, "port": 1}')
+    try:
+        states = start_stack(env.settings(), ("s3",), die_with_parent=True)
+        assert states[0].healthy and states[0].pid != 999999
+    finally:
+        stop_stack(env.settings(), ("s3",))
