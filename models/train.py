@@ -167,8 +167,8 @@ def train_model(
     """Train, evaluate against the baseline and the champion, and log everything to one MLflow run."""
     started = time.monotonic()
     settings = settings or load_settings()
-    client = connect_tracking(tracking_uri, settings)
     frame, digest = read_training_input(features_uri, settings)
+    client = connect_tracking(tracking_uri, settings)
     split = split_by_month(frame, features_uri)
     fitted = fit_candidates(split, max_evals=max_evals, time_budget_s=time_budget_s, seed=seed)
     evaluation = evaluate_candidates(fitted, split)

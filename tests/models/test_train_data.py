@@ -7,9 +7,14 @@ afternoons, long trips, more round trips), so that a model has something real to
 
 from __future__ import annotations
 
+import shutil
+import socket
+from pathlib import Path
+
 import numpy as np
 import pandas as pd
 import pytest
+from mlflow import MlflowClient
 
 from models.errors import UserError
 from models.features import CANONICAL_COLUMNS, FEATURE_COLUMNS, LABEL_COLUMN, TIME_COLUMN
@@ -81,6 +86,28 @@ def add_features(frame: pd.DataFrame) -> pd.DataFrame:
         if column not in frame:
             frame[column] = None
     return frame
+
+
+def make_tracking_uri(tmp_path_factory: pytest.TempPathFactory, directory: Path) -> str:
+    """A fresh SQLite tracking store in ``directory``: a copy of a session-wide migrated template.
+
+    MLflow spends seconds creating its tables; copying a finished empty database takes milliseconds.
+    Run artifacts land under ``./mlruns`` of the working directory, so tests chdir into ``directory``.
+    """
+    template = tmp_path_factory.getbasetemp() / "mlflow-template.db"
+    if not template.exists():
+        staging = template.with_suffix(".staging")
+        MlflowClient(f"sqlite:///{staging}").search_experiments()
+        staging.replace(template)
+    shutil.copyfile(template, directory / "mlflow.db")
+    return f"sqlite:///{directory / 'mlflow.db'}"
+
+
+def free_port() -> int:
+    """A TCP port on 127.0.0.1 that nothing listens on (bound, then released)."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
 
 
 def write_trips(path, frame: pd.DataFrame):

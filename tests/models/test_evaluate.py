@@ -1,0 +1,116 @@
+"""Metrics, the search, the tracking helpers and the gate rule: pure functions, no tracking store."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from models.errors import UserError
+from models.estimator import DEFAULT_PARAMS, build_pipeline, search_params
+from models.evaluate import compute_metrics, member_probability
+from models.gate import decide_promotion
+from models.tracking import check_tracking_uri, pinned_requirements, read_names, read_pins
+from models.training_data import select_features
+from tests.models.test_train_data import build_trips, free_port
+
+LABELS = np.array(["member", "member", "casual", "member", "casual", "casual"])
+
+
+@pytest.mark.unit
+def test_perfect_scores_give_perfect_metrics():
+    metrics = compute_metrics(LABELS, np.where(LABELS == "member", 0.99, 0.01))
+    assert metrics["roc_auc"] == metrics["pr_auc_casual"] == 1.0
+    assert metrics["f1_member"] == metrics["f1_casual"] == metrics["accuracy"] == 1.0
+    assert metrics["brier"] == pytest.approx(0.0001)
+
+
+@pytest.mark.unit
+def test_a_constant_score_ranks_nothing():
+    metrics = compute_metrics(LABELS, np.full(len(LABELS), 0.7))
+    assert metrics["roc_auc"] == 0.5
+    assert metrics["f1_casual"] == 0.0  # everyone predicted member
+    assert metrics["pr_auc_casual"] == pytest.approx(0.5)  # the casual share
+
+
+@pytest.mark.unit
+def test_one_class_leaves_ranking_metrics_undefined():
+    metrics = compute_metrics(np.array(["member"] * 3), np.array([0.2, 0.6, 0.9]))
+    assert np.isnan(metrics["roc_auc"]) and np.isnan(metrics["pr_auc_casual"])
+
+
+@pytest.mark.unit
+def test_pipeline_handles_many_and_unseen_stations():
+    trips = build_trips(rows=3000)
+    model = build_pipeline(DEFAULT_PARAMS, seed=1).fit(select_features(trips), trips["user_type"].to_numpy())
+    unseen = select_features(trips.head(5)).assign(start_station_id=99999.0, end_station_id=np.nan)
+    p_member = member_probability(model, unseen)
+    assert p_member.shape == (5,) and np.isfinite(p_member).all()
+
+
+@pytest.mark.unit
+def test_search_stops_at_max_evals_and_starts_from_the_defaults():
+    trips = build_trips(rows=2000)
+    x, y = select_features(trips), trips["user_type"].to_numpy()
+    found = search_params(x[:1500], y[:1500], x[1500:], y[1500:], max_evals=3, time_budget_s=600, seed=1)
+    assert len(found.trials) == 3
+    assert {k: found.trials[0][k] for k in DEFAULT_PARAMS} == DEFAULT_PARAMS
+    assert found.best_score == max(t["roc_auc"] for t in found.trials)
+
+
+@pytest.mark.unit
+def test_search_respects_its_time_budget_after_the_first_trial():
+    trips = build_trips(rows=2000)
+    x, y = select_features(trips), trips["user_type"].to_numpy()
+    found = search_params(x[:1500], y[:1500], x[1500:], y[1500:], max_evals=50, time_budget_s=1e-9, seed=1)
+    assert len(found.trials) == 1
+
+
+@pytest.mark.unit
+def test_requirements_are_pinned_from_the_lock(tmp_path):
+    (tmp_path / "base.in").write_text("# runtime\n-c constraints.txt\npandas>=3.1\nscikit_learn>=1.9\n")
+    (tmp_path / "model.txt").write_text("pandas==3.1.1 \\\n    --hash=sha256:00\nscikit-learn==1.9.1 \\\n")
+    assert read_names(tmp_path / "base.in") == ["pandas", "scikit-learn"]
+    assert read_pins(tmp_path / "model.txt") == {"pandas": "3.1.1", "scikit-learn": "1.9.1"}
+    pins = pinned_requirements(tmp_path)
+    assert pins[:2] == ["pandas==3.1.1", "scikit-learn==1.9.1"]
+    assert {p.split("==")[0] for p in pins[2:]} == {"numpy", "skops"}  # installed versions
+    assert all("==" in p for p in pinned_requirements())
+
+
+@pytest.mark.unit
+def test_unreachable_server_is_named_without_its_password():
+    uri = f"http://alice:pw123@127.0.0.1:{free_port()}"
+    with pytest.raises(UserError, match=r"127\.0\.0\.1") as caught:
+        check_tracking_uri(uri)
+    assert "pw123" not in str(caught.value)
+    check_tracking_uri("sqlite:///anything.db")  # not a server: nothing to probe
+
+
+BASE = {"roc_auc": 0.80, "baseline_roc_auc": 0.5, "champion_roc_auc": 0.78}
+
+
+@pytest.mark.unit
+@pytest.mark.parametrize(
+    ("metrics", "scored", "champion", "promote", "why"),
+    [
+        (BASE, "none", None, True, "no champion yet"),
+        (BASE, "4", "4", True, "beats champion version 4"),
+        ({**BASE, "champion_roc_auc": 0.799}, "4", "4", False, "does not beat champion"),
+        ({**BASE, "champion_roc_auc": 0.85}, "4", "4", False, "does not beat champion"),
+        ({**BASE, "roc_auc": 0.5005}, "none", None, False, "does not beat the baseline"),
+        (BASE, "3", "4", False, "retrain"),
+        ({"roc_auc": 0.8, "baseline_roc_auc": 0.5}, "4", "4", False, "could not score"),
+        ({"roc_auc": 0.8}, "none", None, False, "lacks"),
+        ({**BASE, "roc_auc": float("nan")}, "none", None, False, "lacks"),
+    ],
+)
+def test_gate_rule(metrics, scored, champion, promote, why):
+    decision = decide_promotion(metrics, {"champion.version": scored}, "5", champion, margin=0.002)
+    assert decision.promote is promote
+    assert why in decision.reason
+
+
+@pytest.mark.unit
+def test_gate_keeps_a_version_that_is_already_champion():
+    decision = decide_promotion(BASE, {"champion.version": "none"}, "5", "5", margin=0.002)
+    assert decision.promote and "already champion" in decision.reason

@@ -1,0 +1,108 @@
+"""Batch scoring with the registered champion: by alias, through the CLI, as a pyfunc, and on S3."""
+
+from __future__ import annotations
+
+import json
+from types import SimpleNamespace
+
+import mlflow
+import pandas as pd
+import pytest
+
+from models import storage
+from models.errors import UserError, run_cli
+from models.features import FEATURE_COLUMNS
+from models.predict import main, predict
+from models.register import register_model
+from models.tracking import allow_model_loading
+from models.train import train_model
+from models.training_data import select_features
+from tests.models.test_train_data import build_trips, make_tracking_uri, write_trips
+
+NAME = "predict-test"
+
+
+@pytest.fixture(scope="module")
+def champion(tmp_path_factory: pytest.TempPathFactory) -> SimpleNamespace:
+    """A store whose registry has a champion, and a features file to score."""
+    workdir = tmp_path_factory.mktemp("predict")
+    uri = make_tracking_uri(tmp_path_factory, workdir)
+    features = write_trips(workdir / "trips.parquet", build_trips(rows=4000, seed=3))
+    with pytest.MonkeyPatch.context() as patch:
+        patch.chdir(workdir)
+        run = train_model(features, tracking_uri=uri, model_name=NAME, max_evals=1)
+        registration = register_model(run.run_id, name=NAME, tracking_uri=uri)
+    assert registration.promoted
+    return SimpleNamespace(uri=uri, features=features, workdir=workdir)
+
+
+@pytest.mark.integration
+def test_champion_loads_by_alias_and_scores_every_row(champion, tmp_path):
+    output = tmp_path / "out" / "pred.parquet"
+    summary = predict(champion.features, str(output), f"models:/{NAME}@champion", tracking_uri=champion.uri)
+    scored, trips = pd.read_parquet(output), pd.read_parquet(champion.features)
+    assert summary["rows"] == len(scored) == len(trips)
+    assert summary["model_uri"] == f"models:/{NAME}/1"
+    assert list(scored.columns) == ["trip_id", "start_time", "user_type", "p_member", "predicted_user_type"]
+    assert scored["trip_id"].tolist() == trips["trip_id"].tolist()
+    assert scored["p_member"].between(0, 1).all()
+    assert ((scored["p_member"] >= 0.5) == (scored["predicted_user_type"] == "member")).all()
+    assert (scored["predicted_user_type"] == scored["user_type"]).mean() > 0.85
+
+
+@pytest.mark.integration
+def test_cli_defaults_to_the_settings_model_champion(champion, tmp_path, monkeypatch, capsys):
+    monkeypatch.setenv("TO_BIKES_MODEL_NAME", NAME)
+    output = tmp_path / "pred.parquet"
+    argv = ["--input", champion.features, "--output", str(output), "--tracking-uri", champion.uri]
+    assert run_cli(main, argv) == 0
+    summary = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert summary["model_version"] == "1"
+    assert len(pd.read_parquet(output)) == summary["rows"] == 4000
+
+
+@pytest.mark.integration
+def test_champion_also_works_as_a_generic_pyfunc(champion):
+    mlflow.set_tracking_uri(champion.uri)
+    trips = pd.read_parquet(champion.features).head(20)
+    with allow_model_loading():
+        model = mlflow.pyfunc.load_model(f"models:/{NAME}@champion")
+    labels = model.predict(select_features(trips))
+    assert set(labels) <= {"member", "casual"}
+    assert len(labels) == 20
+
+
+@pytest.mark.integration
+def test_missing_alias_is_a_one_sentence_error(champion, tmp_path, capsys):
+    argv = [
+        "--input",
+        champion.features,
+        "--output",
+        str(tmp_path / "p.parquet"),
+        "--tracking-uri",
+        champion.uri,
+    ]
+    assert run_cli(main, [*argv, "--model", f"models:/{NAME}@nonexistent"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert f"models:/{NAME}@nonexistent" in err
+    assert len(err.splitlines()) == 1
+    assert not (tmp_path / "p.parquet").exists()
+
+
+@pytest.mark.integration
+def test_input_without_feature_columns_is_refused(champion, tmp_path):
+    broken = write_trips(tmp_path / "broken.parquet", build_trips(rows=50).drop(columns=["duration_s"]))
+    with pytest.raises(UserError, match="duration_s"):
+        predict(broken, str(tmp_path / "p.parquet"), f"models:/{NAME}@champion", tracking_uri=champion.uri)
+
+
+@pytest.mark.integration
+def test_scores_from_and_to_s3(champion, s3_env, tmp_path):
+    source = f"s3://{s3_env.bucket}/processed/test/trips.parquet"
+    target = f"s3://{s3_env.bucket}/predictions/test/pred.parquet"
+    storage.write_file_atomic(champion.features, source, s3_env.settings())
+    summary = predict(source, target, f"models:/{NAME}@champion", tracking_uri=champion.uri)
+    local = storage.download_file(target, tmp_path / "pred.parquet", s3_env.settings())
+    scored = pd.read_parquet(local)
+    assert summary["rows"] == len(scored) == 4000
+    assert set(FEATURE_COLUMNS).isdisjoint(scored.columns)

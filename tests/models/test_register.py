@@ -1,0 +1,154 @@
+"""The champion/challenger gate against a real (SQLite) registry.
+
+Three training sets share one validation month, so every run scores the champion on the same rows:
+a weak model (few training rows), a strong one (all rows) and a useless one (shuffled training
+labels). The scenario registers them in that order and re-registers, then each test checks one rule.
+"""
+
+from __future__ import annotations
+
+from types import SimpleNamespace
+
+import numpy as np
+import pandas as pd
+import pytest
+from mlflow import MlflowClient
+
+from models.errors import UserError, run_cli
+from models.features import LABEL_COLUMN, TIME_COLUMN
+from models.register import main, register_model
+from models.train import train_model
+from tests.models.test_train_data import build_trips, make_tracking_uri, write_trips
+
+NAME = "gate-test"
+
+
+def training_sets(workdir) -> dict[str, str]:
+    """Weak, strong and useless training months, each followed by the same validation month."""
+    trips = build_trips(rows=8000, seed=21)
+    valid = trips[trips[TIME_COLUMN] >= pd.Timestamp("2025-08-01")]
+    train = trips[trips[TIME_COLUMN] < pd.Timestamp("2025-08-01")]
+    labels = np.random.default_rng(0).permutation(train[LABEL_COLUMN].to_numpy())
+    frames = {
+        "weak": train.sample(n=120, random_state=0),
+        "strong": train,
+        "useless": train.assign(**{LABEL_COLUMN: labels}),
+    }
+    paths = {key: workdir / f"{key}.parquet" for key in frames}
+    return {key: write_trips(paths[key], pd.concat([rows, valid])) for key, rows in frames.items()}
+
+
+@pytest.fixture(scope="module")
+def scenario(tmp_path_factory: pytest.TempPathFactory) -> SimpleNamespace:
+    """weak -> register -> strong -> register -> useless -> register -> register strong and weak again."""
+    workdir = tmp_path_factory.mktemp("gate")
+    uri = make_tracking_uri(tmp_path_factory, workdir)
+    paths = training_sets(workdir)
+    with pytest.MonkeyPatch.context() as patch:
+        patch.chdir(workdir)
+        runs, registrations = {}, {}
+        for key in ("weak", "strong", "useless"):
+            runs[key] = train_model(
+                paths[key], tracking_uri=uri, experiment="g", model_name=NAME, max_evals=1
+            )
+            registrations[key] = register_model(runs[key].run_id, name=NAME, tracking_uri=uri)
+        again = {k: register_model(runs[k].run_id, name=NAME, tracking_uri=uri) for k in ("strong", "weak")}
+    return SimpleNamespace(uri=uri, runs=runs, registrations=registrations, again=again)
+
+
+def alias_version(uri: str, alias: str) -> str:
+    return str(MlflowClient(uri).get_model_version_by_alias(NAME, alias).version)
+
+
+@pytest.mark.integration
+def test_first_model_that_beats_the_baseline_becomes_champion(scenario):
+    first = scenario.registrations["weak"]
+    assert (first.version, first.promoted, first.champion_version) == ("1", True, "1")
+    assert "no champion yet" in first.reason
+
+
+@pytest.mark.integration
+def test_training_scores_the_champion_on_the_same_validation_rows(scenario):
+    weak, strong = scenario.runs["weak"], scenario.runs["strong"]
+    assert strong.champion_version == "1"
+    # The champion is the weak run's model: scored again on the same month it gives the same numbers.
+    assert strong.champion_metrics == pytest.approx(weak.metrics)
+
+
+@pytest.mark.integration
+def test_a_better_challenger_moves_champion(scenario):
+    strong_run, strong = scenario.runs["strong"], scenario.registrations["strong"]
+    assert strong_run.metrics["roc_auc"] > strong_run.champion_metrics["roc_auc"] + 0.002
+    assert (strong.version, strong.promoted, strong.champion_version) == ("2", True, "2")
+    assert "beats champion version 1" in strong.reason
+
+
+@pytest.mark.integration
+def test_a_worse_challenger_leaves_champion_alone_and_says_why(scenario):
+    useless_run, useless = scenario.runs["useless"], scenario.registrations["useless"]
+    assert useless_run.metrics["roc_auc"] < useless_run.champion_metrics["roc_auc"]
+    assert (useless.version, useless.promoted, useless.champion_version) == ("3", False, "2")
+    assert "does not beat" in useless.reason
+    assert alias_version(scenario.uri, "champion") == "2"
+
+
+@pytest.mark.integration
+def test_registering_a_run_again_creates_no_version(scenario):
+    strong_again, weak_again = scenario.again["strong"], scenario.again["weak"]
+    assert (strong_again.version, strong_again.promoted) == ("2", True)
+    assert "already champion" in strong_again.reason
+    # The weak run was compared with no champion; champion is now version 2, so it may not return.
+    assert (weak_again.version, weak_again.promoted, weak_again.champion_version) == ("1", False, "2")
+    assert alias_version(scenario.uri, "challenger") == "1"  # the latest registration, even a repeat
+    versions = MlflowClient(scenario.uri).search_model_versions(f"name = '{NAME}'")
+    assert sorted(int(v.version) for v in versions) == [1, 2, 3]
+
+
+@pytest.mark.integration
+def test_versions_carry_lineage_and_the_gate_decision(scenario):
+    version = MlflowClient(scenario.uri).get_model_version(NAME, "3")
+    assert version.run_id == scenario.runs["useless"].run_id
+    assert {"git.commit", "data.digest", "gate.decision", "gate.reason"} <= set(version.tags)
+    assert version.tags["gate.decision"] == "kept-champion"
+
+
+@pytest.mark.integration
+def test_a_failure_before_promotion_is_fixed_by_a_rerun(tmp_path_factory, tmp_path, monkeypatch):
+    uri = make_tracking_uri(tmp_path_factory, tmp_path)
+    monkeypatch.chdir(tmp_path)
+    features = write_trips(tmp_path / "trips.parquet", build_trips(rows=3000, seed=5))
+    run = train_model(features, tracking_uri=uri, experiment="crash", model_name="crash-test", max_evals=1)
+    real_set_alias = MlflowClient.set_registered_model_alias
+
+    def crash_on_champion(self, name, alias, version):
+        if alias == "champion":
+            raise ConnectionError("tracking server went away")
+        return real_set_alias(self, name, alias, version)
+
+    with monkeypatch.context() as patch:
+        patch.setattr(MlflowClient, "set_registered_model_alias", crash_on_champion)
+        with pytest.raises(ConnectionError):
+            register_model(run.run_id, name="crash-test", tracking_uri=uri)
+    client = MlflowClient(uri)
+    assert "champion" not in client.get_registered_model("crash-test").aliases
+    result = register_model(run.run_id, name="crash-test", tracking_uri=uri)
+    assert (result.version, result.promoted, result.champion_version) == ("1", True, "1")
+    assert len(client.search_model_versions("name = 'crash-test'")) == 1
+
+
+@pytest.mark.unit
+def test_unknown_run_is_a_user_error(tmp_path_factory, tmp_path, monkeypatch, capsys):
+    uri = make_tracking_uri(tmp_path_factory, tmp_path)
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(UserError, match="no-such-run"):
+        register_model("no-such-run", name=NAME, tracking_uri=uri)
+    assert run_cli(main, ["--run-id", "no-such-run", "--tracking-uri", uri]) == 2
+    assert "no-such-run" in capsys.readouterr().err
+
+
+@pytest.mark.unit
+def test_negative_margin_and_odd_names_are_refused():
+    with pytest.raises(UserError, match="margin"):
+        register_model("r", margin=-0.1, tracking_uri="sqlite:///unused.db")
+    with pytest.raises(UserError, match="name"):
+        register_model("r", name="x' or '1'='1", tracking_uri="sqlite:///unused.db")

@@ -1,0 +1,154 @@
+"""Training end to end against a local SQLite tracking store: metrics, lineage, artefacts, CLI.
+
+One module-scoped run (on the synthetic trips of ``test_train_data``) is inspected from several
+angles; the CLI tests train again through ``main`` as a user would.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from types import SimpleNamespace
+
+import mlflow
+import pandas as pd
+import pytest
+from mlflow import MlflowClient
+
+from models import storage
+from models.errors import run_cli
+from models.features import FEATURE_COLUMNS
+from models.tracking import load_sklearn_model, pinned_requirements
+from models.train import main, train_model
+from tests.models.test_train_data import build_trips, free_port, make_tracking_uri, write_trips
+
+SECRET = "do-not-log-this-secret-0123456789"
+METRIC_NAMES = {"roc_auc", "pr_auc_casual", "f1_member", "f1_casual", "accuracy", "log_loss", "brier"}
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory: pytest.TempPathFactory) -> SimpleNamespace:
+    """One training run under a fake Prefect environment, with a secret in the environment."""
+    workdir = tmp_path_factory.mktemp("train")
+    uri = make_tracking_uri(tmp_path_factory, workdir)
+    features = write_trips(workdir / "trips.parquet", build_trips(rows=8000))
+    with pytest.MonkeyPatch.context() as patch:
+        patch.chdir(workdir)
+        patch.setenv("TO_BIKES_GIT_COMMIT", "0123abc")
+        patch.setenv("PREFECT__FLOW_RUN_ID", "flow-run-42")
+        patch.setenv("TO_BIKES_DEPLOYMENT", "train-flow/nightly")
+        patch.setenv("AWS_SECRET_ACCESS_KEY", SECRET)
+        result = train_model(features, tracking_uri=uri, experiment="t", model_name="m-train", max_evals=2)
+    run = MlflowClient(uri).get_run(result.run_id)
+    return SimpleNamespace(result=result, run=run, uri=uri, features=features, workdir=workdir)
+
+
+@pytest.mark.integration
+def test_model_beats_the_baseline_on_the_latest_month(trained):
+    result = trained.result
+    assert set(result.metrics) == METRIC_NAMES == set(result.baseline_metrics)
+    assert result.valid_month == "2025-08"
+    assert result.baseline_metrics["roc_auc"] == pytest.approx(0.5)
+    assert result.metrics["roc_auc"] > result.baseline_metrics["roc_auc"] + 0.2
+    assert result.metrics["log_loss"] < result.baseline_metrics["log_loss"]
+    assert result.champion_metrics is None
+
+
+@pytest.mark.integration
+def test_run_carries_lineage_tags_and_no_secret(trained):
+    tags = trained.run.data.tags
+    assert tags["git.commit"] == "0123abc"
+    assert tags["git.dirty"] == "unknown"
+    assert tags["data.digest"] == storage.file_digest(trained.features)
+    assert tags["prefect.flow_run_id"] == "flow-run-42"
+    assert tags["prefect.deployment"] == "train-flow/nightly"
+    assert "command" in tags
+    assert tags["validation.month"] == "2025-08"
+    everything = json.dumps([trained.run.data.tags, trained.run.data.params])
+    assert SECRET not in everything
+
+
+@pytest.mark.integration
+def test_run_logs_params_baseline_metrics_dataset_and_plots(trained):
+    run, client = trained.run, MlflowClient(trained.uri)
+    assert int(run.data.params["n_train"]) + int(run.data.params["n_valid"]) == 8000
+    assert run.data.params["seed"] == "7"
+    assert {f"baseline_{name}" for name in METRIC_NAMES} <= set(run.data.metrics)
+    (dataset_input,) = run.inputs.dataset_inputs
+    digest = trained.run.data.tags["data.digest"].removeprefix("sha256:")
+    assert digest.startswith(dataset_input.dataset.digest)
+    plots = {a.path for a in client.list_artifacts(run.info.run_id, "plots")}
+    expected = {"confusion_matrix", "roc", "precision_recall", "calibration", "feature_importance"}
+    assert plots == {f"plots/{name}.png" for name in expected}
+
+
+@pytest.mark.integration
+def test_logged_model_has_signature_example_and_pinned_requirements(trained):
+    model_uri = trained.run.data.tags["model.uri"]
+    info = mlflow.models.get_model_info(model_uri)
+    assert info.signature.inputs.input_names() == FEATURE_COLUMNS
+    assert info.saved_input_example_info is not None
+    local = Path(mlflow.artifacts.download_artifacts(artifact_uri=model_uri, tracking_uri=trained.uri))
+    text = (local / "requirements.txt").read_text().splitlines()
+    lines = [line.strip() for line in text if line.strip() and not line.startswith("#")]
+    assert lines == pinned_requirements()
+    assert any(line.startswith("scikit-learn==") for line in lines)
+
+
+@pytest.mark.integration
+def test_commute_is_more_member_than_a_long_sunday_round_trip(trained):
+    model = load_sklearn_model(trained.run.data.tags["model.uri"])
+    trips = pd.DataFrame(
+        [
+            # Tuesday 8 am, 10 minutes, between two busy downtown stations.
+            {"hour": 8, "weekday": 1, "month": 8, "is_weekend": 0, "is_holiday": 0, "duration_s": 600,
+             "round_trip": 0, "start_station_id": 7001, "end_station_id": 7002},
+            # Sunday 2 pm, three hours, back to the same quiet station.
+            {"hour": 14, "weekday": 6, "month": 8, "is_weekend": 1, "is_holiday": 0, "duration_s": 10800,
+             "round_trip": 1, "start_station_id": 7450, "end_station_id": 7450},
+        ]
+    )[FEATURE_COLUMNS].astype("float64")  # fmt: skip
+    commute, sunday = model.predict_proba(trips)[:, list(model.classes_).index("member")]
+    assert commute > 0.5 > sunday
+
+
+@pytest.mark.integration
+def test_cli_prints_a_json_summary_last(tmp_path_factory, tmp_path, monkeypatch, capsys):
+    uri = make_tracking_uri(tmp_path_factory, tmp_path)
+    features = write_trips(tmp_path / "trips.parquet", build_trips(rows=3000, seed=11))
+    monkeypatch.chdir(tmp_path)
+    code = run_cli(main, ["--input", features, "--tracking-uri", uri, "--max-evals", "1", "--seed", "5"])
+    assert code == 0
+    summary = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert {"run_id", "metrics", "baseline_metrics", "champion_metrics"} <= set(summary)
+    assert summary["metrics"]["roc_auc"] > summary["baseline_metrics"]["roc_auc"]
+    assert MlflowClient(uri).get_run(summary["run_id"]).data.params["seed"] == "5"
+
+
+@pytest.mark.unit
+def test_cli_names_a_missing_input_and_exits_2(tmp_path, capsys):
+    missing = tmp_path / "absent.parquet"
+    assert run_cli(main, ["--input", str(missing), "--tracking-uri", f"sqlite:///{tmp_path}/m.db"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert str(missing) in err
+    assert len(err.splitlines()) == 1
+
+
+@pytest.mark.unit
+def test_cli_names_an_unreachable_tracking_server_and_exits_2(tmp_path, capsys):
+    features = write_trips(tmp_path / "trips.parquet", build_trips(rows=500))
+    uri = f"http://user:hunter2@127.0.0.1:{free_port()}"
+    assert run_cli(main, ["--input", features, "--tracking-uri", uri]) == 2
+    err = capsys.readouterr().err.strip()
+    assert "127.0.0.1" in err and "unreachable" in err
+    assert "hunter2" not in err
+    assert len(err.splitlines()) == 1
+
+
+@pytest.mark.integration
+def test_cli_refuses_a_single_month_and_exits_2(tmp_path_factory, tmp_path, monkeypatch, capsys):
+    uri = make_tracking_uri(tmp_path_factory, tmp_path)
+    features = write_trips(tmp_path / "july.parquet", build_trips(rows=500, months=("2025-07",)))
+    monkeypatch.chdir(tmp_path)
+    assert run_cli(main, ["--input", features, "--tracking-uri", uri]) == 2
+    assert "only one month" in capsys.readouterr().err
