@@ -1,0 +1,69 @@
+#!/usr/bin/env bash
+# Make a local Debian base image with debootstrap, for machines that cannot pull the
+# official Python image. The Debian mirror is read from this machine's apt sources at run
+# time (deb822 *.sources or sources.list), so no mirror host is written into the repo.
+#
+#   agent/docker/base_image.sh [IMAGE]   # default local/debian:bookworm; no-op if it exists
+#
+# Needs root, debootstrap and a running engine (agent/docker/engine.sh start).
+set -euo pipefail
+
+REPO_ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
+STATE_DIR="${TO_BIKES_STATE_DIR:-$REPO_ROOT/.stack}"
+IMAGE="${1:-local/debian:bookworm}"
+SUITE="${TO_BIKES_DEBIAN_SUITE:-bookworm}"
+
+read_mirror() {
+  # First apt source that serves "$SUITE" itself (not -updates/-security), deb822 first.
+  local found=""
+  shopt -s nullglob
+  for file in /etc/apt/sources.list.d/*.sources; do
+    found="$(awk -v suite="$SUITE" '
+      function flush() { if (!done && uri != "" && ok && enabled && deb) { print uri; done=1; exit } uri=""; ok=0; enabled=1; deb=0 }
+      BEGIN { enabled=1 }
+      /^[[:space:]]*$/ { flush(); next }
+      /^URIs:/ { uri=$2 }
+      /^Types:/ { for (i=2; i<=NF; i++) if ($i == "deb") deb=1 }
+      /^Suites:/ { for (i=2; i<=NF; i++) if ($i == suite) ok=1 }
+      /^Enabled:[[:space:]]*no/ { enabled=0 }
+      END { flush() }' "$file")"
+    [ -n "$found" ] && break
+  done
+  if [ -z "$found" ] && [ -f /etc/apt/sources.list ]; then
+    found="$(sed -E 's/\[[^]]*\]//' /etc/apt/sources.list |
+      awk -v suite="$SUITE" '$1 == "deb" && $3 == suite { print $2; exit }')"
+  fi
+  echo "$found"
+}
+
+if docker image inspect "$IMAGE" >/dev/null 2>&1; then
+  echo "base image: $IMAGE already present"
+  exit 0
+fi
+command -v debootstrap >/dev/null 2>&1 || {
+  echo "base image: debootstrap is not installed; install it (apt-get install -y debootstrap)." >&2
+  exit 1
+}
+MIRROR="$(read_mirror)"
+[ -n "$MIRROR" ] || {
+  echo "base image: no apt source for suite '$SUITE' in /etc/apt/sources.list.d/*.sources or /etc/apt/sources.list." >&2
+  exit 1
+}
+
+ROOTFS="$STATE_DIR/debootstrap-$SUITE"
+rm -rf "$ROOTFS"
+mkdir -p "$ROOTFS"
+trap 'rm -rf "$ROOTFS"' EXIT
+echo "base image: debootstrap --variant=minbase $SUITE from the machine's apt mirror"
+start=$SECONDS
+debootstrap --variant=minbase "$SUITE" "$ROOTFS" "$MIRROR" >"$STATE_DIR/debootstrap.log" 2>&1 || {
+  echo "base image: debootstrap failed; see $STATE_DIR/debootstrap.log:" >&2
+  tail -n 15 "$STATE_DIR/debootstrap.log" >&2
+  exit 1
+}
+# Keep the package index out of the image; the Dockerfile runs apt-get update itself.
+rm -rf "$ROOTFS"/var/cache/apt/archives/*.deb "$ROOTFS"/var/lib/apt/lists/*
+tar -C "$ROOTFS" -c . | docker import \
+  --change 'ENV PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin' \
+  --change 'CMD ["/bin/bash"]' - "$IMAGE" >/dev/null
+echo "base image: $IMAGE made in $((SECONDS - start)) s ($(docker image inspect -f '{{.Size}}' "$IMAGE") bytes)"
