@@ -150,5 +150,25 @@ doctor: ## Check services, bucket, raw data, blocks and work pool; one line each
 # --- orchestration (issue 9): deploy, agent, run, backfill, demo --------------------------
 
 # --- docker agent (issue 10): agent-image, agent-docker ----------------------------------
+# The worker image (agent/Dockerfile): the locked runtime only; flow code comes from S3 per run.
+# Scripts in agent/docker/: engine.sh starts dockerd only when no engine answers (pid in .stack/),
+# base_image.sh makes local/debian:bookworm with debootstrap when the official image cannot be
+# pulled, wheelhouse.sh downloads requirements/agent.txt's wheels, worker.sh runs the container.
+AGENT_DOCKER := agent/docker
+
+.PHONY: agent-image agent-docker agent-docker-stop docker-engine-stop
+
+agent-image: ## Build the worker image to-bikes-agent:latest and :<git sha> (starts dockerd if needed)
+	$(AGENT_DOCKER)/image.sh
+
+agent-docker: agent-image ## Run the worker container (host network) for pool to-bikes against the stack; Ctrl-C stops it
+	$(AGENT_DOCKER)/worker.sh run
+
+agent-docker-stop: ## Stop the worker container started by agent-docker (cid in .stack/agent-docker.cid)
+	$(AGENT_DOCKER)/worker.sh stop
+
+docker-engine-stop: ## Stop the dockerd that agent-image started (pid in .stack/dockerd.pid); never any other
+	$(AGENT_DOCKER)/engine.sh stop
+
 
 # --- benchmarks (issue 7) -----------------------------------------------------------------
