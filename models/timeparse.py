@@ -10,6 +10,7 @@ files carry no offset, and keeping them naive keeps DST gaps and repeats exactly
 
 from __future__ import annotations
 
+import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
@@ -30,9 +31,29 @@ UNIT = "s"
 SLASH_DATE = r"^(?P<first>\d{1,2})/(?P<second>\d{1,2})/"
 
 
+ROLLOVER_DAYS = 3  # strptime rolls impossible days over: Feb 30 -> Mar 2, Jun 31 -> Jul 1
+
+
+def unpadded(values: pa.Array) -> pa.Array:
+    """Date-time text without leading zeros (``08/01/2024 00:00`` -> ``8/1/2024 0:0``)."""
+    return pc.replace_substring_regex(values, r"\b0+(\d)", r"\1")
+
+
 def parse_times(values: pa.Array, fmt: str) -> pa.Array:
-    """Timestamps (naive, seconds) for strings in ``fmt``; unparseable values become null."""
-    return pc.strptime(values, format=fmt, unit=UNIT, error_is_null=True)
+    """Timestamps (naive, seconds) for strings in ``fmt``; unparseable values become null.
+
+    pyarrow's strptime accepts impossible days and rolls them over (``2025-02-30`` becomes
+    ``2025-03-02``), so values landing on days 1-3 are printed back and must match their text.
+    """
+    parsed = pc.strptime(values, format=fmt, unit=UNIT, error_is_null=True)
+    suspect = pc.indices_nonzero(pc.fill_null(pc.less_equal(pc.day(parsed), ROLLOVER_DAYS), False))
+    if len(suspect) == 0:
+        return parsed
+    printed = unpadded(pc.strftime(parsed.take(suspect), format=fmt))
+    rolled = pc.not_equal(printed, unpadded(pc.utf8_trim_whitespace(values.take(suspect))))
+    bad = np.zeros(len(parsed), dtype=bool)
+    bad[suspect.filter(rolled).to_numpy()] = True
+    return pc.if_else(pa.array(bad), pa.scalar(None, parsed.type), parsed)
 
 
 def parsed_share(values: pa.Array, fmt: str) -> float:
