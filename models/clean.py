@@ -15,17 +15,23 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from models.columns import (
+    NULL_STRING,
+    Parsed,
+    any_true,
+    clean_text,
+    parse_integer,
+    parse_labels,
+    parse_names,
+    parse_text,
+    parse_time,
+)
 from models.dedupe import SeenIds
 from models.features import CANONICAL_COLUMNS
-from models.schema import LABELS, Era
-from models.timeparse import UNIT, parse_times
+from models.schema import Era
+from models.timeparse import UNIT
 
-NULL_TOKENS = pa.array(["", "NULL", "NULLNULL"])
-UNSIGNED = r"^\d{1,18}$"
-SIGNED = r"^-?\d{1,18}$"
 MAX_DURATION_S = 24 * 3600
-MEMBER_SPELLINGS = pa.array([k for k, v in LABELS.items() if v == "member"])
-CASUAL_SPELLINGS = pa.array([k for k, v in LABELS.items() if v == "casual"])
 TIME_TYPE = pa.timestamp(UNIT)
 CANONICAL_TYPES = {
     "trip_id": pa.int64(),
@@ -46,38 +52,12 @@ CANONICAL_SCHEMA = pa.schema([(name, CANONICAL_TYPES[name]) for name in CANONICA
 
 @dataclass(frozen=True)
 class Checked:
-    """A batch as canonical trips, each row's quarantine reason (null = keep) and its raw text."""
+    """A batch as canonical trips, each row's quarantine reason (null = keep) and its kept-null masks."""
 
     trips: pa.Table
     reasons: pa.Array
-    raw: pa.Array
-    null_name: pa.Array  # a station name is NULL (next to a valid id: the row is kept)
-    null_bike: pa.Array  # the bike id is empty or not an integer (the row is kept with a null)
-
-
-def clean_text(values: pa.Array) -> pa.Array:
-    """Trimmed strings, with empty strings and the literals NULL/NULLNULL as nulls."""
-    trimmed = pc.utf8_trim_whitespace(values)
-    return pc.if_else(pc.is_in(trimmed, value_set=NULL_TOKENS), pa.scalar(None, pa.string()), trimmed)
-
-
-def clean_name(values: pa.Array) -> pa.Array:
-    """Station names with runs of whitespace collapsed to one space."""
-    return pc.replace_substring_regex(clean_text(values), r"\s{2,}", " ")
-
-
-def parse_integer(values: pa.Array, pattern: str = UNSIGNED) -> tuple[pa.Array, pa.Array]:
-    """(int64 values, mask of present values that are not integers) for cleaned strings."""
-    ok = pc.match_substring_regex(values, pattern)
-    ints = pc.cast(pc.if_else(ok, values, pa.scalar(None, pa.string())), pa.int64())
-    return ints, pc.invert(pc.fill_null(ok, True))
-
-
-def normalise_labels(values: pa.Array) -> pa.Array:
-    """``member``/``casual`` for every published spelling; null for anything else."""
-    lowered = pc.utf8_lower(values)
-    casual = pc.if_else(pc.is_in(lowered, value_set=CASUAL_SPELLINGS), "casual", pa.scalar(None, pa.string()))
-    return pc.if_else(pc.is_in(lowered, value_set=MEMBER_SPELLINGS), "member", casual)
+    null_name: pa.Array | None  # a station name is NULL (next to a valid id: the row is kept)
+    null_bike: pa.Array | None  # the bike id is empty or not an integer (the row is kept with a null)
 
 
 class Reasons:
@@ -86,10 +66,13 @@ class Reasons:
     def __init__(self, size: int) -> None:
         self.values = pa.nulls(size, pa.string())
 
-    def add(self, mask: pa.Array, reason: str | pa.Array) -> None:
+    def add(self, mask: pa.Array | None, reason: str | pa.Array) -> None:
+        """Give ``reason`` to the rows of ``mask`` that have none yet (cheap when nothing is flagged)."""
+        mask = None if mask is None else pc.fill_null(mask, False)
+        if not any_true(mask):
+            return
         label = pa.scalar(reason) if isinstance(reason, str) else reason
-        chosen = pc.if_else(pc.fill_null(mask, False), label, pa.scalar(None, pa.string()))
-        self.values = pc.coalesce(self.values, chosen)
+        self.values = pc.coalesce(self.values, pc.if_else(mask, label, NULL_STRING))
 
     def kept(self) -> pa.Array:
         return pc.is_null(self.values)
@@ -104,74 +87,82 @@ def raw_column(batch: pa.RecordBatch, era: Era, canonical: str) -> pa.Array | No
 
 
 def check_batch(batch: pa.RecordBatch, era: Era, fmt: str, source: str, min_duration_s: int) -> Checked:
-    """Canonical trips and quarantine reasons for one batch (duplicates and period checked later)."""
+    """Canonical trips and quarantine reasons for one batch (period and duplicates are checked later)."""
     size = batch.num_rows
     raw = {name: raw_column(batch, era, name) for name in CANONICAL_COLUMNS}
-    text = {name: clean_text(col) for name, col in raw.items() if col is not None}
     reasons = Reasons(size)
-    trip_id, bad_id = parse_integer(text["trip_id"])
-    reasons.add(pc.is_null(text["trip_id"]), "missing_trip_id")
-    reasons.add(bad_id, "bad_trip_id")
-    times = {}
-    for name in ("start_time", "end_time"):
-        times[name] = parse_times(text[name], fmt)
-        reasons.add(pc.is_null(text[name]), f"missing_{name}")
-        reasons.add(pc.is_null(times[name]), f"bad_{name}")
-    duration, bad_duration = parse_integer(text["duration_s"], SIGNED)
-    reasons.add(pc.is_null(text["duration_s"]), "missing_duration")
-    reasons.add(bad_duration, "bad_duration")
-    stations, null_names = check_stations(text, era, reasons)
-    labels = normalise_labels(text["user_type"])
-    reasons.add(pc.is_null(text["user_type"]), "missing_user_type")
-    unknown = pc.binary_join_element_wise("unknown_user_type:", text["user_type"], "")
-    reasons.add(pc.is_null(labels), unknown)
-    check_durations(reasons, duration, times, min_duration_s)
-    if "bike_id" in text:
-        bike_id = parse_integer(text["bike_id"])[0]
-        null_bike = pc.is_null(bike_id)
-    else:
-        bike_id, null_bike = pa.nulls(size, pa.int64()), pa.repeat(pa.scalar(False), size)
+    trip_id = parse_integer(raw["trip_id"])
+    add_parse_reasons(reasons, trip_id, "trip_id")
+    times = {name: parse_time(raw[name], fmt) for name in ("start_time", "end_time")}
+    for name, parsed in times.items():
+        add_parse_reasons(reasons, parsed, name)
+    duration = parse_integer(raw["duration_s"], signed=True)
+    add_parse_reasons(reasons, duration, "duration")
+    stations, null_name = check_stations(raw, era, reasons)
+    labels = parse_labels(raw["user_type"])
+    reasons.add(labels.missing, "missing_user_type")
+    if any_true(labels.bad):
+        reasons.add(
+            labels.bad, pc.binary_join_element_wise("unknown_user_type:", clean_text(raw["user_type"]), "")
+        )
+    check_durations(
+        reasons, duration.values, times["start_time"].values, times["end_time"].values, min_duration_s
+    )
+    bike = parse_integer(raw["bike_id"]) if raw["bike_id"] is not None else Parsed(pa.nulls(size, pa.int64()))
+    model = (
+        parse_text(raw["bike_model"]).values if raw["bike_model"] is not None else pa.nulls(size, pa.string())
+    )
     columns = {
-        "trip_id": trip_id,
-        **times,
-        "duration_s": duration,
+        "trip_id": trip_id.values,
+        "start_time": times["start_time"].values,
+        "end_time": times["end_time"].values,
+        "duration_s": duration.values,
         **stations,
-        "bike_id": bike_id,
-        "bike_model": text.get("bike_model", pa.nulls(size, pa.string())),
-        "user_type": labels,
+        "bike_id": bike.values,
+        "bike_model": model,
+        "user_type": labels.values,
         "source_file": pa.repeat(pa.scalar(source), size),
     }
     trips = pa.Table.from_arrays([columns[c] for c in CANONICAL_COLUMNS], schema=CANONICAL_SCHEMA)
-    joined = pc.binary_join_element_wise(*batch.columns, ",", null_handling="replace")
-    return Checked(trips, reasons.values, joined, null_names, null_bike)
+    null_bike = pc.is_null(bike.values) if raw["bike_id"] is not None and bike.values.null_count else None
+    return Checked(trips, reasons.values, null_name, null_bike)
 
 
-def check_stations(text: dict[str, pa.Array], era: Era, reasons: Reasons) -> tuple[dict, pa.Array]:
+def add_parse_reasons(reasons: Reasons, parsed: Parsed, name: str) -> None:
+    """``missing_<name>`` for absent values, ``bad_<name>`` for present but unparseable ones."""
+    reasons.add(parsed.missing, f"missing_{name}")
+    reasons.add(parsed.bad, f"bad_{name}")
+
+
+def check_stations(
+    raw: dict[str, pa.Array | None], era: Era, reasons: Reasons
+) -> tuple[dict, pa.Array | None]:
     """Station ids and names; eras without ids need both names. Returns columns and the NULL-name mask."""
-    size = len(text["start_station_name"])
     columns: dict[str, pa.Array] = {}
-    null_name = pa.repeat(pa.scalar(False), size)
+    null_name = None
     for side in ("start", "end"):
-        name = clean_name(text[f"{side}_station_name"])
-        columns[f"{side}_station_name"] = name
+        names = parse_names(raw[f"{side}_station_name"])
+        columns[f"{side}_station_name"] = names.values
         if era.has_station_ids:
-            raw_id = text[f"{side}_station_id"]
-            ids, bad = parse_integer(raw_id)
-            reasons.add(pc.is_null(raw_id), "missing_station_id")
-            reasons.add(bad, "bad_station_id")
-            null_name = pc.or_(null_name, pc.is_null(name))
+            ids = parse_integer(raw[f"{side}_station_id"])
+            reasons.add(ids.missing, "missing_station_id")
+            reasons.add(ids.bad, "bad_station_id")
+            if names.missing is not None:
+                null_name = names.missing if null_name is None else pc.or_(null_name, names.missing)
         else:
-            ids = pa.nulls(size, pa.int64())
-            reasons.add(pc.is_null(name), "missing_station")
-        columns[f"{side}_station_id"] = ids
+            ids = Parsed(pa.nulls(len(names.values), pa.int64()))
+            reasons.add(names.missing, "missing_station")
+        columns[f"{side}_station_id"] = ids.values
     return columns, null_name
 
 
-def check_durations(reasons: Reasons, duration: pa.Array, times: dict[str, pa.Array], minimum: int) -> None:
+def check_durations(
+    reasons: Reasons, duration: pa.Array, start: pa.Array, end: pa.Array, minimum: int
+) -> None:
     """Zero/negative, over 24 h, end before start, and shorter than the configured minimum (re-docks)."""
     reasons.add(pc.less_equal(duration, 0), "nonpositive_duration")
     reasons.add(pc.greater(duration, MAX_DURATION_S), "too_long")
-    reasons.add(pc.less(times["end_time"], times["start_time"]), "end_before_start")
+    reasons.add(pc.less(end, start), "end_before_start")
     reasons.add(pc.less(duration, minimum), "too_short")
 
 
@@ -192,11 +183,17 @@ def period_outside(start: pa.Array, period: str | None) -> pa.Array | None:
 
 def mark_duplicates(reasons: pa.Array, trip_id: pa.Array, seen: SeenIds) -> pa.Array:
     """Add ``duplicate_trip_id`` to kept rows whose id was kept before in this run."""
-    kept = np.flatnonzero(pc.is_null(reasons).to_numpy(zero_copy_only=False))
+    if reasons.null_count == len(reasons):  # every row kept so far: no nulls among the ids
+        kept = np.arange(len(reasons))
+        ids = trip_id.to_numpy(zero_copy_only=False)
+    else:
+        kept = np.flatnonzero(pc.is_null(reasons).to_numpy(zero_copy_only=False))
+        ids = trip_id.take(pa.array(kept)).to_numpy(zero_copy_only=False)
     if kept.size == 0:
         return reasons
-    ids = trip_id.take(pa.array(kept)).to_numpy(zero_copy_only=False)
+    repeats = seen.mark_repeats(ids.astype(np.int64))
+    if not repeats.any():
+        return reasons
     repeated = np.zeros(len(reasons), dtype=bool)
-    repeated[kept[seen.mark_repeats(ids.astype(np.int64))]] = True
-    chosen = pc.if_else(pa.array(repeated), "duplicate_trip_id", pa.scalar(None, pa.string()))
-    return pc.coalesce(reasons, chosen)
+    repeated[kept[repeats]] = True
+    return pc.coalesce(reasons, pc.if_else(pa.array(repeated), "duplicate_trip_id", NULL_STRING))

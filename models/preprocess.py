@@ -20,24 +20,27 @@ import json
 import logging
 import re
 import tempfile
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
+from itertools import chain
 from pathlib import Path
 from typing import Any
 
 import pyarrow as pa
 import pyarrow.compute as pc
-import pyarrow.parquet as pq
 
 from models import storage
 from models.clean import CANONICAL_SCHEMA, Checked, check_batch, count_true, mark_duplicates, period_outside
 from models.dedupe import SeenIds
+from models.encoding import digest_and_lines
 from models.errors import UserError, run_cli
 from models.features import OUTPUT_COLUMNS, build_features
 from models.quality import FileStats, QualityTracker, build_report, build_summary, render_markdown
-from models.readers import CsvFile, OddRows, iter_csv_files, read_batches, scan_file
+from models.readers import CsvFile, FileHead, OddRows, iter_csv_files, open_head, read_batches
 from models.schema import Era, detect_era
 from models.settings import Settings
+from models.sink import ParquetSink
 from models.timeparse import MONTH_FIRST, choose_format
 
 log = logging.getLogger(__name__)
@@ -45,6 +48,22 @@ log = logging.getLogger(__name__)
 PERIOD_PATTERN = re.compile(r"^\d{4}(-(0[1-9]|1[0-2]))?$")
 SAMPLE_VALUES = 20_000
 FIELD_COUNT = "field_count"
+# Dictionary-encode only the repetitive columns (names, labels, small integers): faster and smaller.
+DICTIONARY_COLUMNS = [
+    "start_station_id",
+    "start_station_name",
+    "end_station_id",
+    "end_station_name",
+    "bike_model",
+    "user_type",
+    "source_file",
+    "hour",
+    "weekday",
+    "month",
+    "is_weekend",
+    "is_holiday",
+    "round_trip",
+]
 QUARANTINE_SCHEMA = pa.schema(
     [("source_file", pa.string()), ("era", pa.string()), ("reason", pa.string()), ("raw", pa.string())]
 )
@@ -54,8 +73,9 @@ QUARANTINE_SCHEMA = pa.schema(
 class Run:
     """Everything one run writes to or counts into while files stream past."""
 
-    trips: pq.ParquetWriter
-    quarantine: pq.ParquetWriter
+    trips: ParquetSink
+    quarantine: ParquetSink
+    scanner: ThreadPoolExecutor  # digests and line counts, overlapping the parse
     tracker: QualityTracker
     seen: SeenIds
     period: str | None
@@ -79,23 +99,27 @@ def output_paths(output_uri: str) -> dict[str, str]:
     }
 
 
-def route_batch(run: Run, checked: Checked, source: str, era: Era) -> None:
+def route_batch(run: Run, batch: pa.RecordBatch, checked: Checked, source: str, era: Era) -> None:
     """Final reasons (period, duplicates) for a checked batch; kept rows to trips, others to quarantine."""
     reasons = checked.reasons
     outside = period_outside(checked.trips["start_time"].combine_chunks(), run.period)
     if outside is not None:
         reasons = pc.coalesce(reasons, pc.if_else(outside, "outside_period", pa.scalar(None, pa.string())))
     reasons = mark_duplicates(reasons, checked.trips["trip_id"].combine_chunks(), run.seen)
-    kept = pc.is_null(reasons)
-    trips = build_features(checked.trips.filter(kept)).select(OUTPUT_COLUMNS)
-    run.trips.write_table(trips)
-    dropped = pc.invert(kept)
-    if count_true(dropped):
-        write_quarantine(run, source, era.name, reasons.filter(dropped), checked.raw.filter(dropped))
+    all_kept = reasons.null_count == len(reasons)
+    kept = None if all_kept else pc.is_null(reasons)
+    trips = checked.trips if all_kept else checked.trips.filter(kept)
+    trips = build_features(trips).select(OUTPUT_COLUMNS)
+    run.trips.write(trips)
+    if not all_kept:
+        dropped = pc.invert(kept)
+        raw = pc.binary_join_element_wise(*batch.filter(dropped).columns, ",", null_handling="replace")
+        write_quarantine(run, source, era.name, reasons.filter(dropped), raw)
     run.tracker.add_reasons(source, reasons)
     run.tracker.add_labels(trips["start_time"].combine_chunks(), trips["user_type"].combine_chunks())
-    run.tracker.kept_with_nulls["station_name"] += count_true(pc.and_(kept, checked.null_name))
-    run.tracker.kept_with_nulls["bike_id"] += count_true(pc.and_(kept, checked.null_bike))
+    for column, mask in (("station_name", checked.null_name), ("bike_id", checked.null_bike)):
+        if mask is not None:
+            run.tracker.kept_with_nulls[column] += count_true(mask if all_kept else pc.and_(kept, mask))
 
 
 def write_quarantine(run: Run, source: str, era: str, reasons: pa.Array, raw: pa.Array) -> None:
@@ -105,15 +129,15 @@ def write_quarantine(run: Run, source: str, era: str, reasons: pa.Array, raw: pa
         [pa.repeat(pa.scalar(source), size), pa.repeat(pa.scalar(era), size), reasons, raw],
         schema=QUARANTINE_SCHEMA,
     )
-    run.quarantine.write_table(table)
+    run.quarantine.write(table)
 
 
-def sample_start_times(first: pa.RecordBatch | None, csv_file: CsvFile, era: Era, encoding: str) -> pa.Array:
+def sample_start_times(first: pa.RecordBatch | None, csv_file: CsvFile, era: Era, head: FileHead) -> pa.Array:
     """Start times to decide the format from: the first batch, or the whole column for 2017 Q1-Q2."""
     column = next(name for name, canonical in era.columns.items() if canonical == "start_time")
     if era.day_first_possible:
         odd = OddRows(expected=len(era.header))
-        values = [batch.column(column) for batch in read_batches(csv_file, era, encoding, odd)]
+        values = [batch.column(column) for batch in read_batches(csv_file, era, head, odd)]
         chunked = pa.chunked_array(values, pa.string()).combine_chunks()
     else:
         chunked = first.column(column) if first is not None else pa.array([], pa.string())
@@ -124,50 +148,59 @@ def sample_start_times(first: pa.RecordBatch | None, csv_file: CsvFile, era: Era
     return values
 
 
+@dataclass(frozen=True)
+class OpenedFile:
+    """A CSV whose era and time format are decided, with its batch stream started."""
+
+    head: FileHead
+    era: Era
+    fmt: str
+    odd: OddRows
+    batches: Iterator[pa.RecordBatch]
+
+
+def open_file(csv_file: CsvFile) -> OpenedFile:
+    """Scan a CSV, detect its era from the header and its time format from a sample of values."""
+    head = open_head(csv_file.path, csv_file.source)
+    era = detect_era(head.header, csv_file.source)
+    odd = OddRows(expected=len(era.header))
+    batches = read_batches(csv_file, era, head, odd)
+    first = next(batches, None)
+    sample = sample_start_times(first, csv_file, era, head)
+    fmt = MONTH_FIRST[0]  # a file without a single start time quarantines every row anyway
+    if len(sample):
+        fmt = choose_format(sample, csv_file.source, day_first_possible=era.day_first_possible)
+    bom = " (BOM)" if head.bom else ""
+    log.info("%s: era %s, %s%s, times %s", csv_file.source, era.name, head.encoding, bom, fmt)
+    return OpenedFile(head, era, fmt, odd, chain([first] if first is not None else [], batches))
+
+
 def process_file(run: Run, csv_file: CsvFile) -> str:
     """Stream one CSV into the run; returns its digest."""
-    scan = scan_file(csv_file.path, csv_file.source)
-    era = detect_era(scan.header, csv_file.source)
-    odd = OddRows(expected=len(era.header))
-    batches = read_batches(csv_file, era, scan.encoding, odd)
-    first = next(batches, None)
-    sample = sample_start_times(first, csv_file, era, scan.encoding)
-    fmt = (
-        choose_format(sample, csv_file.source, day_first_possible=era.day_first_possible)
-        if len(sample)
-        else MONTH_FIRST[0]
+    scanned = run.scanner.submit(digest_and_lines, csv_file.path)
+    opened = open_file(csv_file)
+    era, source = opened.era, csv_file.source
+    stats = FileStats(
+        era=era.name, encoding=opened.head.encoding, bom=opened.head.bom, time_format=opened.fmt
     )
-    stats = FileStats(era=era.name, encoding=scan.encoding, bom=scan.bom, time_format=fmt, digest=scan.digest)
-    run.tracker.files[csv_file.source] = stats
-    log.info(
-        "%s: era %s, %s%s, times %s",
-        csv_file.source,
-        era.name,
-        scan.encoding,
-        " (BOM)" if scan.bom else "",
-        fmt,
-    )
-    for batch in [first] if first is not None else []:
-        route_batch(
-            run, check_batch(batch, era, fmt, csv_file.source, run.min_duration_s), csv_file.source, era
-        )
-    for batch in batches:
-        route_batch(
-            run, check_batch(batch, era, fmt, csv_file.source, run.min_duration_s), csv_file.source, era
-        )
-    repaired = odd.repaired_batch(list(era.header))
+    run.tracker.files[source] = stats
+    for batch in opened.batches:
+        route_batch(run, batch, check_batch(batch, era, opened.fmt, source, run.min_duration_s), source, era)
+    repaired = opened.odd.repaired_batch(list(era.header))  # complete only once the reader is exhausted
     if repaired is not None:
         route_batch(
-            run, check_batch(repaired, era, fmt, csv_file.source, run.min_duration_s), csv_file.source, era
+            run, repaired, check_batch(repaired, era, opened.fmt, source, run.min_duration_s), source, era
         )
-    if odd.broken:
-        broken = pa.array(odd.broken, pa.string())
-        write_quarantine(
-            run, csv_file.source, era.name, pa.repeat(pa.scalar(FIELD_COUNT), len(broken)), broken
-        )
-        run.tracker.add_reasons(csv_file.source, pa.repeat(pa.scalar(FIELD_COUNT), len(broken)))
-    stats.blank_lines, stats.repaired_rows = scan.blank_lines + odd.blank, len(odd.repaired)
-    return scan.digest
+    if opened.odd.broken:
+        broken = pa.array(opened.odd.broken, pa.string())
+        reasons = pa.repeat(pa.scalar(FIELD_COUNT), len(broken))
+        write_quarantine(run, source, era.name, reasons, broken)
+        run.tracker.add_reasons(source, reasons)
+    stats.encoding = opened.head.decoder.encoding  # cp1252 if a later batch was not UTF-8
+    stats.digest, lines = scanned.result()
+    stats.repaired_rows = len(opened.odd.repaired)
+    stats.blank_lines = max(0, lines - 1 - stats.rows_in)  # lines that held no row
+    return stats.digest
 
 
 def combine_digests(digests: dict[str, str]) -> str:
@@ -199,10 +232,11 @@ def preprocess(
         work = Path(tmp)
         digests: dict[str, str] = {}
         with (
-            pq.ParquetWriter(work / "trips.parquet", output_schema()) as trips,
-            pq.ParquetWriter(work / "quarantine.parquet", QUARANTINE_SCHEMA) as quarantine,
+            ParquetSink(work / "trips.parquet", output_schema(), use_dictionary=DICTIONARY_COLUMNS) as trips,
+            ParquetSink(work / "quarantine.parquet", QUARANTINE_SCHEMA) as quarantine,
+            ThreadPoolExecutor(max_workers=1) as scanner,
         ):
-            run = Run(trips, quarantine, QualityTracker(), SeenIds(), period, min_duration_s)
+            run = Run(trips, quarantine, scanner, QualityTracker(), SeenIds(), period, min_duration_s)
             for csv_file in iter_csv_files(str(input_uri), work / "inputs", settings):
                 digests[csv_file.source] = process_file(run, csv_file)
         extra = {"input": str(input_uri), "input_digest": combine_digests(digests), "period": period}

@@ -31,7 +31,7 @@ class FileStats:
     encoding: str
     bom: bool
     time_format: str
-    digest: str
+    digest: str = ""
     rows_in: int = 0
     rows_out: int = 0
     quarantined: int = 0
@@ -62,12 +62,16 @@ class QualityTracker:
                 self.by_reason[item["values"]] += item["counts"]
 
     def add_labels(self, start: pa.Array, labels: pa.Array) -> None:
-        """Count kept trips per start month and label."""
-        month = pc.strftime(pc.floor_temporal(start, unit="month"), format="%Y-%m")
-        table = pa.table({"month": month, "label": labels})
-        counts = table.group_by(["month", "label"]).aggregate([([], "count_all")])
-        for row in counts.to_pylist():
-            self.month_labels.setdefault(row["month"], Counter())[row["label"]] += row["count_all"]
+        """Count kept trips per start month and label (keyed by integers: formatting dates is slow)."""
+        if not len(start):
+            return
+        month_key = pc.add(pc.multiply(pc.year(start), 100), pc.month(start))
+        key = pc.add(pc.multiply(month_key, 2), pc.cast(pc.equal(labels, "member"), pa.int64()))
+        for item in pc.value_counts(key).to_pylist():
+            month, is_member = divmod(item["values"], 2)
+            label = "member" if is_member else "casual"
+            name = f"{month // 100:04d}-{month % 100:02d}"
+            self.month_labels.setdefault(name, Counter())[label] += item["counts"]
 
     @property
     def rows_in(self) -> int:

@@ -8,9 +8,7 @@ as a string; rows with the wrong number of fields are handed back for quarantine
 
 from __future__ import annotations
 
-import codecs
 import csv
-import hashlib
 import logging
 import shutil
 import zipfile
@@ -22,15 +20,15 @@ import pyarrow as pa
 import pyarrow.csv as pacsv
 
 from models import storage
+from models.encoding import UTF8_BOM_BYTES, BatchDecoder, head_encoding, read_head
 from models.errors import UserError
-from models.schema import UTF8_BOM, Era
+from models.schema import Era
 from models.settings import Settings
 
 log = logging.getLogger(__name__)
 
 BLOCK_SIZE = 16 * 1024 * 1024
-SCAN_CHUNK = 8 * 1024 * 1024
-ENCODINGS = ("utf-8", "cp1252", "latin-1")
+COPY_CHUNK = 8 * 1024 * 1024
 
 
 @dataclass(frozen=True)
@@ -41,31 +39,31 @@ class CsvFile:
     path: Path
 
 
-@dataclass(frozen=True)
-class FileScan:
-    """What a full pass over the bytes found: encoding, digest, header line, BOM and blank lines."""
+@dataclass
+class FileHead:
+    """What the first bytes say: the header line, a leading BOM, the encoding (updated while reading)."""
 
-    encoding: str
-    digest: str
     header: str
     bom: bool
-    blank_lines: int
+    encoding: str
+    decoder: BatchDecoder = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.decoder = BatchDecoder(self.encoding)
 
 
 @dataclass
 class OddRows:
-    """Rows the CSV parser could not shape: blank lines, repaired rows and rows to quarantine."""
+    """Rows the CSV parser could not shape: repaired rows (extra empty fields) and rows to quarantine."""
 
     expected: int
-    blank: int = 0
     repaired: list[list[str]] = field(default_factory=list)
     broken: list[str] = field(default_factory=list)
 
     def handle(self, row: pacsv.InvalidRow) -> str:
         """pyarrow's invalid-row hook: sort the row, then always skip it in the parsed batch."""
         text = row.text or ""
-        if not text.strip(" \r\n,"):
-            self.blank += 1
+        if not text.strip(" \t\r\n"):  # a whitespace-only line holds no row (counted as blank)
             return "skip"
         fields = next(csv.reader([text]), [])
         extra = fields[self.expected :]
@@ -103,7 +101,7 @@ def unpack_zip(path: Path, dest: Path, source: str) -> list[CsvFile]:
                     continue
                 target = dest / f"member_{number}{name.suffix.lower()}"
                 with archive.open(info) as src, target.open("wb") as out:
-                    shutil.copyfileobj(src, out, SCAN_CHUNK)
+                    shutil.copyfileobj(src, out, COPY_CHUNK)
                 inner = f"{source}!{info.filename}"
                 if name.suffix.lower() == ".zip":
                     nested = dest / f"{target.stem}_unzipped"
@@ -141,51 +139,34 @@ def iter_csv_files(root: str, work: Path, settings: Settings | None = None) -> I
             shutil.rmtree(scratch, ignore_errors=True)
 
 
-def count_blank_lines(data: bytes) -> int:
-    """Empty lines in a chunk (the CSV reader skips them; the report counts them)."""
-    return data.count(b"\n\n") + data.count(b"\n\r\n")
+def open_head(path: Path, source: str) -> FileHead:
+    """Header line, BOM and encoding guess of a CSV, from its first bytes."""
+    try:
+        head = read_head(path)
+    except OSError as exc:
+        raise UserError(f"File {source} could not be read ({exc}).") from exc
+    encoding = head_encoding(head)
+    first = head.split(b"\n", 1)[0].rstrip(b"\r").decode(encoding, errors="replace")
+    if not first.strip():
+        raise UserError(f"File {source} is empty or has a blank header line.")
+    return FileHead(first, head.startswith(UTF8_BOM_BYTES), encoding)
 
 
-def scan_file(path: Path, source: str) -> FileScan:
-    """One pass over the bytes: SHA-256, the first encoding that decodes all of them, the header line."""
-    for encoding in ENCODINGS:
-        digest, decoder, header = hashlib.sha256(), codecs.getincrementaldecoder(encoding)(), ""
-        blank, last = 0, b""
-        try:
-            with path.open("rb") as src:
-                while chunk := src.read(SCAN_CHUNK):
-                    digest.update(chunk)
-                    blank += count_blank_lines(last + chunk) - count_blank_lines(last)
-                    last = chunk[-2:]
-                    text = decoder.decode(chunk)
-                    if not header and text:
-                        header = text
-            decoder.decode(b"", final=True)
-        except UnicodeDecodeError:
-            log.info("%s is not %s; trying the next encoding", source, encoding)
-            continue
-        except OSError as exc:
-            raise UserError(f"File {source} could not be read ({exc}).") from exc
-        first = header.splitlines()[0] if header.strip() else ""
-        if not first.strip():
-            raise UserError(f"File {source} is empty or has a blank header line.")
-        bom = first.startswith(UTF8_BOM)
-        return FileScan(encoding, f"sha256:{digest.hexdigest()}", first, bom, blank)
-    raise UserError(f"File {source} could not be decoded.")  # latin-1 decodes anything
+def read_batches(csv_file: CsvFile, era: Era, head: FileHead, odd: OddRows) -> Iterator[pa.RecordBatch]:
+    """The file's data rows as string batches under the era's column names (header skipped).
 
-
-def read_batches(csv_file: CsvFile, era: Era, encoding: str, odd: OddRows) -> Iterator[pa.RecordBatch]:
-    """The file's data rows as string batches under the era's column names (header skipped)."""
+    Columns are read as bytes and decoded per batch (see ``models.encoding``); a file that starts
+    in cp1252 is transcoded by the reader so that malformed rows reach the quarantine as text.
+    """
     names = list(era.header)
+    decoder = head.decoder
     read_options = pacsv.ReadOptions(
-        column_names=names, skip_rows=1, block_size=BLOCK_SIZE, encoding=encoding.replace("-", "")
+        column_names=names, skip_rows=1, block_size=BLOCK_SIZE, encoding=head.encoding.replace("-", "")
     )
     parse_options = pacsv.ParseOptions(invalid_row_handler=odd.handle)
-    convert_options = pacsv.ConvertOptions(
-        column_types=dict.fromkeys(names, pa.string()), strings_can_be_null=False
-    )
+    convert_options = pacsv.ConvertOptions(column_types=dict.fromkeys(names, pa.binary()))
     try:
-        reader = pacsv.open_csv(csv_file.path, read_options, parse_options, convert_options)
-        yield from reader
+        for batch in pacsv.open_csv(csv_file.path, read_options, parse_options, convert_options):
+            yield decoder.decode(batch)
     except (pa.ArrowInvalid, OSError) as exc:
         raise UserError(f"File {csv_file.source} could not be parsed as CSV ({exc}).") from exc

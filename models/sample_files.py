@@ -107,7 +107,7 @@ def allocate_rows(rows: int) -> list[int]:
 
 def string_columns(trips: pd.DataFrame, spec: FileSpec, rng: np.random.Generator) -> dict[str, np.ndarray]:
     """Canonical column name -> the file's string values (before dirty rows)."""
-    first_id = (spec.year - 2016) * 2_000_000 + spec.months[0] * 100_000
+    first_id = (spec.year - 2016) * 10_000_000 + spec.months[0] * 800_000  # room for 800k trips a month
     member, casual = spec.labels
     return {
         "trip_id": (first_id + np.arange(len(trips))).astype(str).astype(object),
