@@ -49,12 +49,15 @@ class ServiceState:
 
 
 def live_record(state: Path, service: Service) -> PidRecord | None:
-    """The pid record of a running service; a stale pid file is removed."""
+    """The pid record of a running service. A stale pid file is removed; processes left behind by a
+    server whose leader died are stopped first, so that a new start finds its port free."""
     record = read_pid(state, service.name)
     if record is None:
         return None
-    if record.is_alive():
+    if record.leader_alive():
         return record
+    if stop_record(service.name, record):
+        log.warning("stopped what the %s server (pid %s, exited) left behind", service.name, record.pid)
     pid_path(state, service.name).unlink(missing_ok=True)
     return None
 
@@ -154,7 +157,8 @@ def stack_status(settings: Settings, names: tuple[str, ...] = SERVICE_NAMES) -> 
     state = state_dir_of(settings)
     result = []
     for service in build_services_quietly(settings, names):
-        record = live_record(state, service)
-        healthy = record is not None and probe(service)
-        result.append(ServiceState(service.name, service.url, record.pid if record else None, healthy))
+        record = read_pid(state, service.name)
+        running = record is not None and record.leader_alive()
+        healthy = running and probe(service)
+        result.append(ServiceState(service.name, service.url, record.pid if running else None, healthy))
     return result

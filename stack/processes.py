@@ -28,21 +28,46 @@ from stack.services import Service
 log = logging.getLogger(__name__)
 
 STOP_TIMEOUT_S = 20.0
+KILL_WAIT_S = 10.0
 POLL_S = 0.25
 PROBE_TIMEOUT_S = 2.0
 PR_SET_PDEATHSIG = 1
+# Set in every server's environment (and so inherited by its children) to recognise its processes
+# even after the group leader died and left children behind.
+MARKER_VARIABLE = "TO_BIKES_STACK_MEMBER"
 
 
 @dataclass(frozen=True)
 class PidRecord:
-    """What a pid file holds: the group leader, its start time (to detect pid reuse) and its port."""
+    """What a pid file holds: the group leader, its start time (to detect pid reuse), its port, and
+    the marker every process of the server carries in its environment (``MARKER_VARIABLE``)."""
 
     pid: int
     start_ticks: int
     port: int
+    marker: str = ""
+
+    def leader_alive(self) -> bool:
+        return process_start_ticks(self.pid) == self.start_ticks
+
+    def members(self) -> list[int]:
+        """The server's live processes: its whole group while the leader lives, else marked orphans."""
+        members = group_members(self.pid)
+        if self.leader_alive():
+            return members
+        return [pid for pid in members if self.marker and has_marker(pid, self.marker)]
 
     def is_alive(self) -> bool:
-        return process_start_ticks(self.pid) == self.start_ticks
+        return self.leader_alive() or bool(self.members())
+
+
+def has_marker(pid: int, marker: str) -> bool:
+    """True when the process's environment holds this stack's marker for one server."""
+    try:
+        environ = Path(f"/proc/{pid}/environ").read_bytes()
+    except OSError:
+        return False
+    return f"{MARKER_VARIABLE}={marker}".encode() in environ.split(b"\0")
 
 
 def process_start_ticks(pid: int) -> int | None:
@@ -72,7 +97,8 @@ def read_pid(state: Path, name: str) -> PidRecord | None:
     path = pid_path(state, name)
     try:
         data = json.loads(path.read_text())
-        return PidRecord(int(data["pid"]), int(data["start_ticks"]), int(data["port"]))
+        marker = str(data.get("marker", ""))
+        return PidRecord(int(data["pid"]), int(data["start_ticks"]), int(data["port"]), marker)
     except (FileNotFoundError, ValueError, KeyError, TypeError):
         return None
 
@@ -127,13 +153,14 @@ def spawn(service: Service, state: Path, die_with_parent: bool = False) -> PidRe
     exits right after starting them, so its servers must not follow it.
     """
     logfile = log_path(state, service.name)
+    marker = f"{state.resolve()}/{service.name}"
     logfile.parent.mkdir(parents=True, exist_ok=True)
     with logfile.open("ab") as out:
         out.write(f"\n--- starting {service.name} on {service.url} at {time.ctime()} ---\n".encode())
         out.flush()
         process = subprocess.Popen(
             service.command,
-            env=service.env,
+            env={**service.env, MARKER_VARIABLE: marker},
             stdin=subprocess.DEVNULL,
             stdout=out,
             stderr=subprocess.STDOUT,
@@ -142,7 +169,7 @@ def spawn(service: Service, state: Path, die_with_parent: bool = False) -> PidRe
             preexec_fn=set_parent_death_signal if die_with_parent else None,
         )
     ticks = process_start_ticks(process.pid) or 0
-    record = PidRecord(process.pid, ticks, service.port)
+    record = PidRecord(process.pid, ticks, service.port, marker)
     write_pid(state, service.name, record)
     log.info("started %s (pid %s) on %s", service.name, process.pid, service.url)
     return record
@@ -161,29 +188,37 @@ def group_members(pgid: int) -> list[int]:
     return members
 
 
-def signal_group(pgid: int, sig: signal.Signals) -> None:
-    with contextlib.suppress(ProcessLookupError):
-        os.killpg(pgid, sig)
+def signal_server(record: PidRecord, sig: signal.Signals) -> None:
+    """Signal the server's process group, or only its marked orphans once the leader is gone."""
+    if record.leader_alive():
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(record.pid, sig)
+        return
+    for pid in record.members():
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, sig)
+
+
+def wait_gone(record: PidRecord, timeout_s: float) -> bool:
+    """Poll (bounded) until no process of the server is left; True when they are all gone."""
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        process_start_ticks(record.pid)  # reaps the leader if it is our own zombie child
+        if not record.is_alive():
+            return True
+        time.sleep(POLL_S)
+    return False
 
 
 def stop_record(name: str, record: PidRecord, timeout_s: float = STOP_TIMEOUT_S) -> bool:
-    """SIGTERM the server's process group, wait (bounded), then SIGKILL what is left. True if it ran."""
+    """SIGTERM the server's processes, wait (bounded), then SIGKILL what is left. True if it ran."""
     if not record.is_alive():
         return False
-    signal_group(record.pid, signal.SIGTERM)
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        process_start_ticks(record.pid)  # reaps it if it is our zombie child
-        if not group_members(record.pid):
-            return True
-        time.sleep(POLL_S)
-    log.warning("%s (pid %s) did not stop within %.0f s; sending SIGKILL", name, record.pid, timeout_s)
-    signal_group(record.pid, signal.SIGKILL)
-    for _ in range(40):
-        process_start_ticks(record.pid)
-        if not group_members(record.pid):
-            break
-        time.sleep(POLL_S)
+    signal_server(record, signal.SIGTERM)
+    if not wait_gone(record, timeout_s):
+        log.warning("%s (pid %s) did not stop within %.0f s; sending SIGKILL", name, record.pid, timeout_s)
+        signal_server(record, signal.SIGKILL)
+        wait_gone(record, KILL_WAIT_S)
     return True
 
 

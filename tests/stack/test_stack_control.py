@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import hashlib
 import os
+import signal
 import socket
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -14,8 +16,8 @@ import pytest
 from models.errors import UserError
 from stack.control import start_stack, stop_stack
 from stack.embedded import make_stack_env, running_stack
-from stack.processes import is_port_free, read_pid
-from stack.services import base_env, build_services
+from stack.processes import is_port_free, process_start_ticks, read_pid, spawn, stop_record
+from stack.services import Service, base_env, build_services
 from stack.sync import AWSCLI_PART_SIZE, digest_file
 from tests.stack.stack_helpers import run_stack_cli
 
@@ -122,3 +124,31 @@ def test_a_stale_pid_file_is_replaced(tmp_path: Path) -> None:
         assert states[0].healthy and states[0].pid != 999999
     finally:
         stop_stack(env.settings(), ("s3",))
+
+
+@pytest.mark.integration
+def test_down_also_ends_what_a_dead_leader_left_behind(tmp_path: Path) -> None:
+    leaves_a_child = (
+        "import subprocess, sys, time\n"
+        "subprocess.Popen([sys.executable, '-c', 'import time; time.sleep(120)'])\n"
+        "time.sleep(120)\n"
+    )
+    service = Service("s3", 1, "127.0.0.1", [sys.executable, "-c", leaves_a_child], dict(os.environ), "/")
+    bystander = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(120)"])
+    record = spawn(service, tmp_path, die_with_parent=True)
+    try:
+        for _ in range(100):
+            if len(record.members()) == 2:
+                break
+            time.sleep(0.1)
+        orphan = next(pid for pid in record.members() if pid != record.pid)
+        os.kill(record.pid, signal.SIGKILL)
+        os.waitpid(record.pid, 0)
+        assert not record.leader_alive() and record.members() == [orphan]
+        assert stop_record("s3", record)
+        assert not record.is_alive() and process_start_ticks(orphan) is None
+        assert bystander.poll() is None
+    finally:
+        stop_record("s3", record)
+        bystander.kill()
+        bystander.wait()
