@@ -1,0 +1,205 @@
+"""The AWS secret never leaves the places it must be: not in the code bundle, logs, MLflow, errors.
+
+Every test plants the stack's real secret where a mistake would spread it (a ``.env`` in the project,
+the process environment, DEBUG logging of every library) and then scans what others can read:
+the objects ``push_to_s3`` uploads with our ``.prefectignore``, log records at DEBUG, the servers'
+log files, MLflow params, tags and artifacts, registry tags, and the text of every exception.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import logging
+import shutil
+import subprocess
+import traceback
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import boto3
+import pytest
+from mlflow import MlflowClient
+
+from models import storage
+from models.errors import UserError
+from models.register import register_model
+from models.settings import PROJECT_ROOT
+from models.train import train_model
+from stack.embedded import StackEnv, free_ports
+from tests.models.test_train_data import build_trips, write_trips
+
+pytestmark = pytest.mark.integration
+
+PLANTED = (
+    ".env",
+    ".env.local",
+    "agent/.env",
+    "deploy/service.pem",
+    "tls.key",
+    ".stack/prefect/prefect.db",
+    "data/sample/2025/secret.csv",
+    "mlruns/0/meta.yaml",
+    ".venv/lib/site.py",
+    "stack/node_modules/s3rver/index.js",
+    "bench/work/notes.txt",
+    ".git/config",
+)
+LOGGERS = ("", "botocore", "boto3", "s3transfer", "urllib3", "mlflow", "models", "prefect")
+
+
+def s3(env: StackEnv) -> Any:
+    return boto3.client(
+        "s3",
+        endpoint_url=env.endpoint_url,
+        aws_access_key_id=env["AWS_ACCESS_KEY_ID"],
+        aws_secret_access_key=env["AWS_SECRET_ACCESS_KEY"],
+        region_name=env["AWS_DEFAULT_REGION"],
+    )
+
+
+def copy_project(target: Path) -> list[str]:
+    """The tracked files of the repository (what a clean checkout holds) copied to ``target``."""
+    listed = subprocess.run(
+        ["git", "ls-files", "-z"], cwd=PROJECT_ROOT, capture_output=True, check=True, timeout=60
+    ).stdout.decode()
+    files = [name for name in listed.split("\0") if name and (PROJECT_ROOT / name).is_file()]
+    for name in files:
+        (target / name).parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy2(PROJECT_ROOT / name, target / name)
+    return files
+
+
+def read_bundle(env: StackEnv, folder: str) -> dict[str, bytes]:
+    """Every object under ``folder/``: relative key -> bytes."""
+    client, found = s3(env), {}
+    for page in client.get_paginator("list_objects_v2").paginate(Bucket=env.bucket, Prefix=folder + "/"):
+        for item in page.get("Contents", []):
+            body = client.get_object(Bucket=env.bucket, Key=item["Key"])["Body"].read()
+            found[item["Key"][len(folder) + 1 :]] = body
+    return found
+
+
+def test_prefectignore_keeps_env_and_secret_files_out_of_the_code_bundle(
+    s3_server: StackEnv, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from prefect_aws.deployments.steps import push_to_s3
+
+    secret = s3_server["AWS_SECRET_ACCESS_KEY"]
+    project = tmp_path / "project"
+    tracked = copy_project(project)
+    for name in PLANTED:
+        (project / name).parent.mkdir(parents=True, exist_ok=True)
+        (project / name).write_text(f"AWS_SECRET_ACCESS_KEY={secret}\n")
+    monkeypatch.chdir(project)
+    folder = f"flows/secrets-{uuid.uuid4().hex[:8]}"
+    push_to_s3(
+        bucket=s3_server.bucket,
+        folder=folder,
+        credentials={"aws_access_key_id": s3_server["AWS_ACCESS_KEY_ID"], "aws_secret_access_key": secret},
+        client_parameters={"endpoint_url": s3_server.endpoint_url},
+    )
+    bundle = read_bundle(s3_server, folder)
+    assert "models/preprocess.py" in bundle and "models/settings.py" in bundle
+    assert ".env.example" in bundle or ".env.example" not in tracked
+    assert sorted(set(PLANTED) & set(bundle)) == []
+    assert [name for name in bundle if "node_modules/" in name] == []
+    assert [name for name, body in bundle.items() if secret.encode() in body] == []
+
+
+@contextlib.contextmanager
+def captured_debug_logs() -> Iterator[io.StringIO]:
+    """Every record of the project's and its libraries' loggers, at DEBUG, into one buffer."""
+    buffer = io.StringIO()
+    handler = logging.StreamHandler(buffer)
+    handler.setFormatter(logging.Formatter("%(name)s %(levelname)s %(message)s"))
+    saved = []
+    for name in LOGGERS:
+        logger = logging.getLogger(name)
+        saved.append((logger, logger.level))
+        logger.setLevel(logging.DEBUG)
+        logger.addHandler(handler)
+    try:
+        yield buffer
+    finally:
+        for logger, level in saved:
+            logger.removeHandler(handler)
+            logger.setLevel(level)
+
+
+def exception_text(exc: BaseException) -> str:
+    """The message and the whole chained traceback, as a log handler or a Prefect state would show it."""
+    return "".join(traceback.format_exception(exc))
+
+
+def train_and_register(env: StackEnv, tmp_path: Path) -> tuple[str, str]:
+    """One training run and its registration against the stack, features read from S3."""
+    settings = env.settings()
+    local = write_trips(tmp_path / "trips.parquet", build_trips(rows=4000))
+    uri = settings.s3_uri(settings.processed_prefix, f"secrets-{uuid.uuid4().hex[:8]}", "trips.parquet")
+    storage.write_file_atomic(local, uri, settings)
+    tracking = env["MLFLOW_TRACKING_URI"]
+    result = train_model(
+        uri,
+        tracking_uri=tracking,
+        experiment="secrets",
+        model_name="secrets-model",
+        max_evals=1,
+        settings=settings,
+    )
+    registration = register_model(result.run_id, name="secrets-model", tracking_uri=tracking)
+    return result.run_id, registration.version
+
+
+def mlflow_texts(env: StackEnv, run_id: str, version: str, tmp_path: Path) -> dict[str, str]:
+    """What MLflow shows about the run and the version: params, tags, and every artifact's bytes."""
+    client = MlflowClient(env["MLFLOW_TRACKING_URI"])
+    run = client.get_run(run_id)
+    texts = {"params": repr(run.data.params), "tags": repr(run.data.tags)}
+    texts["version"] = repr(client.get_model_version("secrets-model", version))
+    local = Path(client.download_artifacts(run_id, "", str(tmp_path / "artifacts")))
+    for path in sorted(p for p in local.rglob("*") if p.is_file()):
+        texts[f"artifact {path.relative_to(local)}"] = path.read_bytes().decode("latin-1")
+    return texts
+
+
+@pytest.mark.slow
+def test_training_and_registration_leak_no_secret(
+    stack_env: StackEnv, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    secret = stack_env["AWS_SECRET_ACCESS_KEY"]
+    monkeypatch.chdir(tmp_path)
+    with captured_debug_logs() as logs:
+        run_id, version = train_and_register(stack_env, tmp_path)
+    assert "botocore" in logs.getvalue() and "models" in logs.getvalue()  # the capture did capture
+    assert secret not in logs.getvalue()
+    texts = mlflow_texts(stack_env, run_id, version, tmp_path)
+    assert any(name.startswith("artifact ") for name in texts)
+    assert [name for name, text in texts.items() if secret in text] == []
+    server_logs = {
+        p.name: p.read_text(errors="replace") for p in (stack_env.state_dir / "logs").glob("*.log")
+    }
+    assert set(server_logs) >= {"s3.log", "mlflow.log", "prefect.log"}
+    assert [name for name, text in server_logs.items() if secret in text] == []
+
+
+def test_errors_name_the_place_but_never_the_secret(stack_env: StackEnv, tmp_path: Path) -> None:
+    secret = stack_env["AWS_SECRET_ACCESS_KEY"]
+    settings = stack_env.settings()
+    assert secret not in repr(settings) and secret not in str(settings.model_dump())
+    dead = f"http://127.0.0.1:{free_ports(1)[0]}"
+    failures = [
+        lambda: storage.list_inputs("s3://no-such-bucket-for-secrets/raw/", settings),
+        lambda: storage.download_file(settings.s3_uri("raw", "missing.csv"), tmp_path / "x.csv", settings),
+        lambda: train_model(
+            settings.s3_uri("processed", "missing.parquet"), tracking_uri=dead, settings=settings
+        ),
+        lambda: register_model("0" * 32, name="secrets-model", tracking_uri=dead),
+    ]
+    for failure in failures:
+        with pytest.raises(UserError) as caught:
+            failure()
+        assert "\n" not in str(caught.value)
+        assert secret not in exception_text(caught.value)
