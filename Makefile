@@ -141,6 +141,7 @@ sync-data: $(VENV_STAMP) ## aws s3 sync DATA (default data/sample) to s3://BUCKE
 	$(STACK) sync-data $(DATA)
 
 blocks: $(AGENT_STAMP) ## Register the ToBikesConfig block type; save AWS, S3 bucket and config blocks (idempotent)
+	$(STACK) check-prefect
 	$(AGENT_VENV)/bin/prefect --no-prompt block register -f orchestration/blocks.py
 	$(APY) -m orchestration.save_blocks
 

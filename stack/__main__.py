@@ -1,4 +1,4 @@
-"""``python -m stack up|down|status|logs|doctor|sync-data|env``: the local stack's command line.
+"""``python -m stack up|down|status|logs|doctor|sync-data|env|check-prefect``: the local stack's CLI.
 
 Run it with ``.venv/bin/python`` from the project root (the Makefile does). Exit codes: 0 ok,
 2 a user error (one sentence on stderr), 3 ``status``/``doctor`` found something down.
@@ -10,7 +10,7 @@ import argparse
 import shlex
 from collections.abc import Sequence
 
-from models.errors import run_cli
+from models.errors import UserError, run_cli
 from models.settings import load_settings
 from stack.control import stack_status, start_stack, stop_stack
 from stack.processes import tail_log
@@ -33,6 +33,7 @@ def build_parser() -> argparse.ArgumentParser:
     sync = sub.add_parser("sync-data", help="aws s3 sync a data folder to raw/ and verify its checksums")
     sync.add_argument("source", nargs="?", default="data/sample")
     sub.add_parser("env", help="print the settings as shell exports (never the secret)")
+    sub.add_parser("check-prefect", help="exit 2 with one sentence unless the Prefect API answers")
     return parser
 
 
@@ -67,6 +68,16 @@ def print_exports() -> int:
     return 0
 
 
+def check_prefect_api() -> int:
+    """Fail in one sentence before a Prefect command would fail with a traceback."""
+    from stack.doctor import check_prefect
+
+    result = check_prefect(load_settings())
+    if not result.ok:
+        raise UserError(f"the Prefect API {result.detail}; run `make up` or set PREFECT_API_URL.")
+    return 0
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     if args.command == "up":
@@ -85,6 +96,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         from stack.doctor import run_doctor
 
         return run_doctor(load_settings())
+    if args.command == "check-prefect":
+        return check_prefect_api()
     if args.command == "sync-data":
         from stack.sync import sync_data
 
