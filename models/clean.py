@@ -32,6 +32,7 @@ from models.schema import Era
 from models.timeparse import UNIT
 
 MAX_DURATION_S = 24 * 3600
+MAX_FIELD_BYTES = 1000  # the longest real value is a station name of under 100 characters
 TIME_TYPE = pa.timestamp(UNIT)
 CANONICAL_TYPES = {
     "trip_id": pa.int64(),
@@ -91,6 +92,8 @@ def check_batch(batch: pa.RecordBatch, era: Era, fmt: str, source: str, min_dura
     size = batch.num_rows
     raw = {name: raw_column(batch, era, name) for name in CANONICAL_COLUMNS}
     reasons = Reasons(size)
+    for column in batch.columns:  # a runaway field (a quote swallowing lines, a corrupt row)
+        reasons.add(pc.greater(pc.binary_length(column), MAX_FIELD_BYTES), "field_too_long")
     trip_id = parse_integer(raw["trip_id"])
     add_parse_reasons(reasons, trip_id, "trip_id")
     times = {name: parse_time(raw[name], fmt) for name in ("start_time", "end_time")}

@@ -48,14 +48,19 @@ def read_head(path: Path) -> bytes:
 
 
 def digest_and_lines(path: Path) -> tuple[str, int]:
-    """SHA-256 of the bytes and the number of lines (a last line without a newline counts)."""
-    digest, lines, last = hashlib.sha256(), 0, b""
+    """SHA-256 of the bytes and the number of lines (a last line without a line end counts).
+
+    Lines end in LF or CRLF; a file without a single LF is counted by its CRs (classic Mac).
+    """
+    digest, lf, cr, last = hashlib.sha256(), 0, 0, b""
     with path.open("rb") as src:
         while chunk := src.read(CHUNK):
             digest.update(chunk)
-            lines += chunk.count(b"\n")
+            lf += chunk.count(b"\n")
+            cr += 0 if lf else chunk.count(b"\r")
             last = chunk[-1:]
-    return f"sha256:{digest.hexdigest()}", lines + (1 if last not in (b"", b"\n") else 0)
+    lines = lf or cr
+    return f"sha256:{digest.hexdigest()}", lines + (1 if last not in (b"", b"\n", b"\r") else 0)
 
 
 def transcode(values: pa.Array, codec: str) -> pa.Array:

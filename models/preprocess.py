@@ -200,6 +200,8 @@ def process_file(run: Run, csv_file: CsvFile) -> str:
     stats.digest, lines = scanned.result()
     stats.repaired_rows = len(opened.odd.repaired)
     stats.blank_lines = max(0, lines - 1 - stats.rows_in)  # lines that held no row
+    if stats.rows_in == 0:
+        raise UserError(f"File {source} has a header but no data rows (a truncated download?).")
     return stats.digest
 
 

@@ -1,25 +1,27 @@
 """Finding the CSV files in an input (folder, CSV, ZIP, S3 prefix) and streaming them as string batches.
 
 Inputs are handled one file at a time: an S3 object is downloaded, a ZIP unpacked (nested ZIPs and
-sub-folders included, ``__MACOSX`` junk ignored) into a scratch folder, read, then deleted, so disk
-and memory hold one file at most. Each CSV is read by pyarrow in record batches with every column
-as a string; rows with the wrong number of fields are handed back for quarantine, never dropped.
+sub-folders included, ``__MACOSX`` junk ignored) into a scratch folder, read, then deleted, so
+disk holds one input and memory a few batches at most. Each CSV is read by pyarrow in record
+batches with every column as a string; rows with the wrong number of fields are handed back for
+quarantine, never dropped.
 """
 
 from __future__ import annotations
 
 import csv
 import logging
+import re
 import shutil
-import zipfile
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from pathlib import Path, PurePosixPath
+from pathlib import Path
 
 import pyarrow as pa
 import pyarrow.csv as pacsv
 
 from models import storage
+from models.archives import CsvFile, unpack_zip
 from models.encoding import UTF8_BOM_BYTES, BatchDecoder, head_encoding, read_head
 from models.errors import UserError
 from models.schema import Era
@@ -28,15 +30,7 @@ from models.settings import Settings
 log = logging.getLogger(__name__)
 
 BLOCK_SIZE = 16 * 1024 * 1024
-COPY_CHUNK = 8 * 1024 * 1024
-
-
-@dataclass(frozen=True)
-class CsvFile:
-    """One CSV to read: where it is on disk and the name it is reported under."""
-
-    source: str
-    path: Path
+BLANK_CHARS = " \t\r\n,"  # a line of only these holds no row (counted as blank)
 
 
 @dataclass
@@ -61,17 +55,28 @@ class OddRows:
     broken: list[str] = field(default_factory=list)
 
     def handle(self, row: pacsv.InvalidRow) -> str:
-        """pyarrow's invalid-row hook: sort the row, then always skip it in the parsed batch."""
-        text = row.text or ""
-        if not text.strip(" \t\r\n"):  # a whitespace-only line holds no row (counted as blank)
-            return "skip"
+        """pyarrow's invalid-row hook: sort the row, then always skip it in the parsed batch.
+
+        An unterminated quote makes the parser swallow the following lines into this row: the
+        first line is quarantined, and each swallowed line is sorted again on its own.
+        """
+        first, *swallowed = (row.text or "").splitlines() or [""]
+        self.sort_line(first)
+        for line in swallowed:
+            self.sort_line(line, whole_only=True)
+        return "skip"
+
+    def sort_line(self, text: str, *, whole_only: bool = False) -> None:
+        """Blank (whitespace/commas only): no row. Extra empty fields: repaired. Else: quarantined."""
+        if not text.strip(BLANK_CHARS):
+            return
         fields = next(csv.reader([text]), [])
         extra = fields[self.expected :]
-        if len(fields) > self.expected and not any(value.strip() for value in extra):
+        fits = len(fields) == self.expected if whole_only else len(fields) > self.expected
+        if fits and not any(value.strip() for value in extra):
             self.repaired.append(fields[: self.expected])
         else:
-            self.broken.append(text.rstrip("\r\n"))
-        return "skip"
+            self.broken.append(text)
 
     def repaired_batch(self, names: list[str]) -> pa.RecordBatch | None:
         """The rows that only had extra empty trailing fields, as one string batch."""
@@ -79,39 +84,6 @@ class OddRows:
             return None
         columns = [pa.array([r[i] for r in self.repaired], pa.string()) for i in range(len(names))]
         return pa.RecordBatch.from_arrays(columns, names=names)
-
-
-def is_junk(name: str) -> bool:
-    """ZIP entries that are not data: macOS resource forks and folders."""
-    parts = PurePosixPath(name).parts
-    return name.endswith("/") or "__MACOSX" in parts or (bool(parts) and parts[-1].startswith("._"))
-
-
-def unpack_zip(path: Path, dest: Path, source: str) -> list[CsvFile]:
-    """Every CSV inside a ZIP (recursing into nested ZIPs); a corrupt archive is a UserError."""
-    found: list[CsvFile] = []
-    try:
-        with zipfile.ZipFile(path) as archive:
-            for number, info in enumerate(archive.infolist()):
-                if is_junk(info.filename):
-                    continue
-                name = PurePosixPath(info.filename)
-                if name.suffix.lower() not in storage.DATA_SUFFIXES:
-                    log.info("skipping %s!%s: not a CSV or ZIP", source, info.filename)
-                    continue
-                target = dest / f"member_{number}{name.suffix.lower()}"
-                with archive.open(info) as src, target.open("wb") as out:
-                    shutil.copyfileobj(src, out, COPY_CHUNK)
-                inner = f"{source}!{info.filename}"
-                if name.suffix.lower() == ".zip":
-                    nested = dest / f"{target.stem}_unzipped"
-                    nested.mkdir()
-                    found.extend(unpack_zip(target, nested, inner))
-                else:
-                    found.append(CsvFile(source=inner, path=target))
-    except (zipfile.BadZipFile, OSError, EOFError) as exc:
-        raise UserError(f"File {source} is not a readable ZIP archive ({exc}).") from exc
-    return found
 
 
 def display_name(uri: str, root: str) -> str:
@@ -146,7 +118,7 @@ def open_head(path: Path, source: str) -> FileHead:
     except OSError as exc:
         raise UserError(f"File {source} could not be read ({exc}).") from exc
     encoding = head_encoding(head)
-    first = head.split(b"\n", 1)[0].rstrip(b"\r").decode(encoding, errors="replace")
+    first = re.split(rb"\r\n|\r|\n", head, maxsplit=1)[0].decode(encoding, errors="replace")
     if not first.strip():
         raise UserError(f"File {source} is empty or has a blank header line.")
     return FileHead(first, head.startswith(UTF8_BOM_BYTES), encoding)
