@@ -26,6 +26,7 @@ MONTH_FIRST = (
 ISO = ("%Y-%m-%d %H:%M:%S", "%Y-%m-%d %H:%M")
 DAY_FIRST = ("%d/%m/%y %H:%M:%S", "%d/%m/%y %H:%M", "%d/%m/%Y %H:%M", "%d/%m/%Y %H:%M:%S")
 MIN_PARSED_SHARE = 0.95
+MIN_BEST_SHARE = 0.5
 MIN_YEAR = 2000
 UNIT = "s"
 SLASH_DATE = r"^(?P<first>\d{1,2})/(?P<second>\d{1,2})/"
@@ -67,7 +68,11 @@ def parsed_share(values: pa.Array, fmt: str) -> float:
 
 
 def pick_format(values: pa.Array, candidates: tuple[str, ...], source: str) -> str:
-    """The first candidate that parses nearly all sample values; none is a UserError naming the file."""
+    """The first candidate that parses nearly all sample values, else the best one if it parses most.
+
+    A few bad values in a small file must not fail the run (they are quarantined row by row), but
+    a file where no format parses most values is a UserError naming the file.
+    """
     best, best_share = candidates[0], -1.0
     for fmt in candidates:
         share = parsed_share(values, fmt)
@@ -75,6 +80,8 @@ def pick_format(values: pa.Array, candidates: tuple[str, ...], source: str) -> s
             return fmt
         if share > best_share:
             best, best_share = fmt, share
+    if best_share >= MIN_BEST_SHARE:
+        return best
     example = values.drop_null()[0].as_py() if len(values.drop_null()) else None
     raise UserError(
         f"File {source} has start times in no known format (e.g. {example!r}; best {best} "
