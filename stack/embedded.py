@@ -20,6 +20,16 @@ from stack.services import SERVICE_NAMES
 TEST_BUCKET = "to-bikes-test"
 TEST_KEY_ID = "to-bikes-local"
 TEST_REGION = "us-east-1"
+PREFIX = "TO_BIKES_"
+# Standard variable -> settings field, for the variables Settings reads without the TO_BIKES_ prefix.
+STANDARD_VARIABLES = {
+    "AWS_ACCESS_KEY_ID": "aws_access_key_id",
+    "AWS_SECRET_ACCESS_KEY": "aws_secret_access_key",
+    "AWS_DEFAULT_REGION": "aws_region",
+    "PREFECT_API_URL": "prefect_api_url_override",
+    "MLFLOW_TRACKING_URI": "mlflow_tracking_uri_override",
+    "PREFECT_API_AUTH_STRING": "prefect_auth_string",
+}
 
 
 class StackEnv(dict[str, str]):
@@ -42,31 +52,15 @@ class StackEnv(dict[str, str]):
         return Path(self["TO_BIKES_STATE_DIR"])
 
     def settings(self) -> Settings:
-        """Settings for exactly this stack, independent of the caller's environment and .env."""
-        ports = {
-            field: int(self[variable])
-            for field, variable in (
-                ("prefect_port", "TO_BIKES_PREFECT_PORT"),
-                ("mlflow_port", "TO_BIKES_MLFLOW_PORT"),
-            )
-            if variable in self
+        """Settings for exactly this stack: every ``TO_BIKES_*`` and standard variable in the dict
+        wins over the caller's environment, and no ``.env`` file is read."""
+        values: dict[str, str] = {
+            name: self[key]
+            for key in self
+            if key.startswith(PREFIX) and (name := key.removeprefix(PREFIX).lower()) in Settings.model_fields
         }
-        return Settings(
-            _env_file=None,
-            host=self["TO_BIKES_HOST"],
-            s3_port=int(self["TO_BIKES_S3_PORT"]),
-            **ports,
-            state_dir=self.state_dir,
-            bucket=self.bucket,
-            s3_endpoint_url=None,
-            use_local_s3=True,
-            aws_access_key_id=self["AWS_ACCESS_KEY_ID"],
-            aws_secret_access_key=self["AWS_SECRET_ACCESS_KEY"],
-            aws_region=self["AWS_DEFAULT_REGION"],
-            prefect_api_url_override=self.get("PREFECT_API_URL"),
-            mlflow_tracking_uri_override=self.get("MLFLOW_TRACKING_URI"),
-            prefect_auth_string=self.get("PREFECT_API_AUTH_STRING"),
-        )
+        values |= {field: self[key] for key, field in STANDARD_VARIABLES.items() if key in self}
+        return Settings(_env_file=None, **values)
 
 
 def free_ports(count: int, host: str = LOCAL_HOST) -> list[int]:
