@@ -58,7 +58,7 @@ def print_exports() -> int:
     values = {
         "TO_BIKES_STATE_DIR": str(state_dir_of(settings)),
         "TO_BIKES_BUCKET": settings.bucket,
-        "TO_BIKES_S3_ENDPOINT": settings.s3_endpoint or "",
+        "TO_BIKES_S3_ENDPOINT_URL": settings.s3_endpoint or "",
         "PREFECT_API_URL": settings.prefect_api_url,
         "MLFLOW_TRACKING_URI": settings.mlflow_tracking_uri,
         "AWS_DEFAULT_REGION": settings.aws_region,
