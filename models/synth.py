@@ -63,7 +63,7 @@ def draw_days(
         ],
         ignore_index=True,
     )
-    is_weekday = (days.dt.dayofweek < 5).to_numpy()
+    is_weekday = (days.dt.day_of_week < 5).to_numpy()
     want_weekday = rng.random(size) < weekday_p
     pool_weekday, pool_weekend = days[is_weekday].to_numpy(), days[~is_weekday].to_numpy()
     chosen = np.where(
@@ -93,7 +93,7 @@ def generate_trips(
     """Clean trips for the given months: times, duration, stations and the member flag."""
     member = rng.random(size) < member_share
     days = draw_days(rng, months, size, np.where(member, 0.86, 0.45))
-    weekday = (days.dt.dayofweek < 5).to_numpy()
+    weekday = (days.dt.day_of_week < 5).to_numpy()
     hours = draw_hours(rng, member, weekday)
     start = days + pd.to_timedelta(np.floor(hours * 3600).astype(np.int64), unit="s")
     median = np.where(member, 640.0, 1350.0)
