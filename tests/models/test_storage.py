@@ -1,0 +1,106 @@
+"""Storage helpers: URIs, listing, atomic writes and digests, locally and against a local S3 server."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+
+import pytest
+
+from models import storage
+from models.errors import UserError
+from models.preprocess import preprocess
+from tests.models.data.rows import HEADER_2025, csv_bytes, row_2025
+
+
+@pytest.mark.unit
+def test_s3_uris_split_and_are_recognised():
+    assert storage.is_s3("s3://b/k/x.csv") and not storage.is_s3("/tmp/x.csv")
+    assert storage.split_s3_uri("s3://bucket/raw/2025/a.csv") == ("bucket", "raw/2025/a.csv")
+    assert storage.split_s3_uri("s3://bucket") == ("bucket", "")
+    with pytest.raises(UserError, match="names no bucket"):
+        storage.split_s3_uri("s3:///key")
+
+
+@pytest.mark.unit
+def test_list_inputs_finds_csv_and_zip_sorted_and_skips_junk(tmp_path):
+    for name in ("2025/b.csv", "2025/a.CSV", "2024/x.zip", "2025/notes.txt", "__MACOSX/2025/._a.csv"):
+        (tmp_path / name).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / name).write_bytes(b"x")
+    found = [p.removeprefix(str(tmp_path) + "/") for p in storage.list_inputs(tmp_path)]
+    assert found == ["2024/x.zip", "2025/a.CSV", "2025/b.csv"]
+    assert storage.list_inputs(tmp_path / "2025" / "b.csv") == [str(tmp_path / "2025" / "b.csv")]
+
+
+@pytest.mark.unit
+def test_missing_input_is_a_user_error_naming_it(tmp_path):
+    with pytest.raises(UserError, match="nowhere"):
+        storage.list_inputs(tmp_path / "nowhere")
+
+
+@pytest.mark.unit
+def test_local_atomic_write_replaces_and_leaves_no_temporary_file(tmp_path):
+    source = tmp_path / "src.bin"
+    source.write_bytes(b"new")
+    target = tmp_path / "deep" / "out.bin"
+    target.parent.mkdir()
+    target.write_bytes(b"old")
+    storage.write_file_atomic(source, target)
+    assert target.read_bytes() == b"new"
+    assert [p.name for p in target.parent.iterdir()] == ["out.bin"]
+
+
+@pytest.mark.unit
+def test_file_digest_is_sha256_of_the_bytes(tmp_path):
+    path = tmp_path / "f"
+    path.write_bytes(b"abc")
+    assert storage.file_digest(path) == "sha256:" + hashlib.sha256(b"abc").hexdigest()
+
+
+@pytest.mark.integration
+def test_s3_round_trip_lists_downloads_and_writes_atomically(s3_env, tmp_path):
+    settings = s3_env.settings()
+    local = tmp_path / "a.csv"
+    local.write_bytes(b"hello")
+    uri = f"s3://{s3_env.bucket}/storage-test/raw/2025/a.csv"
+    storage.write_file_atomic(local, uri, settings)
+    assert storage.list_inputs(f"s3://{s3_env.bucket}/storage-test/raw/", settings) == [uri]
+    assert storage.download_file(uri, tmp_path / "copy.csv", settings).read_bytes() == b"hello"
+    assert storage.file_digest(uri, settings) == storage.file_digest(local)
+    client = storage.s3_client(settings)
+    keys = [
+        o["Key"] for o in client.list_objects_v2(Bucket=s3_env.bucket, Prefix="storage-test/")["Contents"]
+    ]
+    assert keys == ["storage-test/raw/2025/a.csv"]  # no temporary key left behind
+
+
+@pytest.mark.integration
+def test_preprocess_reads_and_writes_s3(s3_env, tmp_path):
+    settings = s3_env.settings()
+    source = tmp_path / "2025-06.csv"
+    source.write_bytes(
+        csv_bytes(HEADER_2025, [row_2025(i) for i in range(10)] + [row_2025(99, duration="0")])
+    )
+    raw = f"s3://{s3_env.bucket}/pre-test/raw/2025/2025-06.csv"
+    storage.write_file_atomic(source, raw, settings)
+    output = f"s3://{s3_env.bucket}/pre-test/processed/2025/trips.parquet"
+    summary = preprocess(f"s3://{s3_env.bucket}/pre-test/raw/", output, period="2025", settings=settings)
+    assert (summary["rows_in"], summary["rows_out"], summary["quarantined"]) == (11, 10, 1)
+    assert summary["by_file"] == {"2025/2025-06.csv": 11}
+    client = storage.s3_client(settings)
+    keys = {
+        o["Key"]
+        for o in client.list_objects_v2(Bucket=s3_env.bucket, Prefix="pre-test/processed/")["Contents"]
+    }
+    assert keys == {
+        f"pre-test/processed/2025/trips.{suffix}"
+        for suffix in ("parquet", "quarantine.parquet", "quality.json", "quality.md")
+    }
+    report = client.get_object(Bucket=s3_env.bucket, Key="pre-test/processed/2025/trips.quality.json")["Body"]
+    assert json.loads(report.read())["rows_in"] == 11
+
+
+@pytest.mark.integration
+def test_missing_s3_prefix_is_a_user_error(s3_env):
+    with pytest.raises(UserError, match=r"holds no \.csv or \.zip"):
+        storage.list_inputs(f"s3://{s3_env.bucket}/no-such-prefix/", s3_env.settings())
