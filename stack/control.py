@@ -24,6 +24,7 @@ from stack.processes import (
     probe,
     read_pid,
     spawn,
+    state_lock,
     stop_record,
     tail_log,
 )
@@ -114,14 +115,15 @@ def start_stack(
     """Start the named servers that are not running yet and wait until all of them answer."""
     services = build_services(settings, names)
     state = state_dir_of(settings)
-    missing = check_ports(state, services)
-    for service in missing:
-        spawn(service, state, die_with_parent)
-    try:
-        wait_healthy(state, services, settings.stack_timeout_s)
-    except UserError:
-        stop_services(state, missing)
-        raise
+    with state_lock(state):
+        missing = check_ports(state, services)
+        for service in missing:
+            spawn(service, state, die_with_parent)
+        try:
+            wait_healthy(state, services, settings.stack_timeout_s)
+        except UserError:
+            stop_services(state, missing)
+            raise
     return stack_status(settings, names)
 
 
@@ -140,7 +142,9 @@ def stop_services(state: Path, services: list[Service]) -> list[str]:
 
 def stop_stack(settings: Settings, names: tuple[str, ...] = SERVICE_NAMES) -> list[str]:
     """Stop exactly the processes this stack started (pid files under the state folder)."""
-    return stop_services(state_dir_of(settings), build_services_quietly(settings, names))
+    state = state_dir_of(settings)
+    with state_lock(state):
+        return stop_services(state, build_services_quietly(settings, names))
 
 
 def build_services_quietly(settings: Settings, names: tuple[str, ...]) -> list[Service]:

@@ -10,6 +10,7 @@ from __future__ import annotations
 import contextlib
 import ctypes
 import errno
+import fcntl
 import json
 import logging
 import os
@@ -19,6 +20,7 @@ import subprocess
 import time
 import urllib.error
 import urllib.request
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -29,6 +31,8 @@ log = logging.getLogger(__name__)
 
 STOP_TIMEOUT_S = 20.0
 KILL_WAIT_S = 10.0
+MAX_LOG_BYTES = 20 * 1024 * 1024
+LOCK_WAIT_S = 300.0
 POLL_S = 0.25
 PROBE_TIMEOUT_S = 2.0
 PR_SET_PDEATHSIG = 1
@@ -155,6 +159,8 @@ def spawn(service: Service, state: Path, die_with_parent: bool = False) -> PidRe
     logfile = log_path(state, service.name)
     marker = f"{state.resolve()}/{service.name}"
     logfile.parent.mkdir(parents=True, exist_ok=True)
+    if logfile.exists() and logfile.stat().st_size > MAX_LOG_BYTES:
+        logfile.replace(logfile.with_suffix(".log.1"))  # keep one previous log, not an ever-growing one
     with logfile.open("ab") as out:
         out.write(f"\n--- starting {service.name} on {service.url} at {time.ctime()} ---\n".encode())
         out.flush()
@@ -220,6 +226,27 @@ def stop_record(name: str, record: PidRecord, timeout_s: float = STOP_TIMEOUT_S)
         signal_server(record, signal.SIGKILL)
         wait_gone(record, KILL_WAIT_S)
     return True
+
+
+@contextlib.contextmanager
+def state_lock(state: Path) -> Iterator[None]:
+    """Hold the state folder's lock, so two `up`/`down` at once cannot overwrite each other's pid files."""
+    path = state / "run" / "stack.lock"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with path.open("w") as handle:
+        deadline = time.monotonic() + LOCK_WAIT_S
+        while True:
+            try:
+                fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                break
+            except BlockingIOError:
+                if time.monotonic() > deadline:
+                    raise UserError(f"another `python -m stack` holds {path}; let it finish.") from None
+                time.sleep(POLL_S)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
 
 
 def tail_log(state: Path, name: str, lines: int = 20) -> str:
