@@ -9,6 +9,7 @@ import socket
 import subprocess
 import sys
 import time
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
@@ -152,3 +153,19 @@ def test_down_also_ends_what_a_dead_leader_left_behind(tmp_path: Path) -> None:
         stop_record("s3", record)
         bystander.kill()
         bystander.wait()
+
+
+@pytest.mark.integration
+def test_two_concurrent_starts_share_one_server(tmp_path: Path) -> None:
+    env = make_stack_env(tmp_path, ("s3",))
+
+    def start(_: int) -> list:
+        return start_stack(env.settings(), ("s3",), die_with_parent=True)
+
+    try:
+        with ThreadPoolExecutor(max_workers=2) as pool:
+            runs = list(pool.map(start, range(2)))
+        assert runs[0][0].pid == runs[1][0].pid == read_pid(tmp_path, "s3").pid
+        assert all(run[0].healthy for run in runs)
+    finally:
+        stop_stack(env.settings(), ("s3",))
