@@ -154,7 +154,8 @@ def spawn(service: Service, state: Path, die_with_parent: bool = False) -> PidRe
     """Launch a server in its own process group, output appended to its log; write its pid file.
 
     ``die_with_parent`` is for test fixtures, whose process outlives the servers; ``make up``
-    exits right after starting them, so its servers must not follow it.
+    exits right after starting them, so its servers must not follow it. Linux sends the signal
+    when the *thread* that started the server ends: use it from the main thread only.
     """
     logfile = log_path(state, service.name)
     marker = f"{state.resolve()}/{service.name}"
