@@ -173,3 +173,13 @@ docker-engine-stop: ## Stop the dockerd that agent-image started (pid in .stack/
 
 
 # --- benchmarks (issue 7) -----------------------------------------------------------------
+# `make bench` measures preprocessing, peak memory, training and orchestration, each beside a
+# reference measured in the same run on the same generated data (bench/run.py), and writes
+# bench/results.md and bench/results.json. Inputs, logs and scratch live in bench/work/ (git-ignored)
+# and are reused while BENCH_ROWS and the seed stay the same. BENCH_ROWS=7800000 is a 2025-sized year.
+BENCH_ROWS ?= 2000000
+BENCH_ARGS ?=
+.PHONY: bench
+
+bench: $(VENV_STAMP) ## Benchmarks with same-run references -> bench/results.md (BENCH_ROWS=2000000, BENCH_ARGS)
+	$(PY) -m bench --rows $(BENCH_ROWS) $(BENCH_ARGS)

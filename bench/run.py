@@ -1,0 +1,148 @@
+"""``python -m bench``: measure preprocessing, memory, training and orchestration side by side.
+
+    python -m bench --rows 2000000 [--repeats 3] [--sections preprocess,memory,training,orchestration]
+
+Writes ``bench/results.md`` (the table) and ``bench/results.json`` (every run's figures); inputs,
+outputs, logs and the throw-away MLflow store live in ``bench/work/`` (git-ignored). The machine
+is shared, so every figure comes with a reference measured in the same run.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import importlib.metadata
+import logging
+import os
+import platform
+import shlex
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+from bench import orchestration, sections
+from bench.measure import ROOT
+from bench.report import write_results
+
+log = logging.getLogger("bench")
+
+SECTIONS = ("preprocess", "memory", "training", "orchestration")
+PACKAGES = ("pandas", "pyarrow", "numpy", "scikit-learn", "mlflow")
+
+
+def git(*args: str) -> str:
+    """Output of a git command in the repository (empty when git is not there)."""
+    found = subprocess.run(["git", *args], cwd=ROOT, capture_output=True, text=True, check=False)
+    return found.stdout.strip()
+
+
+def load_average() -> str:
+    return " ".join(f"{value:.1f}" for value in os.getloadavg())
+
+
+def describe_environment() -> dict[str, Any]:
+    """Cores, load, Python and package versions, and the commit measured."""
+    versions = {"python": platform.python_version()}
+    versions.update({name: importlib.metadata.version(name) for name in PACKAGES})
+    prefect = orchestration.prefect_version()
+    if prefect:
+        versions["prefect (agent/.venv)"] = prefect
+    changed = git("status", "--porcelain", "--", "models", "orchestration")
+    dirty = " (+ uncommitted changes)" if changed else ""
+    return {
+        "cores": len(os.sched_getaffinity(0)),
+        "cpu": platform.processor() or platform.machine(),
+        "load_start": load_average(),
+        "versions": versions,
+        "git_commit": git("rev-parse", "--short", "HEAD") + dirty,
+    }
+
+
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    """Command-line options (see the module docstring)."""
+    parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__.splitlines()[0])
+    parser.add_argument("--rows", type=int, default=2_000_000, help="rows in the generated input")
+    parser.add_argument("--seed", type=int, default=7, help="seed of the generated input (default 7)")
+    parser.add_argument("--repeats", type=int, default=3, help="timed runs per contender (median)")
+    parser.add_argument("--subset-rows", type=int, default=200_000, help="rows for the pandas notebook")
+    parser.add_argument("--rss-rows", type=int, default=7_800_000, help="rows for peak RSS (0: --rows)")
+    parser.add_argument("--train-repeats", type=int, default=3, help="timed training runs (median)")
+    parser.add_argument("--sections", default=",".join(SECTIONS), help="comma-separated subset to run")
+    parser.add_argument("--work", type=Path, default=ROOT / "bench" / "work", help="scratch folder")
+    parser.add_argument("--out", type=Path, default=ROOT / "bench", help="folder for results.md/.json")
+    return parser.parse_args(argv)
+
+
+def run_sections(args: argparse.Namespace, wanted: list[str]) -> dict[str, Any]:
+    """Measure the wanted sections in order; each section's figures under its name."""
+    ctx = sections.Context(
+        work=args.work.resolve(),
+        rows=args.rows,
+        seed=args.seed,
+        repeats=args.repeats,
+        subset_rows=min(args.subset_rows, args.rows),
+        rss_rows=args.rss_rows,
+        train_repeats=args.train_repeats,
+    )
+    results: dict[str, Any] = {}
+    if "preprocess" in wanted or "memory" in wanted:
+        results["preprocess"] = sections.measure_preprocess(ctx)
+    if "memory" in wanted:
+        results["memory"] = sections.measure_memory(ctx, results["preprocess"])
+    if "training" in wanted:
+        results["training"] = sections.measure_training(ctx)
+    if "orchestration" in wanted:
+        results["orchestration"] = orchestration.measure_orchestration(ctx)
+    return results
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run the bench, write the results, print the table."""
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s")
+    args = parse_args(argv)
+    wanted = [name.strip() for name in args.sections.split(",") if name.strip()]
+    unknown = sorted(set(wanted) - set(SECTIONS))
+    if unknown:
+        print(f"Unknown section(s) {', '.join(unknown)}; choose from {', '.join(SECTIONS)}.", file=sys.stderr)
+        return 2
+    environment = describe_environment()
+    log.info("%s cores, load %s", environment["cores"], environment["load_start"])
+    log.info("versions %s", environment["versions"])
+    started = dt.datetime.now(dt.UTC)
+    results = run_sections(args, wanted)
+    environment["load_end"] = load_average()
+    results.update(
+        command=shlex.join(["python", "-m", "bench", *(argv if argv is not None else sys.argv[1:])]),
+        environment=environment,
+        repeats=args.repeats,
+        train_repeats=args.train_repeats,
+        started=started.isoformat(timespec="seconds"),
+        finished=dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
+        notes=collect_notes(results, args),
+    )
+    rows = write_results(results, args.out)
+    for row in rows:
+        ratio = "-" if row["ratio"] is None else f"{row['ratio']:.2f}x"
+        print(f"{row['measure']}: {row['value']} | ref {row['reference']} | {ratio} | goal {row['goal']}")
+    return 0
+
+
+def collect_notes(results: dict[str, Any], args: argparse.Namespace) -> list[str]:
+    """Short facts a reader of the table needs: semantic check, training repeats, unmeasured parts."""
+    notes = []
+    pre = results.get("preprocess")
+    if pre:
+        same = "the same" if pre["same_counts_as_notebook"] else "DIFFERENT"
+        notes.append(
+            f"The pandas notebook reference kept and quarantined {same} rows (per reason) as "
+            f"models.preprocess on its {pre['subset_rows']:,}-row sample; models.preprocess took "
+            f"{pre['subset_preprocess_seconds']:.1f} s there."
+        )
+    if results.get("training"):
+        notes.append(
+            f"Training: median of {args.train_repeats} run(s) of train_model (search, final fit, evaluation, "
+            "plots, MLflow logging to a throw-away SQLite store); interpreter start and imports not included."
+        )
+    notes += results.get("orchestration", {}).get("notes", [])
+    return notes
