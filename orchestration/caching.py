@@ -1,0 +1,88 @@
+"""When preprocessing may be skipped, and which task failures are worth a retry.
+
+Preprocessing a period is cached on what decides its output: the checksums of the raw objects under
+the period's prefix (S3 ETags and sizes, or SHA-256 of local files), the digest of the ``models``
+source that does the work, and the task's other inputs (period, output, minimum duration). A rerun
+of an unchanged period finds the cached summary instead of reading the raw files again; a new or
+changed raw file, or a change to ``models/``, computes a new key.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from prefect.cache_policies import CachePolicy
+from prefect.utilities.hashing import hash_objects
+
+from models import storage
+from models.errors import UserError
+from models.settings import Settings
+
+log = logging.getLogger(__name__)
+
+MODELS_DIR = Path(storage.__file__).resolve().parent
+
+
+def list_object_checksums(uri: str, settings: Settings | None) -> list[tuple[str, str, int]]:
+    """``(key, checksum, size)`` of every raw data object under a prefix or folder, sorted by key."""
+    if not storage.is_s3(uri):
+        paths = storage.list_inputs(uri, settings)
+        return [(p, storage.file_digest(p), Path(p).stat().st_size) for p in paths]
+    bucket, prefix = storage.split_s3_uri(uri)
+    found = []
+    paginator = storage.s3_client(settings).get_paginator("list_objects_v2")
+    for page in paginator.paginate(Bucket=bucket, Prefix=prefix):
+        for obj in page.get("Contents", []):
+            if obj["Key"].lower().endswith(storage.DATA_SUFFIXES):
+                found.append((obj["Key"], obj["ETag"].strip('"'), int(obj["Size"])))
+    return sorted(found)
+
+
+def digest_source(folder: Path = MODELS_DIR) -> str:
+    """SHA-256 over the names and contents of the ``.py`` files of a package (the code version)."""
+    digest = hashlib.sha256()
+    for path in sorted(folder.rglob("*.py")):
+        digest.update(path.relative_to(folder).as_posix().encode())
+        digest.update(path.read_bytes())
+    return digest.hexdigest()
+
+
+@dataclass
+class RawObjectChecksums(CachePolicy):
+    """Cache key part: the checksums of the raw objects under the task's ``input_uri``."""
+
+    uri_parameter: str = "input_uri"
+
+    def compute_key(
+        self, task_ctx: Any, inputs: dict[str, Any], flow_parameters: dict[str, Any], **kwargs: Any
+    ) -> str | None:
+        objects = list_object_checksums(inputs[self.uri_parameter], inputs.get("settings"))
+        log.info("cache key over %s raw object(s) under %s", len(objects), inputs[self.uri_parameter])
+        return hash_objects(objects)
+
+
+@dataclass
+class ModelsCodeVersion(CachePolicy):
+    """Cache key part: the digest of the ``models`` package source that computes the result."""
+
+    def compute_key(
+        self, task_ctx: Any, inputs: dict[str, Any], flow_parameters: dict[str, Any], **kwargs: Any
+    ) -> str | None:
+        return digest_source()
+
+
+def is_transient(task: Any, task_run: Any, state: Any) -> bool:
+    """Retry a failed I/O task unless its error is the user's to fix.
+
+    A ``UserError`` raised from a network or S3 error (it has a ``__cause__``) may pass on a retry;
+    one raised on its own (a malformed period, a missing prefix) never does.
+    """
+    error = state.data if isinstance(state.data, BaseException) else state.result(raise_on_failure=False)
+    if isinstance(error, UserError) and error.__cause__ is None:
+        log.info("not retrying %s: %s", task.name, error)
+        return False
+    return True

@@ -1,0 +1,64 @@
+"""``make demo``'s closing lines: the champion model's metrics and where to look next.
+
+    agent/.venv/bin/python -m orchestration.champion
+
+Reads ``models:/<model>@champion`` from the MLflow registry (the tracking URI from the settings)
+and prints its version, run, validation month, lineage tags and metrics next to the baseline's,
+then the Prefect and MLflow UI addresses.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+
+from models.errors import UserError, run_cli
+from models.settings import Settings, load_settings
+
+SHOWN_TAGS = ("validation.month", "git.commit", "prefect.flow_run_id", "prefect.deployment", "data.digest")
+
+
+def describe_champion(settings: Settings) -> list[str]:
+    """Lines describing the current champion; a registry without one is a UserError."""
+    from models.run_logging import build_run_url
+    from models.tracking import connect_tracking, find_alias_version
+
+    client = connect_tracking(settings.mlflow_tracking_uri, settings)
+    version = find_alias_version(client, settings.model_name, "champion")
+    if version is None:
+        raise UserError(
+            f"{settings.model_name} has no champion in {settings.mlflow_tracking_uri} yet; run `make run`."
+        )
+    run = client.get_run(version.run_id)
+    lines = [
+        f"champion: models:/{settings.model_name}@champion = version {version.version}, run {run.info.run_id}"
+    ]
+    lines += [f"  {tag}: {run.data.tags[tag]}" for tag in SHOWN_TAGS if tag in run.data.tags]
+    metrics = run.data.metrics
+    for name in sorted(k for k in metrics if not k.startswith(("baseline_", "champion_"))):
+        baseline = metrics.get(f"baseline_{name}")
+        suffix = f"   (baseline {baseline:.4f})" if baseline is not None else ""
+        lines.append(f"  {name:>14}: {metrics[name]:.4f}{suffix}")
+    url = build_run_url(client, run.info.experiment_id, run.info.run_id)
+    return [*lines, f"  run: {url or run.info.run_id}"]
+
+
+def describe_addresses(settings: Settings) -> list[str]:
+    """Where the UIs are."""
+    from prefect.settings import PREFECT_UI_URL
+
+    return [f"Prefect UI: {PREFECT_UI_URL.value()}", f"MLflow UI:  {settings.mlflow_tracking_uri}"]
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Print the champion and the UI addresses."""
+    del argv
+    logging.getLogger("httpx").setLevel(logging.WARNING)
+    settings = load_settings()
+    for line in [*describe_champion(settings), *describe_addresses(settings)]:
+        print(line)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(run_cli(main))

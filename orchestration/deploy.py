@@ -1,0 +1,168 @@
+"""``make deploy``: push the code of one exact commit to S3 and register the deployments of prefect.yaml.
+
+    agent/.venv/bin/python -m orchestration.deploy [--allow-dirty]
+
+Refuses a work tree with uncommitted changes (unless ``--allow-dirty`` or ``ALLOW_DIRTY=1``), so every
+bundle on S3 is exactly one commit; a forced dirty deploy goes to a folder of its own
+(``flows/<sha>-dirty-<UTC time>/``) and never overwrites a clean commit's bundle. Checks the API and
+the blocks first, creates the work pool and the queues named in prefect.yaml if they are missing,
+then runs ``prefect --no-prompt deploy --all`` with ``TO_BIKES_GIT_SHA``/``TO_BIKES_BUNDLE`` set.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from models.errors import UserError, run_cli
+from models.lineage import run_git
+from models.settings import PROJECT_ROOT, Settings, load_settings
+from orchestration.bundle import stage_bundle
+
+log = logging.getLogger(__name__)
+
+PREFECT_FILE = PROJECT_ROOT / "prefect.yaml"
+DEPLOY_TIMEOUT_S = 900
+
+
+@dataclass(frozen=True)
+class GitState:
+    """The commit to deploy, whether the tree differs from it, and the bundle folder name."""
+
+    sha: str
+    dirty: bool
+    bundle: str
+
+
+def read_git_state(root: Path = PROJECT_ROOT) -> GitState:
+    """HEAD and ``git status`` of the checkout; no git repository is a UserError."""
+    sha = run_git(["rev-parse", "HEAD"], root)
+    status = run_git(["status", "--porcelain"], root)
+    if not sha or status is None:
+        raise UserError(f"{root} is not a git checkout with a commit; deploy from a clone of the project.")
+    dirty = bool(status)
+    bundle = f"{sha}-dirty-{time.strftime('%Y%m%dT%H%M%SZ', time.gmtime())}" if dirty else sha
+    return GitState(sha=sha, dirty=dirty, bundle=bundle)
+
+
+def check_clean(state: GitState, allow_dirty: bool) -> None:
+    """Refuse uncommitted changes unless the user asked for a dirty deploy."""
+    if state.dirty and not allow_dirty:
+        raise UserError(
+            "the work tree has uncommitted changes (see `git status`); commit them so the bundle is "
+            "an exact commit, or deploy anyway with ALLOW_DIRTY=1."
+        )
+    if state.dirty:
+        log.warning("deploying uncommitted changes on top of %s as bundle %s", state.sha, state.bundle)
+
+
+def read_work_queues(prefect_file: Path = PREFECT_FILE) -> dict[str, list[str]]:
+    """Work pool name -> the work queue names the deployments of prefect.yaml use."""
+    spec = yaml.safe_load(prefect_file.read_text(encoding="utf-8"))
+    queues: dict[str, list[str]] = {}
+    for deployment in spec.get("deployments", []):
+        pool = deployment["work_pool"]
+        queues.setdefault(pool["name"], [])
+        if pool.get("work_queue_name") and pool["work_queue_name"] not in queues[pool["name"]]:
+            queues[pool["name"]].append(pool["work_queue_name"])
+    return queues
+
+
+def ensure_queues(pool: str, queues: list[str]) -> list[str]:
+    """Create the process work pool and its named queues when missing; one line per object."""
+    from prefect.client.orchestration import get_client
+    from prefect.exceptions import ObjectNotFound
+
+    from orchestration.save_blocks import ensure_work_pool
+
+    lines = [ensure_work_pool(pool)]
+    with get_client(sync_client=True) as client:
+        for name in queues:
+            try:
+                client.read_work_queue_by_name(name, work_pool_name=pool)
+                outcome = "unchanged"
+            except ObjectNotFound:
+                client.create_work_queue(name, work_pool_name=pool)
+                outcome = "created"
+            lines.append(f"WorkQueue/{pool}/{name}: {outcome}")
+    return lines
+
+
+def check_blocks() -> Any:
+    """The blocks prefect.yaml refers to must exist before anything is pushed; returns the config."""
+    from prefect_aws import AwsCredentials
+
+    from orchestration.blocks import ToBikesConfig
+    from orchestration.flow_settings import AWS_BLOCK, CONFIG_BLOCK, load_block
+
+    load_block(AwsCredentials, AWS_BLOCK)
+    return load_block(ToBikesConfig, CONFIG_BLOCK)
+
+
+def run_prefect_deploy(state: GitState, root: Path = PROJECT_ROOT) -> None:
+    """``prefect --no-prompt deploy --all`` from this venv in a staged copy of the commit."""
+    with tempfile.TemporaryDirectory(prefix="to-bikes-bundle-") as staging:
+        count = stage_bundle(root, state.sha, state.dirty, Path(staging))
+        log.info("staged %s files of %s in %s", count, state.bundle, staging)
+        run_prefect_cli(state, Path(staging))
+
+
+def run_prefect_cli(state: GitState, cwd: Path) -> None:
+    """Run ``prefect deploy`` in ``cwd`` with the commit and bundle folder in its environment."""
+    prefect = Path(sys.executable).parent / "prefect"
+    env = {
+        **os.environ,
+        "TO_BIKES_GIT_SHA": state.sha,
+        "TO_BIKES_GIT_DIRTY": str(state.dirty).lower(),
+        "TO_BIKES_BUNDLE": state.bundle,
+    }
+    try:
+        done = subprocess.run(
+            [str(prefect), "--no-prompt", "deploy", "--all"], cwd=cwd, env=env, timeout=DEPLOY_TIMEOUT_S
+        )
+    except subprocess.TimeoutExpired as exc:
+        raise UserError(f"`prefect deploy` did not finish within {DEPLOY_TIMEOUT_S} s.") from exc
+    if done.returncode != 0:
+        raise UserError(f"`prefect deploy --all` failed (exit {done.returncode}); see the output above.")
+
+
+def deploy(settings: Settings, allow_dirty: bool = False, root: Path = PROJECT_ROOT) -> list[str]:
+    """Check, create pool and queues, push and register; returns one line per step."""
+    from orchestration.save_blocks import check_prefect_api
+
+    state = read_git_state(root)
+    check_clean(state, allow_dirty)
+    check_prefect_api(settings)
+    config = check_blocks()
+    lines = [line for pool, queues in read_work_queues().items() for line in ensure_queues(pool, queues)]
+    run_prefect_deploy(state, root)
+    bundle = config.s3_uri(config.flows_prefix, state.bundle) + "/"
+    return [*lines, f"code bundle: {bundle}", f"commit: {state.sha}{' (dirty)' if state.dirty else ''}"]
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Deploy and print what was created and where the code went."""
+    parser = argparse.ArgumentParser(
+        prog="python -m orchestration.deploy", description=__doc__.splitlines()[0]
+    )
+    parser.add_argument("--allow-dirty", action="store_true", help="deploy uncommitted changes (own folder)")
+    args = parser.parse_args(argv)
+    allow_dirty = args.allow_dirty or os.environ.get("ALLOW_DIRTY", "") not in ("", "0")
+    for line in deploy(load_settings(), allow_dirty):
+        print(line)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(run_cli(main))

@@ -1,0 +1,89 @@
+"""What a flow run needs to know before it starts: settings from the saved blocks, the period, lineage.
+
+A flow run on a worker reads the bucket, prefixes, S3 endpoint, MLflow URI and AWS credentials from
+the blocks saved by ``make blocks`` ("to-bikes" and "to-bikes-aws"), so the worker's machine needs
+only its Prefect API settings. The result is a ``models.settings.Settings``, which every ``models``
+function already takes.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from typing import Any
+
+from prefect import runtime
+
+from models.errors import UserError
+from models.settings import Settings
+
+CONFIG_BLOCK = "to-bikes"
+AWS_BLOCK = "to-bikes-aws"
+BUCKET_BLOCK = "to-bikes-bucket"
+FLOW_RUN_ENV = "TO_BIKES_FLOW_RUN_ID"
+DEPLOYMENT_ENV = "TO_BIKES_DEPLOYMENT"
+_YEAR = re.compile(r"^\d{4}$")
+
+
+def load_block(block_type: type, name: str) -> Any:
+    """One saved block; a missing one is a UserError naming it and ``make blocks``."""
+    try:
+        return block_type.load(name)
+    except ValueError as exc:
+        raise UserError(
+            f"Prefect block {block_type.__name__} {name!r} is not saved on this API; run `make blocks`."
+        ) from exc
+
+
+def load_flow_settings() -> Settings:
+    """Settings built from the project block and the AWS credentials block (no local .env involved)."""
+    from prefect_aws import AwsCredentials
+
+    from orchestration.blocks import ToBikesConfig
+
+    config = load_block(ToBikesConfig, CONFIG_BLOCK)
+    credentials = load_block(AwsCredentials, AWS_BLOCK)
+    endpoint = config.s3_endpoint_url or credentials.aws_client_parameters.endpoint_url
+    return Settings(
+        _env_file=None,
+        bucket=config.bucket,
+        raw_prefix=config.raw_prefix,
+        processed_prefix=config.processed_prefix,
+        flows_prefix=config.flows_prefix,
+        mlflow_prefix=config.mlflow_prefix,
+        s3_endpoint_url=endpoint,
+        use_local_s3=endpoint is not None,
+        aws_access_key_id=credentials.aws_access_key_id,
+        aws_secret_access_key=credentials.aws_secret_access_key,
+        aws_region=credentials.region_name or config.aws_region,
+        mlflow_tracking_uri_override=config.mlflow_tracking_uri,
+        experiment=config.experiment,
+        model_name=config.model_name,
+        work_pool=config.work_pool,
+    )
+
+
+def format_period(year: int, month: int | None) -> str:
+    """``"YYYY"`` or ``"YYYY-MM"``; an impossible year or month is a UserError."""
+    if not _YEAR.match(str(year)):
+        raise UserError(f"Parameter year={year!r} is not a four-digit year.")
+    if month is None:
+        return str(year)
+    if not 1 <= int(month) <= 12:
+        raise UserError(f"Parameter month={month!r} is not between 1 and 12.")
+    return f"{int(year):04d}-{int(month):02d}"
+
+
+def export_lineage() -> dict[str, str]:
+    """Put the root flow run id and the deployment into the environment ``models.lineage`` reads.
+
+    Called at the start of every flow: a subflow keeps its parent's deployment name (the deployment
+    context is inherited), a flow run outside any deployment clears a stale one.
+    """
+    os.environ[FLOW_RUN_ENV] = str(runtime.flow_run.root_flow_run_id or runtime.flow_run.id)
+    deployment = runtime.deployment.name
+    if deployment and not runtime.flow_run.parent_flow_run_id:
+        os.environ[DEPLOYMENT_ENV] = f"{runtime.flow_run.flow_name}/{deployment}"
+    elif not deployment:
+        os.environ.pop(DEPLOYMENT_ENV, None)
+    return {key: os.environ.get(key, "") for key in (FLOW_RUN_ENV, DEPLOYMENT_ENV)}

@@ -1,0 +1,173 @@
+"""The to-bikes flows: thin Prefect wrappers over ``models.preprocess``, ``.train`` and ``.register``.
+
+``preprocess`` turns the raw files of a period into processed Parquet, quarantine and quality report on
+S3 (cached on the raw objects' checksums and the code version); ``train`` fits, logs to MLflow and
+registers through the champion/challenger gate; ``to-bikes-pipeline`` chains them for one period.
+Deployed by ``prefect.yaml``; run by a process worker from the code bundle pulled from S3.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from prefect import flow, get_run_logger, task
+from prefect.cache_policies import INPUTS, NO_CACHE
+from prefect.tasks import exponential_backoff
+
+from models import storage
+from models.errors import UserError
+from models.settings import Settings
+from orchestration.caching import ModelsCodeVersion, RawObjectChecksums, is_transient
+from orchestration.flow_settings import (
+    BUCKET_BLOCK,
+    export_lineage,
+    format_period,
+    load_block,
+    load_flow_settings,
+)
+from orchestration.reports import publish_quality, publish_training
+
+if TYPE_CHECKING:
+    from models.register import RegistrationResult
+    from models.train import TrainResult
+
+RESULTS_FOLDER = "prefect-results"
+DEFAULT_MARGIN = 0.002  # models.register.DEFAULT_MARGIN; models.train and .register load on first use
+IO_RETRIES = {"retries": 2, "retry_delay_seconds": exponential_backoff(3), "retry_condition_fn": is_transient}
+PREPROCESS_CACHE = INPUTS - "settings" + RawObjectChecksums() + ModelsCodeVersion()
+
+
+@task(name="find-latest-year", cache_policy=NO_CACHE, **IO_RETRIES)
+def find_latest_year(settings: Settings) -> int:
+    """The latest ``<year>/`` folder under the raw prefix (what a scheduled run without a year means)."""
+    bucket, prefix = storage.split_s3_uri(settings.s3_uri(settings.raw_prefix) + "/")
+    pages = storage.s3_client(settings).get_paginator("list_objects_v2")
+    years = [
+        int(entry["Prefix"][len(prefix) :].strip("/"))
+        for page in pages.paginate(Bucket=bucket, Prefix=prefix, Delimiter="/")
+        for entry in page.get("CommonPrefixes", [])
+        if entry["Prefix"][len(prefix) :].strip("/").isdigit()
+    ]
+    if not years:
+        raise UserError(f"No <year>/ folder under s3://{bucket}/{prefix}; run `make sync-data` first.")
+    return max(years)
+
+
+@task(name="preprocess-period", cache_policy=PREPROCESS_CACHE, persist_result=True, **IO_RETRIES)
+def preprocess_period(
+    input_uri: str, output_uri: str, period: str, min_duration_s: int, settings: Settings
+) -> dict[str, Any]:
+    """``models.preprocess.preprocess`` for one period (cached; see ``orchestration.caching``)."""
+    from models.preprocess import preprocess
+
+    return preprocess(input_uri, output_uri, period=period, min_duration_s=min_duration_s, settings=settings)
+
+
+@task(name="check-output", cache_policy=NO_CACHE, **IO_RETRIES)
+def output_exists(uri: str, settings: Settings) -> bool:
+    """Whether a cached summary's Parquet is still on S3 (someone may have deleted it)."""
+    bucket, key = storage.split_s3_uri(uri)
+    found = storage.s3_client(settings).list_objects_v2(Bucket=bucket, Prefix=key, MaxKeys=1)
+    return any(obj["Key"] == key for obj in found.get("Contents", []))
+
+
+@task(name="train-model", cache_policy=NO_CACHE)
+def train_candidate(features_uri: str, max_evals: int, seed: int, settings: Settings) -> TrainResult:
+    """``models.train.train_model``: one MLflow run (not retried: a retry would log a second run)."""
+    from models.train import train_model
+
+    return train_model(
+        features_uri,
+        tracking_uri=settings.mlflow_tracking_uri,
+        experiment=settings.experiment,
+        model_name=settings.model_name,
+        max_evals=max_evals,
+        seed=seed,
+        settings=settings,
+    )
+
+
+@task(name="register-model", cache_policy=NO_CACHE, **IO_RETRIES)
+def register_candidate(run_id: str, margin: float, settings: Settings) -> RegistrationResult:
+    """``models.register.register_model``: idempotent, so a retry after a network error is safe."""
+    from models.register import register_model
+
+    return register_model(
+        run_id, name=settings.model_name, margin=margin, tracking_uri=settings.mlflow_tracking_uri
+    )
+
+
+def results_storage() -> Any:
+    """The ``S3Bucket`` block pointed at ``prefect-results/``: cached summaries any worker can read."""
+    from prefect_aws import S3Bucket
+
+    bucket = load_block(S3Bucket, BUCKET_BLOCK)
+    return bucket.model_copy(update={"bucket_folder": RESULTS_FOLDER})
+
+
+def run_preprocess(input_uri: str, output_uri: str, period: str, min_duration_s: int, settings: Settings):
+    """Preprocess through the cache; recompute when the cached output has vanished from S3."""
+    cached_task = preprocess_period.with_options(result_storage=results_storage(), result_serializer="json")
+    args = (input_uri, output_uri, period, min_duration_s, settings)
+    state = cached_task(*args, return_state=True)
+    summary = state.result()
+    if state.name == "Cached" and not output_exists(output_uri, settings):
+        get_run_logger().warning("cached output %s is missing; preprocessing again", output_uri)
+        state = cached_task.with_options(refresh_cache=True)(*args, return_state=True)
+        summary = state.result()
+    return summary, state.name == "Cached"
+
+
+@flow(name="preprocess")
+def preprocess_flow(year: int | None = None, month: int | None = None, min_duration_s: int = 60) -> dict:
+    """Raw files of ``year`` (latest if omitted), kept to ``month`` if given -> processed/<period>/."""
+    export_lineage()
+    logger = get_run_logger()
+    logger.info("flows from %s, models from %s", Path(__file__).resolve(), Path(storage.__file__).parent)
+    settings = load_flow_settings()
+    year = year if year is not None else find_latest_year(settings)
+    period = format_period(year, month)
+    input_uri = settings.s3_uri(settings.raw_prefix, str(year)) + "/"
+    output_uri = settings.s3_uri(settings.processed_prefix, period, "trips.parquet")
+    summary, cached = run_preprocess(input_uri, output_uri, period, min_duration_s, settings)
+    publish_quality(summary, period, cached)
+    kept, quarantined = summary["rows_out"], summary["quarantined"]
+    logger.info("%s: %s rows kept, %s quarantined -> %s", period, kept, quarantined, output_uri)
+    return {**summary, "cached": cached}
+
+
+@flow(name="train")
+def train_flow(features_uri: str, max_evals: int = 8, seed: int = 7, margin: float = DEFAULT_MARGIN) -> dict:
+    """Processed Parquet -> MLflow run (with the flow run id and deployment as tags) -> registry gate."""
+    lineage = export_lineage()
+    logger = get_run_logger()
+    settings = load_flow_settings()
+    logger.info("training on %s with lineage %s", features_uri, lineage)
+    result = train_candidate(features_uri, max_evals, seed, settings)
+    registration = register_candidate(result.run_id, margin, settings)
+    publish_training(result, registration)
+    logger.info("run %s -> version %s: %s", result.run_id, registration.version, registration.reason)
+    return {
+        "run_id": result.run_id,
+        "run_url": result.run_url,
+        "metrics": result.metrics,
+        "version": registration.version,
+        "promoted": registration.promoted,
+        "champion_version": registration.champion_version,
+    }
+
+
+@flow(name="to-bikes-pipeline")
+def pipeline_flow(
+    year: int | None = None,
+    month: int | None = None,
+    max_evals: int = 8,
+    seed: int = 7,
+    margin: float = DEFAULT_MARGIN,
+) -> dict:
+    """Preprocess one period, then train and register on its processed data."""
+    export_lineage()
+    processed = preprocess_flow(year=year, month=month)
+    trained = train_flow(processed["output"], max_evals=max_evals, seed=seed, margin=margin)
+    return {"period": processed["period"], "cached": processed["cached"], **trained}

@@ -1,0 +1,140 @@
+"""``make agent``: the process worker of agent/.venv, polling the pool's work queues.
+
+    agent/.venv/bin/python -m orchestration.worker run            # foreground; Ctrl-C stops it
+    agent/.venv/bin/python -m orchestration.worker start|stop     # background, pid file (make demo)
+
+The worker starts in ``<state dir>/worker`` (no project code there), without ``PYTHONPATH``, so a
+flow run can only import the code its ``pull`` step downloaded from S3. The background worker runs
+in its own session and process group; its pid file ``<state dir>/run/worker.pid`` has the stack's
+format (pid, start time, port 0), so ``stop`` (or the stack's ``make down``) ends exactly it.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import subprocess
+import sys
+import time
+from collections.abc import Sequence
+from pathlib import Path
+
+from models.errors import UserError, run_cli
+from models.settings import Settings, load_settings
+from orchestration.deploy import read_work_queues
+from stack.processes import PidRecord, process_start_ticks, read_pid, stop_record, write_pid
+from stack.services import state_dir_of
+
+log = logging.getLogger(__name__)
+
+WORKER_NAME = "worker"
+DEFAULT_QUERY_SECONDS = "2"
+ONLINE_TIMEOUT_S = 90.0
+POLL_S = 1.0
+
+
+def worker_command(pool: str) -> list[str]:
+    """``prefect worker start`` for the pool and every queue the deployments use."""
+    queues = read_work_queues().get(pool, [])
+    prefect = Path(sys.executable).parent / "prefect"
+    command = [str(prefect), "worker", "start", "--pool", pool, "--type", "process"]
+    for queue in queues:
+        command += ["--work-queue", queue]
+    return command
+
+
+def worker_env(settings: Settings) -> dict[str, str]:
+    """The caller's environment without PYTHONPATH, with the API URL, polling every 2 s by default.
+
+    PREFECT_API_URL is always set: without it, Prefect would quietly start a throw-away server.
+    """
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
+    env.setdefault("PREFECT_API_URL", settings.prefect_api_url)
+    env.setdefault("PREFECT_WORKER_QUERY_SECONDS", DEFAULT_QUERY_SECONDS)
+    return env
+
+
+def worker_home(settings: Settings) -> Path:
+    """The worker's working directory: inside the state folder, holding no project code."""
+    home = state_dir_of(settings) / "worker"
+    home.mkdir(parents=True, exist_ok=True)
+    return home
+
+
+def run_foreground(settings: Settings) -> int:
+    """Replace this process by the worker, so Ctrl-C reaches it directly and it ends cleanly."""
+    command = worker_command(settings.work_pool)
+    os.chdir(worker_home(settings))
+    print(f"worker for pool {settings.work_pool} at {settings.prefect_api_url}; Ctrl-C stops it", flush=True)
+    os.execve(command[0], command, worker_env(settings))  # noqa: S606 (the worker replaces this process)
+    return 0  # not reached
+
+
+def start_background(settings: Settings) -> str:
+    """Start a worker in its own process group with a pid file; a live one is left running."""
+    state = state_dir_of(settings)
+    record = read_pid(state, WORKER_NAME)
+    if record is not None and record.is_alive():
+        return f"worker already running (pid {record.pid})"
+    logfile = state / "logs" / "worker.log"
+    logfile.parent.mkdir(parents=True, exist_ok=True)
+    started = time.time()
+    with logfile.open("ab") as out:
+        process = subprocess.Popen(
+            worker_command(settings.work_pool),
+            cwd=worker_home(settings),
+            env=worker_env(settings),
+            stdin=subprocess.DEVNULL,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+    write_pid(state, WORKER_NAME, PidRecord(process.pid, process_start_ticks(process.pid) or 0, 0))
+    wait_online(settings, started, process, logfile)
+    return f"worker started (pid {process.pid}, log {logfile}, pid file {state / 'run' / 'worker.pid'})"
+
+
+def wait_online(settings: Settings, since: float, process: subprocess.Popen, logfile: Path) -> None:
+    """Wait (bounded) until the pool lists a worker that sent a heartbeat after ``since``."""
+    from prefect.client.orchestration import get_client
+
+    deadline = time.monotonic() + ONLINE_TIMEOUT_S
+    with get_client(sync_client=True) as client:
+        while time.monotonic() < deadline:
+            if process.poll() is not None:
+                raise UserError(f"the worker exited at start (code {process.returncode}); see {logfile}.")
+            workers = client.read_workers_for_work_pool(settings.work_pool)
+            if any(w.last_heartbeat_time and w.last_heartbeat_time.timestamp() >= since for w in workers):
+                return
+            time.sleep(POLL_S)
+    raise UserError(
+        f"no worker of pool {settings.work_pool} came online in {ONLINE_TIMEOUT_S:.0f} s; see {logfile}."
+    )
+
+
+def stop_background(settings: Settings) -> str:
+    """Stop the background worker named by the pid file (SIGTERM to its group, then SIGKILL)."""
+    state = state_dir_of(settings)
+    record = read_pid(state, WORKER_NAME)
+    stopped = record is not None and stop_record(WORKER_NAME, record)
+    (state / "run" / "worker.pid").unlink(missing_ok=True)
+    return f"worker stopped (pid {record.pid})" if stopped and record else "worker was not running"
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """``run`` in the foreground, or ``start``/``stop`` a background worker."""
+    parser = argparse.ArgumentParser(
+        prog="python -m orchestration.worker", description=__doc__.splitlines()[0]
+    )
+    parser.add_argument("action", choices=("run", "start", "stop"))
+    args = parser.parse_args(argv)
+    settings = load_settings()
+    if args.action == "run":
+        return run_foreground(settings)
+    print(start_background(settings) if args.action == "start" else stop_background(settings))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(run_cli(main))
