@@ -68,7 +68,11 @@ def describe_s3_error(exc: Exception, uri: str) -> UserError:
 
 
 def list_inputs(uri_or_dir: str | Path, settings: Settings | None = None) -> list[str]:
-    """Every ``.csv``/``.zip`` under a folder or S3 prefix (or the one file named), sorted by name."""
+    """Every ``.csv``/``.zip`` under a folder or S3 prefix (or the one file named), sorted by name.
+
+    Dot-folders and ``__MACOSX`` are skipped, so the ZIPs that models.fetch keeps in
+    ``<dest>/.downloads`` are not read a second time next to the CSVs unpacked from them.
+    """
     if is_s3(uri_or_dir):
         return list_s3_inputs(str(uri_or_dir), settings)
     path = Path(str(uri_or_dir).removeprefix("file://"))
@@ -76,8 +80,13 @@ def list_inputs(uri_or_dir: str | Path, settings: Settings | None = None) -> lis
         return [str(path)]
     if not path.is_dir():
         raise UserError(f"Input {path} does not exist.")
-    found = sorted(str(p) for p in path.rglob("*") if p.is_file() and p.suffix.lower() in DATA_SUFFIXES)
-    return [p for p in found if "__MACOSX" not in Path(p).parts]
+    found = sorted(p for p in path.rglob("*") if p.is_file() and p.suffix.lower() in DATA_SUFFIXES)
+    return [str(p) for p in found if not is_hidden(p.relative_to(path))]
+
+
+def is_hidden(relative: Path) -> bool:
+    """``__MACOSX`` junk and anything under a dot-folder (``.downloads`` of models.fetch) is no input."""
+    return any(part == "__MACOSX" or part.startswith(".") for part in relative.parts)
 
 
 def list_s3_inputs(uri: str, settings: Settings | None = None) -> list[str]:
@@ -98,7 +107,7 @@ def list_s3_inputs(uri: str, settings: Settings | None = None) -> list[str]:
     keys = [k for k in found if k.startswith(prefix) and k.lower().endswith(DATA_SUFFIXES)]
     if not keys:
         raise UserError(f"Input {uri} holds no .csv or .zip objects.")
-    return [f"{S3_SCHEME}{bucket}/{k}" for k in sorted(keys) if "__MACOSX" not in k.split("/")]
+    return [f"{S3_SCHEME}{bucket}/{k}" for k in sorted(keys) if not is_hidden(Path(k[len(prefix) :]))]
 
 
 def download_file(uri: str, local_path: str | Path, settings: Settings | None = None) -> Path:

@@ -1,0 +1,236 @@
+"""models.fetch against a fake CKAN portal on 127.0.0.1: resolution, retries, resume, unpacking."""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import json
+import subprocess
+import sys
+import threading
+import zipfile
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from urllib.parse import parse_qs, urlsplit
+
+import pytest
+
+from models.errors import UserError
+from models.fetch import PACKAGE_ID, fetch_years
+from models.preprocess import preprocess
+from tests.models.data.rows import HEADER_2024, HEADER_2025, csv_bytes, row_2025
+
+pytestmark = pytest.mark.integration
+
+ROOT = Path(__file__).resolve().parents[2]
+CLI_TIMEOUT_S = 120
+
+
+def zip_bytes(entries: dict[str, bytes]) -> bytes:
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED) as archive:
+        for name, data in entries.items():
+            archive.writestr(name, data)
+    return buffer.getvalue()
+
+
+def year_2024() -> bytes:
+    rows = [
+        f"{26682755 + i},840,7259,8/1/2024 {i}:00,Lower Spadina Ave / Lake Shore Blvd,7712,8/1/2024 {i}:14,"
+        "Bay St / College St,5795,Annual Member,ICONIC"
+        for i in range(6)
+    ]
+    csv = csv_bytes(HEADER_2024, rows)
+    return zip_bytes(
+        {
+            "bikeshare-ridership-2024/Bike share ridership 2024-08.csv": csv,
+            "__MACOSX/bikeshare-ridership-2024/._Bike share ridership 2024-08.csv": b"\x00\x05\x16\x07junk",
+        }
+    )
+
+
+def year_2025() -> bytes:
+    january = csv_bytes(
+        HEADER_2025, [row_2025(i, start="2025-01-02 08:00:00", end="2025-01-02 08:10:00") for i in range(4)]
+    )
+    february = csv_bytes(
+        HEADER_2025,
+        [row_2025(10 + i, start="2025-02-03 08:00:00", end="2025-02-03 08:10:00") for i in range(5)],
+    )
+    inner = zip_bytes({"Bike share ridership 2025-02.csv": february})
+    return zip_bytes({"Bike share ridership 2025-01.csv": january, "Bike share ridership 2025-02.zip": inner})
+
+
+@dataclass
+class Portal:
+    """The fake portal's files, request log and scripted faults (path -> list of faults, used in order)."""
+
+    url: str = ""
+    files: dict[str, bytes] = field(default_factory=dict)
+    faults: dict[str, list[str]] = field(default_factory=dict)
+    requests: list[tuple[str, str | None]] = field(default_factory=list)
+
+    @property
+    def api(self) -> str:
+        return f"{self.url}/api/3/action/package_show"
+
+    def package(self) -> dict:
+        name = "bikeshare-ridership-{}"
+        resources = [
+            {"name": name.format(2024), "format": "XLSX", "url": f"{self.url}/dl/2024.xlsx"},
+            {"name": name.format(2024), "format": "ZIP", "url": f"{self.url}/dl/{name.format(2024)}.zip"},
+            {"name": name.format(2025), "format": "ZIP", "url": f"{self.url}/dl/{name.format(2025)}.zip",
+             "last_modified": "2026-01-15T10:00:00"},
+        ]  # fmt: skip
+        return {"success": True, "result": {"name": PACKAGE_ID, "resources": resources}}
+
+
+def make_handler(portal: Portal) -> type[BaseHTTPRequestHandler]:
+    class Handler(BaseHTTPRequestHandler):
+        def log_message(self, *args) -> None:  # keep test output quiet
+            pass
+
+        def do_GET(self) -> None:
+            parts = urlsplit(self.path)
+            portal.requests.append((parts.path, self.headers.get("Range")))
+            fault = portal.faults.get(parts.path, []).pop(0) if portal.faults.get(parts.path) else None
+            if fault == "503":
+                self.send_error(503)
+            elif parts.path.endswith("/package_show"):
+                ok = parse_qs(parts.query).get("id") == [PACKAGE_ID]
+                self.reply(200, json.dumps(portal.package() if ok else {"success": False}).encode())
+            elif parts.path in portal.files:
+                self.send_file(portal.files[parts.path], fault)
+            else:
+                self.send_error(404)
+
+        def reply(self, status: int, body: bytes, headers: dict | None = None) -> None:
+            self.send_response(status)
+            for key, value in {"Content-Length": str(len(body)), **(headers or {})}.items():
+                self.send_header(key, value)
+            self.end_headers()
+            self.wfile.write(body)
+
+        def send_file(self, data: bytes, fault: str | None) -> None:
+            start = int(self.headers["Range"][6:-1]) if self.headers.get("Range") else 0
+            if fault == "cut":  # full length announced, half sent, connection closed
+                self.send_response(200)
+                self.send_header("Content-Length", str(len(data)))
+                self.end_headers()
+                self.wfile.write(data[: len(data) // 2])
+                self.wfile.flush()
+                self.close_connection = True
+                return
+            if start:
+                self.reply(206, data[start:], {"Content-Range": f"bytes {start}-{len(data) - 1}/{len(data)}"})
+            else:
+                self.reply(200, data)
+
+    return Handler
+
+
+@pytest.fixture
+def portal() -> Iterator[Portal]:
+    state = Portal(
+        files={
+            "/dl/bikeshare-ridership-2024.zip": year_2024(),
+            "/dl/bikeshare-ridership-2025.zip": year_2025(),
+        }
+    )
+    server = ThreadingHTTPServer(("127.0.0.1", 0), make_handler(state))
+    state.url = f"http://127.0.0.1:{server.server_address[1]}"
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield state
+    finally:
+        server.shutdown()
+        server.server_close()
+        thread.join(timeout=10)
+
+
+def sha256(data: bytes) -> str:
+    return "sha256:" + hashlib.sha256(data).hexdigest()
+
+
+def zip_downloads(portal: Portal) -> list[str]:
+    return [path for path, _ in portal.requests if path.endswith(".zip")]
+
+
+def test_fetch_resolves_downloads_unpacks_and_records_checksums(portal, tmp_path):
+    manifest = fetch_years([2024, 2025], tmp_path, api_url=portal.api, backoff_s=0)
+    assert sorted(p.name for p in (tmp_path / "2024").iterdir()) == ["Bike share ridership 2024-08.csv"]
+    assert sorted(p.name for p in (tmp_path / "2025").iterdir()) == [
+        "Bike share ridership 2025-01.csv",
+        "Bike share ridership 2025-02.csv",  # from the ZIP inside the ZIP
+    ]
+    entry = manifest["years"]["2025"]
+    assert entry["zip_sha256"] == sha256(portal.files["/dl/bikeshare-ridership-2025.zip"])
+    csv_path = tmp_path / "2025" / "Bike share ridership 2025-01.csv"
+    assert entry["files"]["Bike share ridership 2025-01.csv"] == sha256(csv_path.read_bytes())
+    assert json.loads((tmp_path / "manifest.json").read_text()) == manifest
+    assert "/dl/2024.xlsx" not in [path for path, _ in portal.requests]
+    summary = preprocess(str(tmp_path), str(tmp_path / "out" / "trips.parquet"))
+    assert (summary["rows_in"], summary["by_era"]) == (
+        15,
+        {"2024_model": 6, "2025": 9},
+    )  # ZIPs not read twice
+
+
+def test_a_broken_download_is_retried_and_resumed_with_a_range_request(portal, tmp_path):
+    path = "/dl/bikeshare-ridership-2025.zip"
+    portal.faults[path] = ["503", "cut"]
+    manifest = fetch_years([2025], tmp_path, api_url=portal.api, backoff_s=0)
+    half = len(portal.files[path]) // 2
+    assert [r for p, r in portal.requests if p == path] == [None, None, f"bytes={half}-"]
+    assert manifest["years"]["2025"]["zip_sha256"] == sha256(portal.files[path])
+    assert not list((tmp_path / ".downloads").glob("*.part"))
+
+
+def test_a_second_run_downloads_nothing_when_the_digest_matches(portal, tmp_path):
+    fetch_years([2025], tmp_path, api_url=portal.api, backoff_s=0)
+    portal.requests.clear()
+    fetch_years([2025], tmp_path, api_url=portal.api, backoff_s=0)
+    assert zip_downloads(portal) == []
+    (tmp_path / ".downloads" / "bikeshare-ridership-2025.zip").write_bytes(b"corrupt")
+    fetch_years([2025], tmp_path, api_url=portal.api, backoff_s=0)
+    assert len(zip_downloads(portal)) == 1
+
+
+def test_a_year_the_portal_does_not_list_is_a_user_error(portal, tmp_path):
+    with pytest.raises(UserError, match="no ZIP named bikeshare-ridership-2030"):
+        fetch_years([2030], tmp_path, api_url=portal.api, backoff_s=0)
+
+
+def test_not_found_is_not_retried_and_persistent_503_gives_up_after_the_attempts(portal, tmp_path):
+    with pytest.raises(UserError, match="HTTP 404"):
+        fetch_years([2025], tmp_path, api_url=f"{portal.url}/nothing", backoff_s=0)
+    assert portal.requests == [("/nothing", None)]
+    portal.faults["/dl/bikeshare-ridership-2025.zip"] = ["503"] * 3
+    with pytest.raises(UserError, match="after 3 attempts"):
+        fetch_years([2025], tmp_path, api_url=portal.api, backoff_s=0, attempts=3)
+
+
+def test_cli_prints_a_summary_and_exits_2_with_one_line_on_a_user_error(portal, tmp_path):
+    command = [
+        sys.executable,
+        "-m",
+        "models.fetch",
+        "--dest",
+        str(tmp_path),
+        "--api-url",
+        portal.api,
+        "--years",
+    ]
+    done = subprocess.run(
+        [*command, "2025"], cwd=ROOT, capture_output=True, text=True, timeout=CLI_TIMEOUT_S, check=False
+    )
+    assert done.returncode == 0, done.stderr
+    assert json.loads(done.stdout.splitlines()[-1])["years"]["2025"]["files"] == 2
+    failed = subprocess.run(
+        [*command, "2030"], cwd=ROOT, capture_output=True, text=True, timeout=CLI_TIMEOUT_S, check=False
+    )
+    assert failed.returncode == 2
+    assert failed.stderr.strip().splitlines()[-1].startswith("error: ") and "Traceback" not in failed.stderr
