@@ -149,6 +149,41 @@ doctor: ## Check services, bucket, raw data, blocks and work pool; one line each
 	$(STACK) doctor
 
 # --- orchestration (issue 9): deploy, agent, run, backfill, demo --------------------------
+# Prefect 3 from agent/.venv. `deploy` pushes the committed code to s3://BUCKET/flows/<git sha>/ and
+# registers prefect.yaml's deployments; the worker (`agent`) starts outside the checkout and every
+# flow run pulls that bundle from S3. See agent/README.md for Prefect Cloud and AWS.
+ORCH := $(APY) -m orchestration
+YEAR ?=
+MONTH ?=
+RUN_ARGS ?=
+FROM ?=
+TO ?=
+ALLOW_DIRTY ?=
+.PHONY: deploy agent run backfill demo
+
+deploy: $(AGENT_STAMP) ## Pool, queues, code bundle flows/<sha>/ on S3, deployments (refuses a dirty tree unless ALLOW_DIRTY=1)
+	$(ORCH).deploy $(if $(filter-out 0,$(ALLOW_DIRTY)),--allow-dirty)
+
+agent: $(AGENT_STAMP) ## Process worker polling pool to-bikes (queues pipeline, preprocess) in the foreground; Ctrl-C stops it
+	$(ORCH).worker run
+
+run: $(AGENT_STAMP) ## Run the pipeline deployment over the API (YEAR, MONTH optional), wait, print its URL; exit 0 only if Completed
+	$(ORCH).trigger run $(if $(YEAR),--param year=$(YEAR)) $(if $(MONTH),--param month=$(MONTH)) $(RUN_ARGS)
+
+backfill: $(AGENT_STAMP) ## One preprocess run per month, in order: make backfill FROM=2024-01 TO=2024-06
+	$(ORCH).trigger backfill --from "$(FROM)" --to "$(TO)" $(RUN_ARGS)
+
+demo: ## From a fresh clone: venvs, stack, sample, sync, blocks, deploy, worker, one pipeline run, champion
+	$(MAKE) install
+	$(MAKE) up
+	$(MAKE) sample-data
+	$(MAKE) sync-data
+	$(MAKE) blocks
+	$(MAKE) deploy
+	$(ORCH).worker start
+	$(MAKE) run
+	$(ORCH).champion
+	@echo "The stack and a worker keep running; \`make down\` stops them (worker pid file: .stack/run/worker.pid)."
 
 # --- docker agent (issue 10): agent-image, agent-docker ----------------------------------
 # The worker image (agent/Dockerfile): the locked runtime only; flow code comes from S3 per run.

@@ -153,6 +153,7 @@ def deploy(settings: Settings, allow_dirty: bool = False, root: Path = PROJECT_R
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Deploy and print what was created and where the code went."""
+    logging.getLogger("httpx").setLevel(logging.WARNING)
     parser = argparse.ArgumentParser(
         prog="python -m orchestration.deploy", description=__doc__.splitlines()[0]
     )

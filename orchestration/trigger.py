@@ -12,6 +12,7 @@ a run Late in a queue that nobody polls.
 from __future__ import annotations
 
 import argparse
+import logging
 import json
 import re
 import time
@@ -152,6 +153,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Dispatch to ``run`` or ``backfill``."""
+    logging.getLogger("httpx").setLevel(logging.WARNING)
     args = build_parser().parse_args(argv)
     load_settings()  # a malformed .env fails here, in one sentence
     return run_command(args) if args.command == "run" else backfill_command(args)

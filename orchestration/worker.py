@@ -124,6 +124,7 @@ def stop_background(settings: Settings) -> str:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """``run`` in the foreground, or ``start``/``stop`` a background worker."""
+    logging.getLogger("httpx").setLevel(logging.WARNING)
     parser = argparse.ArgumentParser(
         prog="python -m orchestration.worker", description=__doc__.splitlines()[0]
     )
