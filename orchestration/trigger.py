@@ -12,8 +12,8 @@ a run Late in a queue that nobody polls.
 from __future__ import annotations
 
 import argparse
-import logging
 import json
+import logging
 import re
 import time
 from collections.abc import Sequence
