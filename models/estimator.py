@@ -9,6 +9,7 @@ then a HistGradientBoostingClassifier treats them as native categories.
 from __future__ import annotations
 
 import logging
+import os
 import time
 from dataclasses import dataclass, field
 from typing import Any
@@ -45,6 +46,7 @@ class SearchResult:
     best_params: dict[str, Any]
     best_score: float
     trials: list[dict[str, Any]] = field(default_factory=list)
+    best_trial: int = 0
 
 
 def build_baseline() -> DummyClassifier:
@@ -121,10 +123,38 @@ def search_params(
         params = dict(DEFAULT_PARAMS) if trial == 0 else sample_params(rng)
         tick = time.monotonic()
         model = build_pipeline(params, seed).fit(x_fit, y_fit)
+        fit_seconds = time.monotonic() - tick
         score = compute_metrics(y_holdout, member_probability(model, x_holdout))[SELECTION_METRIC]
         slowest = max(slowest, time.monotonic() - tick)
-        result.trials.append({**params, SELECTION_METRIC: score, "seconds": time.monotonic() - tick})
+        n_iter = int(model.named_steps["model"].n_iter_)
+        record = {SELECTION_METRIC: score, "fit_seconds": fit_seconds, "n_iter": n_iter, "rows": len(x_fit)}
+        result.trials.append({**params, **record})
         log.info("search trial %s: %s=%.4f %s", trial, SELECTION_METRIC, score, params)
         if score > result.best_score:
-            result.best_params, result.best_score = params, score
+            result.best_params, result.best_score, result.best_trial = params, score, trial
     return result
+
+
+def estimate_fit_rows(search: SearchResult, budget_s: float, available: int, cap: int) -> int:
+    """How many rows the final fit can take in ``budget_s``, from the best trial's seconds per row.
+
+    Fitting time grows about linearly with rows for the same hyper-parameters; never fewer rows
+    than the search used, never more than ``cap`` or than there are.
+    """
+    best = search.trials[search.best_trial]
+    per_row = max(best["fit_seconds"], 1e-6) / best["rows"]
+    affordable = int(budget_s / per_row)
+    return max(min(best["rows"], available), min(affordable, cap, available))
+
+
+def choose_threads(requested: int | None = None) -> int:
+    """OpenMP threads for the booster: the cores that are idle now, at least one.
+
+    On a busy machine two spinning OpenMP threads run several times slower than one, so the 1-minute
+    load average decides unless a number is requested.
+    """
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+    if requested:
+        return max(1, min(requested, cores))
+    idle = cores - os.getloadavg()[0]
+    return max(1, min(cores, int(idle + 0.5)))

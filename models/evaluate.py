@@ -58,13 +58,13 @@ def prefix_metrics(metrics: dict[str, float], prefix: str) -> dict[str, float]:
 
 
 def compute_importance(
-    model: Any, features: pd.DataFrame, labels: np.ndarray, *, seed: int, rows: int = 20_000
+    model: Any, features: pd.DataFrame, labels: np.ndarray, *, seed: int, rows: int = 5_000
 ) -> dict[str, float]:
     """Permutation importance (drop in ROC AUC) on up to ``rows`` validation rows."""
     if len(features) > rows:
         picked = np.random.default_rng(seed).choice(len(features), size=rows, replace=False)
         features, labels = features.iloc[picked], np.asarray(labels)[picked]
     found = permutation_importance(
-        model, features, labels, scoring="roc_auc", n_repeats=3, random_state=seed, n_jobs=1
+        model, features, labels, scoring="roc_auc", n_repeats=2, random_state=seed, n_jobs=1
     )
     return dict(zip(features.columns, map(float, found.importances_mean), strict=True))
