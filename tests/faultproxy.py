@@ -227,7 +227,7 @@ class RelayHandler(BaseHTTPRequestHandler):
         else:
             self.drop(reset=rule.fault == "reset")
 
-    do_GET = do_PUT = do_POST = do_DELETE = do_HEAD = do_any  # noqa: N815 (http.server's names)
+    do_GET = do_PUT = do_POST = do_DELETE = do_HEAD = do_PATCH = do_OPTIONS = do_any  # noqa: N815
 
     def read_body(self) -> bytes | None:
         """The request body (de-chunked when sent chunked), or None when it has none."""

@@ -155,7 +155,7 @@ def train_and_register(env: StackEnv, tmp_path: Path) -> tuple[str, str]:
 
 def mlflow_texts(env: StackEnv, run_id: str, version: str, tmp_path: Path) -> dict[str, str]:
     """What MLflow shows about the run and the version: params, tags, and every artifact's bytes."""
-    client = MlflowClient(env["MLFLOW_TRACKING_URI"])
+    client = MlflowClient(env["MLFLOW_TRACKING_URI"], registry_uri=env["MLFLOW_TRACKING_URI"])
     run = client.get_run(run_id)
     texts = {"params": repr(run.data.params), "tags": repr(run.data.tags)}
     texts["version"] = repr(client.get_model_version("secrets-model", version))
