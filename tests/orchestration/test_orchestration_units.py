@@ -1,0 +1,189 @@
+"""Unit tests of the orchestration wiring: periods, parameters, artifacts, cache keys, bundles, YAML."""
+
+from __future__ import annotations
+
+import subprocess
+from pathlib import Path
+
+import pytest
+import yaml
+
+from models.errors import UserError
+from models.settings import PROJECT_ROOT
+from models.train import TrainResult
+from orchestration import bundle, caching, deploy, flows, reports, trigger
+from orchestration.flow_settings import format_period
+
+pytestmark = pytest.mark.unit
+
+
+def test_period_is_year_or_year_month_and_rejects_nonsense() -> None:
+    assert format_period(2025, None) == "2025"
+    assert format_period(2024, 3) == "2024-03"
+    with pytest.raises(UserError, match="month=13"):
+        format_period(2024, 13)
+    with pytest.raises(UserError, match="year=24"):
+        format_period(24, None)
+
+
+def test_backfill_months_span_years_inclusively() -> None:
+    assert trigger.month_range("2024-11", "2025-02") == [(2024, 11), (2024, 12), (2025, 1), (2025, 2)]
+    assert trigger.month_range("2024-01", "2024-01") == [(2024, 1)]
+    with pytest.raises(UserError, match="after"):
+        trigger.month_range("2024-06", "2024-01")
+    with pytest.raises(UserError, match="FROM=''"):
+        trigger.month_range("", "2024-01")
+
+
+def test_params_are_json_when_they_parse() -> None:
+    assert trigger.parse_params(["year=2025", "month=3", "name=x", "margin=0.01"]) == {
+        "year": 2025,
+        "month": 3,
+        "name": "x",
+        "margin": 0.01,
+    }
+    with pytest.raises(UserError, match="key=value"):
+        trigger.parse_params(["year"])
+
+
+def test_quality_table_shows_every_reason_and_era() -> None:
+    summary = {
+        "rows_in": 10,
+        "rows_out": 7,
+        "quarantined": 3,
+        "by_reason": {"outside_period": 2, "short_trip": 1},
+        "by_era": {"2025": 10},
+        "kept_with_nulls": {"bike_id": 1},
+        "label_share": 0.7,
+        "warnings": ["odd month"],
+    }
+    rows = {row["measure"]: row["value"] for row in reports.quality_rows(summary)}
+    assert rows["quarantined: outside_period"] == 2
+    assert rows["quarantined: short_trip"] == 1
+    assert rows["rows of era 2025"] == 10
+    assert rows["warning"] == "odd month"
+    assert reports.artifact_key("data-quality", "2024-03") == "data-quality-2024-03"
+    assert reports.artifact_key("To_Bikes.member", "metrics") == "to-bikes-member-metrics"
+
+
+def test_metrics_sit_next_to_baseline_and_champion() -> None:
+    result = TrainResult(
+        run_id="r",
+        metrics={"roc_auc": 0.91234, "accuracy": 0.8},
+        baseline_metrics={"roc_auc": 0.5, "accuracy": 0.6},
+        champion_metrics={"roc_auc": 0.9},
+        run_url=None,
+    )
+    rows = {row["metric"]: row for row in reports.metric_rows(result)}
+    expected = {"metric": "roc_auc", "model": 0.9123, "baseline": 0.5, "previous champion": 0.9}
+    assert rows["roc_auc"] == expected
+    assert rows["accuracy"]["previous champion"] == reports.NOT_SCORED
+
+
+def test_flow_default_margin_is_the_gates() -> None:
+    from models.register import DEFAULT_MARGIN
+
+    assert flows.DEFAULT_MARGIN == DEFAULT_MARGIN
+
+
+def test_cache_key_parts_follow_file_content(tmp_path: Path) -> None:
+    raw = tmp_path / "raw" / "2025"
+    raw.mkdir(parents=True)
+    (raw / "a.csv").write_text("x\n1\n")
+    (raw / "notes.txt").write_text("not data")
+    first = caching.list_object_checksums(str(raw), None)
+    assert [Path(key).name for key, _, _ in first] == ["a.csv"]
+    (raw / "a.csv").write_text("x\n2\n")
+    assert caching.list_object_checksums(str(raw), None) != first
+    package = tmp_path / "pkg"
+    package.mkdir()
+    (package / "m.py").write_text("A = 1\n")
+    before = caching.digest_source(package)
+    (package / "m.py").write_text("A = 2\n")
+    assert caching.digest_source(package) != before
+
+
+class _State:
+    def __init__(self, error: BaseException) -> None:
+        self.data = error
+
+
+class _Task:
+    name = "t"
+
+
+def test_only_io_errors_are_retried() -> None:
+    assert caching.is_transient(_Task(), None, _State(OSError("reset")))
+    wrapped = UserError("S3 request failed")
+    wrapped.__cause__ = ConnectionError("reset")
+    assert caching.is_transient(_Task(), None, _State(wrapped))
+    assert not caching.is_transient(_Task(), None, _State(UserError("Period 'x' is not YYYY")))
+
+
+def test_prefect_yaml_pushes_per_commit_and_pulls_with_the_credentials_block() -> None:
+    spec = yaml.safe_load((PROJECT_ROOT / "prefect.yaml").read_text())
+    push = spec["push"][0]["prefect_aws.deployments.steps.push_to_s3"]
+    pull = spec["pull"][0]["prefect_aws.deployments.steps.pull_from_s3"]
+    assert push["folder"].endswith("/{{ $TO_BIKES_BUNDLE }}")
+    assert push["credentials"] == pull["credentials"] == "{{ prefect.blocks.aws-credentials.to-bikes-aws }}"
+    assert pull["folder"] == "{{ push_code.folder }}"
+    names = {d["name"]: d for d in spec["deployments"]}
+    assert names["weekly"]["entrypoint"] == "orchestration/flows.py:pipeline_flow"
+    assert names["daily"]["entrypoint"] == "orchestration/flows.py:preprocess_flow"
+    for deployment in names.values():
+        assert deployment["schedules"][0]["timezone"] == "America/Toronto"
+        env = deployment["work_pool"]["job_variables"]["env"]
+        assert env["TO_BIKES_GIT_COMMIT"] == "{{ $TO_BIKES_GIT_SHA }}"
+    assert deploy.read_work_queues() == {"to-bikes": ["pipeline", "preprocess"]}
+
+
+def git(repo: Path, *args: str) -> str:
+    done = subprocess.run(["git", *args], cwd=repo, capture_output=True, text=True, check=True, timeout=60)
+    return done.stdout.strip()
+
+
+@pytest.fixture
+def repo(tmp_path: Path) -> Path:
+    root = tmp_path / "repo"
+    root.mkdir()
+    git(root, "init", "-q")
+    (root / ".gitignore").write_text("data/\n")
+    (root / "prefect.yaml").write_text("name: x\n")
+    (root / "code.py").write_text("A = 1\n")
+    git(root, "add", ".")
+    git(root, "-c", "user.email=t@example.org", "-c", "user.name=t", "commit", "-q", "-m", "one")
+    return root
+
+
+def test_clean_tree_bundle_is_exactly_the_commit(repo: Path, tmp_path: Path) -> None:
+    state = deploy.read_git_state(repo)
+    assert not state.dirty
+    assert state.bundle == state.sha == git(repo, "rev-parse", "HEAD")
+    dest = tmp_path / "staged"
+    dest.mkdir()
+    assert bundle.stage_bundle(repo, state.sha, state.dirty, dest) == 3
+    assert (dest / "code.py").read_text() == "A = 1\n"
+
+
+def test_dirty_tree_is_refused_unless_allowed_and_gets_its_own_folder(repo: Path, tmp_path: Path) -> None:
+    (repo / "code.py").write_text("A = 2\n")
+    (repo / "new.py").write_text("B = 1\n")
+    (repo / "data").mkdir()
+    (repo / "data" / "big.csv").write_text("ignored\n")
+    state = deploy.read_git_state(repo)
+    assert state.dirty
+    assert state.bundle.startswith(f"{state.sha}-dirty-")
+    with pytest.raises(UserError, match="ALLOW_DIRTY=1"):
+        deploy.check_clean(state, allow_dirty=False)
+    deploy.check_clean(state, allow_dirty=True)
+    dest = tmp_path / "staged"
+    dest.mkdir()
+    bundle.stage_bundle(repo, state.sha, state.dirty, dest)
+    assert (dest / "code.py").read_text() == "A = 2\n"
+    assert (dest / "new.py").is_file()
+    assert not (dest / "data").exists()
+
+
+def test_no_git_checkout_is_a_user_error(tmp_path: Path) -> None:
+    with pytest.raises(UserError, match="not a git checkout"):
+        deploy.read_git_state(tmp_path)
