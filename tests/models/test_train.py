@@ -18,6 +18,8 @@ from mlflow import MlflowClient
 from models import storage
 from models.errors import run_cli
 from models.features import FEATURE_COLUMNS
+from models.preprocess import preprocess
+from models.sample import generate_sample
 from models.tracking import load_sklearn_model, pinned_requirements
 from models.train import main, train_model
 from tests.models.test_train_data import build_trips, free_port, make_tracking_uri, write_trips
@@ -95,20 +97,48 @@ def test_logged_model_has_signature_example_and_pinned_requirements(trained):
     assert any(line.startswith("scikit-learn==") for line in lines)
 
 
+@pytest.fixture(scope="module")
+def sample_run(tmp_path_factory: pytest.TempPathFactory) -> SimpleNamespace:
+    """The generated synthetic sample (all six eras), preprocessed for 2025, trained on."""
+    workdir = tmp_path_factory.mktemp("sample")
+    generate_sample(workdir / "raw", seed=7, rows=20_000)
+    features = str(workdir / "2025" / "trips.parquet")
+    preprocess(str(workdir / "raw"), features, period="2025")
+    uri = make_tracking_uri(tmp_path_factory, workdir)
+    with pytest.MonkeyPatch.context() as patch:
+        patch.chdir(workdir)
+        result = train_model(
+            features, tracking_uri=uri, experiment="sample", model_name="m-sample", max_evals=2
+        )
+    run = MlflowClient(uri).get_run(result.run_id)
+    return SimpleNamespace(result=result, run=run, features=features)
+
+
 @pytest.mark.integration
-def test_commute_is_more_member_than_a_long_sunday_round_trip(trained):
-    model = load_sklearn_model(trained.run.data.tags["model.uri"])
-    trips = pd.DataFrame(
+def test_on_the_generated_sample_the_model_clearly_beats_the_baseline(sample_run):
+    result = sample_run.result
+    assert result.valid_month == "2025-12"
+    assert result.metrics["roc_auc"] > result.baseline_metrics["roc_auc"] + 0.25
+    assert result.metrics["pr_auc_casual"] > 2 * result.baseline_metrics["pr_auc_casual"]
+    assert result.metrics["brier"] < result.baseline_metrics["brier"]
+
+
+@pytest.mark.integration
+def test_commute_is_more_member_than_a_long_sunday_round_trip(sample_run):
+    trips = pd.read_parquet(sample_run.features)
+    busiest, second = trips["start_station_id"].value_counts().index[:2]
+    model = load_sklearn_model(sample_run.run.data.tags["model.uri"])
+    journeys = pd.DataFrame(
         [
-            # Tuesday 8 am, 10 minutes, between two busy downtown stations.
-            {"hour": 8, "weekday": 1, "month": 8, "is_weekend": 0, "is_holiday": 0, "duration_s": 600,
-             "round_trip": 0, "start_station_id": 7001, "end_station_id": 7002},
-            # Sunday 2 pm, three hours, back to the same quiet station.
-            {"hour": 14, "weekday": 6, "month": 8, "is_weekend": 1, "is_holiday": 0, "duration_s": 10800,
-             "round_trip": 1, "start_station_id": 7450, "end_station_id": 7450},
+            # Tuesday 8 am, 12 minutes, between the two busiest stations.
+            {"hour": 8, "weekday": 1, "month": 6, "is_weekend": 0, "is_holiday": 0, "duration_s": 720,
+             "round_trip": 0, "start_station_id": busiest, "end_station_id": second},
+            # Sunday 2 pm, three hours, back to the same (busiest) station.
+            {"hour": 14, "weekday": 6, "month": 6, "is_weekend": 1, "is_holiday": 0, "duration_s": 10800,
+             "round_trip": 1, "start_station_id": busiest, "end_station_id": busiest},
         ]
     )[FEATURE_COLUMNS].astype("float64")  # fmt: skip
-    commute, sunday = model.predict_proba(trips)[:, list(model.classes_).index("member")]
+    commute, sunday = model.predict_proba(journeys)[:, list(model.classes_).index("member")]
     assert commute > 0.5 > sunday
 
 
