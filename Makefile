@@ -105,6 +105,35 @@ preprocess: $(VENV_STAMP) ## Raw CSV/ZIP -> trips Parquet + quarantine + quality
 fetch-data: $(VENV_STAMP) ## Download the real yearly ZIPs via the City's CKAN API into data/raw (FETCH_YEARS)
 	$(PY) -m models.fetch --years $(FETCH_YEARS) --dest $(FETCH_DEST)
 
+# Model (issue 5): train -> register (champion/challenger gate) -> predict. MLflow is MLFLOW_TRACKING_URI,
+# else the local stack's server (make up). Train on one period: make preprocess PERIOD=2025 && make train.
+TRAIN_INPUT ?= $(PREPROCESS_OUTPUT)
+MAX_EVALS ?= 8
+TRAIN_SEED ?= 7
+TRAIN_SUMMARY ?= data/models/last-train.json
+RUN_ID ?=
+MARGIN ?= 0.002
+PREDICT_INPUT ?= $(TRAIN_INPUT)
+PREDICT_OUTPUT ?= data/predictions/predictions.parquet
+MODEL_URI ?=
+.PHONY: register predict
+
+train: $(VENV_STAMP) ## Train vs baseline and champion on TRAIN_INPUT, log to MLflow (JSON summary in TRAIN_SUMMARY)
+	@mkdir -p $(dir $(TRAIN_SUMMARY))
+	$(PY) -m models.train --input $(TRAIN_INPUT) --max-evals $(MAX_EVALS) --seed $(TRAIN_SEED) | tee $(TRAIN_SUMMARY).tmp
+	tail -n 1 $(TRAIN_SUMMARY).tmp > $(TRAIN_SUMMARY) && rm -f $(TRAIN_SUMMARY).tmp
+
+register: $(VENV_STAMP) ## Register RUN_ID (default: the last make train) and move champion only if it is better (MARGIN)
+	run_id="$(RUN_ID)"; \
+	if [ -z "$$run_id" ]; then \
+		test -f $(TRAIN_SUMMARY) || { echo "error: no RUN_ID given and no $(TRAIN_SUMMARY); run make train first." >&2; exit 2; }; \
+		run_id=$$($(PY) -c 'import json, sys; print(json.load(open(sys.argv[1]))["run_id"])' $(TRAIN_SUMMARY)); \
+	fi; \
+	$(PY) -m models.register --run-id "$$run_id" --margin $(MARGIN)
+
+predict: $(VENV_STAMP) ## Score PREDICT_INPUT with the champion (or MODEL_URI) into PREDICT_OUTPUT
+	$(PY) -m models.predict --input $(PREDICT_INPUT) --output $(PREDICT_OUTPUT) $(if $(MODEL_URI),--model $(MODEL_URI))
+
 
 # --- local stack (issue 6): up, down, status, logs, sync-data, blocks, doctor ------------
 # Prefect server (agent/.venv), s3rver (Node.js, stack/package-lock.json) and MLflow server (.venv)
