@@ -73,15 +73,15 @@ format: $(VENV_STAMP) ## Apply ruff format and safe fixes
 
 test: lint test-models test-orchestration ## Lint, then model tests (.venv), then orchestration tests (agent/.venv)
 
-test-models: $(VENV_STAMP) ## Model tests in the model env (no Prefect)
+test-models: $(VENV_STAMP) stack-deps ## Model tests in the model env (no Prefect)
 	$(PY) -m pytest tests/models $(PYTEST_ARGS)
 
-test-orchestration: $(VENV_STAMP) $(AGENT_STAMP) ## Stack, orchestration and agent tests in agent/.venv
-	$(APY) -m pytest tests/stack tests/orchestration $(PYTEST_ARGS)
+test-orchestration: $(VENV_STAMP) $(AGENT_STAMP) stack-deps ## Stack, orchestration and docker-agent tests in agent/.venv
+	$(APY) -m pytest tests/stack tests/orchestration tests/agent $(PYTEST_ARGS)
 
 clean: ## Remove venvs, caches and local stack state (stops the stack first)
 	-$(MAKE) down 2>/dev/null
-	rm -rf $(VENV) $(AGENT_VENV) .stack .pytest_cache .ruff_cache
+	rm -rf $(VENV) $(AGENT_VENV) .stack .pytest_cache .ruff_cache stack/node_modules
 	find . -name __pycache__ -type d -prune -exec rm -rf {} +
 
 # --- data and model (issues 4 and 5): models/ run without Prefect ------------------------
