@@ -1,0 +1,218 @@
+"""End to end: blocks, deploy (code bundle on S3), a worker outside the checkout, two pipeline runs.
+
+Uses the session's ``local_stack`` (Prefect, S3, MLflow on free ports) with a bucket of its own, a
+small synthetic sample (2024 and 2025) under ``raw/``, and the same commands as the Makefile:
+``orchestration.save_blocks``, ``orchestration.deploy``, ``orchestration.worker start|stop`` and
+``orchestration.trigger run``. The worker is stopped (by its pid file) even when a test fails.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import subprocess
+import sys
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from models.lineage import run_git
+from models.sample import generate_sample
+from models.settings import PROJECT_ROOT
+from stack.embedded import StackEnv
+
+pytestmark = [pytest.mark.e2e, pytest.mark.slow]
+
+BUCKET = "to-bikes-e2e"
+PIPELINE = "to-bikes-pipeline/weekly"
+MODEL = "to-bikes-member"
+COMMAND_TIMEOUT_S = 900
+_PRIVATE = ("AWS_", "MLFLOW_", "PREFECT_", "TO_BIKES_")
+_RUN_URL = re.compile(r"/runs/flow-run/([0-9a-f-]{36})")
+
+
+@dataclass
+class Deployed:
+    """The environment of the deployed project and how to reach its servers."""
+
+    env: dict[str, str]
+    stack: StackEnv
+    sha: str
+
+
+@dataclass
+class PipelineRun:
+    """One triggered run: its id and the trigger command's output."""
+
+    flow_run_id: str
+    output: str
+
+
+def run_module(module: str, env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
+    """``python -m module args`` in agent/.venv from the project root; fails the test on error."""
+    done = subprocess.run(
+        [sys.executable, "-m", module, *args],
+        cwd=PROJECT_ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=COMMAND_TIMEOUT_S,
+        check=False,
+    )
+    assert done.returncode == 0, f"{module} {args} exited {done.returncode}:\n{done.stdout}\n{done.stderr}"
+    return done
+
+
+def s3_client(stack: StackEnv) -> Any:
+    import boto3
+
+    return boto3.client(
+        "s3",
+        endpoint_url=stack.endpoint_url,
+        aws_access_key_id=stack["AWS_ACCESS_KEY_ID"],
+        aws_secret_access_key=stack["AWS_SECRET_ACCESS_KEY"],
+        region_name=stack["AWS_DEFAULT_REGION"],
+    )
+
+
+def upload_sample(stack: StackEnv, folder: Path) -> None:
+    """A small sample's 2024 and 2025 files under ``raw/<year>/`` of the test bucket."""
+    generate_sample(folder, seed=7, rows=3000)
+    client = s3_client(stack)
+    client.create_bucket(Bucket=BUCKET)
+    for year in ("2024", "2025"):
+        for path in sorted((folder / year).iterdir()):
+            client.upload_file(str(path), BUCKET, f"raw/{year}/{path.name}")
+
+
+@pytest.fixture(scope="module")
+def deployed(local_stack: StackEnv, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Deployed]:
+    """Blocks saved, deployments pushed to S3, a worker running from a folder without the code."""
+    base = {k: v for k, v in os.environ.items() if not k.startswith(_PRIVATE) and k != "PYTHONPATH"}
+    env = {**base, **local_stack, "TO_BIKES_BUCKET": BUCKET, "PREFECT_WORKER_QUERY_SECONDS": "1"}
+    upload_sample(local_stack, tmp_path_factory.mktemp("sample"))
+    prefect = str(Path(sys.executable).parent / "prefect")
+    subprocess.run(
+        [prefect, "--no-prompt", "block", "register", "-f", "orchestration/blocks.py"],
+        cwd=PROJECT_ROOT,
+        env=env,
+        check=True,
+        capture_output=True,
+        timeout=COMMAND_TIMEOUT_S,
+    )
+    run_module("orchestration.save_blocks", env)
+    run_module("orchestration.deploy", env, "--allow-dirty")  # a clean checkout (CI) deploys flows/<sha>/
+    try:
+        run_module("orchestration.worker", env, "start")
+        yield Deployed(env=env, stack=local_stack, sha=run_git(["rev-parse", "HEAD"]) or "")
+    finally:
+        subprocess.run(
+            [sys.executable, "-m", "orchestration.worker", "stop"],
+            cwd=PROJECT_ROOT,
+            env=env,
+            timeout=120,
+            check=False,
+        )
+
+
+def trigger_pipeline(deployed: Deployed) -> PipelineRun:
+    """``make run``'s command (latest year, one search trial); it must exit 0 (Completed)."""
+    done = run_module(
+        "orchestration.trigger", deployed.env, "run", "--param", "max_evals=1", "--timeout", "600"
+    )
+    match = _RUN_URL.search(done.stdout)
+    assert match, done.stdout
+    assert "Completed" in done.stdout
+    return PipelineRun(flow_run_id=match[1], output=done.stdout)
+
+
+@pytest.fixture(scope="module")
+def first_run(deployed: Deployed) -> PipelineRun:
+    return trigger_pipeline(deployed)
+
+
+@pytest.fixture(scope="module")
+def second_run(deployed: Deployed, first_run: PipelineRun) -> PipelineRun:
+    return trigger_pipeline(deployed)
+
+
+def prefect_client(deployed: Deployed) -> Any:
+    """A sync client of the test stack's API (this process may have imported Prefect already)."""
+    from prefect.client.orchestration import SyncPrefectClient
+
+    return SyncPrefectClient(deployed.env["PREFECT_API_URL"])
+
+
+def run_and_subflow_ids(client: Any, flow_run_id: str) -> list[Any]:
+    from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterParentFlowRunId
+
+    children = client.read_flow_runs(
+        flow_run_filter=FlowRunFilter(parent_flow_run_id=FlowRunFilterParentFlowRunId(any_=[flow_run_id]))
+    )
+    return [flow_run_id, *(child.id for child in children)]
+
+
+def read_messages(client: Any, flow_run_ids: list[Any]) -> list[str]:
+    from prefect.client.schemas.filters import LogFilter, LogFilterFlowRunId
+
+    logs = client.read_logs(log_filter=LogFilter(flow_run_id=LogFilterFlowRunId(any_=flow_run_ids)))
+    return [entry.message for entry in logs]
+
+
+def test_pipeline_completes_with_code_pulled_from_s3(deployed: Deployed, first_run: PipelineRun) -> None:
+    with prefect_client(deployed) as client:
+        state = client.read_flow_run(first_run.flow_run_id).state
+        deployment = client.read_deployment_by_name(PIPELINE)
+        messages = read_messages(client, run_and_subflow_ids(client, first_run.flow_run_id))
+    assert state.is_completed()
+    folder = deployment.pull_steps[0]["prefect_aws.deployments.steps.pull_from_s3"]["folder"]
+    assert folder.startswith(f"flows/{deployed.sha}")
+    listed = s3_client(deployed.stack).list_objects_v2(Bucket=BUCKET, Prefix=folder + "/")
+    keys = {item["Key"][len(folder) + 1 :] for item in listed.get("Contents", [])}
+    assert {"orchestration/flows.py", "models/preprocess.py", "prefect.yaml"} <= keys
+    assert not [k for k in keys if k.startswith(("data/", ".venv/", "agent/.venv/", ".stack/", ".git/"))]
+    assert any("'pull_from_s3' completed successfully" in m for m in messages), messages
+    code = [m for m in messages if m.startswith("flows from ")]
+    assert code, messages
+    imported_from = Path(code[0].split()[2])
+    assert not imported_from.is_relative_to(PROJECT_ROOT), code[0]
+
+
+def test_processed_data_and_quarantine_are_on_s3(deployed: Deployed, first_run: PipelineRun) -> None:
+    client = s3_client(deployed.stack)
+    for name in ("trips.parquet", "trips.quarantine.parquet", "trips.quality.json", "trips.quality.md"):
+        head = client.head_object(Bucket=BUCKET, Key=f"processed/2025/{name}")
+        assert head["ContentLength"] > 0, name
+
+
+def test_champion_carries_the_flow_run_and_the_commit(deployed: Deployed, first_run: PipelineRun) -> None:
+    from mlflow import MlflowClient
+
+    client = MlflowClient(deployed.env["MLFLOW_TRACKING_URI"])
+    champion = client.get_model_version_by_alias(MODEL, "champion")
+    tags = client.get_run(champion.run_id).data.tags
+    assert tags["prefect.flow_run_id"] == first_run.flow_run_id
+    assert tags["git.commit"] == deployed.sha
+    assert tags["prefect.deployment"] == PIPELINE
+
+
+def test_second_run_of_the_same_period_skips_preprocessing(
+    deployed: Deployed, first_run: PipelineRun, second_run: PipelineRun
+) -> None:
+    from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterId
+
+    with prefect_client(deployed) as client:
+        states, artifacts = {}, {}
+        for label, run in (("first", first_run), ("second", second_run)):
+            runs = FlowRunFilter(id=FlowRunFilterId(any_=run_and_subflow_ids(client, run.flow_run_id)))
+            task_runs = client.read_task_runs(flow_run_filter=runs)
+            states[label] = [t.state.name for t in task_runs if t.name.startswith("preprocess-period")]
+            found = client.read_artifacts(flow_run_filter=runs)
+            artifacts[label] = [a.description or "" for a in found if a.key == "data-quality-2025"]
+    assert states == {"first": ["Completed"], "second": ["Cached"]}
+    assert len(artifacts["second"]) == 1
+    assert "cached result" in artifacts["second"][0]
+    assert "computed in this run" in artifacts["first"][0]
