@@ -1,10 +1,11 @@
-"""A fault-injecting HTTP proxy on 127.0.0.1 in front of a local S3 server (standard library only).
+"""A fault-injecting HTTP proxy on 127.0.0.1 in front of a local S3 (or MLflow) server, stdlib only.
 
-Tests point an S3 client at ``FaultProxy.url`` instead of the server and choose which requests
-fail: the first N requests (or every request) that match a method set and a path pattern get a
-500, a 503, a 503 ``SlowDown`` error document, a dropped or reset connection, a truncated body, or a
-delay. Everything else is relayed byte for byte (the ``Host`` header too, so SigV4 signatures made
-for the proxy's address still verify upstream). The proxy refuses non-loopback upstreams, relays at
+Tests point a client at ``FaultProxy.url`` instead of the server and choose which requests fail:
+the first N requests (or every request) that match a method set and a path pattern get a 500, a
+503, a 503 ``SlowDown`` error document, a dropped or reset connection, a truncated body, a delay,
+or a stall (held, then dropped: the server never sees it, as when the client dies mid-request).
+Everything else is relayed byte for byte (the ``Host`` header too, so SigV4 signatures made for
+the proxy's address still verify upstream). The proxy refuses non-loopback upstreams, relays at
 most ``max_requests`` requests and stops by itself after ``lifetime_s`` seconds.
 
 It imports nothing outside the standard library, so both venvs (and a subprocess) can use it::
@@ -31,7 +32,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from urllib.parse import urlsplit
 
 LOOPBACK = "127.0.0.1"
-FAULTS = ("500", "503", "slowdown", "drop", "reset", "truncate", "delay")
+FAULTS = ("500", "503", "slowdown", "drop", "reset", "truncate", "delay", "stall")
 HOP_BY_HOP = {"connection", "keep-alive", "proxy-connection", "transfer-encoding", "te", "upgrade", "expect"}
 ERROR_CODES = {
     "500": (500, "InternalError", "We encountered an internal error. Please try again."),
@@ -51,7 +52,7 @@ class FaultRule:
     count: int | None = 1
     methods: frozenset[str] | None = None
     path: str | None = None  # regular expression searched in the request target (path and query)
-    delay_s: float = 2.0  # for "delay": how long to hold the request before relaying it
+    delay_s: float = 2.0  # "delay": hold the request this long, then relay it; "stall": then drop it
     hits: int = 0
 
     def __post_init__(self) -> None:
@@ -222,6 +223,9 @@ class RelayHandler(BaseHTTPRequestHandler):
         elif rule.fault == "delay":
             time.sleep(rule.delay_s)
             self.relay(body)
+        elif rule.fault == "stall":
+            time.sleep(rule.delay_s)
+            self.drop(reset=False)
         elif rule.fault == "truncate" and self.command == "GET":
             self.relay(body, truncate=True)
         else:
