@@ -57,6 +57,13 @@ def decide_promotion(
         )
     if champion_version is None:
         return Decision(True, f"no champion yet; {GATE_METRIC} {new:.4f} beats the baseline's {baseline:.4f}")
+    return compare_with_champion(metrics, tags, new, champion_version, margin)
+
+
+def compare_with_champion(
+    metrics: Mapping[str, float], tags: Mapping[str, str], new: float, champion_version: str, margin: float
+) -> Decision:
+    """The champion half of the rule: same champion scored in the run, and beaten by the margin."""
     scored = tags.get("champion.version")
     if scored != champion_version:
         return Decision(
