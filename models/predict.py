@@ -25,7 +25,7 @@ from models.errors import UserError, run_cli
 from models.evaluate import THRESHOLD, member_probability
 from models.features import FEATURE_COLUMNS, LABEL_COLUMN, POSITIVE_LABEL, TIME_COLUMN
 from models.settings import Settings, load_settings
-from models.tracking import connect_tracking, load_sklearn_model
+from models.tracking import connect_tracking, load_sklearn_model, reported_mlflow_errors
 from models.training_data import localise_input, read_parquet_columns, select_features, write_output
 
 log = logging.getLogger(__name__)
@@ -110,7 +110,8 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
 def main(argv: Sequence[str] | None = None) -> int:
     """Score once and print a one-line JSON summary."""
     args = parse_args(argv)
-    summary = predict(args.input, args.output, args.model, tracking_uri=args.tracking_uri)
+    with reported_mlflow_errors("scoring"):
+        summary = predict(args.input, args.output, args.model, tracking_uri=args.tracking_uri)
     print(json.dumps(summary, sort_keys=True))
     return 0
 

@@ -26,7 +26,7 @@ from mlflow.exceptions import MlflowException
 from models.errors import UserError, run_cli
 from models.gate import GATE_METRIC, decide_promotion
 from models.settings import Settings, load_settings
-from models.tracking import connect_tracking, find_alias_version
+from models.tracking import connect_tracking, find_alias_version, reported_mlflow_errors
 
 log = logging.getLogger(__name__)
 
@@ -162,13 +162,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Register once and print the decision as a one-line JSON summary."""
     args = parse_args(argv)
     settings = load_settings()
-    result = register_model(
-        args.run_id,
-        name=args.name or settings.model_name,
-        margin=args.margin,
-        tracking_uri=args.tracking_uri,
-        settings=settings,
-    )
+    with reported_mlflow_errors("registering"):
+        result = register_model(
+            args.run_id,
+            name=args.name or settings.model_name,
+            margin=args.margin,
+            tracking_uri=args.tracking_uri,
+            settings=settings,
+        )
     print(json.dumps(asdict(result), sort_keys=True))
     return 0
 

@@ -146,6 +146,17 @@ def load_sklearn_model(model_uri: str) -> Any:
         return mlflow.sklearn.load_model(model_uri)
 
 
+@contextlib.contextmanager
+def reported_mlflow_errors(action: str) -> Iterator[None]:
+    """Turn an MLflow failure (a server that went away mid-run, a refused request) into one sentence."""
+    try:
+        yield
+    except MlflowException as exc:
+        first_line = (str(exc.message).strip().splitlines() or ["no details"])[0]
+        uri = mask_secrets(mlflow.get_tracking_uri())
+        raise UserError(f"MLflow at {uri} failed while {action}: {first_line[:300]}") from exc
+
+
 def find_alias_version(client: MlflowClient, name: str, alias: str) -> ModelVersion | None:
     """The version an alias points to, or None when the model or the alias does not exist yet."""
     try:

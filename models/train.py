@@ -39,7 +39,7 @@ from models.evaluate import compute_metrics, member_probability
 from models.features import LABEL_COLUMN, TIME_COLUMN
 from models.run_logging import log_training_run
 from models.settings import Settings, load_settings
-from models.tracking import connect_tracking, find_alias_version, load_sklearn_model
+from models.tracking import connect_tracking, find_alias_version, load_sklearn_model, reported_mlflow_errors
 from models.training_data import Split, localise_input, read_labelled_trips, select_features, split_by_month
 
 log = logging.getLogger(__name__)
@@ -233,17 +233,18 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.max_evals < 1 or args.time_budget <= 0:
         raise UserError("--max-evals must be at least 1 and --time-budget positive.")
     settings = load_settings()
-    result = train_model(
-        args.input,
-        tracking_uri=args.tracking_uri,
-        experiment=args.experiment or settings.experiment,
-        model_name=args.model_name or settings.model_name,
-        max_evals=args.max_evals,
-        seed=args.seed,
-        settings=settings,
-        time_budget_s=args.time_budget,
-        threads=args.threads,
-    )
+    with reported_mlflow_errors("training"):
+        result = train_model(
+            args.input,
+            tracking_uri=args.tracking_uri,
+            experiment=args.experiment or settings.experiment,
+            model_name=args.model_name or settings.model_name,
+            max_evals=args.max_evals,
+            seed=args.seed,
+            settings=settings,
+            time_budget_s=args.time_budget,
+            threads=args.threads,
+        )
     print(json.dumps(result.__dict__, sort_keys=True, default=str))
     return 0
 

@@ -2,14 +2,22 @@
 
 from __future__ import annotations
 
+import mlflow
 import numpy as np
 import pytest
+from mlflow.exceptions import MlflowException
 
 from models.errors import UserError
 from models.estimator import DEFAULT_PARAMS, build_pipeline, search_params
 from models.evaluate import compute_metrics, member_probability
 from models.gate import decide_promotion
-from models.tracking import check_tracking_uri, pinned_requirements, read_names, read_pins
+from models.tracking import (
+    check_tracking_uri,
+    pinned_requirements,
+    read_names,
+    read_pins,
+    reported_mlflow_errors,
+)
 from models.training_data import select_features
 from tests.models.test_train_data import build_trips, free_port
 
@@ -114,3 +122,13 @@ def test_gate_rule(metrics, scored, champion, promote, why):
 def test_gate_keeps_a_version_that_is_already_champion():
     decision = decide_promotion(BASE, {"champion.version": "none"}, "5", "5", margin=0.002)
     assert decision.promote and "already champion" in decision.reason
+
+
+@pytest.mark.unit
+def test_mlflow_failures_become_one_sentence(monkeypatch):
+    monkeypatch.setattr(mlflow, "get_tracking_uri", lambda: "https://u:topsecret@mlflow.example.invalid")
+    with pytest.raises(UserError) as caught, reported_mlflow_errors("registering"):
+        raise MlflowException("API request failed\nTraceback (most recent call last): ...")
+    message = str(caught.value)
+    assert message.startswith("MLflow at https://u:***@mlflow.example.invalid failed while registering")
+    assert "\n" not in message and "topsecret" not in message
