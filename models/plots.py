@@ -34,7 +34,8 @@ def plot_confusion(labels: np.ndarray, p_member: np.ndarray) -> Figure:
     figure, axes = new_figure("Confusion matrix (validation)")
     axes.imshow(counts, cmap="Blues")
     for (row, col), value in np.ndenumerate(counts):
-        axes.text(col, row, f"{value:,}", ha="center", va="center")
+        colour = "white" if value > counts.max() / 2 else "black"
+        axes.text(col, row, f"{value:,}", ha="center", va="center", color=colour)
     axes.set(xticks=[0, 1], yticks=[0, 1], xticklabels=CLASS_NAMES, yticklabels=CLASS_NAMES)
     axes.set(xlabel="predicted", ylabel="true")
     return figure
