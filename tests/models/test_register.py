@@ -16,7 +16,7 @@ from mlflow import MlflowClient
 
 from models.errors import UserError, run_cli
 from models.features import LABEL_COLUMN, TIME_COLUMN
-from models.register import main, register_model
+from models.register import main, register_model, wait_until_ready
 from models.train import train_model
 from tests.models.test_train_data import build_trips, make_tracking_uri, write_trips
 
@@ -152,3 +152,33 @@ def test_negative_margin_and_odd_names_are_refused():
         register_model("r", margin=-0.1, tracking_uri="sqlite:///unused.db")
     with pytest.raises(UserError, match="name"):
         register_model("r", name="x' or '1'='1", tracking_uri="sqlite:///unused.db")
+
+
+class FakeRegistry:
+    """A client whose version reports the given statuses in turn (then the last one forever)."""
+
+    def __init__(self, statuses: list[str]):
+        self.statuses = statuses
+        self.calls = 0
+
+    def get_model_version(self, name, version):
+        status = self.statuses[min(self.calls, len(self.statuses) - 1)]
+        self.calls += 1
+        return SimpleNamespace(name=name, version=version, status=status)
+
+
+@pytest.mark.unit
+def test_aliases_wait_until_the_version_is_ready(monkeypatch):
+    monkeypatch.setattr("models.register.POLL_S", 0.0)
+    registry = FakeRegistry(["PENDING_REGISTRATION", "PENDING_REGISTRATION", "READY"])
+    wait_until_ready(registry, NAME, "7")
+    assert registry.calls == 3
+
+
+@pytest.mark.unit
+def test_a_failed_or_stuck_registration_is_a_user_error(monkeypatch):
+    monkeypatch.setattr("models.register.POLL_S", 0.0)
+    with pytest.raises(UserError, match="failed"):
+        wait_until_ready(FakeRegistry(["PENDING_REGISTRATION", "FAILED_REGISTRATION"]), NAME, "7")
+    with pytest.raises(UserError, match="still PENDING_REGISTRATION"):
+        wait_until_ready(FakeRegistry(["PENDING_REGISTRATION"]), NAME, "7", timeout_s=0.0)

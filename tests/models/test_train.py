@@ -182,3 +182,17 @@ def test_cli_refuses_a_single_month_and_exits_2(tmp_path_factory, tmp_path, monk
     monkeypatch.chdir(tmp_path)
     assert run_cli(main, ["--input", features, "--tracking-uri", uri]) == 2
     assert "only one month" in capsys.readouterr().err
+
+
+@pytest.mark.integration
+def test_trains_from_s3_and_records_the_object_digest(s3_env, tmp_path_factory, tmp_path, monkeypatch):
+    uri = make_tracking_uri(tmp_path_factory, tmp_path)
+    local = write_trips(tmp_path / "trips.parquet", build_trips(rows=3000, seed=9))
+    source = f"s3://{s3_env.bucket}/processed/2025/trips.parquet"
+    storage.write_file_atomic(local, source, s3_env.settings())
+    monkeypatch.chdir(tmp_path)
+    result = train_model(source, tracking_uri=uri, model_name="m-s3", max_evals=1)
+    run = MlflowClient(uri).get_run(result.run_id)
+    assert run.data.tags["data.digest"] == storage.file_digest(local)
+    assert run.data.params["input"] == source
+    assert source in run.inputs.dataset_inputs[0].dataset.source
