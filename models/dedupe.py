@@ -13,6 +13,19 @@ from models.errors import UserError
 MAX_SPAN = 1 << 31  # 2.1e9 possible ids -> 256 MiB of bits: refuse anything wider
 
 
+def repeated_in_batch(ids: np.ndarray) -> np.ndarray:
+    """Mask of ids that occur earlier in the same batch; cheap when ids ascend or are all distinct."""
+    if ids.size < 2 or bool(np.all(ids[1:] > ids[:-1])):  # the usual published order
+        return np.zeros(ids.size, dtype=bool)
+    ordered = np.sort(ids)
+    if not bool(np.any(ordered[1:] == ordered[:-1])):
+        return np.zeros(ids.size, dtype=bool)
+    _, first = np.unique(ids, return_index=True)
+    repeated = np.ones(ids.size, dtype=bool)
+    repeated[first] = False
+    return repeated
+
+
 class SeenIds:
     """A growable bit set of trip ids; ``mark_repeats`` flags ids seen before (or twice in one batch)."""
 
@@ -43,9 +56,7 @@ class SeenIds:
         if ids.size == 0:
             return repeats
         self.cover(int(ids.min()), int(ids.max()))
-        _, first = np.unique(ids, return_index=True)
-        in_batch = np.ones(ids.size, dtype=bool)
-        in_batch[first] = False
+        in_batch = repeated_in_batch(ids)
         offset = ids - self.low
         byte, bit = offset >> 3, (offset & 7).astype(np.uint8)
         before = (self.bits[byte] >> bit) & 1

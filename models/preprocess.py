@@ -46,7 +46,7 @@ from models.timeparse import MONTH_FIRST, choose_format
 log = logging.getLogger(__name__)
 
 PERIOD_PATTERN = re.compile(r"^\d{4}(-(0[1-9]|1[0-2]))?$")
-SAMPLE_VALUES = 20_000
+SAMPLE_VALUES = 5_000
 FIELD_COUNT = "field_count"
 # Dictionary-encode only the repetitive columns (names, labels, small integers): faster and smaller.
 DICTIONARY_COLUMNS = [

@@ -127,18 +127,19 @@ def open_head(path: Path, source: str) -> FileHead:
 def read_batches(csv_file: CsvFile, era: Era, head: FileHead, odd: OddRows) -> Iterator[pa.RecordBatch]:
     """The file's data rows as string batches under the era's column names (header skipped).
 
-    Columns are read as bytes and decoded per batch (see ``models.encoding``); a file that starts
-    in cp1252 is transcoded by the reader so that malformed rows reach the quarantine as text.
+    pyarrow's streaming reader parses the next blocks in its threads while the caller works on
+    the current batch, and memory stays bounded by a few blocks whatever the file size. Columns
+    are read as bytes and decoded per batch (see ``models.encoding``); a file that starts in
+    cp1252 is transcoded by the reader so that malformed rows reach the quarantine as text.
     """
     names = list(era.header)
-    decoder = head.decoder
-    read_options = pacsv.ReadOptions(
-        column_names=names, skip_rows=1, block_size=BLOCK_SIZE, encoding=head.encoding.replace("-", "")
-    )
+    read_options = pacsv.ReadOptions(column_names=names, skip_rows=1, block_size=BLOCK_SIZE)
+    if head.encoding != "utf-8":  # naming utf8 explicitly would add a (slow) transcoding stream
+        read_options.encoding = head.encoding
     parse_options = pacsv.ParseOptions(invalid_row_handler=odd.handle)
     convert_options = pacsv.ConvertOptions(column_types=dict.fromkeys(names, pa.binary()))
     try:
         for batch in pacsv.open_csv(csv_file.path, read_options, parse_options, convert_options):
-            yield decoder.decode(batch)
+            yield head.decoder.decode(batch)
     except (pa.ArrowInvalid, OSError) as exc:
         raise UserError(f"File {csv_file.source} could not be parsed as CSV ({exc}).") from exc

@@ -40,18 +40,34 @@ def unpadded(values: pa.Array) -> pa.Array:
     return pc.replace_substring_regex(values, r"\b0+(\d)", r"\1")
 
 
+def written_month(values: pa.Array, fmt: str) -> pa.Array:
+    """The month number as written in each value, read from its position in ``fmt``."""
+    separator = "-" if fmt.startswith("%Y-") else "/"
+    position = fmt.split(" ")[0].split(separator).index("%m")
+    parts = pc.split_pattern(pc.utf8_trim_whitespace(values), separator, max_splits=2)
+    return pc.cast(pc.list_element(parts, position), pa.int64())
+
+
+def rolled_over(parsed: pa.Array, values: pa.Array, fmt: str) -> pa.Array:
+    """True where strptime rolled an impossible day into the next month (the month differs from the text)."""
+    try:
+        return pc.not_equal(pc.month(parsed), written_month(values, fmt))
+    except (pa.ArrowInvalid, ValueError):  # an odd layout: print the value back and compare
+        printed = unpadded(pc.strftime(parsed, format=fmt))
+        return pc.not_equal(printed, unpadded(pc.utf8_trim_whitespace(values)))
+
+
 def parse_times(values: pa.Array, fmt: str) -> pa.Array:
     """Timestamps (naive, seconds) for strings in ``fmt``; unparseable values become null.
 
     pyarrow's strptime accepts impossible days and rolls them over (``2025-02-30`` becomes
-    ``2025-03-02``), so values landing on days 1-3 are printed back and must match their text.
+    ``2025-03-02``), so values landing on days 1-3 must still show the month their text names.
     """
     parsed = pc.strptime(values, format=fmt, unit=UNIT, error_is_null=True)
     suspect = pc.indices_nonzero(pc.fill_null(pc.less_equal(pc.day(parsed), ROLLOVER_DAYS), False))
     if len(suspect) == 0:
         return parsed
-    printed = unpadded(pc.strftime(parsed.take(suspect), format=fmt))
-    rolled = pc.not_equal(printed, unpadded(pc.utf8_trim_whitespace(values.take(suspect))))
+    rolled = rolled_over(parsed.take(suspect), values.take(suspect), fmt)
     bad = np.zeros(len(parsed), dtype=bool)
     bad[suspect.filter(rolled).to_numpy()] = True
     return pc.if_else(pa.array(bad), pa.scalar(None, parsed.type), parsed)
