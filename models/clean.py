@@ -89,46 +89,55 @@ def raw_column(batch: pa.RecordBatch, era: Era, canonical: str) -> pa.Array | No
 
 def check_batch(batch: pa.RecordBatch, era: Era, fmt: str, source: str, min_duration_s: int) -> Checked:
     """Canonical trips and quarantine reasons for one batch (period and duplicates are checked later)."""
-    size = batch.num_rows
     raw = {name: raw_column(batch, era, name) for name in CANONICAL_COLUMNS}
-    reasons = Reasons(size)
+    reasons = Reasons(batch.num_rows)
     for column in batch.columns:  # a runaway field (a quote swallowing lines, a corrupt row)
         reasons.add(pc.greater(pc.binary_length(column), MAX_FIELD_BYTES), "field_too_long")
-    trip_id = parse_integer(raw["trip_id"])
-    add_parse_reasons(reasons, trip_id, "trip_id")
-    times = {name: parse_time(raw[name], fmt) for name in ("start_time", "end_time")}
-    for name, parsed in times.items():
-        add_parse_reasons(reasons, parsed, name)
-    duration = parse_integer(raw["duration_s"], signed=True)
-    add_parse_reasons(reasons, duration, "duration")
+    parsed = {"trip_id": parse_integer(raw["trip_id"])}
+    for name in ("start_time", "end_time"):
+        parsed[name] = parse_time(raw[name], fmt)
+    parsed["duration_s"] = parse_integer(raw["duration_s"], signed=True)
+    for name, label in (("trip_id", "trip_id"), ("start_time", "start_time"), ("end_time", "end_time")):
+        add_parse_reasons(reasons, parsed[name], label)
+    add_parse_reasons(reasons, parsed["duration_s"], "duration")
     stations, null_name = check_stations(raw, era, reasons)
-    labels = parse_labels(raw["user_type"])
+    labels = check_labels(raw["user_type"], reasons)
+    values = {name: item.values for name, item in parsed.items()}
+    check_durations(reasons, values["duration_s"], values["start_time"], values["end_time"], min_duration_s)
+    extras, null_bike = optional_columns(raw, batch.num_rows)
+    columns = {
+        **values,
+        **stations,
+        **extras,
+        "user_type": labels,
+        "source_file": pa.repeat(pa.scalar(source), batch.num_rows),
+    }
+    trips = pa.Table.from_arrays([columns[c] for c in CANONICAL_COLUMNS], schema=CANONICAL_SCHEMA)
+    return Checked(trips, reasons.values, null_name, null_bike)
+
+
+def check_labels(raw: pa.Array, reasons: Reasons) -> pa.Array:
+    """member/casual; a missing label, or any other value (named in the reason), is quarantined."""
+    labels = parse_labels(raw)
     reasons.add(labels.missing, "missing_user_type")
     if any_true(labels.bad):
-        reasons.add(
-            labels.bad, pc.binary_join_element_wise("unknown_user_type:", clean_text(raw["user_type"]), "")
-        )
-    check_durations(
-        reasons, duration.values, times["start_time"].values, times["end_time"].values, min_duration_s
-    )
-    bike = parse_integer(raw["bike_id"]) if raw["bike_id"] is not None else Parsed(pa.nulls(size, pa.int64()))
+        reasons.add(labels.bad, pc.binary_join_element_wise("unknown_user_type:", clean_text(raw), ""))
+    return labels.values
+
+
+def optional_columns(
+    raw: dict[str, pa.Array | None], size: int
+) -> tuple[dict[str, pa.Array], pa.Array | None]:
+    """Bike id and model (null when the era lacks them) and the mask of rows kept with a null bike id."""
+    if raw["bike_id"] is None:
+        bike, null_bike = pa.nulls(size, pa.int64()), None
+    else:
+        bike = parse_integer(raw["bike_id"]).values
+        null_bike = pc.is_null(bike) if bike.null_count else None
     model = (
         parse_text(raw["bike_model"]).values if raw["bike_model"] is not None else pa.nulls(size, pa.string())
     )
-    columns = {
-        "trip_id": trip_id.values,
-        "start_time": times["start_time"].values,
-        "end_time": times["end_time"].values,
-        "duration_s": duration.values,
-        **stations,
-        "bike_id": bike.values,
-        "bike_model": model,
-        "user_type": labels.values,
-        "source_file": pa.repeat(pa.scalar(source), size),
-    }
-    trips = pa.Table.from_arrays([columns[c] for c in CANONICAL_COLUMNS], schema=CANONICAL_SCHEMA)
-    null_bike = pc.is_null(bike.values) if raw["bike_id"] is not None and bike.values.null_count else None
-    return Checked(trips, reasons.values, null_name, null_bike)
+    return {"bike_id": bike, "bike_model": model}, null_bike
 
 
 def add_parse_reasons(reasons: Reasons, parsed: Parsed, name: str) -> None:
