@@ -161,13 +161,18 @@ def render_file_row(name: str, f: dict[str, Any]) -> str:
     return f"| {name} | {f['era']} | {f['encoding']} | {bom} | `{f['time_format']}` | {counts} |"
 
 
+def render_section(title: str, header: str, rows: list[str]) -> list[str]:
+    """One Markdown section: a title and a table (``header`` is ``name|name`` with ``:`` for numbers)."""
+    names = header.split("|")
+    align = "|".join("---:" if name.endswith(":") else "---" for name in names)
+    return [f"## {title}", "", f"| {' | '.join(n.rstrip(':') for n in names)} |", f"|{align}|", *rows, ""]
+
+
 def render_markdown(report: dict[str, Any]) -> str:
     """The report as Markdown: warnings first and loud, then the tables."""
     lines = ["# Data-quality report", ""]
-    for warning in report["warnings"]:
-        lines.append(f"> **WARNING** {warning}")
-    if report["warnings"]:
-        lines.append("")
+    lines += [f"> **WARNING** {warning}" for warning in report["warnings"]]
+    lines += [""] if report["warnings"] else []
     lines += [
         f"Input `{report.get('input')}` ({report.get('input_digest')}); "
         f"period {report.get('period') or 'all'}, minimum duration {report.get('min_duration_s')} s.",
@@ -175,32 +180,17 @@ def render_markdown(report: dict[str, Any]) -> str:
         f"Rows in **{report['rows_in']}** = kept **{report['rows_out']}** + quarantined "
         f"**{report['quarantined']}**.",
         "",
-        "## Quarantine reasons",
-        "",
-        "| reason | rows |",
-        "|---|---:|",
-        *[f"| {reason} | {count} |" for reason, count in report["by_reason"].items()],
-        "",
-        "## Kept with nulls",
-        "",
-        "| column | rows |",
-        "|---|---:|",
-        *[f"| {name} | {count} |" for name, count in report["kept_with_nulls"].items()],
-        "",
-        "## Files",
-        "",
-        "| file | era | encoding | BOM | time format | rows in | kept | quarantined | blank | repaired |",
-        "|---|---|---|---|---|---:|---:|---:|---:|---:|",
-        *[render_file_row(name, stats) for name, stats in report["files"].items()],
-        "",
-        "## Label share per month",
-        "",
-        "| month | member | casual | member share |",
-        "|---|---:|---:|---:|",
-        *[
-            f"| {month} | {row['member']} | {row['casual']} | {row['member_share']} |"
-            for month, row in report["label_counts_by_month"].items()
-        ],
-        "",
     ]
+    lines += render_section(
+        "Quarantine reasons", "reason|rows:", [f"| {k} | {v} |" for k, v in report["by_reason"].items()]
+    )
+    lines += render_section(
+        "Kept with nulls", "column|rows:", [f"| {k} | {v} |" for k, v in report["kept_with_nulls"].items()]
+    )
+    file_rows = [render_file_row(name, stats) for name, stats in report["files"].items()]
+    header = "file|era|encoding|BOM|time format|rows in:|kept:|quarantined:|blank:|repaired:"
+    lines += render_section("Files", header, file_rows)
+    months = report["label_counts_by_month"].items()
+    month_rows = [f"| {m} | {r['member']} | {r['casual']} | {r['member_share']} |" for m, r in months]
+    lines += render_section("Label share per month", "month|member:|casual:|member share:", month_rows)
     return "\n".join(lines)

@@ -41,6 +41,21 @@ EXPECTED_REASON = {
     "trailing_commas": None,
     "other_month": None,
 }
+# kind -> (column, the value that spoils it)
+SETTERS: dict[str, tuple[str, str]] = {
+    "missing_trip_id": ("trip_id", ""),
+    "missing_end_time": ("end_time", "NULL"),
+    "missing_end_time_double": ("end_time", "NULLNULL"),
+    "missing_station_id": ("start_station_id", "NULL"),
+    "bad_station_id": ("end_station_id", "70A1"),
+    "missing_station": ("start_station_name", "NULL"),
+    "nonpositive_duration": ("duration_s", "0"),
+    "too_long": ("duration_s", "90061"),
+    "unknown_user_type": ("user_type", "Unknown"),
+    "null_station_name": ("start_station_name", "NULL"),
+    "null_bike_id": ("bike_id", ""),
+}
+
 KEPT_WITH_NULL = {"null_station_name": "station_name", "null_bike_id": "bike_id"}
 
 
@@ -57,21 +72,8 @@ def apply_kind(
     kind: str, rows: np.ndarray, trips: pd.DataFrame, cols: dict[str, np.ndarray], style: str
 ) -> None:
     """Spoil (or oddly format) the given rows' string values in place, as the real files do."""
-    setters: dict[str, tuple[str, Any]] = {
-        "missing_trip_id": ("trip_id", ""),
-        "missing_end_time": ("end_time", "NULL"),
-        "missing_end_time_double": ("end_time", "NULLNULL"),
-        "missing_station_id": ("start_station_id", "NULL"),
-        "bad_station_id": ("end_station_id", "70A1"),
-        "missing_station": ("start_station_name", "NULL"),
-        "nonpositive_duration": ("duration_s", "0"),
-        "too_long": ("duration_s", "90061"),
-        "unknown_user_type": ("user_type", "Unknown"),
-        "null_station_name": ("start_station_name", "NULL"),
-        "null_bike_id": ("bike_id", ""),
-    }
-    if kind in setters:
-        column, value = setters[kind]
+    if kind in SETTERS:
+        column, value = SETTERS[kind]
         cols[column][rows] = value
     elif kind == "bad_trip_id":
         cols["trip_id"][rows] = cols["trip_id"][rows] + "x"

@@ -83,6 +83,25 @@ def draw_hours(rng: np.random.Generator, member: np.ndarray, weekday: np.ndarray
     return np.clip(np.where(commuting, rush, leisure), 0, 23.99)
 
 
+def draw_stations(
+    rng: np.random.Generator, stations: Stations, member: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
+    """Start and end station indices: members between busy stations, casual riders more round trips."""
+    size = member.size
+
+    def pick() -> np.ndarray:
+        return np.where(
+            member,
+            rng.choice(N_STATIONS, size=size, p=stations.member_weights),
+            rng.choice(N_STATIONS, size=size, p=stations.casual_weights),
+        )
+
+    start_idx, end_idx = pick(), pick()
+    round_trip = rng.random(size) < np.where(member, 0.02, 0.16)
+    moved = np.where(end_idx == start_idx, (end_idx + 1) % N_STATIONS, end_idx)
+    return start_idx, np.where(round_trip, start_idx, moved)
+
+
 def generate_trips(
     rng: np.random.Generator,
     stations: Stations,
@@ -98,20 +117,7 @@ def generate_trips(
     start = days + pd.to_timedelta(np.floor(hours * 3600).astype(np.int64), unit="s")
     median = np.where(member, 640.0, 1350.0)
     duration = np.clip(rng.lognormal(np.log(median), 0.55), 120, 6 * 3600).astype(np.int64)
-    start_idx = np.where(
-        member,
-        rng.choice(N_STATIONS, size=size, p=stations.member_weights),
-        rng.choice(N_STATIONS, size=size, p=stations.casual_weights),
-    )
-    end_idx = np.where(
-        member,
-        rng.choice(N_STATIONS, size=size, p=stations.member_weights),
-        rng.choice(N_STATIONS, size=size, p=stations.casual_weights),
-    )
-    round_trip = rng.random(size) < np.where(member, 0.02, 0.16)
-    end_idx = np.where(
-        round_trip, start_idx, np.where(end_idx == start_idx, (end_idx + 1) % N_STATIONS, end_idx)
-    )
+    start_idx, end_idx = draw_stations(rng, stations, member)
     return pd.DataFrame({
         "start": start.dt.floor("s"),
         "end": (start + pd.to_timedelta(duration, unit="s")).dt.floor("s"),
