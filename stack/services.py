@@ -91,7 +91,10 @@ def s3_service(settings: Settings, state: Path) -> Service:
         raise UserError("Node.js (`node`) is not on PATH; the local S3 server s3rver needs Node.js 20.")
     if not (NODE_MODULES / "s3rver").is_dir():
         raise UserError(f"s3rver is not installed in {NODE_MODULES}; run `make stack-deps` (npm ci) first.")
-    command = [node, str(STACK_DIR / "s3rver.js"), settings.host, str(settings.s3_port), str(state / "s3")]
+    # s3rver signs ListObjectsV2 continuation tokens with DES, which Node 20's OpenSSL 3 only offers
+    # through the legacy provider: without it every truncated (paginated) listing answers 500.
+    command = [node, "--openssl-legacy-provider", str(STACK_DIR / "s3rver.js")]
+    command += [settings.host, str(settings.s3_port), str(state / "s3")]
     env = base_env({**local_aws_env(settings), "TO_BIKES_BUCKET": settings.bucket})
     return Service(
         "s3", settings.s3_port, settings.host, [*command], env, "/", any_http_status_is_healthy=True
