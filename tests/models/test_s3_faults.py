@@ -187,3 +187,16 @@ def test_aws_s3_sync_fails_clearly_when_faults_persist(
         run_aws_sync(settings, sync_folder(tmp_path), destination)
     assert_clear(str(caught.value), destination, s3_server)
     assert keys_under(s3_server, prefix) == []
+
+
+def test_paginated_listing_returns_every_key(s3_server: StackEnv) -> None:
+    """A listing longer than one page (s3rver's DES continuation tokens need OpenSSL's legacy provider)."""
+    prefix = f"pages-{uuid.uuid4().hex[:8]}/"
+    client = storage.s3_client(s3_server.settings())
+    names = [f"{prefix}trips.parquet", f"{prefix}trips.parquet.tmp-1", f"{prefix}trips.quality.json"]
+    for name in names:
+        client.put_object(Bucket=s3_server.bucket, Key=name, Body=b"x")
+    pages = client.get_paginator("list_objects_v2").paginate(
+        Bucket=s3_server.bucket, Prefix=prefix, PaginationConfig={"PageSize": 1}
+    )
+    assert [item["Key"] for page in pages for item in page.get("Contents", [])] == names

@@ -1,14 +1,30 @@
 """Crashes and outages of the pipeline's servers: the pipeline fails clearly and loses nothing.
 
-The MLflow tests run the model code the flows wrap against the shared ``local_stack``: the server is
-stopped for real, or the fault proxy (``tests/faultproxy.py``) stands between the client and the
-server and makes it vanish at a chosen request. After every failure the registry (versions and the
-``champion`` alias) must be exactly as before, and a rerun must finish without a duplicate version.
+MLflow: the model code the flows wrap runs against the shared ``local_stack`` while the server is
+stopped for real, or while the fault proxy (``tests/faultproxy.py``) in front of it makes it vanish
+at a chosen request. After every failure the registry (versions and the ``champion`` alias) must
+be exactly as before, and a rerun must finish without a duplicate version.
+
+Deployed pipeline (``e2e``): blocks whose S3 endpoint is a fault proxy in front of the stack's S3,
+so the code push, the worker's code pull, cached results and data all pass through it. Transient
+faults must be retried away; a code pull that keeps failing must end the run (Crashed) with the
+cause in the worker's log; a worker SIGKILLed while publishing must leave no final Parquet behind,
+and a new worker's rerun must complete with exactly one new model version; two periods at once
+must both complete.
 """
 
 from __future__ import annotations
 
+import contextlib
+import json
+import os
+import re
+import signal
+import subprocess
+import sys
+import tempfile
 import threading
+import time
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -16,18 +32,30 @@ from typing import Any
 
 import mlflow
 import mlflow.sklearn
+import pyarrow.parquet as pq
 import pytest
 from mlflow import MlflowClient
 
 from models import storage
 from models.errors import UserError
+from models.lineage import run_git
 from models.register import register_model
+from models.sample import generate_sample
+from models.settings import PROJECT_ROOT
 from models.train import train_model
+from orchestration.trigger import PIPELINE, PREPROCESS, wait_final
 from stack.control import start_stack
 from stack.embedded import StackEnv
-from stack.processes import read_pid, stop_record
+from stack.processes import process_start_ticks, read_pid, stop_record
 from tests.faultproxy import FaultProxy, FaultRule
 from tests.models.test_train_data import build_trips, write_trips
+from tests.orchestration.test_pipeline_e2e import (
+    Deployed,
+    prefect_client,
+    read_messages,
+    run_module,
+    s3_client,
+)
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
@@ -181,3 +209,219 @@ def test_artifact_upload_survives_transient_faults(
     assert any(local.rglob("*.png")) or any(local.rglob("*.json")), sorted(local.rglob("*"))
     mlflow.set_tracking_uri(local_stack["MLFLOW_TRACKING_URI"])
     assert hasattr(mlflow.sklearn.load_model(model_uri), "predict_proba")
+
+
+# --- the deployed pipeline: code pull, crashes and concurrency through the fault proxy ----------
+
+BUCKET = "to-bikes-reliability"
+_PRIVATE = ("AWS_", "MLFLOW_", "PREFECT_", "TO_BIKES_")
+PROCESSED = ("trips.parquet", "trips.quality.json", "trips.quality.md", "trips.quarantine.parquet")
+
+
+def clean_env(local_stack: StackEnv, **extra: str) -> dict[str, str]:
+    """The stack's client environment on top of the caller's, without its project variables."""
+    base = {k: v for k, v in os.environ.items() if not k.startswith(_PRIVATE) and k != "PYTHONPATH"}
+    return {**base, **local_stack, "PREFECT_WORKER_QUERY_SECONDS": "1", **extra}
+
+
+def save_blocks(env: dict[str, str]) -> None:
+    """``make blocks`` (type registration, then the documents) with this environment."""
+    prefect = str(Path(sys.executable).parent / "prefect")
+    command = [prefect, "--no-prompt", "block", "register", "-f", "orchestration/blocks.py"]
+    done = subprocess.run(command, cwd=PROJECT_ROOT, env=env, capture_output=True, timeout=300, check=False)
+    assert done.returncode == 0, done.stderr
+    run_module("orchestration.save_blocks", env)
+
+
+@pytest.fixture(scope="module")
+def s3_proxy(local_stack: StackEnv) -> Iterator[FaultProxy]:
+    """The fault proxy in front of the stack's S3, for everything the deployed pipeline does."""
+    with FaultProxy(local_stack.endpoint_url, lifetime_s=3000) as proxy:
+        yield proxy
+
+
+@pytest.fixture(scope="module")
+def pipeline(
+    local_stack: StackEnv, s3_proxy: FaultProxy, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[Deployed]:
+    """Blocks whose S3 endpoint is the proxy, deployments pushed through it, a worker running."""
+    env = clean_env(local_stack, TO_BIKES_BUCKET=BUCKET, TO_BIKES_S3_ENDPOINT_URL=s3_proxy.url)
+    folder = tmp_path_factory.mktemp("reliability-sample")
+    generate_sample(folder, seed=7, rows=3000)
+    client = s3_client(local_stack)
+    client.create_bucket(Bucket=BUCKET)
+    for path in sorted(p for year in ("2024", "2025") for p in (folder / year).iterdir()):
+        client.upload_file(str(path), BUCKET, f"raw/{path.parent.name}/{path.name}")
+    save_blocks(env)
+    run_module("orchestration.deploy", env, "--allow-dirty")
+    try:
+        run_module("orchestration.worker", env, "start")
+        yield Deployed(env=env, stack=local_stack, sha=run_git(["rev-parse", "HEAD"]) or "")
+    finally:
+        subprocess.run(
+            [sys.executable, "-m", "orchestration.worker", "stop"], cwd=PROJECT_ROOT, env=env, timeout=120
+        )
+        save_blocks(clean_env(local_stack))  # the proxy dies with this module: point the blocks back
+
+
+def trigger(deployed: Deployed, *args: str) -> tuple[int, str, str | None]:
+    """``orchestration.trigger run ARGS``: (exit code, output, flow run id)."""
+    command = [sys.executable, "-m", "orchestration.trigger", "run", "--timeout", "600", *args]
+    done = subprocess.run(
+        command, cwd=PROJECT_ROOT, env=deployed.env, capture_output=True, text=True, timeout=900, check=False
+    )
+    match = re.search(r"/runs/flow-run/([0-9a-f-]{36})", done.stdout)
+    return done.returncode, done.stdout + done.stderr, match[1] if match else None
+
+
+def objects(deployed: Deployed, prefix: str) -> dict[str, int]:
+    """Key (relative to ``prefix``) -> size, listed directly on the S3 server (not through the proxy)."""
+    found = s3_client(deployed.stack).list_objects_v2(Bucket=BUCKET, Prefix=prefix).get("Contents", [])
+    return {item["Key"][len(prefix) :]: item["Size"] for item in found}
+
+
+def model_versions(deployed: Deployed) -> dict[str, str]:
+    """Version -> run id of every version of the pipeline's registered model (none yet: empty)."""
+    uri = deployed.env["MLFLOW_TRACKING_URI"]
+    client = MlflowClient(uri, registry_uri=uri)
+    name = deployed.stack.settings().model_name
+    return {v.version: v.run_id for v in client.search_model_versions(f"name = '{name}'")}
+
+
+def flow_run_of(deployed: Deployed, run_id: str) -> str:
+    uri = deployed.env["MLFLOW_TRACKING_URI"]
+    return MlflowClient(uri, registry_uri=uri).get_run(run_id).data.tags.get("prefect.flow_run_id", "")
+
+
+def descendants(root: int) -> list[int]:
+    """``root`` and every process below it (read from /proc once, bounded by the process count)."""
+    parents: dict[int, list[int]] = {}
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            with contextlib.suppress(OSError, IndexError, ValueError):
+                ppid = int((entry / "stat").read_text().rsplit(")", 1)[1].split()[1])
+                parents.setdefault(ppid, []).append(int(entry.name))
+    found, queue = [], [root]
+    while queue and len(found) < 10_000:
+        pid = queue.pop()
+        found.append(pid)
+        queue.extend(parents.get(pid, []))
+    return found
+
+
+def kill_worker(deployed: Deployed) -> list[int]:
+    """SIGKILL the worker this module started and every process under it (its flow runs): a crash."""
+    record = read_pid(deployed.stack.state_dir, "worker")
+    assert record is not None and record.is_alive(), "no worker to kill"
+    victims = descendants(record.pid)
+    for pid in victims:
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, signal.SIGKILL)
+    for _ in range(100):
+        if not any(Path(f"/proc/{pid}").exists() and process_start_ticks(pid) for pid in victims):
+            break
+        time.sleep(0.1)
+    return victims
+
+
+def create_run(deployed: Deployed, deployment: str, parameters: dict[str, Any]) -> str:
+    with prefect_client(deployed) as client:
+        found = client.read_deployment_by_name(deployment)
+        return str(client.create_flow_run_from_deployment(found.id, parameters=parameters).id)
+
+
+def final_state(deployed: Deployed, flow_run_id: str) -> Any:
+    with prefect_client(deployed) as client:
+        return wait_final(client, flow_run_id, WAIT_S * 2)
+
+
+@pytest.mark.e2e
+def test_code_pull_and_result_upload_survive_transient_s3_faults(
+    pipeline: Deployed, s3_proxy: FaultProxy
+) -> None:
+    rules = [
+        FaultRule("503", count=2, methods={"GET"}, path=r"/flows/"),
+        FaultRule("drop", count=1, methods={"GET"}, path=r"/flows/"),
+        FaultRule("slowdown", count=2, methods={"PUT"}, path=r"/prefect-results/"),
+        FaultRule("500", count=1, methods={"PUT"}, path=r"/processed/2025-03/"),
+    ]
+    s3_proxy.set_rules(*rules)
+    code, output, _ = trigger(
+        pipeline, "--deployment", PREPROCESS, "--param", "year=2025", "--param", "month=3"
+    )
+    s3_proxy.set_rules()
+    assert code == 0 and "Completed" in output, output
+    assert [(rule.fault, rule.hits) for rule in rules] == [(rule.fault, rule.count) for rule in rules]
+    assert set(PROCESSED) <= set(objects(pipeline, "processed/2025-03/"))
+
+
+@pytest.mark.e2e
+def test_code_pull_fails_clearly_when_s3_stays_down_and_the_worker_survives(
+    pipeline: Deployed, s3_proxy: FaultProxy
+) -> None:
+    s3_proxy.set_rules(FaultRule("503", count=None, methods={"GET"}, path=r"/flows/"))
+    code, output, flow_run_id = trigger(
+        pipeline, "--deployment", PREPROCESS, "--param", "year=2025", "--param", "month=4"
+    )
+    s3_proxy.set_rules()
+    assert code == 1 and flow_run_id, output
+    state = final_state(pipeline, flow_run_id)
+    with prefect_client(pipeline) as client:
+        messages = "\n".join(read_messages(client, [flow_run_id]))
+    assert state.name in ("Crashed", "Failed"), state  # final, not left Running or Late
+    assert "pull_from_s3" in messages, messages[-3000:]  # the UI's flow-run logs name the failing step
+    # Prefect reports only "Process exited with status code: 1" in the UI; the S3 cause is in the
+    # worker's log (the `make agent` terminal, or .stack/logs/worker.log for `worker start`).
+    worker_log = (pipeline.stack.state_dir / "logs" / "worker.log").read_text(errors="replace")
+    cause = "An error occurred (ServiceUnavailable) when calling the GetObject operation (reached max retries"
+    assert cause in worker_log, worker_log[-3000:]
+    record = read_pid(pipeline.stack.state_dir, "worker")
+    assert record is not None and record.is_alive(), "a failed code pull took the worker down"
+    assert "processed/2025-04/trips.parquet" not in objects(pipeline, "processed/2025-04/")
+
+
+@pytest.mark.e2e
+def test_worker_killed_mid_publish_then_a_new_worker_and_rerun_complete_without_duplicates(
+    pipeline: Deployed, s3_proxy: FaultProxy
+) -> None:
+    before = model_versions(pipeline)
+    final_key = r"/processed/2024/trips\.parquet$"
+    s3_proxy.set_rules(FaultRule("stall", count=1, methods={"PUT"}, path=final_key, delay_s=90))
+    killed_run = create_run(pipeline, PIPELINE, {"year": 2024, "max_evals": 1})
+    assert s3_proxy.wait_for("PUT", final_key, WAIT_S) is not None, "the run never reached publishing"
+    kill_worker(pipeline)
+    s3_proxy.set_rules()
+    after_crash = objects(pipeline, "processed/2024/")
+    assert "trips.parquet" not in after_crash, f"a crashed run published trips.parquet: {after_crash}"
+    run_module("orchestration.worker", pipeline.env, "start")
+    code, output, rerun = trigger(pipeline, "--param", "year=2024", "--param", "max_evals=1")
+    assert code == 0 and "Completed" in output, output
+    published = objects(pipeline, "processed/2024/")
+    leftovers = sorted(set(published) - set(PROCESSED))
+    assert set(PROCESSED) <= set(published)
+    assert all(".tmp-" in key for key in leftovers), leftovers  # never a partial file under a final name
+    report = json.loads(
+        s3_client(pipeline.stack)
+        .get_object(Bucket=BUCKET, Key="processed/2024/trips.quality.json")["Body"]
+        .read()
+    )
+    with tempfile.TemporaryDirectory() as scratch:
+        local = Path(scratch) / "trips.parquet"
+        s3_client(pipeline.stack).download_file(BUCKET, "processed/2024/trips.parquet", str(local))
+        assert pq.read_metadata(local).num_rows == report["rows_out"] > 0
+    added = {v: r for v, r in model_versions(pipeline).items() if v not in before}
+    assert [flow_run_of(pipeline, run_id) for run_id in added.values()] == [rerun], added
+    assert killed_run != rerun
+
+
+@pytest.mark.e2e
+def test_two_periods_run_at_the_same_time_and_both_complete(pipeline: Deployed) -> None:
+    before = model_versions(pipeline)
+    runs = [create_run(pipeline, PIPELINE, {"year": year, "max_evals": 1}) for year in (2024, 2025)]
+    states = [final_state(pipeline, run) for run in runs]
+    assert [state.name for state in states] == ["Completed", "Completed"], [s.message for s in states]
+    added = {v: r for v, r in model_versions(pipeline).items() if v not in before}
+    assert sorted(flow_run_of(pipeline, run_id) for run_id in added.values()) == sorted(runs)
+    server_log = (pipeline.stack.state_dir / "logs" / "prefect.log").read_text(errors="replace")
+    locked = server_log.count("database is locked")
+    assert locked == 0, f"{locked} 'database is locked' errors in the Prefect server log (SQLite)"
