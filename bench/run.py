@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from bench import orchestration, sections
-from bench.measure import ROOT
+from bench.measure import ROOT, median_of
 from bench.report import write_results
 
 log = logging.getLogger("bench")
@@ -138,6 +138,19 @@ def collect_notes(results: dict[str, Any], args: argparse.Namespace) -> list[str
             f"The pandas notebook reference kept and quarantined {same} rows (per reason) as "
             f"models.preprocess on its {pre['subset_rows']:,}-row sample; models.preprocess took "
             f"{pre['subset_preprocess_seconds']:.1f} s there."
+        )
+    if pre:
+        cpu = {name: median_of(runs, "cpu_seconds") for name, runs in pre["runs"].items()}
+        notes.append(
+            "CPU seconds (all threads, medians): models.preprocess "
+            f"{cpu['preprocess']:.2f}, pyarrow reader {cpu['pyarrow']:.2f} (same {pre['rows']:,} rows), "
+            f"pandas notebook {cpu['notebook']:.2f} ({pre['subset_rows']:,} rows)."
+        )
+    memory = results.get("memory")
+    if memory and "seconds" in memory:
+        notes.append(
+            f"The peak-RSS run preprocessed {memory['rows']:,} rows in {memory['seconds']:.1f} s "
+            f"({memory['rows_per_s']:,.0f} rows/s, not comparable with the same-run ratios above)."
         )
     if results.get("training"):
         notes.append(
