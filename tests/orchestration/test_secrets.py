@@ -13,6 +13,7 @@ import io
 import logging
 import shutil
 import subprocess
+import sys
 import traceback
 import uuid
 from collections.abc import Iterator
@@ -26,10 +27,19 @@ from mlflow import MlflowClient
 from models import storage
 from models.errors import UserError
 from models.register import register_model
+from models.sample import generate_sample
 from models.settings import PROJECT_ROOT
 from models.train import train_model
 from stack.embedded import StackEnv, free_ports
 from tests.models.test_train_data import build_trips, write_trips
+from tests.orchestration.test_pipeline_e2e import (
+    Deployed,
+    prefect_client,
+    read_messages,
+    run_and_subflow_ids,
+    run_module,
+)
+from tests.orchestration.test_reliability import clean_env, save_blocks, trigger
 
 pytestmark = pytest.mark.integration
 
@@ -72,12 +82,12 @@ def copy_project(target: Path) -> list[str]:
     return files
 
 
-def read_bundle(env: StackEnv, folder: str) -> dict[str, bytes]:
-    """Every object under ``folder/``: relative key -> bytes."""
-    client, found = s3(env), {}
-    for page in client.get_paginator("list_objects_v2").paginate(Bucket=env.bucket, Prefix=folder + "/"):
+def read_bundle(env: StackEnv, folder: str, bucket: str | None = None) -> dict[str, bytes]:
+    """Every object under ``folder/`` (of ``bucket``, default the stack's): relative key -> bytes."""
+    client, found, bucket = s3(env), {}, bucket or env.bucket
+    for page in client.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=folder + "/"):
         for item in page.get("Contents", []):
-            body = client.get_object(Bucket=env.bucket, Key=item["Key"])["Body"].read()
+            body = client.get_object(Bucket=bucket, Key=item["Key"])["Body"].read()
             found[item["Key"][len(folder) + 1 :]] = body
     return found
 
@@ -203,3 +213,88 @@ def test_errors_name_the_place_but_never_the_secret(stack_env: StackEnv, tmp_pat
             failure()
         assert "\n" not in str(caught.value)
         assert secret not in exception_text(caught.value)
+
+
+# --- the deployed pipeline: what Prefect, S3 and the worker keep after a real run ---------------
+
+SECRETS_BUCKET = "to-bikes-secrets"
+
+
+@pytest.fixture(scope="module")
+def pipeline_run(
+    local_stack: StackEnv, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[tuple[Any, str]]:
+    """Blocks, deploy, worker and one completed pipeline run (2024) in a bucket of its own."""
+    env = clean_env(local_stack, TO_BIKES_BUCKET=SECRETS_BUCKET)
+    folder = tmp_path_factory.mktemp("secrets-sample")
+    generate_sample(folder, seed=11, rows=3000)
+    client = s3(local_stack)
+    client.create_bucket(Bucket=SECRETS_BUCKET)
+    for path in sorted((folder / "2024").iterdir()):
+        client.upload_file(str(path), SECRETS_BUCKET, f"raw/2024/{path.name}")
+    save_blocks(env)
+    run_module("orchestration.deploy", env, "--allow-dirty")
+    deployed = Deployed(env=env, stack=local_stack, sha="")
+    try:
+        run_module("orchestration.worker", env, "start")
+        code, output, flow_run_id = trigger(deployed, "--param", "year=2024", "--param", "max_evals=1")
+        assert code == 0 and flow_run_id, output
+        yield deployed, flow_run_id
+    finally:
+        subprocess.run(
+            [sys.executable, "-m", "orchestration.worker", "stop"], cwd=PROJECT_ROOT, env=env, timeout=120
+        )
+        save_blocks(clean_env(local_stack))
+
+
+def prefect_texts(deployed: Any, flow_run_id: str) -> dict[str, str]:
+    """What the Prefect API shows: run logs, artifacts, parameters, deployments and block documents."""
+    from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterId
+
+    with prefect_client(deployed) as client:
+        ids = run_and_subflow_ids(client, flow_run_id)
+        runs = FlowRunFilter(id=FlowRunFilterId(any_=ids))
+        return {
+            "logs": "\n".join(read_messages(client, ids)),
+            "artifacts": repr(
+                [(a.key, a.description, a.data) for a in client.read_artifacts(flow_run_filter=runs)]
+            ),
+            "flow runs": repr(
+                [(r.name, r.parameters, r.state) for r in client.read_flow_runs(flow_run_filter=runs)]
+            ),
+            "task runs": repr(client.read_task_runs(flow_run_filter=runs)),
+            "deployments": repr(client.read_deployments()),
+            "block documents": repr(client.read_block_documents(include_secrets=False)),
+        }
+
+
+def mlflow_text(deployed: Any, flow_run_id: str) -> str:
+    """Params and tags of the MLflow run the flow run made (there must be exactly one)."""
+    uri = deployed.env["MLFLOW_TRACKING_URI"]
+    client = MlflowClient(uri, registry_uri=uri)
+    experiment = client.get_experiment_by_name(deployed.stack.settings().experiment)
+    assert experiment is not None
+    found = client.search_runs(
+        [experiment.experiment_id], filter_string=f"tags.`prefect.flow_run_id` = '{flow_run_id}'"
+    )
+    assert len(found) == 1, found
+    return repr((found[0].data.params, found[0].data.tags))
+
+
+@pytest.mark.e2e
+@pytest.mark.slow
+def test_a_deployed_pipeline_run_leaks_no_secret(pipeline_run: tuple[Any, str]) -> None:
+    deployed, flow_run_id = pipeline_run
+    secret = deployed.stack["AWS_SECRET_ACCESS_KEY"]
+    texts = prefect_texts(deployed, flow_run_id)
+    assert "pull_from_s3" in texts["logs"]
+    logs = deployed.stack.state_dir / "logs"
+    texts |= {f"log {p.name}": p.read_text(errors="replace") for p in logs.glob("*.log")}
+    assert "log worker.log" in texts
+    stored = read_bundle(deployed.stack, "flows", SECRETS_BUCKET)
+    assert any(key.endswith("orchestration/flows.py") for key in stored)
+    assert not [key for key in stored if key.rsplit("/", 1)[-1] in (".env", ".env.local")]
+    stored |= read_bundle(deployed.stack, "prefect-results", SECRETS_BUCKET)
+    texts |= {f"s3 {key}": body.decode("latin-1") for key, body in stored.items()}
+    texts["mlflow"] = mlflow_text(deployed, flow_run_id)
+    assert [name for name, text in texts.items() if secret in text] == []
