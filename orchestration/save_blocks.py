@@ -12,6 +12,7 @@ Run from the project root with the agent environment: ``agent/.venv/bin/python -
 
 from __future__ import annotations
 
+import base64
 import logging
 import urllib.error
 import urllib.request
@@ -121,11 +122,31 @@ def ensure_work_pool(name: str) -> str:
 
 
 def check_prefect_api(settings: Settings) -> None:
-    """Fail in one sentence when the Prefect API does not answer (instead of a client traceback)."""
-    url = settings.prefect_api_url.rstrip("/") + "/health"
+    """Fail in one sentence when the Prefect API does not answer or refuses our auth string.
+
+    ``/health`` answers everyone, so an authenticated endpoint is probed too, with the auth string
+    (if any) sent as Prefect clients send it: without this a missing string became a 401 traceback.
+    """
+    api = settings.prefect_api_url.rstrip("/")
+    request = urllib.request.Request(api + "/admin/version")  # noqa: S310 (the configured API URL)
+    if settings.prefect_auth_string is not None:
+        token = base64.b64encode(settings.prefect_auth_string.get_secret_value().encode()).decode()
+        request.add_header("Authorization", f"Basic {token}")
     try:
-        with urllib.request.urlopen(url, timeout=HEALTH_TIMEOUT_S):  # noqa: S310 (the configured API URL)
+        with urllib.request.urlopen(api + "/health", timeout=HEALTH_TIMEOUT_S):  # noqa: S310
+            pass
+        with urllib.request.urlopen(request, timeout=HEALTH_TIMEOUT_S):  # noqa: S310
             return
+    except urllib.error.HTTPError as exc:
+        if exc.code in (401, 403):
+            raise UserError(
+                f"the Prefect API at {settings.prefect_api_url} refused the request (HTTP {exc.code}); set "
+                "PREFECT_API_AUTH_STRING to the server's PREFECT_SERVER_API_AUTH_STRING."
+            ) from exc
+        raise UserError(
+            f"the Prefect API at {settings.prefect_api_url} does not answer ({exc}); run `make up` "
+            "or set PREFECT_API_URL."
+        ) from exc
     except (urllib.error.URLError, OSError) as exc:
         raise UserError(
             f"the Prefect API at {settings.prefect_api_url} does not answer ({exc}); run `make up` "
