@@ -30,7 +30,8 @@ from models.register import register_model
 from models.sample import generate_sample
 from models.settings import PROJECT_ROOT
 from models.train import train_model
-from stack.embedded import StackEnv, free_ports
+from stack.embedded import StackEnv, free_ports, make_stack_env, running_stack
+from stack.processes import group_members, read_pid
 from tests.models.test_train_data import build_trips, write_trips
 from tests.orchestration.test_pipeline_e2e import (
     Deployed,
@@ -40,6 +41,7 @@ from tests.orchestration.test_pipeline_e2e import (
     run_module,
 )
 from tests.orchestration.test_reliability import clean_env, save_blocks, trigger
+from tests.stack.stack_helpers import AGENT_BIN, run_command, run_make_blocks
 
 pytestmark = pytest.mark.integration
 
@@ -298,3 +300,43 @@ def test_a_deployed_pipeline_run_leaks_no_secret(pipeline_run: tuple[Any, str]) 
     texts |= {f"s3 {key}": body.decode("latin-1") for key, body in stored.items()}
     texts["mlflow"] = mlflow_text(deployed, flow_run_id)
     assert [name for name, text in texts.items() if secret in text] == []
+
+
+# --- loopback only, and the Prefect API auth string ------------------------------------------
+
+
+def test_every_stack_server_listens_on_127_0_0_1_only(local_stack: StackEnv) -> None:
+    from tests.stack.test_stack_persistence import LOOPBACK_V4, listening_addresses
+
+    for name in ("s3", "prefect", "mlflow"):
+        record = read_pid(local_stack.state_dir, name)
+        assert record is not None and record.is_alive(), name
+        addresses = listening_addresses(group_members(record.pid))
+        assert (LOOPBACK_V4, record.port) in addresses, (name, addresses)
+        assert {address for address, _ in addresses} == {LOOPBACK_V4}, (name, addresses)
+
+
+@pytest.fixture(scope="module")
+def auth_prefect(tmp_path_factory: pytest.TempPathFactory) -> Iterator[StackEnv]:
+    """A local Prefect server started with PREFECT_SERVER_API_AUTH_STRING (and an S3 server)."""
+    env = make_stack_env(
+        tmp_path_factory.mktemp("auth"), ("s3", "prefect"), auth_string="auth-" + uuid.uuid4().hex
+    )
+    with running_stack(env, ("s3", "prefect")):
+        yield env
+
+
+def test_project_commands_work_with_the_prefect_auth_string_and_fail_clearly_without(
+    auth_prefect: StackEnv,
+) -> None:
+    auth = auth_prefect["PREFECT_API_AUTH_STRING"]
+    with_auth = run_make_blocks(auth_prefect)
+    assert with_auth.returncode == 0, with_auth.stdout + with_auth.stderr
+    assert "AwsCredentials/to-bikes-aws: created" in with_auth.stdout
+    anonymous = {k: v for k, v in auth_prefect.items() if "AUTH_STRING" not in k}
+    refused = run_command([AGENT_BIN / "python", "-m", "orchestration.save_blocks"], anonymous)
+    assert refused.returncode == 2 and "Traceback" not in refused.stderr, refused.stderr[-3000:]
+    assert "PREFECT_API_AUTH_STRING" in refused.stderr, refused.stderr[-3000:]
+    shown = with_auth.stdout + with_auth.stderr + refused.stdout + refused.stderr
+    shown += (auth_prefect.state_dir / "logs" / "prefect.log").read_text(errors="replace")
+    assert auth not in shown and auth_prefect["AWS_SECRET_ACCESS_KEY"] not in shown
