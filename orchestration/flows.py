@@ -41,14 +41,20 @@ PREPROCESS_CACHE = INPUTS - "settings" + RawObjectChecksums() + ModelsCodeVersio
 @task(name="find-latest-year", cache_policy=NO_CACHE, **IO_RETRIES)
 def find_latest_year(settings: Settings) -> int:
     """The latest ``<year>/`` folder under the raw prefix (what a scheduled run without a year means)."""
-    bucket, prefix = storage.split_s3_uri(settings.s3_uri(settings.raw_prefix) + "/")
+    from botocore.exceptions import BotoCoreError, ClientError
+
+    uri = settings.s3_uri(settings.raw_prefix) + "/"
+    bucket, prefix = storage.split_s3_uri(uri)
     pages = storage.s3_client(settings).get_paginator("list_objects_v2")
-    years = [
-        int(entry["Prefix"][len(prefix) :].strip("/"))
-        for page in pages.paginate(Bucket=bucket, Prefix=prefix, Delimiter="/")
-        for entry in page.get("CommonPrefixes", [])
-        if entry["Prefix"][len(prefix) :].strip("/").isdigit()
-    ]
+    try:
+        years = [
+            int(entry["Prefix"][len(prefix) :].strip("/"))
+            for page in pages.paginate(Bucket=bucket, Prefix=prefix, Delimiter="/")
+            for entry in page.get("CommonPrefixes", [])
+            if entry["Prefix"][len(prefix) :].strip("/").isdigit()
+        ]
+    except (BotoCoreError, ClientError) as exc:
+        raise storage.describe_s3_error(exc, uri) from exc
     if not years:
         raise UserError(f"No <year>/ folder under s3://{bucket}/{prefix}; run `make sync-data` first.")
     return max(years)
@@ -67,8 +73,13 @@ def preprocess_period(
 @task(name="check-output", cache_policy=NO_CACHE, **IO_RETRIES)
 def output_exists(uri: str, settings: Settings) -> bool:
     """Whether a cached summary's Parquet is still on S3 (someone may have deleted it)."""
+    from botocore.exceptions import BotoCoreError, ClientError
+
     bucket, key = storage.split_s3_uri(uri)
-    found = storage.s3_client(settings).list_objects_v2(Bucket=bucket, Prefix=key, MaxKeys=1)
+    try:
+        found = storage.s3_client(settings).list_objects_v2(Bucket=bucket, Prefix=key, MaxKeys=1)
+    except (BotoCoreError, ClientError) as exc:
+        raise storage.describe_s3_error(exc, uri) from exc
     return any(obj["Key"] == key for obj in found.get("Contents", []))
 
 
