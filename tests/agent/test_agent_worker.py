@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import signal
 import subprocess
 from pathlib import Path
@@ -23,12 +24,15 @@ from tests.agent.docker_helpers import (
 
 pytestmark = [pytest.mark.docker, pytest.mark.slow, pytest.mark.integration]
 EXIT_WAIT_S = 60
+STARTED = re.compile(r"Worker '([^']+)' started!")
 
 
 def test_container_worker_polls_the_pool_and_is_healthy(container_worker: dict[str, str]) -> None:
     cid_file = Path(container_worker["TO_BIKES_STATE_DIR"]) / "agent-docker.cid"
     cid = cid_file.read_text().strip()
-    assert wait_for(lambda: online_workers(container_worker), "an online worker in the pool")
+    started = wait_for(lambda: STARTED.search(container_logs(cid)), "the worker's start message")
+    name = started[1]
+    assert wait_for(lambda: name in online_workers(container_worker), f"{name} online in the pool")
     # The image's HEALTHCHECK command, run now rather than after its 30 s interval.
     health = wait_for(
         lambda: docker("exec", cid, "to-bikes-agent", "health", check=False).returncode == 0,
@@ -38,7 +42,6 @@ def test_container_worker_polls_the_pool_and_is_healthy(container_worker: dict[s
     assert health, container_logs(cid)
     status = run_script("worker.sh", "status", env=container_worker)
     assert status.returncode == 0 and " running " in status.stdout, status.stdout + status.stderr
-    assert "started!" in container_logs(cid)
 
 
 def test_stop_ends_only_the_recorded_container(container_worker: dict[str, str]) -> None:
