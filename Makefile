@@ -139,6 +139,7 @@ predict: $(VENV_STAMP) ## Score PREDICT_INPUT with the champion (or MODEL_URI) i
 # Prefect server (agent/.venv), s3rver (Node.js, stack/package-lock.json) and MLflow server (.venv)
 # on 127.0.0.1; state, logs and pid files under .stack/ (TO_BIKES_STATE_DIR). See `python -m stack -h`.
 STACK := $(PY) -m stack
+TO_BIKES_STATE_DIR_MK := $(or $(TO_BIKES_STATE_DIR),.stack)
 DATA ?= data/sample
 STACK_NODE_STAMP := stack/node_modules/.package-lock.json
 # A Prefect server started with PREFECT_SERVER_API_AUTH_STRING needs clients to send the same string.
@@ -157,7 +158,8 @@ stack-deps: $(STACK_NODE_STAMP) ## Install the local S3 server (s3rver) from sta
 up: $(VENV_STAMP) $(AGENT_STAMP) $(STACK_NODE_STAMP) ## Start Prefect, S3 and MLflow servers on 127.0.0.1 and wait for health
 	$(STACK) up
 
-down: ## Stop exactly the server processes `make up` started (pid files in .stack/run)
+down: ## Stop exactly what make started: demo worker, agent container, then the servers (pid files in .stack/run)
+	if [ -f $(TO_BIKES_STATE_DIR_MK)/agent-docker.cid ]; then $(MAKE) agent-docker-stop; fi
 	$(STACK) down
 
 status: ## One line per server: running/stopped, URL, pid (exit 3 if one is down)

@@ -140,11 +140,30 @@ def stop_services(state: Path, services: list[Service]) -> list[str]:
     return messages
 
 
+def stop_clients(state: Path, names: tuple[str, ...]) -> list[str]:
+    """Stop other processes the project recorded in the stack's pid folder (e.g. the demo worker).
+
+    They depend on the servers, so they go first; each is ended only if its recorded start time
+    still matches, exactly as for the servers.
+    """
+    messages = []
+    for path in sorted((state / "run").glob("*.pid")):
+        name = path.stem
+        if name in names:
+            continue
+        record = read_pid(state, name)
+        if record is not None and stop_record(name, record):
+            messages.append(f"{name:8} stopped (pid {record.pid})")
+        path.unlink(missing_ok=True)
+    return messages
+
+
 def stop_stack(settings: Settings, names: tuple[str, ...] = SERVICE_NAMES) -> list[str]:
     """Stop exactly the processes this stack started (pid files under the state folder)."""
     state = state_dir_of(settings)
     with state_lock(state):
-        return stop_services(state, build_services_quietly(settings, names))
+        clients = stop_clients(state, SERVICE_NAMES) if names == SERVICE_NAMES else []
+        return clients + stop_services(state, build_services_quietly(settings, names))
 
 
 def build_services_quietly(settings: Settings, names: tuple[str, ...]) -> list[Service]:

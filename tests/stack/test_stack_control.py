@@ -15,9 +15,17 @@ from pathlib import Path
 import pytest
 
 from models.errors import UserError
-from stack.control import start_stack, stop_stack
+from stack.control import start_stack, stop_clients, stop_stack
 from stack.embedded import make_stack_env, running_stack
-from stack.processes import is_port_free, process_start_ticks, read_pid, spawn, stop_record
+from stack.processes import (
+    PidRecord,
+    is_port_free,
+    process_start_ticks,
+    read_pid,
+    spawn,
+    stop_record,
+    write_pid,
+)
 from stack.services import Service, base_env, build_services
 from stack.sync import AWSCLI_PART_SIZE, digest_file
 from tests.stack.stack_helpers import run_stack_cli
@@ -170,3 +178,25 @@ def test_two_concurrent_starts_share_one_server(tmp_path: Path) -> None:
         assert read_pid(tmp_path, "s3").is_alive()
     finally:
         stop_stack(env.settings(), ("s3",))
+
+
+@pytest.mark.unit
+def test_stop_ends_a_recorded_worker_before_the_servers_and_nothing_else(tmp_path: Path) -> None:
+    """`make down` stops the demo worker recorded in run/worker.pid, but not a look-alike process."""
+    sleeper = [sys.executable, "-c", "import time; time.sleep(120)"]
+    worker = subprocess.Popen(sleeper, start_new_session=True)
+    bystander = subprocess.Popen(sleeper, start_new_session=True)
+    try:
+        ticks = process_start_ticks(worker.pid)
+        assert ticks is not None
+        write_pid(tmp_path, "worker", PidRecord(pid=worker.pid, start_ticks=ticks, port=0))
+        messages = stop_clients(tmp_path, ("s3", "prefect", "mlflow"))
+        assert worker.wait(timeout=30) is not None
+        assert messages == [f"worker   stopped (pid {worker.pid})"]
+        assert bystander.poll() is None
+        assert not (tmp_path / "run" / "worker.pid").exists()
+    finally:
+        for process in (worker, bystander):
+            if process.poll() is None:
+                process.kill()
+                process.wait()
