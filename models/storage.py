@@ -41,15 +41,19 @@ def split_s3_uri(uri: str) -> tuple[str, str]:
     return bucket, key
 
 
-def s3_client(settings: Settings | None = None) -> Any:
-    """A boto3 S3 client for the configured endpoint and credentials, with standard-mode retries."""
+def s3_client(settings: Settings | None = None, max_attempts: int = MAX_ATTEMPTS) -> Any:
+    """A boto3 S3 client for the configured endpoint and credentials, with standard-mode retries.
+
+    A custom endpoint (the local stack) gets path-style addressing; real AWS keeps boto3's default.
+    """
     import boto3
     from botocore.config import Config
 
     settings = settings or load_settings()
     key_id, secret = settings.aws_key_pair()
     config = Config(
-        retries={"mode": "standard", "max_attempts": MAX_ATTEMPTS}, s3={"addressing_style": "path"}
+        retries={"mode": "standard", "max_attempts": max_attempts},
+        s3={"addressing_style": "path"} if settings.s3_endpoint else {},
     )
     return boto3.client(
         "s3",

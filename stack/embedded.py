@@ -12,6 +12,7 @@ import secrets
 import socket
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 from models.settings import LOCAL_HOST, Settings
 from stack.control import start_stack, stop_stack
@@ -50,6 +51,12 @@ class StackEnv(dict[str, str]):
     @property
     def state_dir(self) -> Path:
         return Path(self["TO_BIKES_STATE_DIR"])
+
+    def s3_client(self) -> Any:
+        """A boto3 client for this stack's S3 server and key pair."""
+        from models.storage import s3_client
+
+        return s3_client(self.settings())
 
     def settings(self) -> Settings:
         """Settings for exactly this stack: every ``TO_BIKES_*`` and standard variable in the dict

@@ -70,18 +70,9 @@ def scan_source(source: Path, prefix: str) -> list[LocalFile]:
 
 def s3_client(settings: Settings, attempts: int = 8) -> Any:
     """A boto3 S3 client for the configured endpoint and key pair (AWS default chain when unset)."""
-    import boto3
-    from botocore.config import Config
+    from models.storage import s3_client as make_client
 
-    key_id, secret = settings.aws_key_pair()
-    return boto3.client(
-        "s3",
-        endpoint_url=settings.s3_endpoint,
-        aws_access_key_id=key_id,
-        aws_secret_access_key=secret,
-        region_name=settings.aws_region,
-        config=Config(retries={"mode": "standard", "max_attempts": attempts}),
-    )
+    return make_client(settings, max_attempts=attempts)
 
 
 def aws_env(settings: Settings) -> dict[str, str]:

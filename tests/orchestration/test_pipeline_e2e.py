@@ -67,15 +67,7 @@ def run_module(module: str, env: dict[str, str], *args: str) -> subprocess.Compl
 
 
 def s3_client(stack: StackEnv) -> Any:
-    import boto3
-
-    return boto3.client(
-        "s3",
-        endpoint_url=stack.endpoint_url,
-        aws_access_key_id=stack["AWS_ACCESS_KEY_ID"],
-        aws_secret_access_key=stack["AWS_SECRET_ACCESS_KEY"],
-        region_name=stack["AWS_DEFAULT_REGION"],
-    )
+    return stack.s3_client()
 
 
 def upload_sample(stack: StackEnv, folder: Path) -> None:

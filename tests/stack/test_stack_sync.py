@@ -7,8 +7,8 @@ import os
 import re
 import time
 from pathlib import Path
+from typing import Any
 
-import boto3
 import pytest
 
 from stack.embedded import StackEnv
@@ -58,14 +58,8 @@ def sync(env: StackEnv, folder: Path) -> tuple[int, int, int, int]:
     return tuple(int(g) for g in match.groups())
 
 
-def s3(env: StackEnv):
-    return boto3.client(
-        "s3",
-        endpoint_url=env.endpoint_url,
-        aws_access_key_id=env["AWS_ACCESS_KEY_ID"],
-        aws_secret_access_key=env["AWS_SECRET_ACCESS_KEY"],
-        region_name=env["AWS_DEFAULT_REGION"],
-    )
+def s3(env: StackEnv) -> Any:
+    return env.s3_client()
 
 
 def test_sync_uploads_everything_once_then_nothing(sync_env: StackEnv, data_dir: Path) -> None:
