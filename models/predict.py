@@ -24,6 +24,7 @@ from mlflow.exceptions import MlflowException
 from models.errors import UserError, run_cli
 from models.evaluate import THRESHOLD, member_probability
 from models.features import FEATURE_COLUMNS, LABEL_COLUMN, POSITIVE_LABEL, TIME_COLUMN
+from models.lineage import mask_secrets
 from models.settings import Settings, load_settings
 from models.tracking import connect_tracking, load_sklearn_model, reported_mlflow_errors
 from models.training_data import localise_input, read_parquet_columns, select_features, write_output
@@ -43,7 +44,7 @@ def resolve_model_uri(client: MlflowClient, model_uri: str) -> tuple[str, str | 
         version = client.get_model_version_by_alias(match["name"], match["alias"]).version
     except MlflowException as exc:
         raise UserError(
-            f"There is no model {model_uri} in the registry at {client.tracking_uri}; "
+            f"There is no model {model_uri} in the registry at {mask_secrets(client.tracking_uri)}; "
             "train and register one first (make train register)."
         ) from exc
     return f"models:/{match['name']}/{version}", str(version)
@@ -55,7 +56,8 @@ def load_model(client: MlflowClient, model_uri: str) -> tuple[Any, str, str | No
     try:
         return load_sklearn_model(pinned), pinned, version
     except (MlflowException, OSError) as exc:
-        raise UserError(f"Model {model_uri} cannot be loaded from {client.tracking_uri} ({exc}).") from exc
+        where, why = mask_secrets(client.tracking_uri), mask_secrets(str(exc))
+        raise UserError(f"Model {model_uri} cannot be loaded from {where} ({why}).") from exc
 
 
 def score_trips(model: Any, frame: pd.DataFrame) -> pd.DataFrame:

@@ -25,6 +25,7 @@ from mlflow.exceptions import MlflowException
 
 from models.errors import UserError, run_cli
 from models.gate import GATE_METRIC, decide_promotion
+from models.lineage import mask_secrets
 from models.settings import Settings, load_settings
 from models.tracking import connect_tracking, find_alias_version, reported_mlflow_errors
 
@@ -55,7 +56,8 @@ def fetch_run(client: MlflowClient, run_id: str) -> Run:
     try:
         run = client.get_run(run_id)
     except MlflowException as exc:
-        raise UserError(f"Run {run_id!r} is not in the tracking store at {client.tracking_uri}.") from exc
+        where = mask_secrets(client.tracking_uri)
+        raise UserError(f"Run {run_id!r} is not in the tracking store at {where}.") from exc
     if "model.uri" not in run.data.tags:
         raise UserError(f"Run {run_id} has no logged model (tag model.uri); was it made by models.train?")
     return run

@@ -42,7 +42,8 @@ def ensure_experiment(experiment: str) -> str:
     try:
         return mlflow.set_experiment(experiment).experiment_id
     except MlflowException as exc:
-        raise UserError(f"MLflow experiment {experiment!r} cannot be used ({exc.message}).") from exc
+        why = mask_secrets(str(exc.message))
+        raise UserError(f"MLflow experiment {experiment!r} cannot be used ({why}).") from exc
 
 
 def build_run_url(client: MlflowClient, experiment_id: str, run_id: str) -> str | None:

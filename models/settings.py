@@ -11,8 +11,10 @@ from __future__ import annotations
 from functools import cached_property
 from pathlib import Path
 
-from pydantic import AliasChoices, Field, SecretStr, field_validator
+from pydantic import AliasChoices, Field, SecretStr, ValidationError, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from models.errors import UserError
 
 LOCAL_HOST = "127.0.0.1"
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
@@ -118,5 +120,20 @@ class Settings(BaseSettings):
 
 
 def load_settings() -> Settings:
-    """Read the settings now (never at import time)."""
-    return Settings()
+    """Read the settings now (never at import time); a bad value is one sentence naming the variable."""
+    try:
+        return Settings()
+    except ValidationError as exc:
+        error = exc.errors()[0]
+        field = str(error["loc"][0]) if error["loc"] else "?"
+        where, why = variable_name(field), error["msg"]
+        raise UserError(f"Setting {where} (environment or .env) is invalid: {why}; fix it.") from None
+
+
+def variable_name(field: str) -> str:
+    """The environment variable that sets ``field`` (its alias, or TO_BIKES_<FIELD>)."""
+    info = Settings.model_fields.get(field)
+    alias = info.validation_alias if info is not None else None
+    if isinstance(alias, AliasChoices):
+        return str(alias.choices[0])
+    return f"TO_BIKES_{field.upper()}" if info is not None else field

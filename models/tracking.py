@@ -154,7 +154,7 @@ def reported_mlflow_errors(action: str) -> Iterator[None]:
     except MlflowException as exc:
         first_line = (str(exc.message).strip().splitlines() or ["no details"])[0]
         uri = mask_secrets(mlflow.get_tracking_uri())
-        raise UserError(f"MLflow at {uri} failed while {action}: {first_line[:300]}") from exc
+        raise UserError(f"MLflow at {uri} failed while {action}: {mask_secrets(first_line)[:300]}") from exc
 
 
 def find_alias_version(client: MlflowClient, name: str, alias: str) -> ModelVersion | None:

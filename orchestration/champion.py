@@ -13,6 +13,7 @@ import logging
 from collections.abc import Sequence
 
 from models.errors import UserError, run_cli
+from models.lineage import mask_secrets
 from models.settings import Settings, load_settings
 
 SHOWN_TAGS = ("validation.month", "git.commit", "prefect.flow_run_id", "prefect.deployment", "data.digest")
@@ -26,9 +27,8 @@ def describe_champion(settings: Settings) -> list[str]:
     client = connect_tracking(settings.mlflow_tracking_uri, settings)
     version = find_alias_version(client, settings.model_name, "champion")
     if version is None:
-        raise UserError(
-            f"{settings.model_name} has no champion in {settings.mlflow_tracking_uri} yet; run `make run`."
-        )
+        where = mask_secrets(settings.mlflow_tracking_uri)
+        raise UserError(f"{settings.model_name} has no champion in {where} yet; run `make run`.")
     run = client.get_run(version.run_id)
     lines = [
         f"champion: models:/{settings.model_name}@champion = version {version.version}, run {run.info.run_id}"
@@ -47,7 +47,8 @@ def describe_addresses(settings: Settings) -> list[str]:
     """Where the UIs are."""
     from prefect.settings import PREFECT_UI_URL
 
-    return [f"Prefect UI: {PREFECT_UI_URL.value()}", f"MLflow UI:  {settings.mlflow_tracking_uri}"]
+    mlflow_ui = mask_secrets(settings.mlflow_tracking_uri)
+    return [f"Prefect UI: {PREFECT_UI_URL.value()}", f"MLflow UI:  {mlflow_ui}"]
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -11,6 +11,7 @@ import shlex
 from collections.abc import Sequence
 
 from models.errors import UserError, run_cli
+from models.lineage import mask_secrets
 from models.settings import load_settings
 from stack.control import stack_status, start_stack, stop_stack
 from stack.processes import tail_log
@@ -60,7 +61,7 @@ def print_exports() -> int:
         "TO_BIKES_BUCKET": settings.bucket,
         "TO_BIKES_S3_ENDPOINT_URL": settings.s3_endpoint or "",
         "PREFECT_API_URL": settings.prefect_api_url,
-        "MLFLOW_TRACKING_URI": settings.mlflow_tracking_uri,
+        "MLFLOW_TRACKING_URI": mask_secrets(settings.mlflow_tracking_uri),
         "AWS_DEFAULT_REGION": settings.aws_region,
     }
     for key, value in values.items():

@@ -16,6 +16,7 @@ from typing import Any
 
 from botocore.exceptions import BotoCoreError, ClientError
 
+from models.lineage import mask_secrets
 from models.settings import Settings
 from stack.sync import s3_client
 
@@ -115,8 +116,8 @@ def check_prefect(settings: Settings) -> Check:
 
 
 def check_mlflow(settings: Settings) -> Check:
-    uri = settings.mlflow_tracking_uri
-    status, reason = http_get(uri.rstrip("/") + "/health")
+    status, reason = http_get(settings.mlflow_tracking_uri.rstrip("/") + "/health")
+    uri = mask_secrets(settings.mlflow_tracking_uri)
     if status == 200:
         return Check("mlflow server", True, f"{uri} healthy")
     return Check("mlflow server", False, f"{uri} answers {status or reason}", "make up")
