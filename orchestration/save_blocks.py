@@ -12,10 +12,7 @@ Run from the project root with the agent environment: ``agent/.venv/bin/python -
 
 from __future__ import annotations
 
-import base64
 import logging
-import urllib.error
-import urllib.request
 from collections.abc import Sequence
 from typing import Any
 
@@ -24,7 +21,7 @@ from prefect_aws import AwsCredentials, S3Bucket
 from prefect_aws.client_parameters import AwsClientParameters
 from pydantic import BaseModel, SecretStr
 
-from models.errors import UserError, run_cli
+from models.errors import run_cli
 from models.settings import Settings, load_settings
 from orchestration.blocks import CONFIG_BLOCK_NAME, ToBikesConfig
 
@@ -32,7 +29,6 @@ log = logging.getLogger(__name__)
 
 AWS_BLOCK_NAME = "to-bikes-aws"
 BUCKET_BLOCK_NAME = "to-bikes-bucket"
-HEALTH_TIMEOUT_S = 5
 
 
 def build_credentials(settings: Settings) -> AwsCredentials:
@@ -122,36 +118,10 @@ def ensure_work_pool(name: str) -> str:
 
 
 def check_prefect_api(settings: Settings) -> None:
-    """Fail in one sentence when the Prefect API does not answer or refuses our auth string.
+    """Fail in one sentence when the Prefect API does not answer or refuses our credentials."""
+    from stack.doctor import require_prefect_api
 
-    ``/health`` answers everyone, so an authenticated endpoint is probed too, with the auth string
-    (if any) sent as Prefect clients send it: without this a missing string became a 401 traceback.
-    """
-    api = settings.prefect_api_url.rstrip("/")
-    request = urllib.request.Request(api + "/admin/version")  # noqa: S310 (the configured API URL)
-    if settings.prefect_auth_string is not None:
-        token = base64.b64encode(settings.prefect_auth_string.get_secret_value().encode()).decode()
-        request.add_header("Authorization", f"Basic {token}")
-    try:
-        with urllib.request.urlopen(api + "/health", timeout=HEALTH_TIMEOUT_S):  # noqa: S310
-            pass
-        with urllib.request.urlopen(request, timeout=HEALTH_TIMEOUT_S):  # noqa: S310
-            return
-    except urllib.error.HTTPError as exc:
-        if exc.code in (401, 403):
-            raise UserError(
-                f"the Prefect API at {settings.prefect_api_url} refused the request (HTTP {exc.code}); set "
-                "PREFECT_API_AUTH_STRING to the server's PREFECT_SERVER_API_AUTH_STRING."
-            ) from exc
-        raise UserError(
-            f"the Prefect API at {settings.prefect_api_url} does not answer ({exc}); run `make up` "
-            "or set PREFECT_API_URL."
-        ) from exc
-    except (urllib.error.URLError, OSError) as exc:
-        raise UserError(
-            f"the Prefect API at {settings.prefect_api_url} does not answer ({exc}); run `make up` "
-            "or set PREFECT_API_URL."
-        ) from exc
+    require_prefect_api(settings)
 
 
 def save_all(settings: Settings) -> list[str]:

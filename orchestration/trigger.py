@@ -21,6 +21,7 @@ from typing import Any
 
 from models.errors import UserError, run_cli
 from models.settings import load_settings
+from stack.doctor import require_prefect_api as check_prefect_api
 
 PIPELINE = "to-bikes-pipeline/weekly"
 PREPROCESS = "preprocess/daily"
@@ -155,7 +156,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Dispatch to ``run`` or ``backfill``."""
     logging.getLogger("httpx").setLevel(logging.WARNING)
     args = build_parser().parse_args(argv)
-    load_settings()  # a malformed .env fails here, in one sentence
+    check_prefect_api(load_settings())  # a malformed .env or a dead API fails here, in one sentence
     return run_command(args) if args.command == "run" else backfill_command(args)
 
 

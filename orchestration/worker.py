@@ -23,6 +23,7 @@ from pathlib import Path
 from models.errors import UserError, run_cli
 from models.settings import Settings, load_settings
 from orchestration.deploy import read_work_queues
+from stack.doctor import require_prefect_api as check_prefect_api
 from stack.processes import PidRecord, process_start_ticks, read_pid, stop_record, write_pid
 from stack.services import state_dir_of
 
@@ -131,6 +132,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("action", choices=("run", "start", "stop"))
     args = parser.parse_args(argv)
     settings = load_settings()
+    if args.action != "stop":
+        check_prefect_api(settings)
     if args.action == "run":
         return run_foreground(settings)
     print(start_background(settings) if args.action == "start" else stop_background(settings))

@@ -10,7 +10,7 @@ import argparse
 import shlex
 from collections.abc import Sequence
 
-from models.errors import UserError, run_cli
+from models.errors import run_cli
 from models.lineage import mask_secrets
 from models.settings import load_settings
 from stack.control import stack_status, start_stack, stop_stack
@@ -71,11 +71,9 @@ def print_exports() -> int:
 
 def check_prefect_api() -> int:
     """Fail in one sentence before a Prefect command would fail with a traceback."""
-    from stack.doctor import check_prefect
+    from stack.doctor import require_prefect_api
 
-    result = check_prefect(load_settings())
-    if not result.ok:
-        raise UserError(f"the Prefect API {result.detail}; run `make up` or set PREFECT_API_URL.")
+    require_prefect_api(load_settings())
     return 0
 
 

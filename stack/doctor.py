@@ -16,6 +16,7 @@ from typing import Any
 
 from botocore.exceptions import BotoCoreError, ClientError
 
+from models.errors import UserError
 from models.lineage import mask_secrets
 from models.settings import Settings
 from stack.sync import s3_client
@@ -105,14 +106,32 @@ def check_raw_data(settings: Settings) -> Check:
 
 
 def check_prefect(settings: Settings) -> Check:
-    """The API answers: /health on a self-hosted server; a workspace URL may have none (404)."""
+    """The API answers and accepts our credentials.
+
+    ``/health`` answers everyone, so an endpoint that needs the auth string (self-hosted) or the API key
+    (Cloud) is probed, with the same headers Prefect clients send; a workspace URL may answer 404 there,
+    which still proves it is reachable and did not refuse us.
+    """
     url = settings.prefect_api_url
-    status, reason = http_get(url.rstrip("/") + "/health", prefect_headers(settings))
-    if status == 200:
-        return Check("prefect api", True, f"{url} healthy")
-    if status == 404:
-        return Check("prefect api", True, f"{url} reachable (no /health here)")
-    return Check("prefect api", False, f"{url} answers {status or reason}", "make up, or set PREFECT_API_URL")
+    status, reason = http_get(url.rstrip("/") + "/admin/version", prefect_headers(settings))
+    if status in (401, 403):
+        fix = "set PREFECT_API_AUTH_STRING to the server's auth string (Cloud: PREFECT_API_KEY)"
+        return Check("prefect api", False, f"{url} refused the request (HTTP {status})", fix)
+    if status == 0 or status >= 500:
+        return Check(
+            "prefect api",
+            False,
+            f"{url} does not answer ({status or reason})",
+            "make up, or set PREFECT_API_URL",
+        )
+    return Check("prefect api", True, f"{url} answers (HTTP {status})")
+
+
+def require_prefect_api(settings: Settings) -> None:
+    """Stop in one sentence, before a Prefect command would fail with a traceback."""
+    result = check_prefect(settings)
+    if not result.ok:
+        raise UserError(f"The Prefect API at {result.detail}; {result.fix}.")
 
 
 def check_mlflow(settings: Settings) -> Check:
