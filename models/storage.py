@@ -108,10 +108,11 @@ def list_s3_inputs(uri: str, settings: Settings | None = None) -> list[str]:
     if key in found and not key.endswith("/"):
         return [uri]
     prefix = key if not key or key.endswith("/") else key + "/"
-    keys = [k for k in found if k.startswith(prefix) and k.lower().endswith(DATA_SUFFIXES)]
+    data = [k for k in found if k.startswith(prefix) and k.lower().endswith(DATA_SUFFIXES)]
+    keys = [k for k in data if not is_hidden(Path(k[len(prefix) :]))]
     if not keys:
         raise UserError(f"Input {uri} holds no .csv or .zip objects.")
-    return [f"{S3_SCHEME}{bucket}/{k}" for k in sorted(keys) if not is_hidden(Path(k[len(prefix) :]))]
+    return [f"{S3_SCHEME}{bucket}/{k}" for k in sorted(keys)]
 
 
 def download_file(uri: str, local_path: str | Path, settings: Settings | None = None) -> Path:

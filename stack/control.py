@@ -26,7 +26,6 @@ from stack.processes import (
     spawn,
     state_lock,
     stop_record,
-    tail_log,
 )
 from stack.services import SERVICE_NAMES, Service, build_services, state_dir_of
 
@@ -97,8 +96,8 @@ def wait_healthy(state: Path, services: list[Service], timeout_s: float) -> None
                 log.info("%s is up on %s", service.name, service.url)
             elif live_record(state, service) is None:
                 raise UserError(
-                    f"the {service.name} server exited while starting on {service.url}; its log "
-                    f"{state / 'logs' / (service.name + '.log')} ends with:\n{tail_log(state, service.name)}"
+                    f"the {service.name} server exited while starting on {service.url}; read why in "
+                    f"{state / 'logs' / (service.name + '.log')} (or `make logs`)."
                 )
         if pending and time.monotonic() > deadline:
             names = ", ".join(s.name for s in pending)

@@ -75,6 +75,16 @@ def test_s3_round_trip_lists_downloads_and_writes_atomically(s3_env, tmp_path):
 
 
 @pytest.mark.integration
+def test_an_s3_prefix_with_only_junk_is_one_sentence(s3_env):
+    settings = s3_env.settings()
+    client = storage.s3_client(settings)
+    client.put_object(Bucket=s3_env.bucket, Key="junk-test/raw/__MACOSX/._2025-01.csv", Body=b"x")
+    client.put_object(Bucket=s3_env.bucket, Key="junk-test/raw/.hidden/2025-01.csv", Body=b"x")
+    with pytest.raises(UserError, match=r"junk-test/raw/ holds no \.csv or \.zip objects"):
+        storage.list_inputs(f"s3://{s3_env.bucket}/junk-test/raw/", settings)
+
+
+@pytest.mark.integration
 def test_preprocess_reads_and_writes_s3(s3_env, tmp_path):
     settings = s3_env.settings()
     source = tmp_path / "2025-06.csv"
