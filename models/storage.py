@@ -194,10 +194,15 @@ def file_digest(path_or_uri: str | Path, settings: Settings | None = None) -> st
     """``sha256:<hex>`` of a local file or an S3 object (streamed, never whole in memory)."""
     digest = hashlib.sha256()
     if is_s3(path_or_uri):
+        from botocore.exceptions import BotoCoreError, ClientError
+
         bucket, key = split_s3_uri(str(path_or_uri))
-        body = s3_client(settings).get_object(Bucket=bucket, Key=key)["Body"]
-        for chunk in body.iter_chunks(DIGEST_CHUNK):
-            digest.update(chunk)
+        try:
+            body = s3_client(settings).get_object(Bucket=bucket, Key=key)["Body"]
+            for chunk in body.iter_chunks(DIGEST_CHUNK):
+                digest.update(chunk)
+        except (BotoCoreError, ClientError) as exc:
+            raise describe_s3_error(exc, str(path_or_uri)) from exc
         return f"sha256:{digest.hexdigest()}"
     path = Path(str(path_or_uri).removeprefix("file://"))
     if not path.is_file():

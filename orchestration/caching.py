@@ -32,13 +32,18 @@ def list_object_checksums(uri: str, settings: Settings | None) -> list[tuple[str
     if not storage.is_s3(uri):
         paths = storage.list_inputs(uri, settings)
         return [(p, storage.file_digest(p), Path(p).stat().st_size) for p in paths]
+    from botocore.exceptions import BotoCoreError, ClientError
+
     bucket, prefix = storage.split_s3_uri(uri)
     found = []
     paginator = storage.s3_client(settings).get_paginator("list_objects_v2")
-    for page in paginator.paginate(Bucket=bucket, Prefix=prefix):
-        for obj in page.get("Contents", []):
-            if obj["Key"].lower().endswith(storage.DATA_SUFFIXES):
-                found.append((obj["Key"], obj["ETag"].strip('"'), int(obj["Size"])))
+    try:
+        for page in paginator.paginate(Bucket=bucket, Prefix=prefix):
+            for obj in page.get("Contents", []):
+                if obj["Key"].lower().endswith(storage.DATA_SUFFIXES):
+                    found.append((obj["Key"], obj["ETag"].strip('"'), int(obj["Size"])))
+    except (BotoCoreError, ClientError) as exc:
+        raise storage.describe_s3_error(exc, uri) from exc
     return sorted(found)
 
 

@@ -22,8 +22,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from botocore.exceptions import BotoCoreError, ClientError
+
 from models.errors import UserError
 from models.settings import Settings
+from models.storage import describe_s3_error
 from stack.services import MODEL_BIN
 
 log = logging.getLogger(__name__)
@@ -171,6 +174,22 @@ def sync_data(settings: Settings, source: str | Path) -> int:
         raise UserError(f"data folder {folder} holds no files; nothing to sync.")
     destination = settings.s3_uri(settings.raw_prefix) + "/"
     uploaded = run_aws_sync(settings, folder, destination)
+    try:
+        uploaded, outcomes, manifest_key, written = verify_and_record(settings, folder, files, uploaded)
+    except (BotoCoreError, ClientError) as exc:
+        raise describe_s3_error(exc, destination) from exc
+    print(
+        f"synced {folder} -> {destination}: {len(files)} files, {uploaded} uploaded, "
+        f"{outcomes.count('etag')} verified by ETag, {outcomes.count('download')} by download; manifest "
+        f"s3://{settings.bucket}/{manifest_key} {'written' if written else 'unchanged'}"
+    )
+    return 0
+
+
+def verify_and_record(
+    settings: Settings, folder: Path, files: list[LocalFile], uploaded: int
+) -> tuple[int, list[str], str, bool]:
+    """Verify every object (re-uploading what differs), then store the manifest."""
     client = s3_client(settings)
     outcomes = verify_all(client, settings.bucket, settings.raw_prefix, files)
     if changed := upload_changed(client, settings.bucket, files, outcomes):
@@ -185,9 +204,4 @@ def sync_data(settings: Settings, source: str | Path) -> int:
         )
     manifest_key = f"manifests/{settings.raw_prefix}/{folder.name}.json"
     written = store_manifest(client, settings.bucket, manifest_key, manifest_of(folder, files))
-    print(
-        f"synced {folder} -> {destination}: {len(files)} files, {uploaded} uploaded, "
-        f"{outcomes.count('etag')} verified by ETag, {outcomes.count('download')} by download; manifest "
-        f"s3://{settings.bucket}/{manifest_key} {'written' if written else 'unchanged'}"
-    )
-    return 0
+    return uploaded, outcomes, manifest_key, written
