@@ -22,6 +22,7 @@ NONE = "none"
 GIT_TIMEOUT_S = 10
 _URL_PASSWORD = re.compile(r"(?P<scheme>[A-Za-z][A-Za-z0-9+.-]*://)(?P<user>[^/@:\s]*):[^/@\s]*@")
 _SECRET_FLAG = re.compile(r"(?i)^(--?[\w-]*(secret|password|token|key)[\w-]*=).+$")
+_SECRET_OPTION = re.compile(r"(?i)^--?[\w-]*(secret|password|token|key)[\w-]*$")
 
 
 def run_git(args: Sequence[str], cwd: Path = PROJECT_ROOT) -> str | None:
@@ -65,7 +66,15 @@ def describe_command(argv: Sequence[str] | None = None) -> str:
         if argv and spec is not None and spec.name:  # started as ``python -m package.module``
             argv[0:1] = ["-m", spec.name.removesuffix(".__main__")]
     executable = Path(sys.executable).name
-    return " ".join([executable, *(mask_secrets(str(a)) for a in argv)])[:5000]
+    return " ".join([executable, *mask_arguments(argv)])[:5000]
+
+
+def mask_arguments(argv: Sequence[str]) -> list[str]:
+    """Every argument masked, and the value after a bare ``--api-token``-like option replaced by ***."""
+    masked: list[str] = []
+    for previous, arg in zip(["", *argv], argv, strict=False):
+        masked.append("***" if _SECRET_OPTION.match(str(previous)) else mask_secrets(str(arg)))
+    return masked
 
 
 def collect_lineage(

@@ -76,3 +76,10 @@ def test_mask_secrets_keeps_ordinary_arguments():
     )
     assert mask_secrets("http://127.0.0.1:5050") == "http://127.0.0.1:5050"
     assert describe_command(["models/train.py", "--seed", "7"]).endswith("models/train.py --seed 7")
+
+
+@pytest.mark.unit
+def test_a_secret_given_as_a_separate_argument_is_masked():
+    command = describe_command(["-m", "models.fetch", "--api-token", "tok-123", "--years", "2025"])
+    assert "tok-123" not in command
+    assert command.endswith("-m models.fetch --api-token *** --years 2025")
