@@ -29,10 +29,11 @@ from models import storage
 from models.archives import unpack_zip
 from models.download import Downloader
 from models.errors import UserError, run_cli
+from models.settings import Settings, load_settings
 
 log = logging.getLogger(__name__)
 
-DEFAULT_API_URL = "https://ckan0.cf.opendata.inter.prod-toronto.ca/api/3/action/package_show"
+DEFAULT_API_URL = Settings.model_fields["ckan_api_url"].default
 PACKAGE_ID = "bike-share-toronto-ridership-data"
 API_URL_ENV = "TO_BIKES_CKAN_API_URL"
 DOWNLOADS = ".downloads"
@@ -168,7 +169,7 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
 def main(argv: Sequence[str] | None = None) -> int:
     """Fetch the years and print a one-line JSON summary."""
     args = parse_args(argv)
-    api_url = args.api_url or os.environ.get(API_URL_ENV) or DEFAULT_API_URL
+    api_url = args.api_url or load_settings().ckan_api_url
     manifest = fetch_years(args.years, args.dest, api_url=api_url, attempts=args.retries)
     years = {
         year: {"files": len(entry["files"]), "zip_sha256": entry["zip_sha256"]}

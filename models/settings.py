@@ -66,6 +66,8 @@ class Settings(BaseSettings):
     prefect_api_url_override: str | None = Field(
         default=None, validation_alias=AliasChoices("PREFECT_API_URL", "TO_BIKES_PREFECT_API_URL")
     )
+    # The City of Toronto's CKAN package_show endpoint (models.fetch); a test points it at a fake portal.
+    ckan_api_url: str = "https://ckan0.cf.opendata.inter.prod-toronto.ca/api/3/action/package_show"
     model_name: str = "to-bikes-member"
     experiment: str = "to-bikes"
     work_pool: str = "to-bikes"
