@@ -16,7 +16,6 @@ from pathlib import Path
 import pytest
 
 from models.lineage import run_git
-from models.sample import generate_sample
 from models.settings import PROJECT_ROOT
 from stack.embedded import StackEnv
 from tests.agent.conftest import BuiltImage, worker_env
@@ -28,24 +27,14 @@ from tests.orchestration.test_pipeline_e2e import (
     PipelineRun,
     prefect_client,
     run_module,
-    s3_client,
     trigger_pipeline,
+    upload_sample,
 )
 
 pytestmark = [pytest.mark.e2e, pytest.mark.docker, pytest.mark.slow]
 
 BUCKET = "to-bikes-docker-e2e"
 MODEL = "to-bikes-member-docker"
-
-
-def upload_sample(stack: StackEnv, folder: Path) -> None:
-    """A small sample's 2024 and 2025 files under ``raw/<year>/`` of this module's bucket."""
-    generate_sample(folder, seed=11, rows=3000)
-    client = s3_client(stack)
-    client.create_bucket(Bucket=BUCKET)
-    for year in ("2024", "2025"):
-        for path in sorted((folder / year).iterdir()):
-            client.upload_file(str(path), BUCKET, f"raw/{year}/{path.name}")
 
 
 @pytest.fixture(scope="module")
@@ -59,7 +48,7 @@ def deployed_to_container(
     overrides = {"TO_BIKES_BUCKET": BUCKET, "TO_BIKES_MODEL_NAME": MODEL, "PREFECT_WORKER_QUERY_SECONDS": "1"}
     env = clean_env(local_stack, overrides)
     env.pop("PYTHONPATH", None)
-    upload_sample(local_stack, tmp_path_factory.mktemp("docker-sample"))
+    upload_sample(local_stack, tmp_path_factory.mktemp("docker-sample"), bucket=BUCKET, seed=11)
     prefect = str(Path(sys.executable).parent / "prefect")
     registered = subprocess.run(
         [prefect, "--no-prompt", "block", "register", "-f", "orchestration/blocks.py"],

@@ -70,14 +70,14 @@ def s3_client(stack: StackEnv) -> Any:
     return stack.s3_client()
 
 
-def upload_sample(stack: StackEnv, folder: Path) -> None:
-    """A small sample's 2024 and 2025 files under ``raw/<year>/`` of the test bucket."""
-    generate_sample(folder, seed=7, rows=3000)
+def upload_sample(stack: StackEnv, folder: Path, bucket: str = BUCKET, seed: int = 7) -> None:
+    """A small sample's 2024 and 2025 files under ``raw/<year>/`` of ``bucket`` (created here)."""
+    generate_sample(folder, seed=seed, rows=3000)
     client = s3_client(stack)
-    client.create_bucket(Bucket=BUCKET)
+    client.create_bucket(Bucket=bucket)
     for year in ("2024", "2025"):
         for path in sorted((folder / year).iterdir()):
-            client.upload_file(str(path), BUCKET, f"raw/{year}/{path.name}")
+            client.upload_file(str(path), bucket, f"raw/{year}/{path.name}")
 
 
 @pytest.fixture(scope="module")
