@@ -30,11 +30,12 @@ def test_a_bad_setting_names_the_variable_and_hides_the_value(
 
 
 def test_an_alias_is_reported_by_the_variable_a_user_sets(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("TO_BIKES_MLFLOW_PORT", "5050")
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)  # other tests' mlflow.set_tracking_uri sets it
+    monkeypatch.setenv("TO_BIKES_MLFLOW_PORT", "5051")
     monkeypatch.setenv("AWS_DEFAULT_REGION", "ca-central-1")
     settings = load_settings()
     assert settings.aws_region == "ca-central-1"
-    assert settings.mlflow_tracking_uri.endswith(":5050")
+    assert settings.mlflow_tracking_uri.endswith(":5051")
 
 
 def test_a_cli_turns_a_bad_setting_into_exit_2_without_traceback(tmp_path) -> None:
