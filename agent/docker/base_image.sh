@@ -8,8 +8,8 @@
 # Needs root, debootstrap and a running engine (agent/docker/engine.sh start).
 set -euo pipefail
 
-REPO_ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
-STATE_DIR="${TO_BIKES_STATE_DIR:-$REPO_ROOT/.stack}"
+# shellcheck source-path=SCRIPTDIR source=common.sh
+source "$(dirname "${BASH_SOURCE[0]}")/common.sh"
 IMAGE="${1:-local/debian:bookworm}"
 SUITE="${TO_BIKES_DEBIAN_SUITE:-bookworm}"
 

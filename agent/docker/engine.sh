@@ -11,8 +11,8 @@
 # 1.2 GB image for every container: about a minute here). Override with TO_BIKES_DOCKERD_ARGS.
 set -euo pipefail
 
-REPO_ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
-STATE_DIR="${TO_BIKES_STATE_DIR:-$REPO_ROOT/.stack}"
+# shellcheck source-path=SCRIPTDIR source=common.sh
+source "$(dirname "${BASH_SOURCE[0]}")/common.sh"
 PID_FILE="$STATE_DIR/dockerd.pid"
 LOG_FILE="$STATE_DIR/dockerd.log"
 NETWORK_ARGS="--iptables=false --bridge=none"

@@ -10,8 +10,8 @@
 # else from the checkout (.env, data, .stack) can reach the image.
 set -euo pipefail
 
-REPO_ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
-HERE="$REPO_ROOT/agent/docker"
+# shellcheck source-path=SCRIPTDIR source=common.sh
+source "$(dirname "${BASH_SOURCE[0]}")/common.sh"
 IMAGE="${TO_BIKES_AGENT_IMAGE:-to-bikes-agent}"
 LOCAL_BASE="local/debian:bookworm"
 CONTEXT="$REPO_ROOT/agent/.build/context"
@@ -20,7 +20,7 @@ PULL_SECONDS=120
 choose_base() {
   # Prints the base image to build on, making the local Debian one when needed.
   if [ -n "${TO_BIKES_AGENT_BASE_IMAGE:-}" ]; then
-    [ "$TO_BIKES_AGENT_BASE_IMAGE" != "$LOCAL_BASE" ] || "$HERE/base_image.sh" "$LOCAL_BASE" >&2
+    [ "$TO_BIKES_AGENT_BASE_IMAGE" != "$LOCAL_BASE" ] || "$DOCKER_DIR/base_image.sh" "$LOCAL_BASE" >&2
     echo "$TO_BIKES_AGENT_BASE_IMAGE"
     return 0
   fi
@@ -32,7 +32,7 @@ choose_base() {
     return 0
   fi
   echo "agent image: cannot pull $official; building on $LOCAL_BASE instead" >&2
-  "$HERE/base_image.sh" "$LOCAL_BASE" >&2
+  "$DOCKER_DIR/base_image.sh" "$LOCAL_BASE" >&2
   echo "$LOCAL_BASE"
 }
 
@@ -72,8 +72,8 @@ git_commit() {
   echo "$sha"
 }
 
-"$HERE/engine.sh" start
-"$HERE/wheelhouse.sh"
+"$DOCKER_DIR/engine.sh" start
+"$DOCKER_DIR/wheelhouse.sh"
 base="$(choose_base)"
 stage_context
 commit="$(git_commit)"

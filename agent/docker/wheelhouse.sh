@@ -7,11 +7,12 @@
 #   agent/docker/wheelhouse.sh
 set -euo pipefail
 
-REPO_ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
+# shellcheck source-path=SCRIPTDIR source=common.sh
+source "$(dirname "${BASH_SOURCE[0]}")/common.sh"
 LOCK="$REPO_ROOT/requirements/agent.txt"
 WHEELHOUSE="$REPO_ROOT/agent/wheelhouse"
 STAMP="$WHEELHOUSE/.lock.sha256"
-LOG_FILE="${TO_BIKES_STATE_DIR:-$REPO_ROOT/.stack}/wheelhouse.log"
+LOG_FILE="$STATE_DIR/wheelhouse.log"
 PYTHON="${TO_BIKES_WHEEL_PYTHON:-$REPO_ROOT/agent/.venv/bin/python}"
 [ -x "$PYTHON" ] || PYTHON=python3
 

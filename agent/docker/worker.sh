@@ -13,8 +13,8 @@
 # The container id is recorded in $TO_BIKES_STATE_DIR/agent-docker.cid (default .stack/).
 set -euo pipefail
 
-REPO_ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
-STATE_DIR="${TO_BIKES_STATE_DIR:-$REPO_ROOT/.stack}"
+# shellcheck source-path=SCRIPTDIR source=common.sh
+source "$(dirname "${BASH_SOURCE[0]}")/common.sh"
 CID_FILE="$STATE_DIR/agent-docker.cid"
 IMAGE="${TO_BIKES_AGENT_IMAGE:-to-bikes-agent}:${TO_BIKES_AGENT_TAG:-latest}"
 NAME="${TO_BIKES_AGENT_CONTAINER:-to-bikes-agent}"
