@@ -45,8 +45,12 @@ class GitState:
     bundle: str
 
 
-def read_git_state(root: Path = PROJECT_ROOT) -> GitState:
-    """HEAD and ``git status`` of the checkout; no git repository is a UserError."""
+def read_checkout_state(root: Path = PROJECT_ROOT) -> GitState:
+    """HEAD and ``git status`` of the checkout on disk; no git repository is a UserError.
+
+    Unlike ``models.lineage.read_git_state`` it never reads ``TO_BIKES_GIT_COMMIT``: that names the
+    commit of a bundle already deployed, while deploy must name the files it is about to push.
+    """
     sha = run_git(["rev-parse", "HEAD"], root)
     status = run_git(["status", "--porcelain"], root)
     if not sha or status is None:
@@ -141,7 +145,7 @@ def deploy(settings: Settings, allow_dirty: bool = False, root: Path = PROJECT_R
     """Check, create pool and queues, push and register; returns one line per step."""
     from orchestration.save_blocks import check_prefect_api
 
-    state = read_git_state(root)
+    state = read_checkout_state(root)
     check_clean(state, allow_dirty)
     check_prefect_api(settings)
     config = check_blocks()

@@ -155,8 +155,13 @@ def repo(tmp_path: Path) -> Path:
     return root
 
 
-def test_clean_tree_bundle_is_exactly_the_commit(repo: Path, tmp_path: Path) -> None:
-    state = deploy.read_git_state(repo)
+def test_clean_tree_bundle_is_exactly_the_commit(
+    repo: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A deployed run's commit (what models.lineage.read_git_state prefers) must not name the bundle.
+    monkeypatch.setenv("TO_BIKES_GIT_COMMIT", "feedbeef")
+    monkeypatch.setenv("TO_BIKES_GIT_DIRTY", "true")
+    state = deploy.read_checkout_state(repo)
     assert not state.dirty
     assert state.bundle == state.sha == git(repo, "rev-parse", "HEAD")
     dest = tmp_path / "staged"
@@ -170,7 +175,7 @@ def test_dirty_tree_is_refused_unless_allowed_and_gets_its_own_folder(repo: Path
     (repo / "new.py").write_text("B = 1\n")
     (repo / "data").mkdir()
     (repo / "data" / "big.csv").write_text("ignored\n")
-    state = deploy.read_git_state(repo)
+    state = deploy.read_checkout_state(repo)
     assert state.dirty
     assert state.bundle.startswith(f"{state.sha}-dirty-")
     with pytest.raises(UserError, match="ALLOW_DIRTY=1"):
@@ -186,4 +191,4 @@ def test_dirty_tree_is_refused_unless_allowed_and_gets_its_own_folder(repo: Path
 
 def test_no_git_checkout_is_a_user_error(tmp_path: Path) -> None:
     with pytest.raises(UserError, match="not a git checkout"):
-        deploy.read_git_state(tmp_path)
+        deploy.read_checkout_state(tmp_path)
