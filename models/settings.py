@@ -87,6 +87,9 @@ class Settings(BaseSettings):
 
     # Local stack: how long `python -m stack up` waits for every server to answer its health check.
     stack_timeout_s: float = 180.0
+    # Seconds between a flow run's heartbeats (the worker passes it to Prefect); the automation that
+    # marks a silent run Crashed waits three of them. Prefect refuses less than 30.
+    heartbeat_seconds: int = Field(default=30, ge=30)
 
     @field_validator("s3_endpoint_url", "mlflow_tracking_uri_override", "prefect_api_url_override")
     @classmethod

@@ -49,10 +49,13 @@ def worker_env(settings: Settings) -> dict[str, str]:
     """The caller's environment without PYTHONPATH, with the API URL, polling every 2 s by default.
 
     PREFECT_API_URL is always set: without it, Prefect would quietly start a throw-away server.
+    Flow runs send heartbeats every TO_BIKES_HEARTBEAT_SECONDS, the setting the zombie automation
+    (orchestration.automations) is built from, so a different Prefect value cannot make them disagree.
     """
     env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
     env.setdefault("PREFECT_API_URL", settings.prefect_api_url)
     env.setdefault("PREFECT_WORKER_QUERY_SECONDS", DEFAULT_QUERY_SECONDS)
+    env["PREFECT_FLOWS_HEARTBEAT_FREQUENCY"] = str(settings.heartbeat_seconds)
     return env
 
 
