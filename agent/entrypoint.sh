@@ -11,8 +11,20 @@
 #   TO_BIKES_WORK_POOL (default to-bikes), TO_BIKES_WORK_QUEUES (comma-separated; empty = all),
 #   TO_BIKES_WORKER_NAME, TO_BIKES_WORKER_TYPE (default process), and the TO_BIKES_*, AWS_*,
 #   MLFLOW_* settings that the flow code reads (inherited by each flow-run process).
+#   TO_BIKES_HEARTBEAT_SECONDS (default 30, at least 30): every flow run sends a Prefect heartbeat
+#   this often (PREFECT_FLOWS_HEARTBEAT_FREQUENCY); `make deploy`'s automation marks a run Crashed
+#   after three missed ones, so it must be the value `make deploy` was run with.
 # The flow code itself is pulled from S3 by each flow run (the deployment's pull step).
 set -euo pipefail
+
+set_heartbeat() {
+  local seconds="${TO_BIKES_HEARTBEAT_SECONDS:-30}"
+  if ! [[ "$seconds" =~ ^[0-9]+$ ]] || [ "$seconds" -lt 30 ]; then
+    echo "to-bikes-agent: TO_BIKES_HEARTBEAT_SECONDS=$seconds is invalid; set a whole number of seconds >= 30." >&2
+    exit 2
+  fi
+  export PREFECT_FLOWS_HEARTBEAT_FREQUENCY="$seconds"
+}
 
 start_worker() {
   if [ -z "${PREFECT_API_URL:-}" ]; then
@@ -47,6 +59,7 @@ except OSError as error:
 '
 }
 
+set_heartbeat
 case "${1:-worker}" in
   worker) start_worker ;;
   health) check_health ;;
