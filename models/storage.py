@@ -24,6 +24,10 @@ S3_SCHEME = "s3://"
 DATA_SUFFIXES = (".csv", ".zip")
 DIGEST_CHUNK = 8 * 1024 * 1024
 MAX_ATTEMPTS = 8
+# Atomic S3 writes stage each object under this bucket-level prefix (``_tmp/<uuid>/<key>``), never
+# beside the final key: a publish killed half-way leaves its temporary object where nothing lists
+# inputs or outputs, and one lifecycle rule on this prefix expires such leftovers.
+TEMP_PREFIX = "_tmp/"
 
 
 def is_s3(uri: str | Path) -> bool:
@@ -109,7 +113,8 @@ def list_s3_inputs(uri: str, settings: Settings | None = None) -> list[str]:
         return [uri]
     prefix = key if not key or key.endswith("/") else key + "/"
     data = [k for k in found if k.startswith(prefix) and k.lower().endswith(DATA_SUFFIXES)]
-    keys = [k for k in data if not is_hidden(Path(k[len(prefix) :]))]
+    # A listing from the bucket's root must not read another publish's temporary objects.
+    keys = [k for k in data if not is_hidden(Path(k[len(prefix) :])) and not k.startswith(TEMP_PREFIX)]
     if not keys:
         raise UserError(f"Input {uri} holds no .csv or .zip objects.")
     return [f"{S3_SCHEME}{bucket}/{k}" for k in sorted(keys)]
@@ -149,7 +154,8 @@ def write_file_atomic(local_path: str | Path, dest: str | Path, settings: Settin
     """Publish a finished local file at ``dest`` so that nobody ever reads half of it.
 
     Local: copy to a temporary file in the destination folder, then ``os.replace``. S3: upload to a
-    temporary key, then server-side copy to the final key and delete the temporary one.
+    temporary key under ``TEMP_PREFIX``, then server-side copy to the final key and delete the
+    temporary one.
     """
     local_path = Path(local_path)
     if is_s3(dest):
@@ -169,13 +175,13 @@ def write_file_atomic(local_path: str | Path, dest: str | Path, settings: Settin
 
 
 def upload_atomic(local_path: Path, uri: str, settings: Settings | None = None) -> str:
-    """Upload to ``<key>.tmp-<uuid>``, copy to ``<key>``, delete the temporary key."""
+    """Upload to ``_tmp/<uuid>/<key>``, copy to ``<key>``, delete the temporary key."""
     from botocore.exceptions import BotoCoreError, ClientError
 
     bucket, key = split_s3_uri(uri)
     if not key or key.endswith("/"):
         raise UserError(f"Output {uri} names no object key.")
-    temp_key = f"{key}.tmp-{uuid.uuid4().hex}"
+    temp_key = temp_key_for(key)
     client = s3_client(settings)
     try:
         client.upload_file(str(local_path), bucket, temp_key)
@@ -188,6 +194,11 @@ def upload_atomic(local_path: Path, uri: str, settings: Settings | None = None) 
         except (BotoCoreError, ClientError) as exc:
             log.warning("could not delete temporary key s3://%s/%s: %s", bucket, temp_key, exc)
     return uri
+
+
+def temp_key_for(key: str) -> str:
+    """A fresh temporary key for ``key`` in the same bucket: ``_tmp/<uuid>/<key>``."""
+    return f"{TEMP_PREFIX}{uuid.uuid4().hex}/{key}"
 
 
 def file_digest(path_or_uri: str | Path, settings: Settings | None = None) -> str:

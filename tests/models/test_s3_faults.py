@@ -40,7 +40,7 @@ def transient_rules() -> list[FaultRule]:
         FaultRule("503", count=2, methods={"HEAD"}),
         FaultRule("truncate", count=1, methods={"GET"}, path=r"\.zip$"),
         FaultRule("slowdown", count=2, methods={"GET"}),
-        FaultRule("reset", count=1, methods={"PUT"}, path=r"\.tmp-"),
+        FaultRule("reset", count=1, methods={"PUT"}, path=r"/_tmp/"),
         FaultRule("500", count=2, methods={"PUT"}),
         FaultRule("503", count=1, methods={"DELETE"}),
     ]
@@ -105,7 +105,7 @@ def test_atomic_write_survives_faults_on_every_step(
     source = tmp_path / "blob.bin"
     source.write_bytes(b"x" * 3_000_000)
     rules = [
-        FaultRule("503", count=2, methods={"PUT"}, path=r"\.tmp-"),  # upload to the temporary key
+        FaultRule("503", count=2, methods={"PUT"}, path=r"/_tmp/"),  # upload to the temporary key
         FaultRule("drop", count=2, methods={"PUT"}),  # server-side copy to the final key
         FaultRule("slowdown", count=2, methods={"DELETE"}),  # removing the temporary key
     ]
@@ -136,14 +136,17 @@ def test_persistent_read_faults_fail_in_one_sentence_and_publish_nothing(
 def test_persistent_write_faults_leave_no_partial_or_temporary_parquet(
     proxy: FaultProxy, s3_server: StackEnv, raw_prefix: str
 ) -> None:
-    proxy.set_rules(FaultRule("503", count=None, methods={"PUT"}, path=r"/trips\.parquet$"))
+    final_key = rf"^/{s3_server.bucket}/{raw_prefix}/processed/2025/trips\.parquet$"  # not the _tmp/ upload
+    proxy.set_rules(FaultRule("503", count=None, methods={"PUT"}, path=final_key))
     source = f"s3://{s3_server.bucket}/{raw_prefix}/raw/2025/"
     output = f"s3://{s3_server.bucket}/{raw_prefix}/processed/2025/trips.parquet"
     with pytest.raises(UserError) as caught:
         preprocess(source, output, settings=through(proxy, s3_server))
     assert_clear(str(caught.value), output, s3_server)
     left = keys_under(s3_server, f"{raw_prefix}/processed/")
-    assert not [key for key in left if key.endswith("/trips.parquet") or ".tmp-" in key], left
+    assert not [key for key in left if key.endswith("/trips.parquet")], left
+    temporary = [key for key in keys_under(s3_server, storage.TEMP_PREFIX) if f"/{raw_prefix}/" in key]
+    assert temporary == [], temporary
 
 
 def sync_folder(tmp_path: Path) -> Path:

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
+import uuid
 
 import pytest
 
@@ -71,7 +73,53 @@ def test_s3_round_trip_lists_downloads_and_writes_atomically(s3_env, tmp_path):
     keys = [
         o["Key"] for o in client.list_objects_v2(Bucket=s3_env.bucket, Prefix="storage-test/")["Contents"]
     ]
-    assert keys == ["storage-test/raw/2025/a.csv"]  # no temporary key left behind
+    assert keys == ["storage-test/raw/2025/a.csv"]  # no temporary key beside the output
+
+
+def record_put_keys(monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """Every key storage's S3 clients PUT an object body to (uploads, not server-side copies)."""
+    put_keys: list[str] = []
+    make_client = storage.s3_client
+
+    def recording_client(*args, **kwargs):
+        client = make_client(*args, **kwargs)
+        client.meta.events.register(
+            "before-parameter-build.s3.PutObject", lambda params, **_: put_keys.append(params["Key"])
+        )
+        return client
+
+    monkeypatch.setattr(storage, "s3_client", recording_client)
+    return put_keys
+
+
+@pytest.mark.integration
+def test_s3_atomic_write_stages_under_the_temp_prefix_and_removes_it(s3_env, tmp_path, monkeypatch):
+    settings = s3_env.settings()
+    local = tmp_path / "trips.parquet"
+    local.write_bytes(b"published")
+    key = f"temp-test-{uuid.uuid4().hex[:8]}/processed/2025/trips.parquet"
+    put_keys = record_put_keys(monkeypatch)
+    storage.write_file_atomic(local, f"s3://{s3_env.bucket}/{key}", settings)
+    assert len(put_keys) == 1, put_keys
+    assert re.fullmatch(rf"_tmp/[0-9a-f]{{32}}/{re.escape(key)}", put_keys[0]), put_keys
+    assert storage.TEMP_PREFIX == "_tmp/"
+    client = storage.s3_client(settings)
+    assert client.get_object(Bucket=s3_env.bucket, Key=key)["Body"].read() == b"published"
+    listed = client.list_objects_v2(Bucket=s3_env.bucket, Prefix=put_keys[0])
+    assert listed.get("Contents", []) == []  # the temporary object is gone after success
+    beside = client.list_objects_v2(Bucket=s3_env.bucket, Prefix=key.split("/")[0] + "/")["Contents"]
+    assert [o["Key"] for o in beside] == [key]
+
+
+@pytest.mark.integration
+def test_listing_a_bucket_root_skips_temporary_objects(s3_env):
+    settings = s3_env.settings()
+    bucket = f"root-test-{uuid.uuid4().hex[:8]}"
+    client = storage.s3_client(settings)
+    client.create_bucket(Bucket=bucket)
+    client.put_object(Bucket=bucket, Key=f"{storage.TEMP_PREFIX}{'0' * 32}/raw/2025/left.csv", Body=b"x")
+    client.put_object(Bucket=bucket, Key="raw/2025/a.csv", Body=b"x")
+    assert storage.list_inputs(f"s3://{bucket}/", settings) == [f"s3://{bucket}/raw/2025/a.csv"]
 
 
 @pytest.mark.integration

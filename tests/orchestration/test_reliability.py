@@ -409,7 +409,7 @@ def test_worker_killed_mid_publish_then_a_new_worker_and_rerun_complete_without_
     pipeline: Deployed, s3_proxy: FaultProxy
 ) -> None:
     before = model_versions(pipeline)
-    final_key = r"/processed/2024/trips\.parquet$"
+    final_key = rf"^/{BUCKET}/processed/2024/trips\.parquet$"  # the copy to it, not the _tmp/ upload
     s3_proxy.set_rules(FaultRule("stall", count=1, methods={"PUT"}, path=final_key, delay_s=90))
     killed_run = create_run(pipeline, PIPELINE, {"year": 2024, "max_evals": 1})
     assert s3_proxy.wait_for("PUT", final_key, WAIT_S) is not None, "the run never reached publishing"
@@ -423,7 +423,10 @@ def test_worker_killed_mid_publish_then_a_new_worker_and_rerun_complete_without_
     published = objects(pipeline, "processed/2024/")
     leftovers = sorted(set(published) - set(PROCESSED))
     assert set(PROCESSED) <= set(published)
-    assert all(".tmp-" in key for key in leftovers), leftovers  # never a partial file under a final name
+    assert leftovers == [], leftovers  # no partial file under a final name, no temporary one beside it
+    temporary = objects(pipeline, storage.TEMP_PREFIX)
+    stale = [key for key in temporary if key.endswith("/processed/2024/trips.parquet")]
+    assert len(stale) == 1, temporary  # the killed publish's temporary object, kept under _tmp/
     report = json.loads(
         s3_client(pipeline.stack)
         .get_object(Bucket=BUCKET, Key="processed/2024/trips.quality.json")["Body"]
