@@ -6,12 +6,16 @@ metrics say how the model does on a month it has never seen, the way it will be 
 
 from __future__ import annotations
 
+import hashlib
 import logging
+import tempfile
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
 import pyarrow.parquet as pq
 
 from models import storage
@@ -41,6 +45,37 @@ class Split:
     valid_month: str
 
 
+@dataclass(frozen=True)
+class TrainingInput:
+    """One processed file a run read: where from, its digest, its rows (in read order) and months."""
+
+    uri: str
+    digest: str
+    rows: int
+    months: tuple[str, ...]
+
+
+@dataclass
+class TrainingData:
+    """The labelled trips of every input, concatenated in the order the inputs were given."""
+
+    frame: pd.DataFrame
+    inputs: list[TrainingInput]
+
+    @property
+    def source(self) -> str:
+        """The input URIs, for messages."""
+        return ", ".join(item.uri for item in self.inputs)
+
+    @property
+    def digest(self) -> str:
+        """The file's digest for one input; for several, SHA-256 over their digests in input order."""
+        if len(self.inputs) == 1:
+            return self.inputs[0].digest
+        joined = "\n".join(item.digest for item in self.inputs)
+        return f"sha256:{hashlib.sha256(joined.encode()).hexdigest()}"
+
+
 def localise_input(uri: str, workdir: Path, settings: Settings | None = None) -> Path:
     """A local path for the input: the path itself, or a download of an ``s3://`` object into ``workdir``."""
     return storage.open_local(uri, workdir, settings)
@@ -57,6 +92,12 @@ def write_output(frame: pd.DataFrame, uri: str, workdir: Path, settings: Setting
 
 def read_parquet_columns(path: str | Path, columns: list[str], required: list[str]) -> pd.DataFrame:
     """Read the named columns of a local Parquet file; a missing file or column is a UserError."""
+    # The Arrow buffers are released column by column as pandas takes them over (lower peak memory).
+    return read_parquet_table(path, columns, required).to_pandas(self_destruct=True, split_blocks=True)
+
+
+def read_parquet_table(path: str | Path, columns: list[str], required: list[str]) -> pa.Table:
+    """The named columns of a local Parquet file as Arrow; a missing file or column is a UserError."""
     path = Path(path)
     if not path.is_file():
         raise UserError(f"Input file {path} does not exist; run models.preprocess first or fix --input.")
@@ -68,14 +109,19 @@ def read_parquet_columns(path: str | Path, columns: list[str], required: list[st
     if missing:
         raise UserError(f"Input file {path} lacks the column(s) {', '.join(missing)}; was it preprocessed?")
     present = [c for c in columns if c in schema_names]
-    # The Arrow buffers are released column by column as pandas takes them over (lower peak memory).
-    return pq.read_table(path, columns=present).to_pandas(self_destruct=True, split_blocks=True)
+    return pq.read_table(path, columns=present)
 
 
 def read_labelled_trips(path: str | Path) -> pd.DataFrame:
     """Features, label and start time of every processed trip; every row must carry a known label."""
     wanted = [*FEATURE_COLUMNS, LABEL_COLUMN, TIME_COLUMN]
-    frame = read_parquet_columns(path, wanted, wanted)
+    frame = check_labelled(read_parquet_columns(path, wanted, wanted), path)
+    log.info("read %s labelled trips from %s", len(frame), path)
+    return frame
+
+
+def check_labelled(frame: pd.DataFrame, path: str | Path) -> pd.DataFrame:
+    """The frame itself when every row has a member/casual label and a start time, else a UserError."""
     bad = ~frame[LABEL_COLUMN].isin(LABELS)
     if bad.any():
         example = frame.loc[bad, LABEL_COLUMN].iloc[0]
@@ -85,8 +131,61 @@ def read_labelled_trips(path: str | Path) -> pd.DataFrame:
         )
     if frame[TIME_COLUMN].isna().any():
         raise UserError(f"Input file {path} has rows without a {TIME_COLUMN}; preprocess it again.")
-    log.info("read %s labelled trips from %s", len(frame), path)
     return frame
+
+
+def read_training_inputs(uris: Sequence[str], settings: Settings | None = None) -> TrainingData:
+    """The labelled trips of every input as one frame, with each input's digest, rows and months.
+
+    Only the model's columns are read, as Arrow, and turned into pandas once after concatenation, so
+    the peak is about one copy of the data. Two inputs that hold trips of the same month are refused
+    (processed/2025/ next to processed/2025-03/ would count March twice); distinct periods never share
+    a trip, since preprocessing keeps only the trips that start in its period.
+    """
+    wanted = [*FEATURE_COLUMNS, LABEL_COLUMN, TIME_COLUMN]
+    tables, digests = [], []
+    for uri in uris:
+        with tempfile.TemporaryDirectory(prefix="to-bikes-train-") as workdir:
+            local = localise_input(uri, Path(workdir), settings)
+            tables.append(read_parquet_table(local, wanted, wanted))
+            digests.append(storage.file_digest(local))
+    rows = [table.num_rows for table in tables]
+    frame = concat_to_pandas(tables, uris)
+    inputs = describe_inputs(frame, uris, digests, rows)
+    log.info("read %s labelled trips from %s input(s)", len(frame), len(inputs))
+    return TrainingData(frame, inputs)
+
+
+def concat_to_pandas(tables: list[pa.Table], uris: Sequence[str]) -> pd.DataFrame:
+    """One pandas frame (fresh 0..n-1 index) from the inputs' tables, which are emptied on the way."""
+    try:
+        table = pa.concat_tables(tables, promote_options="permissive").replace_schema_metadata(None)
+    except (pa.ArrowInvalid, pa.ArrowTypeError) as exc:
+        raise UserError(f"Inputs {', '.join(uris)} have different column types ({exc}).") from exc
+    tables.clear()  # the concatenated table is the only owner left, so to_pandas can free as it goes
+    return table.to_pandas(self_destruct=True, split_blocks=True)
+
+
+def describe_inputs(
+    frame: pd.DataFrame, uris: Sequence[str], digests: Sequence[str], rows: Sequence[int]
+) -> list[TrainingInput]:
+    """Check each input's rows (in read order) and name its months; a month in two inputs is refused."""
+    inputs: list[TrainingInput] = []
+    owners: dict[int, str] = {}
+    start = 0
+    for uri, digest, count in zip(uris, digests, rows, strict=True):
+        part = check_labelled(frame.iloc[start : start + count], uri)
+        start += count
+        keys = np.unique(month_keys(part[TIME_COLUMN])).tolist()
+        for key in keys:
+            if key in owners:
+                raise UserError(
+                    f"Inputs {owners[key]} and {uri} both hold trips of {format_month(key)}; give each "
+                    "month once (processed/<year>/ or processed/<year>-<month>/, not both)."
+                )
+            owners[key] = uri
+        inputs.append(TrainingInput(uri, digest, count, tuple(format_month(k) for k in keys)))
+    return inputs
 
 
 def to_numeric_column(values: pd.Series, name: str) -> np.ndarray:
@@ -120,12 +219,17 @@ def month_keys(times: pd.Series) -> np.ndarray:
     return (stamps.dt.year * 12 + stamps.dt.month - 1).to_numpy()
 
 
+def format_month(key: int) -> str:
+    """``YYYY-MM`` of a ``month_keys`` value."""
+    return f"{key // 12:04d}-{key % 12 + 1:02d}"
+
+
 def split_by_month(frame: pd.DataFrame, source: str) -> Split:
     """Train on every month before the latest one, validate on the latest month present."""
     keys = month_keys(frame[TIME_COLUMN])
     latest = int(keys.max())
     valid_mask = keys == latest
-    month = f"{latest // 12:04d}-{latest % 12 + 1:02d}"
+    month = format_month(latest)
     if valid_mask.all():
         raise UserError(
             f"Input {source} holds only one month ({month}); a time-based split needs at least two months."

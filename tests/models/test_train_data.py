@@ -16,9 +16,10 @@ import pandas as pd
 import pytest
 from mlflow import MlflowClient
 
+from models import storage
 from models.errors import UserError
 from models.features import CANONICAL_COLUMNS, FEATURE_COLUMNS, LABEL_COLUMN, TIME_COLUMN
-from models.training_data import read_labelled_trips, select_features, split_by_month
+from models.training_data import read_labelled_trips, read_training_inputs, select_features, split_by_month
 
 BUSY_STATIONS = np.arange(7000, 7030)
 ALL_STATIONS = np.arange(7000, 7600)  # 600 stations: more than the booster's 255 category bins
@@ -173,3 +174,39 @@ def test_select_features_refuses_text_in_a_numeric_column():
     frame.loc[2, "end_station_id"] = "Bay St"
     with pytest.raises(UserError, match="end_station_id"):
         select_features(frame)
+
+
+@pytest.mark.unit
+def test_several_inputs_are_read_as_one_frame_with_each_digest_and_months(tmp_path):
+    july = write_trips(tmp_path / "july.parquet", build_trips(rows=300, months=("2025-07",), seed=1))
+    august = write_trips(tmp_path / "august.parquet", build_trips(rows=200, months=("2025-08",), seed=2))
+    data = read_training_inputs([july, august])
+    assert len(data.frame) == 500 and list(data.frame.index) == list(range(500))
+    assert [(i.uri, i.rows, i.months) for i in data.inputs] == [
+        (july, 300, ("2025-07",)),
+        (august, 200, ("2025-08",)),
+    ]
+    assert [i.digest for i in data.inputs] == [storage.file_digest(july), storage.file_digest(august)]
+    assert data.digest not in {storage.file_digest(july), storage.file_digest(august)}
+    assert data.digest != read_training_inputs([august, july]).digest
+    assert read_training_inputs([july]).digest == storage.file_digest(july)
+    assert split_by_month(data.frame, data.source).valid_month == "2025-08"
+
+
+@pytest.mark.unit
+def test_inputs_that_share_a_month_are_refused(tmp_path):
+    year = write_trips(tmp_path / "2025.parquet", build_trips(rows=300, months=("2025-06", "2025-08")))
+    august = write_trips(tmp_path / "2025-08.parquet", build_trips(rows=200, months=("2025-08",)))
+    with pytest.raises(UserError, match="both hold trips of 2025-08") as caught:
+        read_training_inputs([year, august])
+    assert year in str(caught.value) and august in str(caught.value)
+
+
+@pytest.mark.unit
+def test_a_bad_label_is_named_with_its_own_input(tmp_path):
+    good = write_trips(tmp_path / "good.parquet", build_trips(rows=100, months=("2025-07",)))
+    frame = build_trips(rows=100, months=("2025-08",))
+    frame.loc[5, LABEL_COLUMN] = "Casual Member"
+    bad = write_trips(tmp_path / "bad.parquet", frame)
+    with pytest.raises(UserError, match=r"bad\.parquet has 1 row"):
+        read_training_inputs([good, bad])
