@@ -25,7 +25,7 @@ from models.features import LABEL_COLUMN
 from models.lineage import collect_lineage, mask_secrets
 from models.plots import plot_calibration, plot_confusion, plot_importance, plot_precision_recall, plot_roc
 from models.tracking import SKOPS_TRUSTED_TYPES, pinned_requirements
-from models.training_data import Split
+from models.training_data import Split, TrainingData, TrainingInput
 
 if TYPE_CHECKING:
     from models.train import Evaluation, Fitted
@@ -66,13 +66,14 @@ def run_tags(digest: str, split: Split, evaluation: Evaluation, options: dict[st
     }
 
 
-def log_params_and_metrics(features_uri: str, split: Split, fitted: Fitted, evaluation: Evaluation, options):
+def log_params_and_metrics(data: TrainingData, split: Split, fitted: Fitted, evaluation: Evaluation, options):
     """Search settings, chosen hyper-parameters, row counts and the three sets of metrics."""
     booster = fitted.model.named_steps["model"]
     mlflow.log_params({f"model.{k}": v for k, v in fitted.search.best_params.items()})
     mlflow.log_params(
         {
-            "input": mask_secrets(features_uri),
+            "input": mask_secrets(",".join(item.uri for item in data.inputs)),
+            "n_inputs": len(data.inputs),
             "seed": options["seed"],
             "max_evals": options["max_evals"],
             "time_budget_s": options["time_budget_s"],
@@ -95,9 +96,23 @@ def log_params_and_metrics(features_uri: str, split: Split, fitted: Fitted, eval
     mlflow.log_metric("search_best_" + SELECTION_METRIC, fitted.search.best_score)
 
 
-def log_dataset(frame: pd.DataFrame, features_uri: str, digest: str, split: Split) -> None:
-    """The input file as an MLflow data set, named by its validation month, with the file's digest."""
-    source = features_uri if "://" in features_uri else str(Path(features_uri).resolve())
+def log_datasets(data: TrainingData, split: Split) -> None:
+    """Each input file as an MLflow data set of its own rows, and every URI with its full digest."""
+    start = 0
+    for item in data.inputs:
+        log_dataset(data.frame.iloc[start : start + item.rows], item, split)
+        start += item.rows
+    inputs = [
+        {"uri": mask_secrets(i.uri), "digest": i.digest, "rows": i.rows, "months": i.months}
+        for i in data.inputs
+    ]
+    mlflow.log_dict({"inputs": inputs}, "inputs.json")
+
+
+def log_dataset(frame: pd.DataFrame, item: TrainingInput, split: Split) -> None:
+    """One input file as an MLflow data set, named by its folder, file and the validation month."""
+    path = Path(item.uri)
+    source = item.uri if "://" in item.uri else str(path.resolve())
     with warnings.catch_warnings():
         # MLflow warns that a path matches two source types, and hints about integer columns in
         # the data set's schema: neither applies to a data set that is only recorded.
@@ -106,8 +121,8 @@ def log_dataset(frame: pd.DataFrame, features_uri: str, digest: str, split: Spli
             frame,
             source=source,
             targets=LABEL_COLUMN,
-            name=f"{Path(features_uri).name} (validation {split.valid_month})",
-            digest=digest.removeprefix("sha256:")[:DIGEST_CHARS],
+            name=f"{path.parent.name}/{path.name} (validation {split.valid_month})",
+            digest=item.digest.removeprefix("sha256:")[:DIGEST_CHARS],
         )
     # MLflow infers a data set's schema from every row (a minute for 7.8M trips): a sample has the
     # same columns and types, so the schema is set from it; the profile still counts every row.
@@ -149,9 +164,7 @@ def log_model(model: Any, features: pd.DataFrame) -> mlflow.models.model.ModelIn
 def log_training_run(
     client: MlflowClient,
     experiment: str,
-    features_uri: str,
-    digest: str,
-    frame: pd.DataFrame,
+    data: TrainingData,
     split: Split,
     fitted: Fitted,
     evaluation: Evaluation,
@@ -160,10 +173,10 @@ def log_training_run(
     """Log everything about one training run; returns its id and UI link."""
     experiment_id = ensure_experiment(experiment)
     with mlflow.start_run(
-        experiment_id=experiment_id, tags=run_tags(digest, split, evaluation, options)
+        experiment_id=experiment_id, tags=run_tags(data.digest, split, evaluation, options)
     ) as run:
-        log_params_and_metrics(features_uri, split, fitted, evaluation, options)
-        log_dataset(frame, features_uri, digest, split)
+        log_params_and_metrics(data, split, fitted, evaluation, options)
+        log_datasets(data, split)
         log_plots(evaluation, fitted, options["seed"])
         info = log_model(fitted.model, evaluation.features)
         mlflow.set_tags({"model.uri": info.model_uri, "model.id": info.model_id or ""})

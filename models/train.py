@@ -1,9 +1,11 @@
 """Train the member-vs-casual model, compare it with a baseline and the current champion, log to MLflow.
 
-``python -m models.train --input FEATURES.parquet`` validates on the latest month present and trains
-on the earlier ones. It scores three models on that same month: a prior-share baseline, the new
-gradient-boosting pipeline and, when the registry has one, the current ``champion``; the run holds
-all three sets of metrics so that ``models.register`` can gate promotion without re-scoring.
+``python -m models.train --input FEATURES.parquet [--input MORE.parquet ...]`` reads every input as
+one data set (for example the monthly outputs of a year; two inputs holding the same month are
+refused), validates on the latest month present and trains on the earlier ones. It scores three
+models on that same month: a prior-share baseline, the new gradient-boosting pipeline and, when the
+registry has one, the current ``champion``; the run holds all three sets of metrics so that
+``models.register`` can gate promotion without re-scoring.
 """
 
 from __future__ import annotations
@@ -11,11 +13,9 @@ from __future__ import annotations
 import argparse
 import json
 import logging
-import tempfile
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass
-from pathlib import Path
+from dataclasses import dataclass, field
 from typing import Any
 
 import mlflow
@@ -24,7 +24,6 @@ import pandas as pd
 from mlflow import MlflowClient
 from threadpoolctl import threadpool_limits
 
-from models import storage
 from models.errors import UserError, run_cli
 from models.estimator import (
     SearchResult,
@@ -40,7 +39,8 @@ from models.features import LABEL_COLUMN, TIME_COLUMN
 from models.run_logging import log_training_run
 from models.settings import Settings, load_settings
 from models.tracking import connect_tracking, find_alias_version, load_sklearn_model, reported_mlflow_errors
-from models.training_data import Split, localise_input, read_labelled_trips, select_features, split_by_month
+from models.training_data import Split, read_training_inputs, select_features, split_by_month
+from models.training_inputs import list_input_uris
 
 log = logging.getLogger(__name__)
 
@@ -52,7 +52,10 @@ CHAMPION_ALIAS = "champion"
 
 @dataclass
 class TrainResult:
-    """What a training run produced; ``champion_metrics`` is None when there was no champion."""
+    """What a training run produced; ``champion_metrics`` is None when there was no champion.
+
+    ``inputs`` are the URIs read, in order (their digests are in the run's ``inputs.json``).
+    """
 
     run_id: str
     metrics: dict[str, float]
@@ -62,6 +65,7 @@ class TrainResult:
     valid_month: str = ""
     champion_version: str | None = None
     seconds: float = 0.0
+    inputs: list[str] = field(default_factory=list)
 
 
 @dataclass
@@ -161,15 +165,8 @@ def score_champion(client: MlflowClient, model_name: str, evaluation: Evaluation
     log.info("champion version %s: roc_auc=%.4f", version.version, evaluation.champion_metrics["roc_auc"])
 
 
-def read_training_input(features_uri: str, settings: Settings) -> tuple[pd.DataFrame, str]:
-    """The labelled trips and the digest of the exact file they came from."""
-    with tempfile.TemporaryDirectory(prefix="to-bikes-train-") as workdir:
-        local = localise_input(features_uri, Path(workdir), settings)
-        return read_labelled_trips(local), storage.file_digest(local)
-
-
 def train_model(
-    features_uri: str,
+    features_uri: str | Sequence[str],
     *,
     tracking_uri: str | None = None,
     experiment: str = "to-bikes",
@@ -180,21 +177,23 @@ def train_model(
     time_budget_s: float = TIME_BUDGET_S,
     threads: int | None = None,
 ) -> TrainResult:
-    """Train, evaluate against the baseline and the champion, and log everything to one MLflow run."""
+    """Train, evaluate against the baseline and the champion, and log everything to one MLflow run.
+
+    ``features_uri`` is one processed Parquet file (path or ``s3://`` URI) or a sequence of them
+    read as one data set (see ``models.training_data.read_training_inputs``).
+    """
     started = time.monotonic()
     settings = settings or load_settings()
-    frame, digest = read_training_input(features_uri, settings)
+    data = read_training_inputs(list_input_uris(features_uri), settings)
     client = connect_tracking(tracking_uri, settings)
-    split = split_by_month(frame, features_uri)
+    split = split_by_month(data.frame, data.source)
     options = {"max_evals": max_evals, "seed": seed, "time_budget_s": time_budget_s, "model_name": model_name}
     options["threads"] = choose_threads(threads)
     with threadpool_limits(limits=options["threads"], user_api="openmp"):
         fitted = fit_candidates(split, max_evals=max_evals, time_budget_s=time_budget_s, seed=seed)
         evaluation = evaluate_candidates(fitted, split)
         score_champion(client, model_name, evaluation)
-        run_id, run_url = log_training_run(
-            client, experiment, features_uri, digest, frame, split, fitted, evaluation, options
-        )
+        run_id, run_url = log_training_run(client, experiment, data, split, fitted, evaluation, options)
     return TrainResult(
         run_id=run_id,
         metrics=evaluation.metrics,
@@ -204,13 +203,19 @@ def train_model(
         valid_month=split.valid_month,
         champion_version=evaluation.champion_version,
         seconds=round(time.monotonic() - started, 1),
+        inputs=[item.uri for item in data.inputs],
     )
 
 
 def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     """Command-line options (see the module docstring)."""
     parser = argparse.ArgumentParser(prog="python -m models.train", description=__doc__.splitlines()[0])
-    parser.add_argument("--input", required=True, help="processed features Parquet (path or s3:// URI)")
+    parser.add_argument(
+        "--input",
+        required=True,
+        action="append",
+        help="processed features Parquet (path or s3:// URI); repeat for several periods",
+    )
     parser.add_argument(
         "--tracking-uri", help="MLflow tracking URI (default: settings / MLFLOW_TRACKING_URI)"
     )

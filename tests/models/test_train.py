@@ -22,6 +22,7 @@ from models.preprocess import preprocess
 from models.sample import generate_sample
 from models.tracking import load_sklearn_model, pinned_requirements
 from models.train import main, train_model
+from models.training_inputs import select_training_inputs
 from tests.models.test_train_data import build_trips, free_port, make_tracking_uri, write_trips
 
 SECRET = "do-not-log-this-secret-0123456789"
@@ -196,3 +197,62 @@ def test_trains_from_s3_and_records_the_object_digest(s3_env, tmp_path_factory, 
     assert run.data.tags["data.digest"] == storage.file_digest(local)
     assert run.data.params["input"] == source
     assert source in run.inputs.dataset_inputs[0].dataset.source
+
+
+@pytest.mark.integration
+def test_cli_trains_on_two_monthly_files_and_logs_both(tmp_path_factory, tmp_path, monkeypatch, capsys):
+    uri = make_tracking_uri(tmp_path_factory, tmp_path)
+    july = write_trips(tmp_path / "july.parquet", build_trips(rows=2500, months=("2025-07",), seed=3))
+    august = write_trips(tmp_path / "august.parquet", build_trips(rows=1500, months=("2025-08",), seed=4))
+    monkeypatch.chdir(tmp_path)
+    args = ["--input", july, "--input", august, "--tracking-uri", uri, "--max-evals", "1"]
+    assert run_cli(main, args) == 0
+    summary = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert summary["valid_month"] == "2025-08" and summary["inputs"] == [july, august]
+    run = MlflowClient(uri).get_run(summary["run_id"])
+    assert (run.data.params["n_train"], run.data.params["n_valid"]) == ("2500", "1500")
+    assert run.data.params["input"] == f"{july},{august}" and run.data.params["n_inputs"] == "2"
+    digests = [storage.file_digest(july), storage.file_digest(august)]
+    assert run.data.tags["data.digest"] not in digests
+    logged = {d.dataset.digest: d.dataset.source for d in run.inputs.dataset_inputs}
+    assert len(run.inputs.dataset_inputs) == len(logged) == 2
+    for path, digest in zip([july, august], digests, strict=True):
+        assert str(Path(path).resolve()) in logged[digest.removeprefix("sha256:")[:32]]
+    recorded = mlflow.artifacts.load_dict(f"runs:/{run.info.run_id}/inputs.json")["inputs"]
+    assert [(i["uri"], i["digest"], i["rows"], i["months"]) for i in recorded] == [
+        (july, digests[0], 2500, ["2025-07"]),
+        (august, digests[1], 1500, ["2025-08"]),
+    ]
+
+
+@pytest.mark.integration
+def test_a_monthly_run_trains_on_the_months_selected_on_s3(s3_env, tmp_path_factory, tmp_path, monkeypatch):
+    """What the pipeline does for 2025-08: select the processed outputs on S3, train on all of them."""
+    settings = (s3_env | {"TO_BIKES_PROCESSED_PREFIX": f"monthly-{tmp_path.name}/processed"}).settings()
+    for month, rows, seed in (("2025-06", 1500, 5), ("2025-07", 1500, 6), ("2025-08", 1000, 7)):
+        local = write_trips(tmp_path / f"{month}.parquet", build_trips(rows=rows, months=(month,), seed=seed))
+        dest = settings.s3_uri(settings.processed_prefix, month, "trips.parquet")
+        storage.write_file_atomic(local, dest, settings)
+    inputs = select_training_inputs(settings, "2025-08")
+    assert [uri.split("/")[-2] for uri in inputs] == ["2025-06", "2025-07", "2025-08"]
+    uri = make_tracking_uri(tmp_path_factory, tmp_path)
+    monkeypatch.chdir(tmp_path)
+    result = train_model(inputs, tracking_uri=uri, model_name="m-monthly", max_evals=1, settings=settings)
+    assert result.valid_month == "2025-08" and result.inputs == inputs
+    run = MlflowClient(uri).get_run(result.run_id)
+    assert (run.data.params["n_train"], run.data.params["n_valid"]) == ("3000", "1000")
+    assert run.data.params["input"] == ",".join(inputs)
+    assert len(run.inputs.dataset_inputs) == 3
+
+
+@pytest.mark.integration
+def test_overlapping_inputs_are_refused_before_any_run(tmp_path_factory, tmp_path, monkeypatch, capsys):
+    uri = make_tracking_uri(tmp_path_factory, tmp_path)
+    year = write_trips(tmp_path / "2025.parquet", build_trips(rows=2000, seed=8))
+    august = write_trips(tmp_path / "2025-08.parquet", build_trips(rows=500, months=("2025-08",), seed=9))
+    monkeypatch.chdir(tmp_path)
+    assert run_cli(main, ["--input", year, "--input", august, "--tracking-uri", uri]) == 2
+    err = capsys.readouterr().err.strip()
+    assert "both hold trips of 2025-08" in err and len(err.splitlines()) == 1
+    client = MlflowClient(uri)
+    assert client.search_runs([e.experiment_id for e in client.search_experiments()]) == []
