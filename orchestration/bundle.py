@@ -5,11 +5,17 @@ to decide (about 25 s per deployment in a checkout with two venvs and data). ``m
 runs ``prefect deploy`` in a staging folder holding only the commit: ``git archive HEAD`` for a clean
 tree, so the bundle is the commit itself, or the tracked and untracked-but-not-ignored files of the
 work tree for a deploy forced with ``ALLOW_DIRTY=1``. ``.prefectignore`` still applies on top.
+
+The push step of prefect.yaml is ``push_code_bundle``: those files as one ``bundle.tar.gz`` object, so a
+bundle on S3 is written whole or not at all, and a flow run's ``pull`` is one GET (83 small objects took
+1.7-3 s per run) followed by ``tar -xzf``.
 """
 
 from __future__ import annotations
 
+import gzip
 import io
+import logging
 import shutil
 import subprocess
 import tarfile
@@ -17,7 +23,10 @@ from pathlib import Path
 
 from models.errors import UserError
 
+log = logging.getLogger(__name__)
+
 GIT_TIMEOUT_S = 120
+BUNDLE_NAME = "bundle.tar.gz"
 
 
 def git_output(args: list[str], root: Path) -> bytes:
@@ -64,3 +73,61 @@ def stage_bundle(root: Path, sha: str, dirty: bool, dest: Path) -> int:
     if not (dest / "prefect.yaml").is_file():
         raise UserError(f"prefect.yaml is not committed in {root}; commit it before deploying.")
     return count
+
+
+def bundle_files(root: Path, ignore_file: str | None) -> list[str]:
+    """Relative paths of the files under ``root`` that ``.prefectignore`` lets through, sorted."""
+    from prefect.utilities.filesystem import filter_files
+
+    names = sorted(str(p.relative_to(root)) for p in root.rglob("*") if p.is_file())
+    ignore = root / ignore_file if ignore_file else None
+    if ignore is None or not ignore.is_file():
+        return names
+    patterns = [line.strip() for line in ignore.read_text(encoding="utf-8").splitlines()]
+    allowed = filter_files(str(root), patterns)
+    return [name for name in names if name in allowed]
+
+
+def build_bundle(root: Path, ignore_file: str | None = ".prefectignore") -> tuple[bytes, int]:
+    """A gzipped tar of the bundle's files and their count; same files, same bytes (no owner, no time)."""
+    names = bundle_files(root, ignore_file)
+    buffer = io.BytesIO()
+    with (
+        gzip.GzipFile(fileobj=buffer, mode="wb", mtime=0) as packed,
+        tarfile.open(fileobj=packed, mode="w", format=tarfile.PAX_FORMAT) as tar,
+    ):
+        for name in names:
+            info = tar.gettarinfo(str(root / name), arcname=name)
+            info.uid = info.gid = 0
+            info.uname = info.gname = ""
+            with (root / name).open("rb") as handle:
+                tar.addfile(info, handle)
+    return buffer.getvalue(), len(names)
+
+
+def push_code_bundle(
+    bucket: str,
+    folder: str,
+    credentials: dict | None = None,
+    client_parameters: dict | None = None,
+    ignore_file: str | None = ".prefectignore",
+) -> dict[str, str]:
+    """prefect.yaml ``push`` step: the working directory as ``<folder>/bundle.tar.gz``, one PUT.
+
+    Runs where ``prefect deploy`` runs (``make deploy`` puts the staged copy on ``PYTHONPATH``).
+    Returns ``bucket`` and ``folder`` for the ``pull`` steps, like ``prefect_aws``'s ``push_to_s3``.
+    """
+    from botocore.exceptions import BotoCoreError, ClientError
+    from prefect_aws.s3 import get_s3_client
+
+    from models.storage import describe_s3_error
+
+    body, count = build_bundle(Path.cwd(), ignore_file)
+    key = f"{folder.rstrip('/')}/{BUNDLE_NAME}"
+    client = get_s3_client(credentials=credentials, client_parameters=client_parameters or {})
+    try:
+        client.put_object(Bucket=bucket, Key=key, Body=body)
+    except (BotoCoreError, ClientError) as exc:
+        raise describe_s3_error(exc, f"s3://{bucket}/{key}") from exc
+    log.info("pushed %s files (%s bytes) to s3://%s/%s", count, len(body), bucket, key)
+    return {"bucket": bucket, "folder": folder}

@@ -130,6 +130,7 @@ def run_prefect_cli(state: GitState, cwd: Path) -> None:
         "TO_BIKES_GIT_SHA": state.sha,
         "TO_BIKES_GIT_DIRTY": str(state.dirty).lower(),
         "TO_BIKES_BUNDLE": state.bundle,
+        "PYTHONPATH": str(cwd),  # the push step (orchestration.bundle.push_code_bundle) imports from here
     }
     try:
         done = subprocess.run(

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import io
 import subprocess
+import tarfile
+import time
 from pathlib import Path
 
 import pytest
@@ -122,17 +125,20 @@ def test_only_io_errors_are_retried() -> None:
 
 def test_prefect_yaml_pushes_per_commit_and_pulls_with_the_credentials_block() -> None:
     spec = yaml.safe_load((PROJECT_ROOT / "prefect.yaml").read_text())
-    push = spec["push"][0]["prefect_aws.deployments.steps.push_to_s3"]
+    push = spec["push"][0]["orchestration.bundle.push_code_bundle"]
     pull = spec["pull"][0]["prefect_aws.deployments.steps.pull_from_s3"]
+    unpack = spec["pull"][1]["prefect.deployments.steps.run_shell_script"]
     assert push["folder"].endswith("/{{ $TO_BIKES_BUNDLE }}")
     assert push["credentials"] == pull["credentials"] == "{{ prefect.blocks.aws-credentials.to-bikes-aws }}"
     assert pull["folder"] == "{{ push_code.folder }}"
+    assert unpack["script"] == f"tar -xzf {bundle.BUNDLE_NAME}"
     names = {d["name"]: d for d in spec["deployments"]}
     assert names["weekly"]["entrypoint"] == "orchestration/flows.py:pipeline_flow"
     assert names["daily"]["entrypoint"] == "orchestration/flows.py:preprocess_flow"
     for deployment in names.values():
         assert deployment["schedules"][0]["timezone"] == "America/Toronto"
         env = deployment["work_pool"]["job_variables"]["env"]
+        assert deployment["work_pool"]["job_variables"]["command"] == "python -m prefect.engine"
         assert env["TO_BIKES_GIT_COMMIT"] == "{{ $TO_BIKES_GIT_SHA }}"
     assert deploy.read_work_queues() == {"to-bikes": ["pipeline", "preprocess"]}
 
@@ -192,3 +198,19 @@ def test_dirty_tree_is_refused_unless_allowed_and_gets_its_own_folder(repo: Path
 def test_no_git_checkout_is_a_user_error(tmp_path: Path) -> None:
     with pytest.raises(UserError, match="not a git checkout"):
         deploy.read_checkout_state(tmp_path)
+
+
+def test_the_code_bundle_is_one_archive_of_the_files_prefectignore_lets_through(tmp_path: Path) -> None:
+    (tmp_path / "models").mkdir()
+    (tmp_path / "models" / "a.py").write_text("A = 1\n")
+    (tmp_path / "models" / "__pycache__").mkdir()
+    (tmp_path / "models" / "__pycache__" / "a.cpython-311.pyc").write_bytes(b"\0")
+    (tmp_path / ".env").write_text("AWS_SECRET_ACCESS_KEY=x\n")
+    (tmp_path / ".prefectignore").write_text(".env\n**/__pycache__/\n")
+    body, count = bundle.build_bundle(tmp_path)
+    with tarfile.open(fileobj=io.BytesIO(body)) as tar:
+        members = {m.name: m for m in tar.getmembers()}
+    assert count == 2 and sorted(members) == [".prefectignore", "models/a.py"]
+    assert members["models/a.py"].uid == 0 and members["models/a.py"].uname == ""
+    time.sleep(1.1)  # gzip would otherwise stamp the time of packing
+    assert bundle.build_bundle(tmp_path)[0] == body  # same files, same bytes
