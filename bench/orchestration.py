@@ -219,7 +219,7 @@ def overhead_rows(found: dict[str, Any]) -> list[dict[str, Any]]:
             "holds": deployed / cli <= GOAL_OVERHEAD,
         },
         {
-            "measure": "trigger-to-Running latency of the worker (polls every 2 s)",
+            "measure": "trigger-to-Running latency of the worker (polls every 1 s)",
             "value": f"{latency:.1f} s",
             "reference": f"whole deployment run: {deployed:.1f} s",
             "ratio": latency / deployed,

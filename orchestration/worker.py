@@ -30,7 +30,7 @@ from stack.services import state_dir_of
 log = logging.getLogger(__name__)
 
 WORKER_NAME = "worker"
-DEFAULT_QUERY_SECONDS = "2"
+DEFAULT_QUERY_SECONDS = "1"  # a local API takes it easily; Prefect Cloud users may raise it
 ONLINE_TIMEOUT_S = 90.0
 POLL_S = 1.0
 
@@ -46,13 +46,15 @@ def worker_command(pool: str) -> list[str]:
 
 
 def worker_env(settings: Settings) -> dict[str, str]:
-    """The caller's environment without PYTHONPATH, with the API URL, polling every 2 s by default.
+    """The caller's environment without PYTHONPATH, with the API URL, polling every second by default.
 
     PREFECT_API_URL is always set: without it, Prefect would quietly start a throw-away server.
     Flow runs send heartbeats every TO_BIKES_HEARTBEAT_SECONDS, the setting the zombie automation
     (orchestration.automations) is built from, so a different Prefect value cannot make them disagree.
     """
     env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
+    # The deployments' `command` (python -m prefect.engine) must find this venv's python.
+    env["PATH"] = os.pathsep.join([str(Path(sys.executable).parent), env.get("PATH", os.defpath)])
     env.setdefault("PREFECT_API_URL", settings.prefect_api_url)
     env.setdefault("PREFECT_WORKER_QUERY_SECONDS", DEFAULT_QUERY_SECONDS)
     env["PREFECT_FLOWS_HEARTBEAT_FREQUENCY"] = str(settings.heartbeat_seconds)
