@@ -1,0 +1,140 @@
+"""``make deploy``'s Prefect automation that marks a silent flow run Crashed ("zombie" runs).
+
+    agent/.venv/bin/python -m orchestration.automations
+
+A flow run whose process dies without reporting (kill -9 of the worker and its flow-run process, an
+evicted container, a lost machine) would stay Running forever and overlap the next scheduled run.
+Flow runs started by the project's worker send a ``prefect.flow-run.heartbeat`` event every
+``TO_BIKES_HEARTBEAT_SECONDS`` (orchestration.worker, agent/entrypoint.sh). This automation is
+Prefect's documented answer ("Detect zombie flows"): a proactive trigger that, after each heartbeat
+of a flow run, expects another heartbeat or a final state of the same run within
+``MISSED_HEARTBEATS`` heartbeat periods, and otherwise sets the run to Crashed. The server's
+triggers service evaluates proactive triggers every 5 s, also on the local SQLite server.
+
+Idempotent: the automation is found by name; a missing one is created, a different one is updated
+in place (same id), an equal one is left alone, and newer copies with the same name are deleted. The
+window follows the setting, so run this with the same ``TO_BIKES_HEARTBEAT_SECONDS`` as the workers.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+from collections.abc import Sequence
+from datetime import timedelta
+from typing import Any
+
+from models.errors import run_cli
+from models.settings import Settings, load_settings
+
+log = logging.getLogger(__name__)
+
+AUTOMATION_NAME = "to-bikes-crash-zombie-flow-runs"
+MISSED_HEARTBEATS = 3
+CRASH_MESSAGE = "No heartbeat from this flow run's process for {seconds} s; marked Crashed by {name}."
+FINAL_EVENTS = ("Completed", "Failed", "Cancelled", "Crashed")
+
+
+def window_seconds(heartbeat_seconds: int) -> int:
+    """How long a run may stay silent: three heartbeat periods, so one late beat is not a crash."""
+    return heartbeat_seconds * MISSED_HEARTBEATS
+
+
+def build_automation(heartbeat_seconds: int) -> Any:
+    """The automation for runs that beat every ``heartbeat_seconds`` (Prefect's documented spec)."""
+    from prefect.client.schemas.objects import StateType
+    from prefect.events.actions import ChangeFlowRunState
+    from prefect.events.schemas.automations import AutomationCore, EventTrigger, Posture
+    from prefect.events.schemas.events import ResourceSpecification
+
+    window = window_seconds(heartbeat_seconds)
+    trigger = EventTrigger(
+        match=ResourceSpecification({"prefect.resource.id": ["prefect.flow-run.*"]}),
+        after={"prefect.flow-run.heartbeat"},
+        expect={"prefect.flow-run.heartbeat", *(f"prefect.flow-run.{state}" for state in FINAL_EVENTS)},
+        for_each={"prefect.resource.id"},
+        posture=Posture.Proactive,
+        threshold=1,
+        within=timedelta(seconds=window),
+    )
+    message = CRASH_MESSAGE.format(seconds=window, name=AUTOMATION_NAME)
+    return AutomationCore(
+        name=AUTOMATION_NAME,
+        description=(
+            f"Crash a flow run that sent no heartbeat for {window} s ({MISSED_HEARTBEATS} missed beats "
+            f"of TO_BIKES_HEARTBEAT_SECONDS={heartbeat_seconds}); created by `make deploy`."
+        ),
+        enabled=True,
+        trigger=trigger,
+        actions=[ChangeFlowRunState(state=StateType.CRASHED, message=message)],
+    )
+
+
+def comparable_spec(automation: Any) -> dict[str, Any]:
+    """What the automation does, without server-assigned ids, for an equality check."""
+    spec = automation.model_dump(
+        mode="json", include={"name", "description", "enabled", "trigger", "actions"}
+    )
+    trigger = spec["trigger"]
+    trigger.pop("id", None)
+    for field in ("after", "expect", "for_each"):  # sets: their JSON order is arbitrary
+        trigger[field] = sorted(trigger.get(field) or [])
+    return spec
+
+
+def read_named_oldest_first(client: Any, name: str) -> list[Any]:
+    """Every automation called ``name``, the oldest (the one to keep) first."""
+    from prefect.client.schemas.sorting import AutomationSort
+    from prefect.events.filters import AutomationFilter, AutomationFilterName
+
+    query = AutomationFilter(name=AutomationFilterName(any_=[name]))
+    newest_first = client.read_automations(automations=query, sort=AutomationSort.CREATED_DESC)
+    return [automation for automation in reversed(newest_first) if automation.name == name]
+
+
+def ensure_automation(wanted: Any) -> str:
+    """Create, update in place or keep the automation named like ``wanted``; one line of outcome."""
+    from prefect.client.orchestration import get_client
+
+    with get_client(sync_client=True) as client:
+        found = read_named_oldest_first(client, wanted.name)
+        if not found:
+            client.create_automation(wanted)
+            outcome = "created"
+        elif comparable_spec(found[0]) == comparable_spec(wanted):
+            outcome = "unchanged"
+        else:
+            client.update_automation(found[0].id, wanted)
+            outcome = "updated"
+        for extra in found[1:]:
+            client.delete_automation(extra.id)
+    if len(found) > 1:
+        outcome += f", {len(found) - 1} duplicate(s) deleted"
+    log.info("automation %s: %s", wanted.name, outcome)
+    return f"Automation/{wanted.name}: {outcome}"
+
+
+def save_automations(settings: Settings) -> list[str]:
+    """Check the API, then ensure the zombie automation for the configured heartbeat."""
+    from stack.doctor import require_prefect_api
+
+    require_prefect_api(settings)
+    line = ensure_automation(build_automation(settings.heartbeat_seconds))
+    window = window_seconds(settings.heartbeat_seconds)
+    return [f"{line} (a run silent for {window} s becomes Crashed)"]
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Ensure the automation and print one line (name, outcome, window)."""
+    logging.getLogger("httpx").setLevel(logging.WARNING)
+    parser = argparse.ArgumentParser(
+        prog="python -m orchestration.automations", description=__doc__.splitlines()[0]
+    )
+    parser.parse_args(argv)
+    for line in save_automations(load_settings()):
+        print(line)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(run_cli(main))

@@ -1,0 +1,349 @@
+"""Zombie flow runs: heartbeats from the worker's flow runs, and the automation that crashes silent ones.
+
+Unit: the automation is Prefect's documented "Detect zombie flows" spec with a window of three
+heartbeat periods, and the worker and the agent image pass TO_BIKES_HEARTBEAT_SECONDS to Prefect.
+Integration (the session's ``local_stack``): ``python -m orchestration.automations`` creates the
+automation once, leaves it alone on a rerun, updates it in place when the setting changes, and
+names a down API in one sentence. End to end: a flow run in the project's worker, then the worker
+and that flow-run process are SIGKILLed by their pids (so nobody is left to report the run);
+only the automation can then move the run from Running to Crashed.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from models.errors import UserError
+from models.settings import PROJECT_ROOT, Settings, load_settings
+from orchestration.automations import AUTOMATION_NAME, CRASH_MESSAGE, build_automation, window_seconds
+from orchestration.deploy import read_work_queues
+from orchestration.worker import worker_env
+from stack.embedded import StackEnv
+from stack.processes import read_pid
+
+_PRIVATE = ("AWS_", "MLFLOW_", "PREFECT_", "TO_BIKES_")
+ENTRYPOINT = PROJECT_ROOT / "agent" / "entrypoint.sh"
+PROBE_FLOW = "to-bikes-zombie-probe"
+PROBE_QUEUE = "preprocess"
+WAIT_S = 600
+HEARTBEAT_S = 30  # the default, and the minimum Prefect accepts
+POLL_S = 1.0
+
+
+def clean_env(stack: StackEnv | None = None, **extra: str) -> dict[str, str]:
+    """The caller's environment without project variables, plus the stack's and ``extra``."""
+    base = {k: v for k, v in os.environ.items() if not k.startswith(_PRIVATE) and k != "PYTHONPATH"}
+    return {**base, **(stack or {}), **extra}
+
+
+def save_automation(env: dict[str, str]) -> subprocess.CompletedProcess[str]:
+    """``make deploy``'s automation step with this environment."""
+    return subprocess.run(
+        [sys.executable, "-m", "orchestration.automations"],
+        cwd=PROJECT_ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
+
+
+def prefect_client(stack: StackEnv) -> Any:
+    from prefect.client.orchestration import SyncPrefectClient
+
+    return SyncPrefectClient(stack["PREFECT_API_URL"])
+
+
+def stored_automations(stack: StackEnv) -> list[Any]:
+    with prefect_client(stack) as client:
+        return [a for a in client.read_automations_by_name(AUTOMATION_NAME) if a.name == AUTOMATION_NAME]
+
+
+def delete_automations(stack: StackEnv) -> None:
+    with prefect_client(stack) as client:
+        for automation in client.read_automations_by_name(AUTOMATION_NAME):
+            client.delete_automation(automation.id)
+
+
+@pytest.mark.unit
+def test_spec_crashes_a_run_silent_for_three_heartbeats() -> None:
+    from prefect.client.schemas.objects import StateType
+    from prefect.events.schemas.automations import Posture
+
+    automation = build_automation(30)
+    trigger, (action,) = automation.trigger, automation.actions
+    assert automation.name == AUTOMATION_NAME and automation.enabled
+    assert trigger.posture == Posture.Proactive and trigger.threshold == 1
+    assert trigger.within.total_seconds() == 90 == window_seconds(30)
+    assert trigger.after == {"prefect.flow-run.heartbeat"}
+    finals = {f"prefect.flow-run.{name}" for name in ("Completed", "Failed", "Cancelled", "Crashed")}
+    assert trigger.expect == {"prefect.flow-run.heartbeat", *finals}
+    assert trigger.for_each == {"prefect.resource.id"}
+    assert trigger.match.root == {"prefect.resource.id": ["prefect.flow-run.*"]}
+    assert (action.type, action.state, action.force) == ("change-flow-run-state", StateType.CRASHED, False)
+    assert action.message == CRASH_MESSAGE.format(seconds=90, name=AUTOMATION_NAME)
+    assert build_automation(45).trigger.within.total_seconds() == 135
+
+
+@pytest.mark.unit
+def test_worker_passes_the_setting_over_any_prefect_value(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("PREFECT_FLOWS_HEARTBEAT_FREQUENCY", "180")
+    assert worker_env(Settings())["PREFECT_FLOWS_HEARTBEAT_FREQUENCY"] == "30"
+    assert worker_env(Settings(heartbeat_seconds=45))["PREFECT_FLOWS_HEARTBEAT_FREQUENCY"] == "45"
+
+
+@pytest.mark.unit
+def test_heartbeat_below_prefects_minimum_is_one_sentence(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("TO_BIKES_HEARTBEAT_SECONDS", "10")
+    with pytest.raises(UserError, match="TO_BIKES_HEARTBEAT_SECONDS"):
+        load_settings()
+
+
+def run_entrypoint(*args: str, **env: str) -> subprocess.CompletedProcess[str]:
+    """The agent image's entrypoint, run here with bash (its non-worker commands run as given)."""
+    command = ["bash", str(ENTRYPOINT), *args]
+    return subprocess.run(
+        command, env=clean_env(**env), capture_output=True, text=True, timeout=60, check=False
+    )
+
+
+@pytest.mark.unit
+def test_agent_image_passes_the_setting_and_refuses_a_bad_one() -> None:
+    printed = run_entrypoint("printenv", "PREFECT_FLOWS_HEARTBEAT_FREQUENCY")
+    assert printed.stdout.strip() == "30", printed.stderr
+    changed = run_entrypoint("printenv", "PREFECT_FLOWS_HEARTBEAT_FREQUENCY", TO_BIKES_HEARTBEAT_SECONDS="45")
+    assert changed.stdout.strip() == "45", changed.stderr
+    for bad in ("29", "thirty"):
+        refused = run_entrypoint("true", TO_BIKES_HEARTBEAT_SECONDS=bad)
+        assert refused.returncode == 2 and refused.stderr.count("\n") == 1, refused.stderr
+        assert f"TO_BIKES_HEARTBEAT_SECONDS={bad} is invalid" in refused.stderr
+
+
+@pytest.fixture
+def no_automation(local_stack: StackEnv) -> Iterator[StackEnv]:
+    """The stack without the automation, before and after the test (other tests' runs stay alone)."""
+    delete_automations(local_stack)
+    yield local_stack
+    delete_automations(local_stack)
+
+
+@pytest.mark.integration
+def test_automation_is_created_once_then_kept_or_updated_in_place(no_automation: StackEnv) -> None:
+    env = clean_env(no_automation)
+    outcomes, ids = [], []
+    for heartbeat in ("30", "30", "40"):
+        done = save_automation({**env, "TO_BIKES_HEARTBEAT_SECONDS": heartbeat})
+        assert done.returncode == 0, done.stderr
+        outcomes.append(done.stdout.split(": ", 1)[1].split(" (")[0])
+        (stored,) = stored_automations(no_automation)
+        ids.append(stored.id)
+    assert outcomes == ["created", "unchanged", "updated"]
+    assert len(set(ids)) == 1
+    assert stored.trigger.within.total_seconds() == 120
+    with prefect_client(no_automation) as client:
+        client.create_automation(build_automation(30))  # e.g. made by hand from Prefect's docs page
+    done = save_automation(env)
+    assert "updated, 1 duplicate(s) deleted" in done.stdout, done.stdout + done.stderr
+    (kept,) = stored_automations(no_automation)
+    assert kept.id == ids[0] and kept.trigger.within.total_seconds() == 90
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+@pytest.mark.unit
+def test_a_down_prefect_api_is_one_sentence_and_nonzero(tmp_path: Path) -> None:
+    url = f"http://127.0.0.1:{free_port()}/api"
+    done = save_automation(clean_env(PREFECT_API_URL=url, PREFECT_HOME=str(tmp_path)))
+    assert done.returncode == 2, done.stdout + done.stderr
+    errors = [line for line in done.stderr.splitlines() if line.startswith("error:")]
+    assert errors == [line for line in done.stderr.splitlines() if line.strip()], done.stderr
+    assert len(errors) == 1 and url in errors[0] and "Traceback" not in done.stderr
+
+
+PROBE_SOURCE = """
+import time
+
+from prefect import flow
+
+
+@flow(name="{name}")
+def probe(seconds: int = 900) -> None:
+    time.sleep(seconds)
+"""
+
+
+@dataclass
+class ZombieSetup:
+    """A worker of the project polling the pool, the automation, and a long probe deployment."""
+
+    env: dict[str, str]
+    stack: StackEnv
+    deployment_id: Any
+
+
+def create_probe_deployment(stack: StackEnv, folder: Path) -> Any:
+    """A deployment of a flow that sleeps, run from ``folder`` (no S3: only the worker is tested)."""
+    from prefect.client.schemas.actions import WorkPoolCreate
+    from prefect.exceptions import ObjectNotFound
+    from prefect.workers.process import ProcessWorker
+
+    (folder / "probe.py").write_text(PROBE_SOURCE.format(name=PROBE_FLOW), encoding="utf-8")
+    pool = stack.settings().work_pool
+    with prefect_client(stack) as client:
+        try:
+            client.read_work_pool(pool)
+        except ObjectNotFound:
+            template = ProcessWorker.get_default_base_job_template()
+            client.create_work_pool(WorkPoolCreate(name=pool, type="process", base_job_template=template))
+        for queue in read_work_queues()[pool]:  # the queues the worker polls
+            try:
+                client.read_work_queue_by_name(queue, work_pool_name=pool)
+            except ObjectNotFound:
+                client.create_work_queue(queue, work_pool_name=pool)
+        return client.create_deployment(
+            flow_id=client.create_flow_from_name(PROBE_FLOW),
+            name="zombie-probe",
+            entrypoint="probe.py:probe",
+            work_pool_name=pool,
+            work_queue_name=PROBE_QUEUE,
+            pull_steps=[{"prefect.deployments.steps.set_working_directory": {"directory": str(folder)}}],
+        )
+
+
+def run_worker(env: dict[str, str], action: str) -> None:
+    done = subprocess.run(
+        [sys.executable, "-m", "orchestration.worker", action],
+        cwd=PROJECT_ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
+    assert done.returncode == 0, f"worker {action} exited {done.returncode}:\n{done.stdout}\n{done.stderr}"
+
+
+def cancel_unfinished_probe_runs(stack: StackEnv, deployment_id: Any) -> None:
+    """A probe run left Scheduled or Running by a failed test must not reach another module's worker."""
+    from prefect.client.schemas.filters import DeploymentFilter, DeploymentFilterId
+    from prefect.states import Cancelled
+
+    with prefect_client(stack) as client:
+        runs = client.read_flow_runs(
+            deployment_filter=DeploymentFilter(id=DeploymentFilterId(any_=[deployment_id]))
+        )
+        for run in runs:
+            if run.state is not None and not run.state.is_final():
+                client.set_flow_run_state(run.id, Cancelled(message="test cleanup"), force=True)
+
+
+@pytest.fixture(scope="module")
+def zombie_setup(local_stack: StackEnv, tmp_path_factory: pytest.TempPathFactory) -> Iterator[ZombieSetup]:
+    """The automation from ``make deploy``'s step, a probe deployment and ``make demo``'s worker."""
+    env = clean_env(local_stack, PREFECT_WORKER_QUERY_SECONDS="1")
+    deployment_id = create_probe_deployment(local_stack, tmp_path_factory.mktemp("zombie-probe"))
+    try:
+        done = save_automation(env)
+        assert done.returncode == 0, done.stderr
+        run_worker(env, "start")
+        yield ZombieSetup(env=env, stack=local_stack, deployment_id=deployment_id)
+    finally:
+        cancel_unfinished_probe_runs(local_stack, deployment_id)
+        subprocess.run(
+            [sys.executable, "-m", "orchestration.worker", "stop"],
+            cwd=PROJECT_ROOT,
+            env=env,
+            timeout=120,
+            check=False,
+        )
+        delete_automations(local_stack)
+
+
+def heartbeats(stack: StackEnv, flow_run_id: Any) -> int:
+    """How many heartbeat events of this flow run the server has stored."""
+    from prefect.events.filters import EventFilter, EventNameFilter, EventResourceFilter
+
+    query = EventFilter(
+        event=EventNameFilter(name=["prefect.flow-run.heartbeat"]),
+        resource=EventResourceFilter(id=[f"prefect.flow-run.{flow_run_id}"]),
+    )
+    with prefect_client(stack) as client:
+        return client.read_events(filter=query, limit=50).total
+
+
+def wait_until(what: str, check: Any, timeout_s: float = WAIT_S) -> Any:
+    """Poll ``check()`` until it returns something truthy; bounded, fails naming ``what``."""
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        found = check()
+        if found:
+            return found
+        time.sleep(POLL_S)
+    pytest.fail(f"{what} did not happen within {timeout_s:.0f} s")
+
+
+def process_environ(pid: int) -> dict[str, str]:
+    """The environment a process started with (empty if it is gone or not ours)."""
+    try:
+        raw = Path(f"/proc/{pid}/environ").read_bytes()
+    except OSError:
+        return {}
+    pairs = (item.split(b"=", 1) for item in raw.split(b"\0") if b"=" in item)
+    return {key.decode(errors="replace"): value.decode(errors="replace") for key, value in pairs}
+
+
+def flow_run_pids(flow_run_id: Any) -> list[int]:
+    """The processes the worker started for the flow run (Prefect sets PREFECT__FLOW_RUN_ID in them)."""
+    wanted = str(flow_run_id)
+    return [
+        int(entry.name)
+        for entry in Path("/proc").iterdir()
+        if entry.name.isdigit() and process_environ(int(entry.name)).get("PREFECT__FLOW_RUN_ID") == wanted
+    ]
+
+
+def state_of(stack: StackEnv, flow_run_id: Any) -> Any:
+    with prefect_client(stack) as client:
+        return client.read_flow_run(flow_run_id).state
+
+
+@pytest.mark.e2e
+@pytest.mark.slow
+def test_a_flow_run_whose_processes_are_killed_becomes_crashed(zombie_setup: ZombieSetup) -> None:
+    stack, window = zombie_setup.stack, window_seconds(HEARTBEAT_S)
+    with prefect_client(stack) as client:
+        flow_run_id = client.create_flow_run_from_deployment(zombie_setup.deployment_id).id
+    wait_until("the probe run Running", lambda: state_of(stack, flow_run_id).is_running())
+    # A second beat within 3 periods proves the setting reached Prefect (whose default is 180 s).
+    wait_until("two heartbeats", lambda: heartbeats(stack, flow_run_id) >= 2, 3 * HEARTBEAT_S)
+    flow_pids = flow_run_pids(flow_run_id)
+    assert flow_pids, "no process carries the flow run's id"
+    assert {process_environ(pid)["PREFECT_FLOWS_HEARTBEAT_FREQUENCY"] for pid in flow_pids} == {"30"}
+    worker = read_pid(stack.state_dir, "worker")
+    assert worker is not None and worker.is_alive() and worker.pid not in flow_pids
+    os.kill(worker.pid, signal.SIGKILL)  # the worker first, so it cannot report its child's death
+    for pid in flow_pids:
+        os.kill(pid, signal.SIGKILL)
+    killed_at = time.time()
+    wait_until("the flow-run processes gone", lambda: not any(process_environ(p) for p in flow_pids))
+    assert state_of(stack, flow_run_id).is_running()  # nobody is left to report the run
+    final = wait_until("a final state", lambda: (s := state_of(stack, flow_run_id)).is_final() and s)
+    assert final.is_crashed(), final
+    assert final.message == CRASH_MESSAGE.format(seconds=window, name=AUTOMATION_NAME)
+    print(f"kill to Crashed: {final.timestamp.timestamp() - killed_at:.1f} s (window {window} s)")
