@@ -192,8 +192,9 @@ TO ?=
 ALLOW_DIRTY ?=
 .PHONY: deploy agent run backfill demo
 
-deploy: $(AGENT_STAMP) ## Pool, queues, code bundle flows/<sha>/ on S3, deployments (refuses a dirty tree unless ALLOW_DIRTY=1)
+deploy: $(AGENT_STAMP) ## Pool, queues, code bundle flows/<sha>/ on S3, deployments, zombie-run automation (ALLOW_DIRTY=1 for a dirty tree)
 	$(ORCH).deploy $(if $(filter-out 0,$(ALLOW_DIRTY)),--allow-dirty)
+	$(ORCH).automations
 
 agent: $(AGENT_STAMP) ## Process worker polling pool to-bikes (queues pipeline, preprocess) in the foreground; Ctrl-C stops it
 	$(ORCH).worker run
