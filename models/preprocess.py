@@ -21,7 +21,7 @@ import logging
 import re
 import tempfile
 from collections.abc import Sequence
-from concurrent.futures import ThreadPoolExecutor
+from contextlib import closing
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -32,12 +32,10 @@ import pyarrow.compute as pc
 from models import storage
 from models.clean import CANONICAL_SCHEMA, Checked, check_batch, count_true, mark_duplicates, period_outside
 from models.dedupe import SeenIds
-from models.encoding import digest_and_lines
 from models.errors import UserError, run_cli
 from models.features import OUTPUT_COLUMNS, build_features
-from models.opening import open_file
+from models.opening import OpenedFile, opened_files
 from models.quality import FileStats, QualityTracker, build_report, build_summary, render_markdown
-from models.readers import CsvFile, iter_csv_files
 from models.schema import Era
 from models.settings import Settings
 from models.sink import ParquetSink
@@ -73,7 +71,6 @@ class Run:
 
     trips: ParquetSink
     quarantine: ParquetSink
-    scanner: ThreadPoolExecutor  # digests and line counts, overlapping the parse
     tracker: QualityTracker
     seen: SeenIds
     period: str | None
@@ -130,11 +127,9 @@ def write_quarantine(run: Run, source: str, era: str, reasons: pa.Array, raw: pa
     run.quarantine.write(table)
 
 
-def process_file(run: Run, csv_file: CsvFile) -> str:
+def process_file(run: Run, opened: OpenedFile) -> str:
     """Stream one CSV into the run; returns its digest."""
-    scanned = run.scanner.submit(digest_and_lines, csv_file.path)
-    opened = open_file(csv_file)
-    era, source = opened.era, csv_file.source
+    era, source = opened.era, opened.source
     stats = FileStats(
         era=era.name, encoding=opened.head.encoding, bom=opened.head.bom, time_format=opened.fmt
     )
@@ -152,7 +147,7 @@ def process_file(run: Run, csv_file: CsvFile) -> str:
         write_quarantine(run, source, era.name, reasons, broken)
         run.tracker.add_reasons(source, reasons)
     stats.encoding = opened.head.decoder.encoding  # cp1252 if a later batch was not UTF-8
-    stats.digest, lines = scanned.result()
+    stats.digest, lines = opened.scan or ("", 0)
     stats.repaired_rows = len(opened.odd.repaired)
     stats.blank_lines = max(0, lines - 1 - stats.rows_in)  # lines that held no row
     if stats.rows_in == 0:
@@ -191,11 +186,11 @@ def preprocess(
         with (
             ParquetSink(work / "trips.parquet", output_schema(), use_dictionary=DICTIONARY_COLUMNS) as trips,
             ParquetSink(work / "quarantine.parquet", QUARANTINE_SCHEMA) as quarantine,
-            ThreadPoolExecutor(max_workers=1) as scanner,
+            closing(opened_files(str(input_uri), work / "inputs", settings)) as files,  # stops reading ahead
         ):
-            run = Run(trips, quarantine, scanner, QualityTracker(), SeenIds(), period, min_duration_s)
-            for csv_file in iter_csv_files(str(input_uri), work / "inputs", settings):
-                digests[csv_file.source] = process_file(run, csv_file)
+            run = Run(trips, quarantine, QualityTracker(), SeenIds(), period, min_duration_s)
+            for opened in files:
+                digests[opened.source] = process_file(run, opened)
         extra = {"input": str(input_uri), "input_digest": combine_digests(digests), "period": period}
         summary = build_summary(run.tracker, min_duration_s=min_duration_s, **extra, **paths)
         publish_outputs(work, paths, build_report(run.tracker, summary), settings)

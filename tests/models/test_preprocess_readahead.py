@@ -1,0 +1,71 @@
+"""Reading ahead in a background thread: errors surface in order, stopping early cleans up, and a
+2017 Q1-Q2 file gives the same rows whether it is kept in memory after its scan or read again."""
+
+from __future__ import annotations
+
+import threading
+
+import pytest
+
+from models.errors import UserError
+from models.opening import ReadAhead
+from tests.models.data.rows import HEADER_2017_Q1Q2, HEADER_2025, csv_bytes, row_2025, run_on
+
+pytestmark = pytest.mark.unit
+
+
+def numbers(count: int, fail_at: int | None = None, cleaned: list[str] | None = None):
+    try:
+        for number in range(count):
+            if number == fail_at:
+                raise UserError(f"item {number} is bad")
+            yield number
+    finally:
+        if cleaned is not None:
+            cleaned.append(threading.current_thread().name)
+
+
+def test_items_arrive_in_order_and_an_error_is_raised_where_it_happened():
+    received = []
+    with ReadAhead(numbers(10, fail_at=6), depth=2) as ahead, pytest.raises(UserError, match="item 6"):
+        for item in ahead:
+            received.append(item)
+    assert received == [0, 1, 2, 3, 4, 5]
+
+
+def test_stopping_early_runs_the_clean_up_in_the_reading_thread():
+    cleaned: list[str] = []
+    ahead = ReadAhead(numbers(1_000_000, cleaned=cleaned), depth=2)
+    assert next(iter(ahead)) == 0
+    ahead.close()
+    assert cleaned == ["read-ahead"] and not ahead.thread.is_alive()
+
+
+def test_a_bad_file_after_a_good_one_is_the_one_sentence_error(tmp_path):
+    files = {
+        "a.csv": csv_bytes(HEADER_2025, [row_2025(n) for n in range(1, 50)]),
+        "b.csv": csv_bytes("no,such,header", ["1,2,3"]),
+    }
+    with pytest.raises(UserError, match=r"b\.csv has an unknown header"):
+        run_on(tmp_path, files)
+
+
+def q2_rows(count: int) -> list[str]:
+    """Day-first rows (13 April is the evidence), spread over many CSV blocks."""
+    return [
+        f"{1000 + n},13/4/2017 18:{n % 60:02d},13/4/2017 19:{n % 60:02d},3600,7000,A St,7001,B St,Member"
+        for n in range(count)
+    ] + ["bad,row"]
+
+
+def test_a_2017_q1q2_file_too_big_to_keep_is_read_again_with_the_same_result(tmp_path, monkeypatch, caplog):
+    monkeypatch.setattr("models.readers.BLOCK_SIZE", 4096)
+    data = {"2017/q2.csv": csv_bytes(HEADER_2017_Q1Q2, q2_rows(2000))}
+    kept = run_on(tmp_path / "kept", data)
+    monkeypatch.setattr("models.opening.KEEP_BYTES", 10_000)
+    with caplog.at_level("INFO", logger="models.opening"):
+        again = run_on(tmp_path / "again", data)
+    assert "too big to keep in memory" in caplog.text
+    assert kept.summary["rows_in"] == again.summary["rows_in"] == 2001
+    assert kept.summary["by_reason"] == again.summary["by_reason"] == {"field_count": 1}
+    assert kept.trips.equals(again.trips) and kept.quarantine.equals(again.quarantine)
