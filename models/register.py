@@ -104,6 +104,30 @@ def wait_until_ready(
         time.sleep(POLL_S)
 
 
+def reuse_problem(
+    run_id: str, *, name: str, tracking_uri: str | None = None, settings: Settings | None = None
+) -> str | None:
+    """Why a cached training run cannot stand for a new one, or None when it can.
+
+    It can when it is still in the tracking store and the gate can still judge it: there is no
+    champion, the champion is this run's own version, or it is the champion the run scored.
+    """
+    client = connect_tracking(tracking_uri, settings)
+    try:
+        run = client.get_run(run_id)
+    except MlflowException:
+        return f"run {run_id} is no longer in the tracking store"
+    if run.info.lifecycle_stage != "active":
+        return f"run {run_id} was deleted"
+    champion = find_alias_version(client, name, CHAMPION)
+    if champion is None or champion.run_id == run_id:
+        return None
+    scored = run.data.tags.get("champion.version")
+    if scored != str(champion.version):
+        return f"the champion is now version {champion.version}, the run scored {scored or 'none'}"
+    return None
+
+
 def register_model(
     run_id: str,
     *,

@@ -15,7 +15,7 @@ import json
 import logging
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 import mlflow
@@ -39,6 +39,7 @@ from models.features import LABEL_COLUMN, TIME_COLUMN
 from models.run_logging import log_training_run
 from models.settings import Settings, load_settings
 from models.tracking import connect_tracking, find_alias_version, load_sklearn_model, reported_mlflow_errors
+from models.train_result import TrainResult
 from models.training_data import Split, read_training_inputs, select_features, split_by_month
 from models.training_inputs import list_input_uris
 
@@ -48,24 +49,6 @@ SEARCH_ROWS = 200_000  # rows (from the training months) the search fits on; 20%
 FIT_ROWS = 2_000_000  # at most this many rows for the final fit: more adds little, costs seconds
 TIME_BUDGET_S = 20.0  # seconds of fitting: half for the search, half for the final fit
 CHAMPION_ALIAS = "champion"
-
-
-@dataclass
-class TrainResult:
-    """What a training run produced; ``champion_metrics`` is None when there was no champion.
-
-    ``inputs`` are the URIs read, in order (their digests are in the run's ``inputs.json``).
-    """
-
-    run_id: str
-    metrics: dict[str, float]
-    baseline_metrics: dict[str, float]
-    champion_metrics: dict[str, float] | None
-    run_url: str | None
-    valid_month: str = ""
-    champion_version: str | None = None
-    seconds: float = 0.0
-    inputs: list[str] = field(default_factory=list)
 
 
 @dataclass

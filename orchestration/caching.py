@@ -5,6 +5,12 @@ the period's prefix (S3 ETags and sizes, or SHA-256 of local files), the digest 
 source that does the work, and the task's other inputs (period, output, minimum duration). A rerun
 of an unchanged period finds the cached summary instead of reading the raw files again; a new or
 changed raw file, or a change to ``models/``, computes a new key.
+
+Training is cached the same way on what decides its run: the checksums of the processed files it
+reads, the ``models`` source, its parameters, and where it logs (tracking URI, experiment, model
+name). An unchanged rerun of the pipeline reuses the MLflow run instead of training again; new data
+or new code trains again, and so does a cached run that was deleted or that scored a champion that
+has since been replaced (``models.register.reuse_problem``, checked by the flow).
 """
 
 from __future__ import annotations
@@ -45,6 +51,20 @@ def list_object_checksums(uri: str, settings: Settings | None) -> list[tuple[str
     except (BotoCoreError, ClientError) as exc:
         raise storage.describe_s3_error(exc, uri) from exc
     return sorted(found)
+
+
+def object_checksum(uri: str, settings: Settings | None) -> tuple[str, str, int]:
+    """``(uri, checksum, size)`` of one file: its S3 ETag, or the SHA-256 of a local file."""
+    if not storage.is_s3(uri):
+        return uri, storage.file_digest(uri), Path(uri).stat().st_size
+    from botocore.exceptions import BotoCoreError, ClientError
+
+    bucket, key = storage.split_s3_uri(uri)
+    try:
+        head = storage.s3_client(settings).head_object(Bucket=bucket, Key=key)
+    except (BotoCoreError, ClientError) as exc:
+        raise storage.describe_s3_error(exc, uri) from exc
+    return uri, head["ETag"].strip('"'), int(head["ContentLength"])
 
 
 def digest_source(folder: Path = MODELS_DIR) -> str:
@@ -91,3 +111,27 @@ def is_transient(task: Any, task_run: Any, state: Any) -> bool:
         log.info("not retrying %s: %s", task.name, error)
         return False
     return True
+
+
+@dataclass
+class InputObjectChecksums(CachePolicy):
+    """Cache key part: the checksums of the files named by the task's ``features_uris``."""
+
+    uris_parameter: str = "features_uris"
+
+    def compute_key(
+        self, task_ctx: Any, inputs: dict[str, Any], flow_parameters: dict[str, Any], **kwargs: Any
+    ) -> str | None:
+        uris = inputs[self.uris_parameter]
+        return hash_objects([object_checksum(uri, inputs.get("settings")) for uri in uris])
+
+
+@dataclass
+class TrainingTarget(CachePolicy):
+    """Cache key part: the tracking URI, experiment and model name a training run logs to."""
+
+    def compute_key(
+        self, task_ctx: Any, inputs: dict[str, Any], flow_parameters: dict[str, Any], **kwargs: Any
+    ) -> str | None:
+        settings = inputs["settings"]
+        return hash_objects(settings.mlflow_tracking_uri, settings.experiment, settings.model_name)

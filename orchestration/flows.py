@@ -8,6 +8,7 @@ Deployed by ``prefect.yaml``; run by a process worker from the code bundle pulle
 
 from __future__ import annotations
 
+from dataclasses import asdict
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -18,7 +19,14 @@ from prefect.tasks import exponential_backoff
 from models import storage
 from models.errors import UserError
 from models.settings import Settings
-from orchestration.caching import ModelsCodeVersion, RawObjectChecksums, is_transient
+from models.train_result import TrainResult
+from orchestration.caching import (
+    InputObjectChecksums,
+    ModelsCodeVersion,
+    RawObjectChecksums,
+    TrainingTarget,
+    is_transient,
+)
 from orchestration.flow_settings import (
     BUCKET_BLOCK,
     export_lineage,
@@ -30,12 +38,12 @@ from orchestration.reports import publish_quality, publish_training
 
 if TYPE_CHECKING:
     from models.register import RegistrationResult
-    from models.train import TrainResult
 
 RESULTS_FOLDER = "prefect-results"
 DEFAULT_MARGIN = 0.002  # models.register.DEFAULT_MARGIN; models.train and .register load on first use
 IO_RETRIES = {"retries": 2, "retry_delay_seconds": exponential_backoff(3), "retry_condition_fn": is_transient}
 PREPROCESS_CACHE = INPUTS - "settings" + RawObjectChecksums() + ModelsCodeVersion()
+TRAIN_CACHE = INPUTS - "settings" + InputObjectChecksums() + ModelsCodeVersion() + TrainingTarget()
 
 
 @task(name="find-latest-year", cache_policy=NO_CACHE, **IO_RETRIES)
@@ -83,19 +91,40 @@ def output_exists(uri: str, settings: Settings) -> bool:
     return any(obj["Key"] == key for obj in found.get("Contents", []))
 
 
-@task(name="train-model", cache_policy=NO_CACHE)
-def train_candidate(features_uri: str, max_evals: int, seed: int, settings: Settings) -> TrainResult:
-    """``models.train.train_model``: one MLflow run (not retried: a retry would log a second run)."""
+@task(name="select-training-inputs", cache_policy=NO_CACHE, **IO_RETRIES)
+def select_inputs(period: str, settings: Settings) -> list[str]:
+    """The processed files a run for ``period`` trains on (``models.training_inputs``)."""
+    from models.training_inputs import select_training_inputs
+
+    return select_training_inputs(settings, period)
+
+
+@task(name="train-model", cache_policy=TRAIN_CACHE, persist_result=True)
+def train_candidate(
+    features_uris: list[str], max_evals: int, seed: int, settings: Settings
+) -> dict[str, Any]:
+    """``models.train.train_model``: one MLflow run, cached (not retried: a retry would log a second run)."""
     from models.train import train_model
 
-    return train_model(
-        features_uri,
+    result = train_model(
+        features_uris,
         tracking_uri=settings.mlflow_tracking_uri,
         experiment=settings.experiment,
         model_name=settings.model_name,
         max_evals=max_evals,
         seed=seed,
         settings=settings,
+    )
+    return asdict(result)
+
+
+@task(name="check-cached-run", cache_policy=NO_CACHE, **IO_RETRIES)
+def reuse_problem(run_id: str, settings: Settings) -> str | None:
+    """Why a cached MLflow run cannot be reused (deleted, champion replaced), or None."""
+    from models.register import reuse_problem as find_problem
+
+    return find_problem(
+        run_id, name=settings.model_name, tracking_uri=settings.mlflow_tracking_uri, settings=settings
     )
 
 
@@ -130,6 +159,20 @@ def run_preprocess(input_uri: str, output_uri: str, period: str, min_duration_s:
     return summary, state.name == "Cached"
 
 
+def run_training(features_uris: list[str], max_evals: int, seed: int, settings: Settings):
+    """Train through the cache; train again when the cached MLflow run cannot be reused."""
+    cached_task = train_candidate.with_options(result_storage=results_storage(), result_serializer="json")
+    args = (features_uris, max_evals, seed, settings)
+    state = cached_task(*args, return_state=True)
+    found = state.result()
+    problem = reuse_problem(found["run_id"], settings) if state.name == "Cached" else None
+    if problem:
+        get_run_logger().warning("not reusing the cached training run: %s; training again", problem)
+        state = cached_task.with_options(refresh_cache=True)(*args, return_state=True)
+        found = state.result()
+    return TrainResult(**found), state.name == "Cached"
+
+
 @flow(name="preprocess")
 def preprocess_flow(year: int | None = None, month: int | None = None, min_duration_s: int = 60) -> dict:
     """Raw files of ``year`` (latest if omitted), kept to ``month`` if given -> processed/<period>/."""
@@ -149,13 +192,19 @@ def preprocess_flow(year: int | None = None, month: int | None = None, min_durat
 
 
 @flow(name="train")
-def train_flow(features_uri: str, max_evals: int = 8, seed: int = 7, margin: float = DEFAULT_MARGIN) -> dict:
-    """Processed Parquet -> MLflow run (with the flow run id and deployment as tags) -> registry gate."""
+def train_flow(
+    features_uris: list[str], max_evals: int = 8, seed: int = 7, margin: float = DEFAULT_MARGIN
+) -> dict:
+    """Processed Parquet files -> MLflow run (flow run id and deployment as tags) -> registry gate.
+
+    The run is cached (``orchestration.caching``): unchanged inputs, code, parameters and champion
+    reuse the MLflow run, which is registered again (idempotent) so a run that failed there resumes.
+    """
     lineage = export_lineage()
     logger = get_run_logger()
     settings = load_flow_settings()
-    logger.info("training on %s with lineage %s", features_uri, lineage)
-    result = train_candidate(features_uri, max_evals, seed, settings)
+    logger.info("training on %s with lineage %s", features_uris, lineage)
+    result, cached = run_training(list(features_uris), max_evals, seed, settings)
     registration = register_candidate(result.run_id, margin, settings)
     publish_training(result, registration)
     logger.info("run %s -> version %s: %s", result.run_id, registration.version, registration.reason)
@@ -166,6 +215,7 @@ def train_flow(features_uri: str, max_evals: int = 8, seed: int = 7, margin: flo
         "version": registration.version,
         "promoted": registration.promoted,
         "champion_version": registration.champion_version,
+        "training_cached": cached,
     }
 
 
@@ -177,8 +227,9 @@ def pipeline_flow(
     seed: int = 7,
     margin: float = DEFAULT_MARGIN,
 ) -> dict:
-    """Preprocess one period, then train and register on its processed data."""
+    """Preprocess one period, then train and register on it (a month with the months before it)."""
     export_lineage()
     processed = preprocess_flow(year=year, month=month)
-    trained = train_flow(processed["output"], max_evals=max_evals, seed=seed, margin=margin)
+    inputs = select_inputs(processed["period"], load_flow_settings())
+    trained = train_flow(inputs, max_evals=max_evals, seed=seed, margin=margin)
     return {"period": processed["period"], "cached": processed["cached"], **trained}

@@ -1,0 +1,89 @@
+"""The pipeline flow in this process against the local stack: training is cached, and a month trains.
+
+An unchanged rerun must reuse the MLflow run (no second run, same registered version); a deleted run
+must be trained again; a run for one month must train on that month and the months before it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+
+from stack.embedded import StackEnv
+from tests.orchestration.test_pipeline_e2e import upload_sample
+
+pytestmark = [pytest.mark.integration, pytest.mark.slow]
+
+BUCKET = "to-bikes-train-flow"
+EXPERIMENT = "to-bikes-train-flow"
+MODEL = "to-bikes-train-flow"
+
+
+@pytest.fixture(scope="module")
+def train_stack(local_stack: StackEnv, tmp_path_factory: pytest.TempPathFactory) -> Iterator[StackEnv]:
+    """Blocks for a bucket, experiment and model of this module's own, 2025 of a sample under raw/."""
+    from prefect.settings import PREFECT_API_URL, temporary_settings
+
+    from orchestration.save_blocks import save_all
+
+    folder = tmp_path_factory.mktemp("train-sample")
+    upload_sample(local_stack, folder, bucket=BUCKET, seed=13, years=("2025",), rows=8000)
+    settings = local_stack.settings().model_copy(
+        update={"bucket": BUCKET, "experiment": EXPERIMENT, "model_name": MODEL}
+    )
+    with temporary_settings(updates={PREFECT_API_URL: local_stack["PREFECT_API_URL"]}):
+        save_all(settings)
+        yield local_stack
+
+
+def run_pipeline(**params: Any) -> dict[str, Any]:
+    """One in-process pipeline run (one search trial); it must complete."""
+    from orchestration.flows import pipeline_flow
+
+    state = pipeline_flow(max_evals=1, **params, return_state=True)
+    assert state.is_completed(), state.message
+    return state.result()
+
+
+def mlflow_client(stack: StackEnv) -> Any:
+    from mlflow import MlflowClient
+
+    return MlflowClient(stack["MLFLOW_TRACKING_URI"])
+
+
+def test_an_unchanged_rerun_reuses_the_run_until_it_is_deleted(train_stack: StackEnv) -> None:
+    first = run_pipeline(year=2025)
+    again = run_pipeline(year=2025)
+    assert (first["training_cached"], again["training_cached"]) == (False, True)
+    assert (again["run_id"], again["version"]) == (first["run_id"], first["version"])
+    client = mlflow_client(train_stack)
+    experiment = client.get_experiment_by_name(EXPERIMENT)
+    assert len(client.search_runs([experiment.experiment_id])) == 1
+    assert len(client.search_model_versions(f"name = '{MODEL}'")) == 1
+    client.delete_run(first["run_id"])
+    retrained = run_pipeline(year=2025)
+    assert retrained["training_cached"] is False
+    assert retrained["run_id"] != first["run_id"]
+
+
+def test_a_month_trains_on_itself_and_the_months_before(train_stack: StackEnv) -> None:
+    from orchestration.flows import preprocess_flow
+
+    for month in (1, 2):
+        preprocess_flow(year=2025, month=month)
+    found = run_pipeline(year=2025, month=3)
+    assert found["period"] == "2025-03" and found["training_cached"] is False
+    params = mlflow_client(train_stack).get_run(found["run_id"]).data.params
+    assert params["n_inputs"] == "3"
+    assert [uri.rsplit("/", 2)[-2] for uri in params["input"].split(",")] == ["2025-01", "2025-02", "2025-03"]
+
+
+def test_a_month_without_earlier_months_fails_in_one_sentence(train_stack: StackEnv) -> None:
+    from orchestration.flows import pipeline_flow
+
+    state = pipeline_flow(year=2025, month=1, max_evals=1, return_state=True)
+    assert state.is_failed()
+    message = str(state.result(raise_on_failure=False))
+    assert "needs at least two months" in message and "2025-01" in message
