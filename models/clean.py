@@ -34,19 +34,20 @@ from models.timeparse import UNIT
 MAX_DURATION_S = 24 * 3600
 MAX_FIELD_BYTES = 1000  # the longest real value is a station name of under 100 characters
 TIME_TYPE = pa.timestamp(UNIT)
+TEXT_TYPE = pa.dictionary(pa.int32(), pa.string())  # repetitive text, written to Parquet as it is
 CANONICAL_TYPES = {
     "trip_id": pa.int64(),
     "start_time": TIME_TYPE,
     "end_time": TIME_TYPE,
     "duration_s": pa.int64(),
     "start_station_id": pa.int64(),
-    "start_station_name": pa.string(),
+    "start_station_name": TEXT_TYPE,
     "end_station_id": pa.int64(),
-    "end_station_name": pa.string(),
+    "end_station_name": TEXT_TYPE,
     "bike_id": pa.int64(),
-    "bike_model": pa.string(),
-    "user_type": pa.string(),
-    "source_file": pa.string(),
+    "bike_model": TEXT_TYPE,
+    "user_type": TEXT_TYPE,
+    "source_file": TEXT_TYPE,
 }
 CANONICAL_SCHEMA = pa.schema([(name, CANONICAL_TYPES[name]) for name in CANONICAL_COLUMNS])
 
@@ -111,10 +112,15 @@ def check_batch(batch: pa.RecordBatch, era: Era, fmt: str, source: str, min_dura
         **stations,
         **extras,
         "user_type": labels,
-        "source_file": pa.repeat(pa.scalar(source), batch.num_rows),
+        "source_file": repeated_text(source, batch.num_rows),
     }
     trips = pa.Table.from_arrays([columns[c] for c in CANONICAL_COLUMNS], schema=CANONICAL_SCHEMA)
     return Checked(trips, reasons.values, null_name, null_bike)
+
+
+def repeated_text(value: str, size: int) -> pa.DictionaryArray:
+    """One text value on every row, as a one-entry dictionary."""
+    return pa.DictionaryArray.from_arrays(pa.array(np.zeros(size, dtype=np.int32)), pa.array([value]))
 
 
 def longest_value(column: pa.Array) -> int:
@@ -149,7 +155,7 @@ def optional_columns(
         bike = parse_integer(raw["bike_id"]).values
         null_bike = pc.is_null(bike) if bike.null_count else None
     model = (
-        parse_text(raw["bike_model"]).values if raw["bike_model"] is not None else pa.nulls(size, pa.string())
+        parse_text(raw["bike_model"]).values if raw["bike_model"] is not None else pa.nulls(size, TEXT_TYPE)
     )
     return {"bike_id": bike, "bike_model": model}, null_bike
 

@@ -57,10 +57,15 @@ def collapse_spaces(values: pa.Array) -> pa.Array:
     return values
 
 
-def by_dictionary(values: pa.Array, clean) -> pa.Array:
-    """Apply ``clean`` to each distinct value once, then expand back to one value per row."""
+def by_dictionary(values: pa.Array, clean) -> pa.DictionaryArray:
+    """Apply ``clean`` to each distinct value once; the result stays dictionary-encoded.
+
+    The cleaned dictionary is encoded again, so that it holds distinct values and no nulls (a null
+    is a null index): the Parquet writer then stores it as it is, without hashing every row again.
+    """
     encoded = pc.dictionary_encode(values)
-    return pc.take(clean(encoded.dictionary), encoded.indices)
+    cleaned = pc.dictionary_encode(clean(encoded.dictionary))
+    return pa.DictionaryArray.from_arrays(pc.take(cleaned.indices, encoded.indices), cleaned.dictionary)
 
 
 def parse_names(values: pa.Array) -> Parsed:

@@ -55,6 +55,8 @@ def as_flag(mask: pa.Array) -> pa.Array:
 def same_station(trips: pa.Table) -> pa.Array:
     """Start == end station: by id where both ids are known, else by name (eras without ids)."""
     by_id = pc.equal(trips["start_station_id"], trips["end_station_id"])
+    if by_id.null_count == 0:
+        return by_id
     by_name = pc.equal(trips["start_station_name"], trips["end_station_name"])
     return pc.coalesce(by_id, by_name)
 

@@ -191,6 +191,7 @@ def preprocess(
                 output_schema(),
                 use_dictionary=DICTIONARY_COLUMNS,
                 write_statistics=STATISTICS_COLUMNS,
+                store_schema=False,  # text columns then read back as strings, not dictionaries
             ) as trips,
             ParquetSink(work / "quarantine.parquet", QUARANTINE_SCHEMA) as quarantine,
             closing(opened_files(str(input_uri), work / "inputs", settings)) as files,  # stops reading ahead

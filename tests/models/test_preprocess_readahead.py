@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import threading
 
+import pyarrow as pa
+import pyarrow.parquet as pq
 import pytest
 
 from models.errors import UserError
@@ -69,3 +71,13 @@ def test_a_2017_q1q2_file_too_big_to_keep_is_read_again_with_the_same_result(tmp
     assert kept.summary["rows_in"] == again.summary["rows_in"] == 2001
     assert kept.summary["by_reason"] == again.summary["by_reason"] == {"field_count": 1}
     assert kept.trips.equals(again.trips) and kept.quarantine.equals(again.quarantine)
+
+
+def test_the_output_reads_back_with_plain_types(tmp_path):
+    """Text columns are dictionary-encoded in memory but read back as strings, times as naive ms."""
+    run_on(tmp_path, {"a.csv": csv_bytes(HEADER_2025, [row_2025(n) for n in range(1, 5)])})
+    schema = pq.read_schema(tmp_path / "out" / "trips.parquet")
+    types = {field.name: field.type for field in schema}
+    assert types["start_station_name"] == types["user_type"] == types["source_file"] == pa.string()
+    assert types["start_time"] == pa.timestamp("ms") and types["trip_id"] == pa.int64()
+    assert types["hour"] == pa.int8()
