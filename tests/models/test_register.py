@@ -16,7 +16,7 @@ from mlflow import MlflowClient
 
 from models.errors import UserError, run_cli
 from models.features import LABEL_COLUMN, TIME_COLUMN
-from models.register import main, register_model, wait_until_ready
+from models.register import main, register_model, reuse_problem, wait_until_ready
 from models.train import train_model
 from tests.models.test_train_data import build_trips, make_tracking_uri, write_trips
 
@@ -113,6 +113,16 @@ def test_versions_carry_lineage_and_the_gate_decision(scenario):
 
 
 @pytest.mark.integration
+def test_a_cached_run_is_reusable_only_while_the_gate_can_still_judge_it(scenario):
+    def problem(key: str) -> str | None:
+        return reuse_problem(scenario.runs[key].run_id, name=NAME, tracking_uri=scenario.uri)
+
+    assert problem("strong") is None  # it is the champion
+    assert problem("useless") is None  # it scored the champion of today
+    assert problem("weak") == "the champion is now version 2, the run scored none"
+    assert "no longer in the tracking store" in reuse_problem("0" * 32, name=NAME, tracking_uri=scenario.uri)
+
+
 def test_a_failure_before_promotion_is_fixed_by_a_rerun(tmp_path_factory, tmp_path, monkeypatch):
     uri = make_tracking_uri(tmp_path_factory, tmp_path)
     monkeypatch.chdir(tmp_path)
