@@ -1,6 +1,6 @@
 """The exact files a deployment's code bundle is made of, staged in a folder of their own.
 
-``push_to_s3`` uploads its working directory minus ``.prefectignore``, and walks every file below it
+``prefect deploy`` pushes from its working directory minus ``.prefectignore``, and walks every file below it
 to decide (about 25 s per deployment in a checkout with two venvs and data). ``make deploy`` therefore
 runs ``prefect deploy`` in a staging folder holding only the commit: ``git archive HEAD`` for a clean
 tree, so the bundle is the commit itself, or the tracked and untracked-but-not-ignored files of the
