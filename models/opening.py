@@ -21,6 +21,7 @@ from dataclasses import dataclass
 from itertools import chain
 from pathlib import Path
 
+import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
@@ -59,13 +60,34 @@ def start_column(era: Era) -> str:
     return next(name for name, canonical in era.columns.items() if canonical == "start_time")
 
 
+def starts_with_digit(values: pa.Array) -> pa.Array:
+    """Mask of values whose trimmed text starts with an ASCII digit.
+
+    Read from the first byte of each value (offsets and data buffers, no kernel): only values
+    that do not start with a digit, usually none, are trimmed and looked at again.
+    """
+    values = values.cast(pa.large_string())
+    offsets = np.frombuffer(values.buffers()[1], np.int64)[values.offset : values.offset + len(values) + 1]
+    data = values.buffers()[2]
+    data = np.frombuffer(data, np.uint8) if data is not None else np.zeros(0, np.uint8)
+    nonempty = offsets[1:] > offsets[:-1]
+    first = np.zeros(len(values), np.uint8)
+    first[nonempty] = data[offsets[:-1][nonempty]]
+    digit = (first >= ord("0")) & (first <= ord("9"))
+    other = np.flatnonzero(~digit)
+    if len(other):
+        rest = pc.match_substring_regex(pc.utf8_trim_whitespace(values.take(other)), r"^\d")
+        digit[other] = pc.fill_null(rest, False).to_numpy(zero_copy_only=False)
+    return pa.array(digit & values.is_valid().to_numpy(zero_copy_only=False))
+
+
 def start_times(columns: list[pa.Array], era: Era) -> pa.Array:
-    """Start times to decide the format from: a spread sample (all of them for 2017 Q1-Q2)."""
-    values = pc.utf8_trim_whitespace(pa.chunked_array(columns, pa.string()).combine_chunks())
-    values = values.filter(pc.match_substring_regex(values, r"^\d"))
+    """Start times to decide the format from: a spread sample (all of them for 2017 Q1-Q2), trimmed."""
+    values = pa.chunked_array(columns, pa.string()).combine_chunks()
+    values = values.filter(starts_with_digit(values))
     if not era.day_first_possible and len(values) > SAMPLE_VALUES:
         values = values.take(pa.array(range(0, len(values), len(values) // SAMPLE_VALUES + 1)))
-    return values
+    return pc.utf8_trim_whitespace(values)
 
 
 def scan_whole(

@@ -78,6 +78,9 @@ def parsed_share(values: pa.Array, fmt: str) -> float:
     present = values.drop_null()
     if len(present) == 0:
         return 0.0
+    separator = "/" if "/" in fmt else "-"  # a literal in the format: a value without it cannot parse
+    if not pc.any(pc.match_substring(present, separator)).as_py():
+        return 0.0
     parsed = parse_times(present, fmt)
     plausible = pc.sum(pc.greater_equal(pc.year(parsed), MIN_YEAR)).as_py() or 0
     return plausible / len(present)

@@ -10,7 +10,7 @@ import pyarrow.parquet as pq
 import pytest
 
 from models.errors import UserError
-from models.opening import ReadAhead
+from models.opening import ReadAhead, starts_with_digit
 from tests.models.data.rows import HEADER_2017_Q1Q2, HEADER_2025, csv_bytes, row_2025, run_on
 
 pytestmark = pytest.mark.unit
@@ -81,3 +81,8 @@ def test_the_output_reads_back_with_plain_types(tmp_path):
     assert types["start_station_name"] == types["user_type"] == types["source_file"] == pa.string()
     assert types["start_time"] == pa.timestamp("ms") and types["trip_id"] == pa.int64()
     assert types["hour"] == pa.int8()
+
+
+def test_start_time_sample_keeps_values_whose_trimmed_text_starts_with_a_digit():
+    values = pa.array(["1/2/2017 0:00", " 3/4", "\u00a05/6", "", None, "NULL", "x1", "\u0661", "  "]).slice(1)
+    assert starts_with_digit(values).to_pylist() == [True, True, False, False, False, False, False, False]
