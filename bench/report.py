@@ -113,6 +113,7 @@ def render_markdown(results: dict[str, Any], rows: list[dict[str, Any]]) -> str:
 def write_results(results: dict[str, Any], folder: Path) -> list[dict[str, Any]]:
     """Write ``results.md`` and ``results.json`` into ``folder``; returns the table rows."""
     rows = build_rows(results)
+    folder.mkdir(parents=True, exist_ok=True)
     (folder / "results.md").write_text(render_markdown(results, rows), encoding="utf-8")
     record = {**results, "table": rows}
     (folder / "results.json").write_text(json.dumps(record, indent=2, default=str) + "\n", encoding="utf-8")
