@@ -26,6 +26,11 @@ TO_BIKES_S3_PORT ?= 9000
 TO_BIKES_MLFLOW_PORT ?= 5050
 PREFECT_API_URL ?= http://$(TO_BIKES_HOST):$(TO_BIKES_PREFECT_PORT)/api
 export TO_BIKES_HOST TO_BIKES_PREFECT_PORT TO_BIKES_S3_PORT TO_BIKES_MLFLOW_PORT PREFECT_API_URL
+# Every flow run started through make (workers, in-process runs, tests) heartbeats at the period the
+# zombie-run automation of `make deploy` expects (orchestration/automations.py); Prefect's default is 180 s.
+TO_BIKES_HEARTBEAT_SECONDS ?= 30
+PREFECT_FLOWS_HEARTBEAT_FREQUENCY ?= $(TO_BIKES_HEARTBEAT_SECONDS)
+export PREFECT_FLOWS_HEARTBEAT_FREQUENCY
 
 LOCK_COMPILE := $(VENV)/bin/pip-compile --quiet --generate-hashes --allow-unsafe --strip-extras \
 	--no-emit-index-url --no-emit-find-links --no-emit-trusted-host --resolver=backtracking
