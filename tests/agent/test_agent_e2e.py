@@ -8,25 +8,21 @@ run pulls the bundle from S3).
 
 from __future__ import annotations
 
-import subprocess
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 from models.lineage import run_git
-from models.settings import PROJECT_ROOT
 from stack.embedded import StackEnv
 from tests.agent.conftest import BuiltImage, worker_env
 from tests.agent.docker_helpers import clean_env, container_logs, online_workers, run_script, wait_for
 from tests.orchestration.test_pipeline_e2e import (
-    COMMAND_TIMEOUT_S,
     PIPELINE,
     Deployed,
     PipelineRun,
+    deploy_project,
     prefect_client,
-    run_module,
     trigger_pipeline,
     upload_sample,
 )
@@ -49,19 +45,7 @@ def deployed_to_container(
     env = clean_env(local_stack, overrides)
     env.pop("PYTHONPATH", None)
     upload_sample(local_stack, tmp_path_factory.mktemp("docker-sample"), bucket=BUCKET, seed=11)
-    prefect = str(Path(sys.executable).parent / "prefect")
-    registered = subprocess.run(
-        [prefect, "--no-prompt", "block", "register", "-f", "orchestration/blocks.py"],
-        cwd=PROJECT_ROOT,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=COMMAND_TIMEOUT_S,
-        check=False,
-    )
-    assert registered.returncode == 0, registered.stdout + registered.stderr
-    run_module("orchestration.save_blocks", env)
-    run_module("orchestration.deploy", env, "--allow-dirty")
+    deploy_project(env)
     container_env = (
         worker_env(docker_engine, local_stack, tmp_path_factory.mktemp("docker-worker")) | overrides
     )

@@ -70,14 +70,47 @@ def s3_client(stack: StackEnv) -> Any:
     return stack.s3_client()
 
 
-def upload_sample(stack: StackEnv, folder: Path, bucket: str = BUCKET, seed: int = 7) -> None:
-    """A small sample's 2024 and 2025 files under ``raw/<year>/`` of ``bucket`` (created here)."""
-    generate_sample(folder, seed=seed, rows=3000)
+def upload_sample(
+    stack: StackEnv,
+    folder: Path,
+    bucket: str = BUCKET,
+    seed: int = 7,
+    years: tuple[str, ...] = ("2024", "2025"),
+    rows: int = 3000,
+) -> None:
+    """A generated sample's ``years`` under ``raw/<year>/`` of ``bucket`` (created here)."""
+    generate_sample(folder, seed=seed, rows=rows)
     client = s3_client(stack)
     client.create_bucket(Bucket=bucket)
-    for year in ("2024", "2025"):
+    for year in years:
         for path in sorted((folder / year).iterdir()):
             client.upload_file(str(path), bucket, f"raw/{year}/{path.name}")
+
+
+def save_blocks(env: dict[str, str]) -> None:
+    """``make blocks`` (the block types registered, then the documents saved) with this environment."""
+    prefect = str(Path(sys.executable).parent / "prefect")
+    registered = subprocess.run(
+        [prefect, "--no-prompt", "block", "register", "-f", "orchestration/blocks.py"],
+        cwd=PROJECT_ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=COMMAND_TIMEOUT_S,
+        check=False,
+    )
+    assert registered.returncode == 0, registered.stdout + registered.stderr
+    run_module("orchestration.save_blocks", env)
+
+
+def deploy_project(env: dict[str, str]) -> None:
+    """``make blocks deploy`` with this environment: blocks saved, code bundle and deployments pushed.
+
+    ``--allow-dirty``: a clean checkout (CI) deploys ``flows/<sha>/``, a work tree with changes
+    ``flows/<sha>-dirty-<time>/``.
+    """
+    save_blocks(env)
+    run_module("orchestration.deploy", env, "--allow-dirty")
 
 
 @pytest.fixture(scope="module")
@@ -86,17 +119,7 @@ def deployed(local_stack: StackEnv, tmp_path_factory: pytest.TempPathFactory) ->
     base = {k: v for k, v in os.environ.items() if not k.startswith(_PRIVATE) and k != "PYTHONPATH"}
     env = {**base, **local_stack, "TO_BIKES_BUCKET": BUCKET, "PREFECT_WORKER_QUERY_SECONDS": "1"}
     upload_sample(local_stack, tmp_path_factory.mktemp("sample"))
-    prefect = str(Path(sys.executable).parent / "prefect")
-    subprocess.run(
-        [prefect, "--no-prompt", "block", "register", "-f", "orchestration/blocks.py"],
-        cwd=PROJECT_ROOT,
-        env=env,
-        check=True,
-        capture_output=True,
-        timeout=COMMAND_TIMEOUT_S,
-    )
-    run_module("orchestration.save_blocks", env)
-    run_module("orchestration.deploy", env, "--allow-dirty")  # a clean checkout (CI) deploys flows/<sha>/
+    deploy_project(env)
     try:
         run_module("orchestration.worker", env, "start")
         yield Deployed(env=env, stack=local_stack, sha=run_git(["rev-parse", "HEAD"]) or "")

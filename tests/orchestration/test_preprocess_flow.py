@@ -13,8 +13,8 @@ from typing import Any
 
 import pytest
 
-from models.sample import generate_sample
 from stack.embedded import StackEnv
+from tests.orchestration.test_pipeline_e2e import upload_sample
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
@@ -33,11 +33,7 @@ def flow_stack(local_stack: StackEnv, tmp_path_factory: pytest.TempPathFactory) 
     from orchestration.save_blocks import save_all
 
     folder = tmp_path_factory.mktemp("flow-sample")
-    generate_sample(folder, seed=11, rows=2000)
-    client = s3_client(local_stack)
-    client.create_bucket(Bucket=BUCKET)
-    for path in sorted((folder / "2025").iterdir()):
-        client.upload_file(str(path), BUCKET, f"raw/2025/{path.name}")
+    upload_sample(local_stack, folder, bucket=BUCKET, seed=11, years=("2025",), rows=2000)
     settings = local_stack.settings().model_copy(update={"bucket": BUCKET})
     with temporary_settings(updates={PREFECT_API_URL: local_stack["PREFECT_API_URL"]}):
         save_all(settings)

@@ -27,7 +27,6 @@ from mlflow import MlflowClient
 from models import storage
 from models.errors import UserError
 from models.register import register_model
-from models.sample import generate_sample
 from models.settings import PROJECT_ROOT
 from models.train import train_model
 from stack.embedded import StackEnv, free_ports, make_stack_env, running_stack
@@ -35,12 +34,15 @@ from stack.processes import group_members, read_pid
 from tests.models.test_train_data import build_trips, write_trips
 from tests.orchestration.test_pipeline_e2e import (
     Deployed,
+    deploy_project,
     prefect_client,
     read_messages,
     run_and_subflow_ids,
     run_module,
+    save_blocks,
+    upload_sample,
 )
-from tests.orchestration.test_reliability import clean_env, save_blocks, trigger
+from tests.orchestration.test_reliability import clean_env, trigger
 from tests.stack.stack_helpers import AGENT_BIN, run_command, run_make_blocks
 
 pytestmark = pytest.mark.integration
@@ -229,13 +231,8 @@ def pipeline_run(
     """Blocks, deploy, worker and one completed pipeline run (2024) in a bucket of its own."""
     env = clean_env(local_stack, TO_BIKES_BUCKET=SECRETS_BUCKET)
     folder = tmp_path_factory.mktemp("secrets-sample")
-    generate_sample(folder, seed=11, rows=3000)
-    client = s3(local_stack)
-    client.create_bucket(Bucket=SECRETS_BUCKET)
-    for path in sorted((folder / "2024").iterdir()):
-        client.upload_file(str(path), SECRETS_BUCKET, f"raw/2024/{path.name}")
-    save_blocks(env)
-    run_module("orchestration.deploy", env, "--allow-dirty")
+    upload_sample(local_stack, folder, bucket=SECRETS_BUCKET, seed=11, years=("2024",))
+    deploy_project(env)
     deployed = Deployed(env=env, stack=local_stack, sha="")
     try:
         run_module("orchestration.worker", env, "start")
