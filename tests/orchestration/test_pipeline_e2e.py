@@ -8,10 +8,12 @@ small synthetic sample (2024 and 2025) under ``raw/``, and the same commands as 
 
 from __future__ import annotations
 
+import io
 import os
 import re
 import subprocess
 import sys
+import tarfile
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -68,6 +70,12 @@ def run_module(module: str, env: dict[str, str], *args: str) -> subprocess.Compl
 
 def s3_client(stack: StackEnv) -> Any:
     return stack.s3_client()
+
+
+def unpack_bundle(body: bytes) -> dict[str, bytes]:
+    """The files of a ``bundle.tar.gz`` (``orchestration.bundle``): relative path -> bytes."""
+    with tarfile.open(fileobj=io.BytesIO(body)) as tar:
+        return {m.name: tar.extractfile(m).read() for m in tar.getmembers() if m.isfile()}
 
 
 def upload_sample(
@@ -186,10 +194,13 @@ def test_pipeline_completes_with_code_pulled_from_s3(deployed: Deployed, first_r
     folder = deployment.pull_steps[0]["prefect_aws.deployments.steps.pull_from_s3"]["folder"]
     assert folder.startswith(f"flows/{deployed.sha}")
     listed = s3_client(deployed.stack).list_objects_v2(Bucket=BUCKET, Prefix=folder + "/")
-    keys = {item["Key"][len(folder) + 1 :] for item in listed.get("Contents", [])}
+    assert [item["Key"] for item in listed.get("Contents", [])] == [f"{folder}/bundle.tar.gz"]
+    body = s3_client(deployed.stack).get_object(Bucket=BUCKET, Key=f"{folder}/bundle.tar.gz")["Body"].read()
+    keys = set(unpack_bundle(body))
     assert {"orchestration/flows.py", "models/preprocess.py", "prefect.yaml"} <= keys
     assert not [k for k in keys if k.startswith(("data/", ".venv/", "agent/.venv/", ".stack/", ".git/"))]
     assert any("'pull_from_s3' completed successfully" in m for m in messages), messages
+    assert any("'run_shell_script' completed successfully" in m for m in messages), messages
     code = [m for m in messages if m.startswith("flows from ")]
     assert code, messages
     imported_from = Path(code[0].split()[2])
@@ -214,7 +225,7 @@ def test_champion_carries_the_flow_run_and_the_commit(deployed: Deployed, first_
     assert tags["prefect.deployment"] == PIPELINE
 
 
-def test_second_run_of_the_same_period_skips_preprocessing(
+def test_second_run_of_the_same_period_skips_preprocessing_and_training(
     deployed: Deployed, first_run: PipelineRun, second_run: PipelineRun
 ) -> None:
     from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterId
@@ -224,10 +235,15 @@ def test_second_run_of_the_same_period_skips_preprocessing(
         for label, run in (("first", first_run), ("second", second_run)):
             runs = FlowRunFilter(id=FlowRunFilterId(any_=run_and_subflow_ids(client, run.flow_run_id)))
             task_runs = client.read_task_runs(flow_run_filter=runs)
-            states[label] = [t.state.name for t in task_runs if t.name.startswith("preprocess-period")]
+            states[label] = [
+                t.state.name for t in task_runs if t.name.startswith(("preprocess-period", "train-model"))
+            ]
             found = client.read_artifacts(flow_run_filter=runs)
             artifacts[label] = [a.description or "" for a in found if a.key == "data-quality-2025"]
-    assert states == {"first": ["Completed"], "second": ["Cached"]}
+    assert {k: sorted(v) for k, v in states.items()} == {
+        "first": ["Completed", "Completed"],
+        "second": ["Cached", "Cached"],
+    }
     assert len(artifacts["second"]) == 1
     assert "cached result" in artifacts["second"][0]
     assert "computed in this run" in artifacts["first"][0]

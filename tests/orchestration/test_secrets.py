@@ -2,7 +2,7 @@
 
 Every test plants the stack's real secret where a mistake would spread it (a ``.env`` in the project,
 the process environment, DEBUG logging of every library) and then scans what others can read:
-the objects ``push_to_s3`` uploads with our ``.prefectignore``, log records at DEBUG, the servers'
+the code bundle ``push_code_bundle`` uploads with our ``.prefectignore``, log records at DEBUG, the servers'
 log files, MLflow params, tags and artifacts, registry tags, and the text of every exception.
 """
 
@@ -40,6 +40,7 @@ from tests.orchestration.test_pipeline_e2e import (
     run_and_subflow_ids,
     run_module,
     save_blocks,
+    unpack_bundle,
     upload_sample,
 )
 from tests.orchestration.test_reliability import clean_env, trigger
@@ -87,19 +88,27 @@ def copy_project(target: Path) -> list[str]:
 
 
 def read_bundle(env: StackEnv, folder: str, bucket: str | None = None) -> dict[str, bytes]:
-    """Every object under ``folder/`` (of ``bucket``, default the stack's): relative key -> bytes."""
+    """Every object under ``folder/`` (of ``bucket``, default the stack's): relative key -> bytes.
+
+    A code bundle (``.../bundle.tar.gz``) stands for the files it holds, under the bundle's folder.
+    """
     client, found, bucket = s3(env), {}, bucket or env.bucket
     for page in client.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=folder + "/"):
         for item in page.get("Contents", []):
             body = client.get_object(Bucket=bucket, Key=item["Key"])["Body"].read()
-            found[item["Key"][len(folder) + 1 :]] = body
+            relative = item["Key"][len(folder) + 1 :]
+            if relative.endswith("bundle.tar.gz"):
+                where = relative.removesuffix("bundle.tar.gz")
+                found |= {where + name: data for name, data in unpack_bundle(body).items()}
+            else:
+                found[relative] = body
     return found
 
 
 def test_prefectignore_keeps_env_and_secret_files_out_of_the_code_bundle(
     s3_server: StackEnv, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from prefect_aws.deployments.steps import push_to_s3
+    from orchestration.bundle import push_code_bundle
 
     secret = s3_server["AWS_SECRET_ACCESS_KEY"]
     project = tmp_path / "project"
@@ -109,7 +118,7 @@ def test_prefectignore_keeps_env_and_secret_files_out_of_the_code_bundle(
         (project / name).write_text(f"AWS_SECRET_ACCESS_KEY={secret}\n")
     monkeypatch.chdir(project)
     folder = f"flows/secrets-{uuid.uuid4().hex[:8]}"
-    push_to_s3(
+    push_code_bundle(
         bucket=s3_server.bucket,
         folder=folder,
         credentials={"aws_access_key_id": s3_server["AWS_ACCESS_KEY_ID"], "aws_secret_access_key": secret},
