@@ -7,6 +7,8 @@ Preprocessing writes every column in ``OUTPUT_COLUMNS``; training reads ``FEATUR
 
 from __future__ import annotations
 
+import datetime as dt
+
 import pyarrow as pa
 import pyarrow.compute as pc
 
@@ -69,7 +71,7 @@ def build_features(trips: pa.Table) -> pa.Table:
     """
     start = trips[TIME_COLUMN]
     weekday = pc.day_of_week(start)  # Monday = 0
-    years = pc.unique(pc.year(start)).drop_null().to_pylist()
+    years = [y for y in pc.unique(pc.year(start)).drop_null().to_pylist() if dt.MINYEAR <= y < dt.MAXYEAR]
     days = pa.array(holidays_for(years), pa.date32())
     features = {
         "hour": pc.cast(pc.hour(start), pa.int8()),

@@ -6,8 +6,10 @@ and the evidence may sit anywhere in the quarter; such a file is kept in memory 
 instead of being read twice, up to ``KEEP_BYTES``).
 
 Finding, unpacking, hashing, parsing and decoding run in a background thread, a few batches
-ahead of the caller: the next file is read while the current one is checked and written, so
-both cores work. Memory stays bounded by ``READ_AHEAD`` batches (one CSV block each).
+ahead; a second thread prepares each batch (the caller's ``prepare``: checks and features), and
+the caller keeps only the work that must follow input order. The next file is read while the
+current one is checked and written, so both cores work. Memory stays bounded by twice
+``READ_AHEAD`` batches (one CSV block each).
 """
 
 from __future__ import annotations
@@ -15,11 +17,12 @@ from __future__ import annotations
 import logging
 import queue
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from itertools import chain
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pyarrow as pa
@@ -138,6 +141,7 @@ class Failed:
 
 
 DONE = object()
+Prepare = Callable[["OpenedFile", pa.RecordBatch], Any]
 
 
 class ReadAhead:
@@ -147,10 +151,10 @@ class ReadAhead:
     (or leaving the ``with`` block) stops the thread and runs the iterator's own clean-up there.
     """
 
-    def __init__(self, items: Iterator, depth: int) -> None:
+    def __init__(self, items: Iterator, depth: int, name: str = "read-ahead") -> None:
         self.queue: queue.Queue = queue.Queue(maxsize=depth)
         self.stopping = threading.Event()
-        self.thread = threading.Thread(target=self.fill, args=(items,), name="read-ahead", daemon=True)
+        self.thread = threading.Thread(target=self.fill, args=(items,), name=name, daemon=True)
         self.thread.start()
 
     def fill(self, items: Iterator) -> None:
@@ -203,19 +207,39 @@ class Scanned:
     lines: int
 
 
+def as_is(_opened: OpenedFile, batch: pa.RecordBatch) -> pa.RecordBatch:
+    """The default ``prepare``: batches reach the caller as they were read."""
+    return batch
+
+
 def file_events(root: str, work: Path, settings: Settings | None) -> Iterator[object]:
-    """Per CSV of the input: its ``OpenedFile``, then its batches, then its ``Scanned``."""
+    """Per CSV of the input: its ``OpenedFile``, then its batches, then its ``Scanned``.
+
+    The repaired rows (extra empty fields) come last, as one more batch, once the reader is done.
+    """
     with ThreadPoolExecutor(max_workers=1, thread_name_prefix="digest") as scanner:
         for csv_file in iter_csv_files(root, work, settings):
             scanned = scanner.submit(digest_and_lines, csv_file.path)  # hashing overlaps the parse
             opened = open_file(csv_file)
             yield opened
             yield from opened.batches
+            repaired = opened.odd.repaired_batch(list(opened.era.header))
+            if repaired is not None:
+                yield repaired
             yield Scanned(*scanned.result())  # before the scratch copy is removed
 
 
-def batches_until_scanned(events: Iterator[object], opened: OpenedFile) -> Iterator[pa.RecordBatch]:
-    """The file's batches from the shared stream; sets ``opened.scan`` at its end."""
+def prepared_events(events: Iterator[object], prepare: Prepare) -> Iterator[object]:
+    """The same stream with ``prepare(opened, batch)`` in place of each batch."""
+    opened = None
+    for event in events:
+        if isinstance(event, OpenedFile):
+            opened = event
+        yield prepare(opened, event) if isinstance(event, pa.RecordBatch) else event
+
+
+def batches_until_scanned(events: Iterator[object], opened: OpenedFile) -> Iterator[Any]:
+    """The file's prepared batches from the shared stream; sets ``opened.scan`` at its end."""
     for event in events:
         if isinstance(event, Scanned):
             opened.scan = (event.digest, event.lines)
@@ -223,12 +247,20 @@ def batches_until_scanned(events: Iterator[object], opened: OpenedFile) -> Itera
         yield event
 
 
-def opened_files(root: str, work: Path, settings: Settings | None = None) -> Iterator[OpenedFile]:
+def opened_files(
+    root: str, work: Path, settings: Settings | None = None, prepare: Prepare = as_is
+) -> Iterator[OpenedFile]:
     """Each CSV of the input, opened and read ahead in a background thread, in name order.
 
-    The caller must exhaust each file's ``batches`` before asking for the next file.
+    ``prepare(opened, batch)`` runs in a second thread, on every batch (the repaired rows last):
+    work that needs no state of the run is done there, overlapping both the reading and the
+    caller's work. The caller must exhaust each file's ``batches`` (the prepared items) before
+    asking for the next file.
     """
-    with ReadAhead(file_events(root, work, settings), READ_AHEAD) as ahead:
+    with (
+        ReadAhead(file_events(root, work, settings), READ_AHEAD, "read-ahead") as reading,
+        ReadAhead(prepared_events(iter(reading), prepare), READ_AHEAD, "prepare") as ahead,
+    ):
         events = iter(ahead)
         for event in events:
             if not isinstance(event, OpenedFile):

@@ -23,6 +23,7 @@ import tempfile
 from collections.abc import Sequence
 from contextlib import closing
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -35,7 +36,14 @@ from models.dedupe import SeenIds
 from models.errors import UserError, run_cli
 from models.features import OUTPUT_COLUMNS, build_features
 from models.opening import OpenedFile, opened_files
-from models.quality import FileStats, QualityTracker, build_report, build_summary, render_markdown
+from models.quality import (
+    FileStats,
+    QualityTracker,
+    build_report,
+    build_summary,
+    month_label_keys,
+    render_markdown,
+)
 from models.schema import Era
 from models.settings import Settings
 from models.sink import ParquetSink
@@ -75,8 +83,6 @@ class Run:
     quarantine: ParquetSink
     tracker: QualityTracker
     seen: SeenIds
-    period: str | None
-    min_duration_s: int
 
 
 def output_schema() -> pa.Schema:
@@ -96,24 +102,44 @@ def output_paths(output_uri: str) -> dict[str, str]:
     }
 
 
-def route_batch(run: Run, batch: pa.RecordBatch, checked: Checked, source: str, era: Era) -> None:
-    """Final reasons (period, duplicates) for a checked batch; kept rows to trips, others to quarantine."""
+@dataclass(frozen=True)
+class Prepared:
+    """A batch worked on in the read-ahead thread: all that needs no state of the run."""
+
+    raw: pa.RecordBatch  # the strings as read, for the quarantine
+    checked: Checked
+    reasons: pa.Array  # the checks' reasons and outside_period (duplicates are found in order)
+    trips: pa.Table  # canonical columns and features, every row of the batch
+    label_keys: pa.Array  # month and label of each row, for the quality report
+
+
+def prepare_batch(
+    opened: OpenedFile, batch: pa.RecordBatch, *, period: str | None, min_duration_s: int
+) -> Prepared:
+    """Check one batch and build its features (read-ahead thread: no shared state is touched)."""
+    checked = check_batch(batch, opened.era, opened.fmt, opened.source, min_duration_s)
     reasons = checked.reasons
-    outside = period_outside(checked.trips["start_time"].combine_chunks(), run.period)
+    outside = period_outside(checked.trips["start_time"].combine_chunks(), period)
     if outside is not None:
         reasons = pc.coalesce(reasons, pc.if_else(outside, "outside_period", pa.scalar(None, pa.string())))
-    reasons = mark_duplicates(reasons, checked.trips["trip_id"].combine_chunks(), run.seen)
+    trips = build_features(checked.trips).select(OUTPUT_COLUMNS)
+    keys = month_label_keys(trips["start_time"].combine_chunks(), trips["user_type"].combine_chunks())
+    return Prepared(batch, checked, reasons, trips, keys)
+
+
+def route_batch(run: Run, prepared: Prepared, source: str, era: Era) -> None:
+    """Duplicates (in input order); kept rows to trips, others to quarantine; counts to the tracker."""
+    checked = prepared.checked
+    reasons = mark_duplicates(prepared.reasons, prepared.trips["trip_id"].combine_chunks(), run.seen)
     all_kept = reasons.null_count == len(reasons)
     kept = None if all_kept else pc.is_null(reasons)
-    trips = checked.trips if all_kept else checked.trips.filter(kept)
-    trips = build_features(trips).select(OUTPUT_COLUMNS)
-    run.trips.write(trips)
+    run.trips.write(prepared.trips if all_kept else prepared.trips.filter(kept))
     if not all_kept:
         dropped = pc.invert(kept)
-        raw = pc.binary_join_element_wise(*batch.filter(dropped).columns, ",", null_handling="replace")
+        raw = pc.binary_join_element_wise(*prepared.raw.filter(dropped).columns, ",", null_handling="replace")
         write_quarantine(run, source, era.name, reasons.filter(dropped), raw)
     run.tracker.add_reasons(source, reasons)
-    run.tracker.add_labels(trips["start_time"].combine_chunks(), trips["user_type"].combine_chunks())
+    run.tracker.add_label_keys(prepared.label_keys if all_kept else prepared.label_keys.filter(kept))
     for column, mask in (("station_name", checked.null_name), ("bike_id", checked.null_bike)):
         if mask is not None:
             run.tracker.kept_with_nulls[column] += count_true(mask if all_kept else pc.and_(kept, mask))
@@ -136,13 +162,8 @@ def process_file(run: Run, opened: OpenedFile) -> str:
         era=era.name, encoding=opened.head.encoding, bom=opened.head.bom, time_format=opened.fmt
     )
     run.tracker.files[source] = stats
-    for batch in opened.batches:
-        route_batch(run, batch, check_batch(batch, era, opened.fmt, source, run.min_duration_s), source, era)
-    repaired = opened.odd.repaired_batch(list(era.header))  # complete only once the reader is exhausted
-    if repaired is not None:
-        route_batch(
-            run, repaired, check_batch(repaired, era, opened.fmt, source, run.min_duration_s), source, era
-        )
+    for prepared in opened.batches:  # the repaired rows come last, once the reader is exhausted
+        route_batch(run, prepared, source, era)
     if opened.odd.broken:
         broken = pa.array(opened.odd.broken, pa.string())
         reasons = pa.repeat(pa.scalar(FIELD_COUNT), len(broken))
@@ -185,6 +206,7 @@ def preprocess(
     with tempfile.TemporaryDirectory(prefix="to-bikes-preprocess-") as tmp:
         work = Path(tmp)
         digests: dict[str, str] = {}
+        prepare = partial(prepare_batch, period=period, min_duration_s=min_duration_s)
         with (
             ParquetSink(
                 work / "trips.parquet",
@@ -194,9 +216,9 @@ def preprocess(
                 store_schema=False,  # text columns then read back as strings, not dictionaries
             ) as trips,
             ParquetSink(work / "quarantine.parquet", QUARANTINE_SCHEMA) as quarantine,
-            closing(opened_files(str(input_uri), work / "inputs", settings)) as files,  # stops reading ahead
+            closing(opened_files(str(input_uri), work / "inputs", settings, prepare)) as files,
         ):
-            run = Run(trips, quarantine, QualityTracker(), SeenIds(), period, min_duration_s)
+            run = Run(trips, quarantine, QualityTracker(), SeenIds())
             for opened in files:
                 digests[opened.source] = process_file(run, opened)
         extra = {"input": str(input_uri), "input_digest": combine_digests(digests), "period": period}

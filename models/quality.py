@@ -39,6 +39,12 @@ class FileStats:
     repaired_rows: int = 0
 
 
+def month_label_keys(start: pa.Array, labels: pa.Array) -> pa.Array:
+    """``(year * 100 + month) * 2 + is_member`` per trip: integers, since formatting dates is slow."""
+    month_key = pc.add(pc.multiply(pc.year(start), 100), pc.month(start))
+    return pc.add(pc.multiply(month_key, 2), pc.cast(pc.equal(labels, "member"), pa.int64()))
+
+
 @dataclass
 class QualityTracker:
     """Running totals for a run; ``summary`` and ``report`` turn them into JSON-ready dicts."""
@@ -61,13 +67,11 @@ class QualityTracker:
             for item in pc.value_counts(reasons.drop_null()).to_pylist():
                 self.by_reason[item["values"]] += item["counts"]
 
-    def add_labels(self, start: pa.Array, labels: pa.Array) -> None:
-        """Count kept trips per start month and label (keyed by integers: formatting dates is slow)."""
-        if not len(start):
+    def add_label_keys(self, keys: pa.Array) -> None:
+        """Count kept trips by their ``month_label_keys``."""
+        if not len(keys):
             return
-        month_key = pc.add(pc.multiply(pc.year(start), 100), pc.month(start))
-        key = pc.add(pc.multiply(month_key, 2), pc.cast(pc.equal(labels, "member"), pa.int64()))
-        for item in pc.value_counts(key).to_pylist():
+        for item in pc.value_counts(keys).to_pylist():
             month, is_member = divmod(item["values"], 2)
             label = "member" if is_member else "casual"
             name = f"{month // 100:04d}-{month % 100:02d}"

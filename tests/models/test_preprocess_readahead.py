@@ -10,7 +10,7 @@ import pyarrow.parquet as pq
 import pytest
 
 from models.errors import UserError
-from models.opening import ReadAhead, starts_with_digit
+from models.opening import ReadAhead, opened_files, starts_with_digit
 from tests.models.data.rows import HEADER_2017_Q1Q2, HEADER_2025, csv_bytes, row_2025, run_on
 
 pytestmark = pytest.mark.unit
@@ -86,3 +86,39 @@ def test_the_output_reads_back_with_plain_types(tmp_path):
 def test_start_time_sample_keeps_values_whose_trimmed_text_starts_with_a_digit():
     values = pa.array(["1/2/2017 0:00", " 3/4", "\u00a05/6", "", None, "NULL", "x1", "\u0661", "  "]).slice(1)
     assert starts_with_digit(values).to_pylist() == [True, True, False, False, False, False, False, False]
+
+
+def test_batches_are_prepared_in_their_own_thread_with_the_repaired_rows_last(tmp_path):
+    """``prepare`` runs beside the reader and the caller; a file's repaired rows are its last batch."""
+    rows = [row_2025(n) for n in range(1, 40)] + [row_2025(40) + ",,"]  # two extra empty fields
+    folder = tmp_path / "in"
+    folder.mkdir()
+    for name in ("a.csv", "b.csv"):
+        (folder / name).write_bytes(csv_bytes(HEADER_2025, rows))
+    seen = []
+
+    def prepare(opened, batch):
+        return opened.source, batch.num_rows, threading.current_thread().name
+
+    for opened in opened_files(str(folder), tmp_path / "work", prepare=prepare):
+        seen.extend(opened.batches)
+        assert opened.scan is not None and opened.odd.repaired
+    assert seen == [(name, rows, "prepare") for name in ("a.csv", "b.csv") for rows in (39, 1)]
+
+
+def test_an_error_while_preparing_is_raised_in_the_caller_at_its_place(tmp_path):
+    folder = tmp_path / "in"
+    folder.mkdir()
+    for name in ("a.csv", "b.csv"):
+        (folder / name).write_bytes(csv_bytes(HEADER_2025, [row_2025(n) for n in range(1, 5)]))
+
+    def prepare(opened, batch):
+        if opened.source == "b.csv":
+            raise UserError("b is bad")
+        return batch.num_rows
+
+    received = []
+    with pytest.raises(UserError, match="b is bad"):
+        for opened in opened_files(str(folder), tmp_path / "work", prepare=prepare):
+            received.append((opened.source, list(opened.batches)))
+    assert received == [("a.csv", [4])]
