@@ -81,6 +81,9 @@ def test_the_output_reads_back_with_plain_types(tmp_path):
     assert types["start_station_name"] == types["user_type"] == types["source_file"] == pa.string()
     assert types["start_time"] == pa.timestamp("ms") and types["trip_id"] == pa.int64()
     assert types["hour"] == pa.int8()
+    columns = pq.ParquetFile(tmp_path / "out" / "trips.parquet").metadata.row_group(0)
+    encodings = {columns.column(i).path_in_schema: columns.column(i).encodings for i in range(len(types))}
+    assert "DELTA_BINARY_PACKED" in encodings["trip_id"] and "DELTA_BINARY_PACKED" in encodings["start_time"]
 
 
 def test_start_time_sample_keeps_values_whose_trimmed_text_starts_with_a_digit():
