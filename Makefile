@@ -61,8 +61,10 @@ $(AGENT_STAMP): requirements/agent.txt $(VENV_STAMP)
 install: $(VENV_STAMP) $(AGENT_STAMP) ## Create or sync both venvs from the lock files
 	@echo "model env: $(VENV)  agent env: $(AGENT_VENV)"
 
-lock: $(VENV_STAMP) ## Recompile requirements/*.txt from *.in (upgrades; superset first, then the two envs)
-	cd requirements && CUSTOM_COMPILE_COMMAND="make lock" ../$(LOCK_COMPILE) --upgrade -o constraints.txt constraints.in
+# `make lock UPGRADE=` recompiles after editing a *.in without moving any other pin.
+UPGRADE ?= --upgrade
+lock: $(VENV_STAMP) ## Recompile requirements/*.txt from *.in (upgrades; UPGRADE= keeps pins; superset first)
+	cd requirements && CUSTOM_COMPILE_COMMAND="make lock" ../$(LOCK_COMPILE) $(UPGRADE) -o constraints.txt constraints.in
 	cd requirements && CUSTOM_COMPILE_COMMAND="make lock" ../$(LOCK_COMPILE) -o model.txt model.in
 	cd requirements && CUSTOM_COMPILE_COMMAND="make lock" ../$(LOCK_COMPILE) -o agent.txt agent.in
 
