@@ -34,7 +34,7 @@ from models import storage
 from models.clean import CANONICAL_SCHEMA, Checked, check_batch, count_true, mark_duplicates, period_outside
 from models.dedupe import SeenIds
 from models.errors import UserError, run_cli
-from models.features import OUTPUT_COLUMNS, build_features
+from models.features import OUTPUT_COLUMNS, build_features, calendar
 from models.opening import OpenedFile, opened_files
 from models.quality import (
     FileStats,
@@ -126,8 +126,9 @@ def prepare_batch(
     outside = period_outside(checked.trips["start_time"].combine_chunks(), period)
     if outside is not None:
         reasons = pc.coalesce(reasons, pc.if_else(outside, "outside_period", pa.scalar(None, pa.string())))
-    trips = build_features(checked.trips).select(OUTPUT_COLUMNS)
-    keys = month_label_keys(trips["start_time"].combine_chunks(), trips["user_type"].combine_chunks())
+    cal = calendar(checked.trips["start_time"])
+    trips = build_features(checked.trips, cal).select(OUTPUT_COLUMNS)
+    keys = month_label_keys(cal.year, cal.month, trips["user_type"].combine_chunks())
     return Prepared(batch, checked, reasons, trips, keys)
 
 

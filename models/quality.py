@@ -14,6 +14,7 @@ from collections import Counter
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
+import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
@@ -39,10 +40,15 @@ class FileStats:
     repaired_rows: int = 0
 
 
-def month_label_keys(start: pa.Array, labels: pa.Array) -> pa.Array:
+def month_label_keys(year: np.ndarray, month: np.ndarray, labels: pa.Array) -> pa.Array:
     """``(year * 100 + month) * 2 + is_member`` per trip: integers, since formatting dates is slow."""
-    month_key = pc.add(pc.multiply(pc.year(start), 100), pc.month(start))
-    return pc.add(pc.multiply(month_key, 2), pc.cast(pc.equal(labels, "member"), pa.int64()))
+    if pa.types.is_dictionary(labels.type):  # compare the indices with the index of "member"
+        position = pc.index(labels.dictionary, "member").as_py()
+        indices = pc.fill_null(labels.indices, -1).to_numpy()
+        member = indices == position
+    else:
+        member = pc.fill_null(pc.equal(labels, "member"), False).to_numpy(zero_copy_only=False)
+    return pa.array((year * 100 + month) * 2 + member)
 
 
 @dataclass

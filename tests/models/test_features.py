@@ -4,12 +4,15 @@ from __future__ import annotations
 
 import datetime as dt
 
+import numpy as np
 import pyarrow as pa
+import pyarrow.compute as pc
 import pytest
 
 from models.clean import CANONICAL_SCHEMA
-from models.features import FEATURE_COLUMNS, OUTPUT_COLUMNS, build_features
-from models.holidays import easter_sunday, ontario_holidays
+from models.features import FEATURE_COLUMNS, OUTPUT_COLUMNS, build_features, calendar
+from models.holidays import easter_sunday, holidays_for, ontario_holidays
+from models.quality import month_label_keys
 
 pytestmark = pytest.mark.unit
 
@@ -97,3 +100,35 @@ def test_weekend_holidays_add_their_observed_weekday():
 )
 def test_easter_by_rule(year, easter):
     assert easter_sunday(year) == easter
+
+
+@pytest.mark.parametrize("unit", ["s", "ms", "us"])
+@pytest.mark.parametrize("spread_days", [40, 300_000])  # one month (a table per day) or centuries
+def test_calendar_fields_agree_with_arrow_for_random_times(unit, spread_days):
+    rng = np.random.default_rng(spread_days)
+    seconds = rng.integers(-spread_days * 86400 // 2, spread_days * 86400 // 2, 5000) + 1_700_000_000
+    per_second = {"s": 1, "ms": 1000, "us": 1_000_000}[unit]
+    valid = rng.random(5000) > 0.05
+    start = pa.array(seconds * per_second, pa.timestamp(unit), mask=~valid)
+    cal = calendar(start)
+    for name, kernel in (
+        ("year", pc.year),
+        ("month", pc.month),
+        ("hour", pc.hour),
+        ("weekday", pc.day_of_week),
+    ):
+        assert getattr(cal, name)[valid].tolist() == kernel(start).drop_null().to_pylist(), name
+    table = build_features(trips(*({"start_time": t} for t in start.to_pylist())))
+    days = pc.cast(start, pa.date32())
+    holidays = pa.array(holidays_for(range(1500, 2500)), pa.date32())
+    expected = pc.cast(pc.fill_null(pc.is_in(days, value_set=holidays), False), pa.int8())
+    assert table["is_holiday"].to_pylist() == expected.to_pylist()
+    assert table["hour"].null_count == (~valid).sum()
+
+
+def test_month_label_keys_read_dictionary_labels_like_plain_ones():
+    labels = pa.array(["member", "casual", None, "member"])
+    year, month = np.array([2024, 2024, 2025, 2025]), np.array([12, 12, 1, 1])
+    plain = month_label_keys(year, month, labels).to_pylist()
+    assert plain == month_label_keys(year, month, labels.dictionary_encode()).to_pylist()
+    assert plain == [404825, 404824, 405002, 405003]
