@@ -239,10 +239,24 @@ def publish_outputs(
     """Write the reports, then publish all four files atomically (trips last)."""
     (work / "quality.json").write_text(json.dumps(report, indent=2, sort_keys=True), encoding="utf-8")
     (work / "quality.md").write_text(render_markdown(report), encoding="utf-8")
-    storage.write_file_atomic(work / "quarantine.parquet", paths["quarantine"], settings)
-    storage.write_file_atomic(work / "quality.json", paths["report"], settings)
-    storage.write_file_atomic(work / "quality.md", paths["report_md"], settings)
-    storage.write_file_atomic(work / "trips.parquet", paths["output"], settings)
+    publish(work / "quarantine.parquet", paths["quarantine"], settings)
+    publish(work / "quality.json", paths["report"], settings)
+    publish(work / "quality.md", paths["report_md"], settings)
+    publish(work / "trips.parquet", paths["output"], settings)
+
+
+def publish(local: Path, dest: str, settings: Settings | None) -> None:
+    """Move a finished file into place: a rename when the destination is on the same local file
+    system (atomic, no copy of the data), else ``storage.write_file_atomic`` (copy or upload)."""
+    if not storage.is_s3(dest):
+        target = Path(dest.removeprefix("file://"))
+        target.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            local.replace(target)
+            return
+        except OSError:  # another file system (or a folder in the way): copy as before
+            log.debug("%s: not renamed into place, copying", target)
+    storage.write_file_atomic(local, dest, settings)
 
 
 def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:

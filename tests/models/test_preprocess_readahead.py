@@ -3,12 +3,15 @@
 
 from __future__ import annotations
 
+import errno
 import threading
+from pathlib import Path
 
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
+from models import storage
 from models.errors import UserError
 from models.opening import ReadAhead, opened_files, starts_with_digit
 from tests.models.data.rows import HEADER_2017_Q1Q2, HEADER_2025, csv_bytes, row_2025, run_on
@@ -125,3 +128,24 @@ def test_an_error_while_preparing_is_raised_in_the_caller_at_its_place(tmp_path)
         for opened in opened_files(str(folder), tmp_path / "work", prepare=prepare):
             received.append((opened.source, list(opened.batches)))
     assert received == [("a.csv", [4])]
+
+
+def test_outputs_are_renamed_into_place_or_copied_when_renaming_fails(tmp_path, monkeypatch):
+    files = {"a.csv": csv_bytes(HEADER_2025, [row_2025(n) for n in range(1, 5)])}
+    copies = []
+    real_copy, real_replace = storage.write_file_atomic, Path.replace
+    monkeypatch.setattr(storage, "write_file_atomic", lambda *args: copies.append(args) or real_copy(*args))
+    renamed = run_on(tmp_path / "renamed", files)
+    assert copies == []
+
+    def other_file_system(self, target):
+        if "to-bikes-preprocess-" in str(self):  # the scratch files only: the copy renames its own
+            raise OSError(errno.EXDEV, "Invalid cross-device link")
+        return real_replace(self, target)
+
+    monkeypatch.setattr(Path, "replace", other_file_system)
+    copied = run_on(tmp_path / "copied", files)
+    assert len(copies) == 4
+    assert renamed.trips.equals(copied.trips) and len(renamed.trips) == 4
+    for name in ("trips.parquet", "trips.quarantine.parquet", "trips.quality.json", "trips.quality.md"):
+        assert (tmp_path / "copied" / "out" / name).is_file()
