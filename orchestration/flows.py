@@ -173,13 +173,10 @@ def run_training(features_uris: list[str], max_evals: int, seed: int, settings: 
     return TrainResult(**found), state.name == "Cached"
 
 
-@flow(name="preprocess")
-def preprocess_flow(year: int | None = None, month: int | None = None, min_duration_s: int = 60) -> dict:
-    """Raw files of ``year`` (latest if omitted), kept to ``month`` if given -> processed/<period>/."""
-    export_lineage()
-    logger = get_run_logger()
-    logger.info("flows from %s, models from %s", Path(__file__).resolve(), Path(storage.__file__).parent)
-    settings = load_flow_settings()
+def preprocess_period_steps(
+    settings: Settings, year: int | None, month: int | None, min_duration_s: int
+) -> dict:
+    """The preprocess flow's work, inside whichever flow run calls it (no subflow run of its own)."""
     year = year if year is not None else find_latest_year(settings)
     period = format_period(year, month)
     input_uri = settings.s3_uri(settings.raw_prefix, str(year)) + "/"
@@ -187,27 +184,20 @@ def preprocess_flow(year: int | None = None, month: int | None = None, min_durat
     summary, cached = run_preprocess(input_uri, output_uri, period, min_duration_s, settings)
     publish_quality(summary, period, cached)
     kept, quarantined = summary["rows_out"], summary["quarantined"]
-    logger.info("%s: %s rows kept, %s quarantined -> %s", period, kept, quarantined, output_uri)
+    get_run_logger().info("%s: %s rows kept, %s quarantined -> %s", period, kept, quarantined, output_uri)
     return {**summary, "cached": cached}
 
 
-@flow(name="train")
-def train_flow(
-    features_uris: list[str], max_evals: int = 8, seed: int = 7, margin: float = DEFAULT_MARGIN
+def train_steps(
+    settings: Settings, features_uris: list[str], max_evals: int, seed: int, margin: float
 ) -> dict:
-    """Processed Parquet files -> MLflow run (flow run id and deployment as tags) -> registry gate.
-
-    The run is cached (``orchestration.caching``): unchanged inputs, code, parameters and champion
-    reuse the MLflow run, which is registered again (idempotent) so a run that failed there resumes.
-    """
-    lineage = export_lineage()
-    logger = get_run_logger()
-    settings = load_flow_settings()
-    logger.info("training on %s with lineage %s", features_uris, lineage)
-    result, cached = run_training(list(features_uris), max_evals, seed, settings)
+    """The train flow's work: a cached training run, then the registry gate (idempotent)."""
+    result, cached = run_training(features_uris, max_evals, seed, settings)
     registration = register_candidate(result.run_id, margin, settings)
     publish_training(result, registration)
-    logger.info("run %s -> version %s: %s", result.run_id, registration.version, registration.reason)
+    get_run_logger().info(
+        "run %s -> version %s: %s", result.run_id, registration.version, registration.reason
+    )
     return {
         "run_id": result.run_id,
         "run_url": result.run_url,
@@ -219,6 +209,36 @@ def train_flow(
     }
 
 
+def start_flow_run() -> Settings:
+    """Lineage variables, where the code was imported from, and the settings from the blocks."""
+    lineage = export_lineage()
+    get_run_logger().info(
+        "flows from %s, models from %s; lineage %s",
+        Path(__file__).resolve(),
+        Path(storage.__file__).parent,
+        lineage,
+    )
+    return load_flow_settings()
+
+
+@flow(name="preprocess")
+def preprocess_flow(year: int | None = None, month: int | None = None, min_duration_s: int = 60) -> dict:
+    """Raw files of ``year`` (latest if omitted), kept to ``month`` if given -> processed/<period>/."""
+    return preprocess_period_steps(start_flow_run(), year, month, min_duration_s)
+
+
+@flow(name="train")
+def train_flow(
+    features_uris: list[str], max_evals: int = 8, seed: int = 7, margin: float = DEFAULT_MARGIN
+) -> dict:
+    """Processed Parquet files -> MLflow run (flow run id and deployment as tags) -> registry gate.
+
+    The run is cached (``orchestration.caching``): unchanged inputs, code, parameters and champion
+    reuse the MLflow run, which is registered again (idempotent) so a run that failed there resumes.
+    """
+    return train_steps(start_flow_run(), list(features_uris), max_evals, seed, margin)
+
+
 @flow(name="to-bikes-pipeline")
 def pipeline_flow(
     year: int | None = None,
@@ -227,9 +247,13 @@ def pipeline_flow(
     seed: int = 7,
     margin: float = DEFAULT_MARGIN,
 ) -> dict:
-    """Preprocess one period, then train and register on it (a month with the months before it)."""
-    export_lineage()
-    processed = preprocess_flow(year=year, month=month)
-    inputs = select_inputs(processed["period"], load_flow_settings())
-    trained = train_flow(inputs, max_evals=max_evals, seed=seed, margin=margin)
+    """Preprocess one period, then train and register on it (a month with the months before it).
+
+    One flow run whose tasks are the preprocess and train flows' tasks: subflow runs cost about half a
+    second each in API round trips, which a cached rerun of the pipeline would mostly be made of.
+    """
+    settings = start_flow_run()
+    processed = preprocess_period_steps(settings, year, month, min_duration_s=60)
+    inputs = select_inputs(processed["period"], settings)
+    trained = train_steps(settings, inputs, max_evals, seed, margin)
     return {"period": processed["period"], "cached": processed["cached"], **trained}
