@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
+import random
 
 import pyarrow as pa
 import pytest
@@ -76,3 +78,16 @@ def test_digest_and_line_count(tmp_path):
     assert digest.startswith("sha256:") and len(digest) == 71 and lines == 3
     path.write_bytes(b"h\r1\r2\r")  # classic Mac line ends
     assert digest_and_lines(path)[1] == 3
+
+
+@pytest.mark.parametrize("chunk", [1, 3, 1024])
+def test_line_count_matches_python_across_chunk_borders(tmp_path, monkeypatch, chunk):
+    monkeypatch.setattr("models.encoding.CHUNK", chunk)
+    rnd = random.Random(chunk)
+    for ends in ("\n", "\r\n", "\r"):
+        data = ends.join("x" * rnd.randint(0, 9) for _ in range(200)).encode() + rnd.choice([b"", b"z"])
+        path = tmp_path / "f.csv"
+        path.write_bytes(data)
+        expected = data.count(b"\n") or data.count(b"\r")
+        expected += 1 if data[-1:] not in (b"", b"\n", b"\r") else 0
+        assert digest_and_lines(path) == (f"sha256:{hashlib.sha256(data).hexdigest()}", expected)
