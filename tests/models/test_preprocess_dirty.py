@@ -4,10 +4,14 @@ with a null and counted, and never silently dropped."""
 from __future__ import annotations
 
 import json
+import random
 
 import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
 import pytest
 
+from models.columns import SIGNED, UNSIGNED, clean_text, integer_text
 from tests.models.data.rows import HEADER_2017_Q3Q4, HEADER_2019, HEADER_2025, csv_bytes, row_2025, run_on
 
 pytestmark = pytest.mark.unit
@@ -162,3 +166,19 @@ def test_every_quarantined_row_keeps_its_text_and_reason(tmp_path):
         rows[0]: "nonpositive_duration",
         rows[1]: "missing_station_id",
     }
+
+
+@pytest.mark.parametrize("signed", [False, True])
+def test_integer_text_is_the_regex_without_a_regex(signed):
+    rnd = random.Random(int(signed))
+    alphabet = "0123456789-+ a.\u0661\u00a0"
+    values = [
+        "".join(rnd.choice(alphabet) if rnd.random() < 0.3 else rnd.choice("0123456789") for _ in range(size))
+        for size in (rnd.randint(0, 21) for _ in range(20_000))
+    ]
+    values += [None, "-", "--1", "-" + "1" * 18, "-" + "1" * 19, "1" * 18, "1" * 19, "+1"]
+    text = clean_text(pa.array(values))
+    expected = pc.match_substring_regex(text, SIGNED if signed else UNSIGNED)
+    found = integer_text(text, signed=signed)
+    assert found.to_pylist() == expected.to_pylist()
+    assert 0 < pc.sum(found).as_py() < len(values)
