@@ -70,7 +70,7 @@ def parse_times(values: pa.Array, fmt: str) -> pa.Array:
     sees only the rest, and gives the same timestamps for the padded ones (a test compares them).
     """
     layout = fixed_layout(fmt)
-    if layout is None:
+    if layout is None or not mostly_width(values, layout.size):
         return parse_strptime(values, fmt)
     seconds, ok = parse_fixed(values, layout)
     if ok.all():
@@ -80,6 +80,14 @@ def parse_times(values: pa.Array, fmt: str) -> pa.Array:
     seconds[others] = slow.fill_null(0).cast(pa.int64()).to_numpy()
     ok[others] = slow.is_valid().to_numpy(zero_copy_only=False)
     return pa.array(seconds, pa.timestamp(UNIT), mask=~ok)
+
+
+def mostly_width(values: pa.Array, size: int) -> bool:
+    """True when most values are ``size`` bytes long (zero-padded in a format of that width)."""
+    if not len(values):
+        return False
+    lengths = pc.binary_length(values)
+    return (pc.sum(pc.equal(lengths, size)).as_py() or 0) * 2 >= len(values)
 
 
 @dataclass(frozen=True, eq=False)
@@ -119,11 +127,15 @@ def days_from_civil(year: np.ndarray, month: np.ndarray, day: np.ndarray) -> np.
 
 def fixed_width_chars(values: pa.Array, size: int) -> tuple[np.ndarray, np.ndarray]:
     """The rows whose value is exactly ``size`` bytes, and those bytes as a size x rows matrix."""
-    text = values.cast(pa.large_string())
-    offsets = np.frombuffer(text.buffers()[1], np.int64)[text.offset : text.offset + len(text) + 1]
+    text = values if values.type in (pa.string(), pa.large_string()) else values.cast(pa.large_string())
+    width = np.int64 if text.type == pa.large_string() else np.int32
+    offsets = np.frombuffer(text.buffers()[1], width)[text.offset : text.offset + len(text) + 1]
     data = text.buffers()[2]
     data = np.frombuffer(data, np.uint8) if data is not None else np.zeros(0, np.uint8)
-    rows = np.flatnonzero((np.diff(offsets) == size) & text.is_valid().to_numpy(zero_copy_only=False))
+    fits = np.diff(offsets) == size
+    if text.null_count:
+        fits &= text.is_valid().to_numpy(zero_copy_only=False)
+    rows = np.flatnonzero(fits)
     if len(rows) == len(text):  # all of them: the bytes are one contiguous block
         block = data[offsets[0] : offsets[0] + size * len(rows)].reshape(len(rows), size)
         return rows, np.ascontiguousarray(block.T)
