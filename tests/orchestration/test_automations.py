@@ -15,7 +15,6 @@ import os
 import signal
 import socket
 import subprocess
-import sys
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -31,6 +30,7 @@ from orchestration.deploy import read_work_queues
 from orchestration.worker import worker_env
 from stack.embedded import StackEnv
 from stack.processes import read_pid
+from tests.orchestration.test_pipeline_e2e import run_module
 
 _PRIVATE = ("AWS_", "MLFLOW_", "PREFECT_", "TO_BIKES_")
 ENTRYPOINT = PROJECT_ROOT / "agent" / "entrypoint.sh"
@@ -49,15 +49,7 @@ def clean_env(stack: StackEnv | None = None, **extra: str) -> dict[str, str]:
 
 def save_automation(env: dict[str, str]) -> subprocess.CompletedProcess[str]:
     """``make deploy``'s automation step with this environment."""
-    return subprocess.run(
-        [sys.executable, "-m", "orchestration.automations"],
-        cwd=PROJECT_ROOT,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=300,
-        check=False,
-    )
+    return run_module("orchestration.automations", env, check=False)
 
 
 def prefect_client(stack: StackEnv) -> Any:
@@ -227,15 +219,7 @@ def create_probe_deployment(stack: StackEnv, folder: Path) -> Any:
 
 
 def run_worker(env: dict[str, str], action: str) -> None:
-    done = subprocess.run(
-        [sys.executable, "-m", "orchestration.worker", action],
-        cwd=PROJECT_ROOT,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=300,
-        check=False,
-    )
+    done = run_module("orchestration.worker", env, action, check=False)
     assert done.returncode == 0, f"worker {action} exited {done.returncode}:\n{done.stdout}\n{done.stderr}"
 
 
@@ -265,13 +249,7 @@ def zombie_setup(local_stack: StackEnv, tmp_path_factory: pytest.TempPathFactory
         yield ZombieSetup(env=env, stack=local_stack, deployment_id=deployment_id)
     finally:
         cancel_unfinished_probe_runs(local_stack, deployment_id)
-        subprocess.run(
-            [sys.executable, "-m", "orchestration.worker", "stop"],
-            cwd=PROJECT_ROOT,
-            env=env,
-            timeout=120,
-            check=False,
-        )
+        run_module("orchestration.worker", env, "stop", check=False, timeout=120)
         delete_automations(local_stack)
 
 

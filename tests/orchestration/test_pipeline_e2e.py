@@ -53,18 +53,22 @@ class PipelineRun:
     output: str
 
 
-def run_module(module: str, env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
-    """``python -m module args`` in agent/.venv from the project root; fails the test on error."""
+def run_module(
+    module: str, env: dict[str, str], *args: str, check: bool = True, timeout: int = COMMAND_TIMEOUT_S
+) -> subprocess.CompletedProcess[str]:
+    """``python -m module args`` in agent/.venv from the project root; with ``check``, exit 0 or fail."""
     done = subprocess.run(
         [sys.executable, "-m", module, *args],
         cwd=PROJECT_ROOT,
         env=env,
         capture_output=True,
         text=True,
-        timeout=COMMAND_TIMEOUT_S,
+        timeout=timeout,
         check=False,
     )
-    assert done.returncode == 0, f"{module} {args} exited {done.returncode}:\n{done.stdout}\n{done.stderr}"
+    if check:
+        output = f"{done.stdout}\n{done.stderr}"
+        assert done.returncode == 0, f"{module} {args} exited {done.returncode}:\n{output}"
     return done
 
 
