@@ -14,11 +14,13 @@ from __future__ import annotations
 import argparse
 import logging
 import os
+import signal
 import subprocess
 import sys
 import time
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 from models.errors import UserError, run_cli
 from models.settings import Settings, load_settings
@@ -77,6 +79,16 @@ def run_foreground(settings: Settings) -> int:
     return 0  # not reached
 
 
+def default_sigint() -> None:
+    """In the worker's child: SIGINT back to its default before exec.
+
+    A job started in the background by a non-interactive shell (``cmd &``, nohup, a CI step) ignores
+    SIGINT, and an ignored signal stays ignored across exec. Prefect's worker turns SIGTERM into SIGINT
+    for itself, so with SIGINT ignored ``stop`` waited its full timeout and had to SIGKILL the worker.
+    """
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 def start_background(settings: Settings) -> str:
     """Start a worker in its own process group with a pid file; a live one is left running."""
     state = state_dir_of(settings)
@@ -95,10 +107,25 @@ def start_background(settings: Settings) -> str:
             stdout=out,
             stderr=subprocess.STDOUT,
             start_new_session=True,
+            preexec_fn=default_sigint,  # this CLI process runs no threads, so preexec_fn is safe
         )
     write_pid(state, WORKER_NAME, PidRecord(process.pid, process_start_ticks(process.pid) or 0, 0))
     wait_online(settings, started, process, logfile)
     return f"worker started (pid {process.pid}, log {logfile}, pid file {state / 'run' / 'worker.pid'})"
+
+
+def read_pool_workers(client: Any, pool: str) -> list[Any]:
+    """The pool's workers; none while the pool does not exist yet (the worker creates it at start)."""
+    from prefect.exceptions import ObjectNotFound, PrefectHTTPStatusError
+
+    try:
+        return list(client.read_workers_for_work_pool(pool))
+    except ObjectNotFound:
+        return []
+    except PrefectHTTPStatusError as exc:
+        if exc.response.status_code == 404:
+            return []
+        raise
 
 
 def wait_online(settings: Settings, since: float, process: subprocess.Popen, logfile: Path) -> None:
@@ -110,7 +137,7 @@ def wait_online(settings: Settings, since: float, process: subprocess.Popen, log
         while time.monotonic() < deadline:
             if process.poll() is not None:
                 raise UserError(f"the worker exited at start (code {process.returncode}); see {logfile}.")
-            workers = client.read_workers_for_work_pool(settings.work_pool)
+            workers = read_pool_workers(client, settings.work_pool)
             if any(w.last_heartbeat_time and w.last_heartbeat_time.timestamp() >= since for w in workers):
                 return
             time.sleep(POLL_S)

@@ -1,0 +1,52 @@
+"""``orchestration.worker stop`` ends a background worker gracefully, even one started by a background job.
+
+A job started in the background by a non-interactive shell (``cmd &``, nohup, a CI step) ignores
+SIGINT, and the ignore survives exec. Prefect's worker answers SIGTERM by sending itself SIGINT; with
+SIGINT still ignored it never stopped, and ``stop`` had to wait out its timeout and SIGKILL it.
+"""
+
+from __future__ import annotations
+
+import signal
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from models.settings import PROJECT_ROOT
+from stack.embedded import StackEnv
+from tests.orchestration.test_reliability import clean_env
+
+pytestmark = [pytest.mark.integration, pytest.mark.slow]
+
+
+def ignore_sigint() -> None:
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+
+
+def worker(env: dict[str, str], action: str) -> subprocess.CompletedProcess[str]:
+    """``python -m orchestration.worker ACTION`` as a background job would run it (SIGINT ignored)."""
+    return subprocess.run(
+        [sys.executable, "-m", "orchestration.worker", action],
+        cwd=PROJECT_ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+        preexec_fn=ignore_sigint,
+    )
+
+
+def test_stop_ends_a_worker_started_with_sigint_ignored_without_sigkill(
+    local_stack: StackEnv, tmp_path: Path
+) -> None:
+    env = clean_env(local_stack, TO_BIKES_STATE_DIR=str(tmp_path / "state"))
+    started = worker(env, "start")
+    assert started.returncode == 0, started.stdout + started.stderr
+    stopped = worker(env, "stop")
+    assert stopped.returncode == 0 and "worker stopped" in stopped.stdout, stopped.stdout + stopped.stderr
+    assert "SIGKILL" not in stopped.stderr, stopped.stderr
+    log = (tmp_path / "state" / "logs" / "worker.log").read_text(errors="replace")
+    assert "stopped!" in log.splitlines()[-1], log[-2000:]
