@@ -11,6 +11,10 @@ of a flow run, expects another heartbeat or a final state of the same run within
 ``MISSED_HEARTBEATS`` heartbeat periods, and otherwise sets the run to Crashed. The server's
 triggers service evaluates proactive triggers every 5 s, also on the local SQLite server.
 
+Only runs tagged ``to-bikes`` are watched: the deployments of prefect.yaml carry the tag (a unit test
+keeps them in step), and their heartbeat and state events name it. A flow called in-process from a
+shell or a test beats on Prefect's default of 180 s and must not be taken for a zombie after 90 s.
+
 Idempotent: the automation is found by name; a missing one is created, a different one is updated
 in place (same id), an equal one is left alone, and newer copies with the same name are deleted. The
 window follows the setting, so run this with the same ``TO_BIKES_HEARTBEAT_SECONDS`` as the workers.
@@ -33,6 +37,7 @@ AUTOMATION_NAME = "to-bikes-crash-zombie-flow-runs"
 MISSED_HEARTBEATS = 3
 CRASH_MESSAGE = "No heartbeat from this flow run's process for {seconds} s; marked Crashed by {name}."
 FINAL_EVENTS = ("Completed", "Failed", "Cancelled", "Crashed")
+RUN_TAG = "to-bikes"  # the tag of every deployment in prefect.yaml
 
 
 def window_seconds(heartbeat_seconds: int) -> int:
@@ -50,6 +55,9 @@ def build_automation(heartbeat_seconds: int) -> Any:
     window = window_seconds(heartbeat_seconds)
     trigger = EventTrigger(
         match=ResourceSpecification({"prefect.resource.id": ["prefect.flow-run.*"]}),
+        match_related=ResourceSpecification(
+            {"prefect.resource.role": "tag", "prefect.resource.id": f"prefect.tag.{RUN_TAG}"}
+        ),
         after={"prefect.flow-run.heartbeat"},
         expect={"prefect.flow-run.heartbeat", *(f"prefect.flow-run.{state}" for state in FINAL_EVENTS)},
         for_each={"prefect.resource.id"},

@@ -25,7 +25,13 @@ import pytest
 
 from models.errors import UserError
 from models.settings import PROJECT_ROOT, Settings, load_settings
-from orchestration.automations import AUTOMATION_NAME, CRASH_MESSAGE, build_automation, window_seconds
+from orchestration.automations import (
+    AUTOMATION_NAME,
+    CRASH_MESSAGE,
+    RUN_TAG,
+    build_automation,
+    window_seconds,
+)
 from orchestration.deploy import read_work_queues
 from orchestration.worker import worker_env
 from stack.embedded import StackEnv
@@ -84,6 +90,8 @@ def test_spec_crashes_a_run_silent_for_three_heartbeats() -> None:
     assert trigger.expect == {"prefect.flow-run.heartbeat", *finals}
     assert trigger.for_each == {"prefect.resource.id"}
     assert trigger.match.root == {"prefect.resource.id": ["prefect.flow-run.*"]}
+    tagged = {"prefect.resource.role": "tag", "prefect.resource.id": "prefect.tag.to-bikes"}
+    assert trigger.match_related.root == tagged
     assert (action.type, action.state, action.force) == ("change-flow-run-state", StateType.CRASHED, False)
     assert action.message == CRASH_MESSAGE.format(seconds=90, name=AUTOMATION_NAME)
     assert build_automation(45).trigger.within.total_seconds() == 135
@@ -214,6 +222,7 @@ def create_probe_deployment(stack: StackEnv, folder: Path) -> Any:
             entrypoint="probe.py:probe",
             work_pool_name=pool,
             work_queue_name=PROBE_QUEUE,
+            tags=[RUN_TAG],  # like the deployments of prefect.yaml: the automation watches only these
             pull_steps=[{"prefect.deployments.steps.set_working_directory": {"directory": str(folder)}}],
         )
 
@@ -299,6 +308,20 @@ def flow_run_pids(flow_run_id: Any) -> list[int]:
 def state_of(stack: StackEnv, flow_run_id: Any) -> Any:
     with prefect_client(stack) as client:
         return client.read_flow_run(flow_run_id).state
+
+
+@pytest.mark.e2e
+@pytest.mark.slow
+def test_a_healthy_run_that_completes_stays_completed_past_the_window(zombie_setup: ZombieSetup) -> None:
+    # The false alarm to rule out: a run that beat, then completed, must not be crashed afterwards.
+    stack, window = zombie_setup.stack, window_seconds(HEARTBEAT_S)
+    with prefect_client(stack) as client:
+        run = client.create_flow_run_from_deployment(zombie_setup.deployment_id, parameters={"seconds": 35})
+    final = wait_until("a final state", lambda: (s := state_of(stack, run.id)).is_final() and s)
+    assert final.is_completed(), final
+    assert heartbeats(stack, run.id) >= 1  # the automation's trigger saw this run
+    time.sleep(window + 15)  # a bounded wait past the automation's window, not a speed check
+    assert state_of(stack, run.id).is_completed()
 
 
 @pytest.mark.e2e

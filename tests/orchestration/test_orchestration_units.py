@@ -14,7 +14,7 @@ import yaml
 from models.errors import UserError
 from models.settings import PROJECT_ROOT
 from models.train import TrainResult
-from orchestration import bundle, caching, deploy, flows, reports, trigger
+from orchestration import automations, bundle, caching, deploy, flows, reports, trigger
 from orchestration.flow_settings import format_period
 
 pytestmark = pytest.mark.unit
@@ -139,6 +139,7 @@ def test_prefect_yaml_pushes_per_commit_and_pulls_with_the_credentials_block() -
         assert deployment["schedules"][0]["timezone"] == "America/Toronto"
         env = deployment["work_pool"]["job_variables"]["env"]
         assert deployment["work_pool"]["job_variables"]["command"] == "python -m prefect.engine"
+        assert automations.RUN_TAG in deployment["tags"]  # the zombie-run automation watches that tag
         assert env["TO_BIKES_GIT_COMMIT"] == "{{ $TO_BIKES_GIT_SHA }}"
     assert deploy.read_work_queues() == {"to-bikes": ["pipeline", "preprocess"]}
 
