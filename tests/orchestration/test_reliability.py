@@ -40,7 +40,6 @@ from models import storage
 from models.errors import UserError
 from models.lineage import run_git
 from models.register import register_model
-from models.sample import generate_sample
 from models.settings import PROJECT_ROOT
 from models.train import train_model
 from orchestration.trigger import PIPELINE, PREPROCESS, wait_final
@@ -51,10 +50,13 @@ from tests.faultproxy import FaultProxy, FaultRule
 from tests.models.test_train_data import build_trips, write_trips
 from tests.orchestration.test_pipeline_e2e import (
     Deployed,
+    deploy_project,
     prefect_client,
     read_messages,
     run_module,
     s3_client,
+    save_blocks,
+    upload_sample,
 )
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
@@ -248,15 +250,6 @@ def clean_env(local_stack: StackEnv, **extra: str) -> dict[str, str]:
     return {**base, **local_stack, "PREFECT_WORKER_QUERY_SECONDS": "1", **extra}
 
 
-def save_blocks(env: dict[str, str]) -> None:
-    """``make blocks`` (type registration, then the documents) with this environment."""
-    prefect = str(Path(sys.executable).parent / "prefect")
-    command = [prefect, "--no-prompt", "block", "register", "-f", "orchestration/blocks.py"]
-    done = subprocess.run(command, cwd=PROJECT_ROOT, env=env, capture_output=True, timeout=300, check=False)
-    assert done.returncode == 0, done.stderr
-    run_module("orchestration.save_blocks", env)
-
-
 @pytest.fixture(scope="module")
 def s3_proxy(local_stack: StackEnv) -> Iterator[FaultProxy]:
     """The fault proxy in front of the stack's S3, for everything the deployed pipeline does."""
@@ -270,14 +263,8 @@ def pipeline(
 ) -> Iterator[Deployed]:
     """Blocks whose S3 endpoint is the proxy, deployments pushed through it, a worker running."""
     env = clean_env(local_stack, TO_BIKES_BUCKET=BUCKET, TO_BIKES_S3_ENDPOINT_URL=s3_proxy.url)
-    folder = tmp_path_factory.mktemp("reliability-sample")
-    generate_sample(folder, seed=7, rows=3000)
-    client = s3_client(local_stack)
-    client.create_bucket(Bucket=BUCKET)
-    for path in sorted(p for year in ("2024", "2025") for p in (folder / year).iterdir()):
-        client.upload_file(str(path), BUCKET, f"raw/{path.parent.name}/{path.name}")
-    save_blocks(env)
-    run_module("orchestration.deploy", env, "--allow-dirty")
+    upload_sample(local_stack, tmp_path_factory.mktemp("reliability-sample"), bucket=BUCKET)
+    deploy_project(env)
     try:
         run_module("orchestration.worker", env, "start")
         yield Deployed(env=env, stack=local_stack, sha=run_git(["rev-parse", "HEAD"]) or "")
