@@ -11,6 +11,8 @@ import logging
 import sys
 from collections.abc import Callable, Sequence
 
+from pydantic import ValidationError
+
 log = logging.getLogger(__name__)
 
 EXIT_USER_ERROR = 2
@@ -20,6 +22,16 @@ class UserError(Exception):
     """An error the user can fix; its message is one sentence naming the file, row or setting."""
 
 
+def describe_settings_error(exc: ValidationError) -> str:
+    """One sentence for a settings model that refused a value, without echoing the value."""
+    first = exc.errors()[0] if exc.errors() else {}
+    field = ".".join(str(part) for part in first.get("loc", ())) or "?"
+    return (
+        f"{exc.title} setting {field!r} is invalid ({first.get('msg', 'rejected')}); "
+        "fix the variable in the environment or .env."
+    )
+
+
 def run_cli(main: Callable[[Sequence[str] | None], int | None], argv: Sequence[str] | None = None) -> int:
     """Run a CLI ``main``; turn ``UserError`` into one line on stderr and exit code 2."""
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
@@ -27,6 +39,9 @@ def run_cli(main: Callable[[Sequence[str] | None], int | None], argv: Sequence[s
         return int(main(argv) or 0)
     except UserError as exc:
         print(f"error: {exc}", file=sys.stderr)
+        return EXIT_USER_ERROR
+    except ValidationError as exc:  # a library's settings (e.g. PREFECT_*) rejected the environment
+        print(f"error: {describe_settings_error(exc)}", file=sys.stderr)
         return EXIT_USER_ERROR
     except KeyboardInterrupt:
         print("error: interrupted", file=sys.stderr)

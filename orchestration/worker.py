@@ -110,7 +110,11 @@ def start_background(settings: Settings) -> str:
             preexec_fn=default_sigint,  # this CLI process runs no threads, so preexec_fn is safe
         )
     write_pid(state, WORKER_NAME, PidRecord(process.pid, process_start_ticks(process.pid) or 0, 0))
-    wait_online(settings, started, process, logfile)
+    try:
+        wait_online(settings, started, process, logfile)
+    except BaseException:
+        stop_background(settings)  # a start that failed leaves no worker behind
+        raise
     return f"worker started (pid {process.pid}, log {logfile}, pid file {state / 'run' / 'worker.pid'})"
 
 

@@ -1,4 +1,4 @@
-"""``orchestration.worker stop`` ends a background worker gracefully, even one started by a background job.
+"""The background worker's start and stop: a graceful stop even from a background job, no leftover.
 
 A job started in the background by a non-interactive shell (``cmd &``, nohup, a CI step) ignores
 SIGINT, and the ignore survives exec. Prefect's worker answers SIGTERM by sending itself SIGINT; with
@@ -50,3 +50,15 @@ def test_stop_ends_a_worker_started_with_sigint_ignored_without_sigkill(
     assert "SIGKILL" not in stopped.stderr, stopped.stderr
     log = (tmp_path / "state" / "logs" / "worker.log").read_text(errors="replace")
     assert "stopped!" in log.splitlines()[-1], log[-2000:]
+
+
+def test_a_bad_prefect_setting_is_one_sentence_and_leaves_no_worker(
+    local_stack: StackEnv, tmp_path: Path
+) -> None:
+    state = tmp_path / "state"
+    env = clean_env(local_stack, TO_BIKES_STATE_DIR=str(state), PREFECT_WORKER_QUERY_SECONDS="not-a-number")
+    started = worker(env, "start")
+    assert started.returncode == 2, started.stdout + started.stderr
+    assert "WorkerSettings setting 'query_seconds' is invalid" in started.stderr, started.stderr
+    assert "Traceback" not in started.stderr, started.stderr
+    assert not (state / "run" / "worker.pid").exists()
