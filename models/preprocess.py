@@ -18,7 +18,6 @@ import argparse
 import hashlib
 import json
 import logging
-import re
 import tempfile
 from collections.abc import Sequence
 from contextlib import closing
@@ -44,13 +43,12 @@ from models.quality import (
     month_label_keys,
     render_markdown,
 )
-from models.schema import Era
+from models.schema import PERIOD_PATTERN, Era
 from models.settings import Settings
 from models.sink import ParquetSink
 
 log = logging.getLogger(__name__)
 
-PERIOD_PATTERN = re.compile(r"^\d{4}(-(0[1-9]|1[0-2]))?$")
 FIELD_COUNT = "field_count"
 # Dictionary-encode only the repetitive columns (names, labels, small integers): faster and smaller.
 DICTIONARY_COLUMNS = [

@@ -28,6 +28,7 @@ from models.features import (
     POSITIVE_LABEL,
     TIME_COLUMN,
 )
+from models.schema import format_month
 from models.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -217,11 +218,6 @@ def month_keys(times: pd.Series) -> np.ndarray:
     """Year*12 + month-1 for each start time: cheap, sortable month identifiers."""
     stamps = pd.to_datetime(times)
     return (stamps.dt.year * 12 + stamps.dt.month - 1).to_numpy()
-
-
-def format_month(key: int) -> str:
-    """``YYYY-MM`` of a ``month_keys`` value."""
-    return f"{key // 12:04d}-{key % 12 + 1:02d}"
 
 
 def split_by_month(frame: pd.DataFrame, source: str) -> Split:

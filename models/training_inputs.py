@@ -10,16 +10,15 @@ the same rule without S3, so it can be read and tested on its own.
 from __future__ import annotations
 
 import os
-import re
 from collections.abc import Collection, Sequence
 
 from models import storage
 from models.errors import UserError
+from models.schema import PERIOD_PATTERN, format_month
 from models.settings import Settings
 
 OUTPUT_NAME = "trips.parquet"
 WINDOW_MONTHS = 12  # a monthly run trains on at most the 11 months before its own
-PERIOD_PATTERN = re.compile(r"^\d{4}(-(0[1-9]|1[0-2]))?$")
 
 
 def list_input_uris(features_uri: str | os.PathLike[str] | Sequence[str | os.PathLike[str]]) -> list[str]:
@@ -39,7 +38,7 @@ def months_before(period: str, count: int) -> list[str]:
     """The ``count`` months before ``YYYY-MM``, oldest first."""
     year, month = int(period[:4]), int(period[5:7])
     keys = range(year * 12 + month - 1 - count, year * 12 + month - 1)
-    return [f"{key // 12:04d}-{key % 12 + 1:02d}" for key in keys]
+    return [format_month(key) for key in keys]
 
 
 def plan_training_periods(period: str, available: Collection[str], where: str) -> list[str]:

@@ -120,12 +120,10 @@ def start_background(settings: Settings) -> str:
 
 def read_pool_workers(client: Any, pool: str) -> list[Any]:
     """The pool's workers; none while the pool does not exist yet (the worker creates it at start)."""
-    from prefect.exceptions import ObjectNotFound, PrefectHTTPStatusError
+    from prefect.exceptions import PrefectHTTPStatusError
 
     try:
         return list(client.read_workers_for_work_pool(pool))
-    except ObjectNotFound:
-        return []
     except PrefectHTTPStatusError as exc:
         if exc.response.status_code == 404:
             return []

@@ -8,6 +8,7 @@ small synthetic sample (2024 and 2025) under ``raw/``, and the same commands as 
 
 from __future__ import annotations
 
+import contextlib
 import io
 import os
 import re
@@ -132,17 +133,18 @@ def deployed(local_stack: StackEnv, tmp_path_factory: pytest.TempPathFactory) ->
     env = {**base, **local_stack, "TO_BIKES_BUCKET": BUCKET, "PREFECT_WORKER_QUERY_SECONDS": "1"}
     upload_sample(local_stack, tmp_path_factory.mktemp("sample"))
     deploy_project(env)
+    with worker_running(env, local_stack) as deployed:
+        yield deployed
+
+
+@contextlib.contextmanager
+def worker_running(env: dict[str, str], stack: StackEnv) -> Iterator[Deployed]:
+    """``make demo``'s background worker for ``env``, stopped on the way out whatever happened."""
     try:
         run_module("orchestration.worker", env, "start")
-        yield Deployed(env=env, stack=local_stack, sha=run_git(["rev-parse", "HEAD"]) or "")
+        yield Deployed(env=env, stack=stack, sha=run_git(["rev-parse", "HEAD"]) or "")
     finally:
-        subprocess.run(
-            [sys.executable, "-m", "orchestration.worker", "stop"],
-            cwd=PROJECT_ROOT,
-            env=env,
-            timeout=120,
-            check=False,
-        )
+        run_module("orchestration.worker", env, "stop", check=False, timeout=120)
 
 
 def trigger_pipeline(deployed: Deployed) -> PipelineRun:

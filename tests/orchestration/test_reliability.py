@@ -38,7 +38,6 @@ from mlflow import MlflowClient
 
 from models import storage
 from models.errors import UserError
-from models.lineage import run_git
 from models.register import register_model
 from models.settings import PROJECT_ROOT
 from models.train import train_model
@@ -57,6 +56,7 @@ from tests.orchestration.test_pipeline_e2e import (
     s3_client,
     save_blocks,
     upload_sample,
+    worker_running,
 )
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
@@ -266,12 +266,9 @@ def pipeline(
     upload_sample(local_stack, tmp_path_factory.mktemp("reliability-sample"), bucket=BUCKET)
     deploy_project(env)
     try:
-        run_module("orchestration.worker", env, "start")
-        yield Deployed(env=env, stack=local_stack, sha=run_git(["rev-parse", "HEAD"]) or "")
+        with worker_running(env, local_stack) as deployed:
+            yield deployed
     finally:
-        subprocess.run(
-            [sys.executable, "-m", "orchestration.worker", "stop"], cwd=PROJECT_ROOT, env=env, timeout=120
-        )
         save_blocks(clean_env(local_stack))  # the proxy dies with this module: point the blocks back
 
 

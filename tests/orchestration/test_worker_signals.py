@@ -49,16 +49,24 @@ def test_stop_ends_a_worker_started_with_sigint_ignored_without_sigkill(
     assert stopped.returncode == 0 and "worker stopped" in stopped.stdout, stopped.stdout + stopped.stderr
     assert "SIGKILL" not in stopped.stderr, stopped.stderr
     log = (tmp_path / "state" / "logs" / "worker.log").read_text(errors="replace")
-    assert "stopped!" in log.splitlines()[-1], log[-2000:]
+    assert "stopped!" in log.split("started!")[-1], log[-2000:]  # its own graceful end, after its start
 
 
-def test_a_bad_prefect_setting_is_one_sentence_and_leaves_no_worker(
-    local_stack: StackEnv, tmp_path: Path
-) -> None:
+def test_a_bad_prefect_setting_is_one_sentence_and_exit_2(local_stack: StackEnv, tmp_path: Path) -> None:
     state = tmp_path / "state"
     env = clean_env(local_stack, TO_BIKES_STATE_DIR=str(state), PREFECT_WORKER_QUERY_SECONDS="not-a-number")
     started = worker(env, "start")
     assert started.returncode == 2, started.stdout + started.stderr
     assert "WorkerSettings setting 'query_seconds' is invalid" in started.stderr, started.stderr
     assert "Traceback" not in started.stderr, started.stderr
+
+
+def test_a_worker_that_exits_at_start_is_one_sentence_and_is_not_left_recorded(
+    local_stack: StackEnv, tmp_path: Path
+) -> None:
+    state = tmp_path / "state"
+    env = clean_env(local_stack, TO_BIKES_STATE_DIR=str(state), TO_BIKES_WORK_POOL="no/such pool")
+    started = worker(env, "start")
+    assert started.returncode == 2, started.stdout + started.stderr
+    assert "the worker exited at start" in started.stderr, started.stderr
     assert not (state / "run" / "worker.pid").exists()
