@@ -5,7 +5,11 @@
 ``champion`` only if the run's ROC AUC beats the baseline and the current champion, both scored by
 ``models.train`` on the same validation month, by more than ``--margin``. Every step is safe to
 repeat, and ``champion`` moves last, in one call: a failure anywhere leaves the old champion in place
-and a rerun finishes the job.
+and a rerun finishes the job; an alias or tag already in place is not written again.
+
+The calls go through ``models.tracking.connect_registry``: over REST for an http(s) tracking server,
+so a registration that finds its version already there never imports MLflow (a cached pipeline
+rerun); creating a version uses MlflowClient.
 """
 
 from __future__ import annotations
@@ -17,17 +21,14 @@ import re
 import time
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
-
-from mlflow import MlflowClient
-from mlflow.entities import Run
-from mlflow.entities.model_registry import ModelVersion
-from mlflow.exceptions import MlflowException
+from typing import Any
 
 from models.errors import UserError, run_cli
 from models.gate import GATE_METRIC, decide_promotion
 from models.lineage import mask_secrets
+from models.mlflow_rest import NOT_FOUND_CODES, registry_errors
 from models.settings import Settings, load_settings
-from models.tracking import connect_tracking, find_alias_version, reported_mlflow_errors
+from models.tracking import connect_registry, find_alias_version, full_client, reported_mlflow_errors
 
 log = logging.getLogger(__name__)
 
@@ -51,11 +52,11 @@ class RegistrationResult:
     run_id: str = ""
 
 
-def fetch_run(client: MlflowClient, run_id: str) -> Run:
+def fetch_run(client: Any, run_id: str) -> Any:
     """The training run, which must exist and hold a logged model."""
     try:
         run = client.get_run(run_id)
-    except MlflowException as exc:
+    except registry_errors() as exc:
         where = mask_secrets(client.tracking_uri)
         raise UserError(f"Run {run_id!r} is not in the tracking store at {where}.") from exc
     if "model.uri" not in run.data.tags:
@@ -63,17 +64,18 @@ def fetch_run(client: MlflowClient, run_id: str) -> Run:
     return run
 
 
-def find_version(client: MlflowClient, name: str, run_id: str) -> ModelVersion | None:
+def find_version(client: Any, name: str, run_id: str) -> Any:
     """The earliest version of ``name`` made from ``run_id``, if there is one."""
     versions = client.search_model_versions(f"name = '{name}' and run_id = '{run_id}'")
     return min(versions, key=lambda v: int(v.version)) if versions else None
 
 
-def create_version(client: MlflowClient, name: str, run: Run) -> ModelVersion:
+def create_version(client: Any, name: str, run: Any) -> Any:
     """A new version of ``name`` from the run's logged model, tagged with the run's lineage."""
+    client = full_client(client)
     try:
         client.create_registered_model(name, description="Bike Share Toronto: P(member) for a trip.")
-    except MlflowException as exc:
+    except registry_errors() as exc:
         if exc.error_code not in {"RESOURCE_ALREADY_EXISTS", "ALREADY_EXISTS"}:
             raise
     tags = {key: run.data.tags[key] for key in LINEAGE_TAGS if key in run.data.tags}
@@ -86,9 +88,7 @@ def create_version(client: MlflowClient, name: str, run: Run) -> ModelVersion:
     )
 
 
-def wait_until_ready(
-    client: MlflowClient, name: str, version: str, timeout_s: float = READY_TIMEOUT_S
-) -> None:
+def wait_until_ready(client: Any, name: str, version: str, timeout_s: float = READY_TIMEOUT_S) -> None:
     """Block until the version is READY; a failed or stuck registration is a UserError."""
     deadline = time.monotonic() + timeout_s
     while True:
@@ -104,6 +104,11 @@ def wait_until_ready(
         time.sleep(POLL_S)
 
 
+def is_alias_of(found: Any, alias: str, version: str) -> bool:
+    """Whether ``found`` (a version read with its aliases, or None) is ``version`` holding ``alias``."""
+    return found is not None and str(found.version) == str(version) and alias in found.aliases
+
+
 def reuse_problem(
     run_id: str, *, name: str, tracking_uri: str | None = None, settings: Settings | None = None
 ) -> str | None:
@@ -112,10 +117,13 @@ def reuse_problem(
     It can when it is still in the tracking store and the gate can still judge it: there is no
     champion, the champion is this run's own version, or it is the champion the run scored.
     """
-    client = connect_tracking(tracking_uri, settings)
+    client = connect_registry(tracking_uri, settings)
     try:
         run = client.get_run(run_id)
-    except MlflowException:
+    except registry_errors() as exc:
+        if exc.error_code not in NOT_FOUND_CODES:
+            where = mask_secrets(client.tracking_uri)
+            raise UserError(f"MLflow at {where} could not read run {run_id}: {exc.message}") from exc
         return f"run {run_id} is no longer in the tracking store"
     if run.info.lifecycle_stage != "active":
         return f"run {run_id} was deleted"
@@ -141,18 +149,21 @@ def register_model(
         raise UserError(f"Model name {name!r} must be letters, digits, '.', '_' or '-'.")
     if margin < 0:
         raise UserError(f"--margin must not be negative (got {margin}).")
-    client = connect_tracking(tracking_uri, settings)
+    client = connect_registry(tracking_uri, settings)
     run = fetch_run(client, run_id)
     version = find_version(client, name, run_id) or create_version(client, name, run)
-    wait_until_ready(client, name, version.version)
-    client.set_registered_model_alias(name, CHALLENGER, version.version)
+    if version.status != "READY":
+        wait_until_ready(client, name, version.version)
     current = find_alias_version(client, name, CHAMPION)
+    if not is_alias_of(current, CHALLENGER, version.version):  # a search does not return aliases
+        client.set_registered_model_alias(name, CHALLENGER, version.version)
     current_version = str(current.version) if current else None
     decision = decide_promotion(
         run.data.metrics, run.data.tags, str(version.version), current_version, margin
     )
-    client.set_model_version_tag(name, version.version, "gate.decision", decision.verdict)
-    client.set_model_version_tag(name, version.version, "gate.reason", decision.reason)
+    for key, value in (("gate.decision", decision.verdict), ("gate.reason", decision.reason)):
+        if version.tags.get(key) != value:
+            client.set_model_version_tag(name, version.version, key, value)
     if decision.promote and current_version != str(version.version):
         client.set_registered_model_alias(name, CHAMPION, version.version)
         current_version = str(version.version)

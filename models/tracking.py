@@ -1,7 +1,9 @@
 """Talking to the MLflow tracking server and model registry, and what a logged model needs to load.
 
 A tracking server that is down is a user error reported in one sentence naming the URI (with any
-password masked), found by one quick probe instead of MLflow's minutes of retries.
+password masked), found by one quick probe instead of MLflow's minutes of retries. MLflow itself is
+imported on first use: the registry calls of a registration go over REST when they can
+(``models.mlflow_rest``), so a cached pipeline run never pays MLflow's import.
 """
 
 from __future__ import annotations
@@ -11,20 +13,21 @@ import importlib.metadata
 import logging
 import os
 import re
+import sys
 import urllib.error
 import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
-
-import mlflow
-from mlflow import MlflowClient
-from mlflow.entities.model_registry import ModelVersion
-from mlflow.exceptions import MlflowException
+from typing import TYPE_CHECKING, Any
 
 from models.errors import UserError
 from models.lineage import mask_secrets
+from models.mlflow_rest import RegistryError, RestRegistry, registry_errors, supports, unreachable
 from models.settings import PROJECT_ROOT, Settings, load_settings
+
+if TYPE_CHECKING:
+    from mlflow import MlflowClient
+    from mlflow.entities.model_registry import ModelVersion
 
 log = logging.getLogger(__name__)
 
@@ -62,19 +65,32 @@ def check_tracking_uri(uri: str) -> None:
         reason = f"HTTP {exc.code}"
     except (urllib.error.URLError, OSError) as exc:
         reason = str(getattr(exc, "reason", exc))
-    raise UserError(
-        f"The MLflow tracking server at {mask_secrets(uri)} is unreachable ({reason}); "
-        "start it with `make up` or set MLFLOW_TRACKING_URI."
-    )
+    raise unreachable(uri, reason)
 
 
 def connect_tracking(tracking_uri: str | None = None, settings: Settings | None = None) -> MlflowClient:
     """Point MLflow (fluent API and client) at the tracking server and registry, after probing it."""
+    import mlflow
+
     uri = resolve_tracking_uri(tracking_uri, settings)
     check_tracking_uri(uri)
     mlflow.set_tracking_uri(uri)
     mlflow.set_registry_uri(uri)
-    return MlflowClient(tracking_uri=uri, registry_uri=uri)
+    return mlflow.MlflowClient(tracking_uri=uri, registry_uri=uri)
+
+
+def connect_registry(tracking_uri: str | None = None, settings: Settings | None = None) -> Any:
+    """A client for the registry calls of ``models.register``: REST for http(s), else MlflowClient.
+
+    The REST client needs no probe: its first call names an unreachable server in one sentence.
+    """
+    uri = resolve_tracking_uri(tracking_uri, settings)
+    return RestRegistry(uri) if supports(uri) else connect_tracking(uri)
+
+
+def full_client(client: Any) -> MlflowClient:
+    """An MlflowClient for what only MLflow does (creating a version); ``client`` itself if it is one."""
+    return connect_tracking(client.tracking_uri) if isinstance(client, RestRegistry) else client
 
 
 def normalise_name(name: str) -> str:
@@ -142,6 +158,8 @@ def allow_model_loading() -> Iterator[None]:
 
 def load_sklearn_model(model_uri: str) -> Any:
     """The scikit-learn pipeline behind a ``models:/`` or ``runs:/`` URI."""
+    import mlflow.sklearn
+
     with allow_model_loading():
         return mlflow.sklearn.load_model(model_uri)
 
@@ -151,17 +169,19 @@ def reported_mlflow_errors(action: str) -> Iterator[None]:
     """Turn an MLflow failure (a server that went away mid-run, a refused request) into one sentence."""
     try:
         yield
-    except MlflowException as exc:
+    except registry_errors() as exc:
         first_line = (str(exc.message).strip().splitlines() or ["no details"])[0]
-        uri = mask_secrets(mlflow.get_tracking_uri())
+        uri = mask_secrets(
+            exc.uri if isinstance(exc, RegistryError) else sys.modules["mlflow"].get_tracking_uri()
+        )
         raise UserError(f"MLflow at {uri} failed while {action}: {mask_secrets(first_line)[:300]}") from exc
 
 
-def find_alias_version(client: MlflowClient, name: str, alias: str) -> ModelVersion | None:
+def find_alias_version(client: MlflowClient | RestRegistry, name: str, alias: str) -> ModelVersion | None:
     """The version an alias points to, or None when the model or the alias does not exist yet."""
     try:
         return client.get_model_version_by_alias(name, alias)
-    except MlflowException as exc:
+    except registry_errors() as exc:
         if exc.error_code in {"RESOURCE_DOES_NOT_EXIST", "INVALID_PARAMETER_VALUE"}:
             return None
         raise
