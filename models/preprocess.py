@@ -30,6 +30,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from models import storage
+from models.arrow_pool import streaming_memory_pool
 from models.clean import CANONICAL_SCHEMA, Checked, check_batch, count_true, mark_duplicates, period_outside
 from models.dedupe import SeenIds
 from models.errors import UserError, run_cli
@@ -206,7 +207,7 @@ def preprocess(
     """Read every CSV of the input, write trips, quarantine and quality reports; return the summary."""
     check_options(period, min_duration_s)
     paths = output_paths(str(output_uri))
-    with tempfile.TemporaryDirectory(prefix="to-bikes-preprocess-") as tmp:
+    with streaming_memory_pool(), tempfile.TemporaryDirectory(prefix="to-bikes-preprocess-") as tmp:
         work = Path(tmp)
         digests: dict[str, str] = {}
         prepare = partial(prepare_batch, period=period, min_duration_s=min_duration_s)
