@@ -7,15 +7,38 @@ client needs (``TO_BIKES_*``, ``AWS_*``, and for the full stack ``PREFECT_API_UR
 ``PREFECT_HOME`` and ``MLFLOW_TRACKING_URI``) with the attributes ``endpoint_url``, ``bucket``,
 ``state_dir`` and ``settings()``. Use ``s3_env`` / ``stack_env`` to put them into ``os.environ``
 for one test. Prefect is never imported here: tests/models run in the model environment.
+
+Flows run in the pytest process (``flow(...)`` called directly) write Prefect's local files, such as
+a failed task's pickled exception, under ``PREFECT_HOME``: the session gets a temporary one, so the
+suite never reads or writes the user's ``~/.prefect``.
 """
 
 from __future__ import annotations
 
+import os
+import shutil
+import tempfile
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 
 from stack.embedded import StackEnv, make_stack_env, running_stack
+
+SESSION_HOME_PREFIX = "to-bikes-prefect-home-"
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    """A temporary ``PREFECT_HOME`` for the session, whatever the shell says: the user's own (with
+    its profiles, perhaps a Prefect Cloud key) is neither read nor written by the suite."""
+    os.environ["PREFECT_HOME"] = tempfile.mkdtemp(prefix=SESSION_HOME_PREFIX)
+
+
+def pytest_unconfigure(config: pytest.Config) -> None:
+    """Remove the session's temporary ``PREFECT_HOME``."""
+    home = os.environ.get("PREFECT_HOME", "")
+    if home and Path(home).name.startswith(SESSION_HOME_PREFIX):
+        shutil.rmtree(home, ignore_errors=True)
 
 
 @pytest.fixture(scope="session")
