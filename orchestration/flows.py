@@ -12,7 +12,7 @@ from dataclasses import asdict
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from prefect import flow, get_run_logger, task
+from prefect import flow, get_run_logger, runtime, task
 from prefect.cache_policies import INPUTS, NO_CACHE
 from prefect.tasks import exponential_backoff
 
@@ -44,6 +44,7 @@ DEFAULT_MARGIN = 0.002  # models.register.DEFAULT_MARGIN; models.train and .regi
 IO_RETRIES = {"retries": 2, "retry_delay_seconds": exponential_backoff(3), "retry_condition_fn": is_transient}
 PREPROCESS_CACHE = INPUTS - "settings" + RawObjectChecksums() + ModelsCodeVersion()
 TRAIN_CACHE = INPUTS - "settings" + InputObjectChecksums() + ModelsCodeVersion() + TrainingTarget()
+_RESULTS_STORAGE: dict[str, Any] = {}  # root flow run id -> its results storage (see results_storage)
 
 
 @task(name="find-latest-year", cache_policy=NO_CACHE, **IO_RETRIES)
@@ -139,11 +140,19 @@ def register_candidate(run_id: str, margin: float, settings: Settings) -> Regist
 
 
 def results_storage() -> Any:
-    """The ``S3Bucket`` block pointed at ``prefect-results/``: cached summaries any worker can read."""
+    """The ``S3Bucket`` block pointed at ``prefect-results/``: cached summaries any worker can read.
+
+    Loaded once per flow run (both cached tasks use it); a later run in the same process loads it again,
+    so a block saved in between is seen.
+    """
     from prefect_aws import S3Bucket
 
-    bucket = load_block(S3Bucket, BUCKET_BLOCK)
-    return bucket.model_copy(update={"bucket_folder": RESULTS_FOLDER})
+    run_id = str(runtime.flow_run.root_flow_run_id or runtime.flow_run.id)
+    if run_id not in _RESULTS_STORAGE:
+        bucket = load_block(S3Bucket, BUCKET_BLOCK)
+        _RESULTS_STORAGE.clear()
+        _RESULTS_STORAGE[run_id] = bucket.model_copy(update={"bucket_folder": RESULTS_FOLDER})
+    return _RESULTS_STORAGE[run_id]
 
 
 def run_preprocess(input_uri: str, output_uri: str, period: str, min_duration_s: int, settings: Settings):

@@ -87,3 +87,15 @@ def test_a_month_without_earlier_months_fails_in_one_sentence(train_stack: Stack
     assert state.is_failed()
     message = str(state.result(raise_on_failure=False))
     assert "needs at least two months" in message and "2025-01" in message
+
+
+def test_a_run_loads_the_bucket_block_once_and_the_next_run_again(
+    train_stack: StackEnv, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import orchestration.flows as flows
+
+    loaded, real_load = [], flows.load_block
+    monkeypatch.setattr(flows, "load_block", lambda kind, name: loaded.append(name) or real_load(kind, name))
+    for _ in range(2):
+        run_pipeline(year=2025)
+    assert loaded == [flows.BUCKET_BLOCK, flows.BUCKET_BLOCK]  # one per run, for both cached tasks
