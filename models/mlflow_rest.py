@@ -15,6 +15,7 @@ from __future__ import annotations
 import configparser
 import logging
 import os
+import re
 import sys
 import time
 from dataclasses import dataclass, field
@@ -34,6 +35,7 @@ RETRY_DELAYS_S = (1.0, 2.0)
 NOT_FOUND_CODES = {"RESOURCE_DOES_NOT_EXIST", "INVALID_PARAMETER_VALUE"}
 PLUGIN_VARIABLES = ("MLFLOW_TRACKING_AUTH", "MLFLOW_TRACKING_AWS_SIGV4")
 TRUE = {"true", "1"}
+_ERRNO = re.compile(r"\[Errno -?\d+\][^'\")\]]*")
 
 
 class RegistryError(Exception):
@@ -56,6 +58,12 @@ def unreachable(uri: str, reason: str) -> UserError:
         f"The MLflow tracking server at {mask_secrets(uri)} is unreachable ({reason}); "
         "start it with `make up` or set MLFLOW_TRACKING_URI."
     )
+
+
+def transport_reason(exc: Exception) -> str:
+    """The short cause of a failed request ("[Errno 111] Connection refused"), not urllib3's paragraph."""
+    found = _ERRNO.search(str(exc))
+    return found.group(0).strip() if found else type(exc).__name__
 
 
 def supports(uri: str) -> bool:
@@ -168,7 +176,7 @@ class RestRegistry:
                     method, f"{self.base}{API}/{endpoint}", timeout=TIMEOUT_S, **args
                 )
             except requests.RequestException as exc:
-                raise unreachable(self.tracking_uri, type(exc).__name__) from exc
+                raise unreachable(self.tracking_uri, transport_reason(exc)) from exc
             if answer.status_code not in RETRY_STATUSES or delay is None:
                 break
             log.info("MLflow at %s: HTTP %s to %s; retry in %s s", where, answer.status_code, endpoint, delay)

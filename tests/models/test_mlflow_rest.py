@@ -127,7 +127,7 @@ def test_an_unreachable_server_is_one_sentence_with_the_password_masked():
     with pytest.raises(UserError) as caught:
         reuse_problem("0" * 32, name=NAME, tracking_uri=dead)
     message = str(caught.value)
-    assert "unreachable" in message and "someone:***@127.0.0.1" in message
+    assert "unreachable ([Errno 111] Connection refused)" in message and "someone:***@127.0.0.1" in message
     assert "hunter2" not in message and "\n" not in message
 
 
