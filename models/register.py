@@ -123,7 +123,8 @@ def reuse_problem(
     except registry_errors() as exc:
         if exc.error_code not in NOT_FOUND_CODES:
             where = mask_secrets(client.tracking_uri)
-            raise UserError(f"MLflow at {where} could not read run {run_id}: {exc.message}") from exc
+            detail = mask_secrets(str(exc.message).strip().split("\n")[0])
+            raise UserError(f"MLflow at {where} could not read run {run_id}: {detail}") from exc
         return f"run {run_id} is no longer in the tracking store"
     if run.info.lifecycle_stage != "active":
         return f"run {run_id} was deleted"
