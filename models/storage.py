@@ -99,25 +99,43 @@ def is_hidden(relative: Path) -> bool:
 
 def list_s3_inputs(uri: str, settings: Settings | None = None) -> list[str]:
     """The data objects under an S3 prefix (or the one object named), as ``s3://`` URIs."""
+    bucket, _ = split_s3_uri(uri)
+    objects = list_s3_data_objects(uri, settings)
+    if not objects:
+        raise UserError(f"Input {uri} holds no .csv or .zip objects.")
+    return [f"{S3_SCHEME}{bucket}/{obj['Key']}" for obj in objects]
+
+
+def list_s3_data_objects(uri: str, settings: Settings | None = None) -> list[dict[str, Any]]:
+    """The listing entries (``Key``, ``ETag``, ``Size``) of exactly the objects ``list_inputs`` reads.
+
+    Under a prefix (``raw/2025`` means ``raw/2025/``, not ``raw/2025-old/``): ``.csv``/``.zip``
+    objects, without dot-folders, ``__MACOSX`` or other publishes' temporary objects; sorted by key
+    (empty when there is none).
+    """
     from botocore.exceptions import BotoCoreError, ClientError
 
     bucket, key = split_s3_uri(uri)
     client = s3_client(settings)
-    found: list[str] = []
+    found: list[dict[str, Any]] = []
     try:
         for page in client.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=key):
-            found.extend(obj["Key"] for obj in page.get("Contents", []))
+            found.extend(page.get("Contents", []))
     except (BotoCoreError, ClientError) as exc:
         raise describe_s3_error(exc, uri) from exc
-    if key in found and not key.endswith("/"):
-        return [uri]
+    named = [obj for obj in found if obj["Key"] == key and not key.endswith("/")]
+    if named:
+        return named
     prefix = key if not key or key.endswith("/") else key + "/"
-    data = [k for k in found if k.startswith(prefix) and k.lower().endswith(DATA_SUFFIXES)]
-    # A listing from the bucket's root must not read another publish's temporary objects.
-    keys = [k for k in data if not is_hidden(Path(k[len(prefix) :])) and not k.startswith(TEMP_PREFIX)]
-    if not keys:
-        raise UserError(f"Input {uri} holds no .csv or .zip objects.")
-    return [f"{S3_SCHEME}{bucket}/{k}" for k in sorted(keys)]
+    return sorted((obj for obj in found if is_data_key(obj["Key"], prefix)), key=lambda obj: obj["Key"])
+
+
+def is_data_key(key: str, prefix: str) -> bool:
+    """A ``.csv``/``.zip`` under ``prefix``, not hidden, and (from the bucket's root) not another
+    publish's temporary object."""
+    if not key.startswith(prefix) or not key.lower().endswith(DATA_SUFFIXES):
+        return False
+    return not is_hidden(Path(key[len(prefix) :])) and not key.startswith(TEMP_PREFIX)
 
 
 def download_file(uri: str, local_path: str | Path, settings: Settings | None = None) -> Path:

@@ -34,23 +34,16 @@ MODELS_DIR = Path(storage.__file__).resolve().parent
 
 
 def list_object_checksums(uri: str, settings: Settings | None) -> list[tuple[str, str, int]]:
-    """``(key, checksum, size)`` of every raw data object under a prefix or folder, sorted by key."""
+    """``(key, checksum, size)`` of every raw data object preprocessing reads under a prefix or folder.
+
+    The same selection as ``models.storage.list_inputs`` (no ``__MACOSX``, dot-folders or temporary
+    objects, and ``raw/2025`` is not ``raw/2025-old``), so the key changes exactly when an input does.
+    """
     if not storage.is_s3(uri):
         paths = storage.list_inputs(uri, settings)
         return [(p, storage.file_digest(p), Path(p).stat().st_size) for p in paths]
-    from botocore.exceptions import BotoCoreError, ClientError
-
-    bucket, prefix = storage.split_s3_uri(uri)
-    found = []
-    paginator = storage.s3_client(settings).get_paginator("list_objects_v2")
-    try:
-        for page in paginator.paginate(Bucket=bucket, Prefix=prefix):
-            for obj in page.get("Contents", []):
-                if obj["Key"].lower().endswith(storage.DATA_SUFFIXES):
-                    found.append((obj["Key"], obj["ETag"].strip('"'), int(obj["Size"])))
-    except (BotoCoreError, ClientError) as exc:
-        raise storage.describe_s3_error(exc, uri) from exc
-    return sorted(found)
+    found = storage.list_s3_data_objects(uri, settings)
+    return [(obj["Key"], obj["ETag"].strip('"'), int(obj["Size"])) for obj in found]
 
 
 def object_checksum(uri: str, settings: Settings | None) -> tuple[str, str, int]:
