@@ -20,8 +20,6 @@ from models.timeparse import ISO, UNIT, parse_times
 
 NULL_TOKENS = pa.array(["", "NULL", "NULLNULL"])
 NULL_STRING = pa.scalar(None, pa.string())
-UNSIGNED = r"^\d{1,18}$"
-SIGNED = r"^-?\d{1,18}$"
 MEMBER_SPELLINGS = pa.array([k for k, v in LABELS.items() if v == "member"])
 CASUAL_SPELLINGS = pa.array([k for k, v in LABELS.items() if v == "casual"])
 MAX_SPACE_PASSES = 6
@@ -98,9 +96,9 @@ def parse_labels(values: pa.Array) -> Parsed:
 
 
 def integer_text(text: pa.Array, *, signed: bool) -> pa.Array:
-    """Mask of values that are 1-18 ASCII digits (with an optional leading minus when ``signed``).
+    r"""Mask of values that are 1-18 ASCII digits (with an optional leading minus when ``signed``).
 
-    The same as matching ``SIGNED``/``UNSIGNED``, without running a regex over the column.
+    The same as matching ``^-?\d{1,18}$`` (or ``^\d{1,18}$``), without a regex over the column.
     """
     short = pc.less_equal(pc.binary_length(text), MAX_DIGITS)
     ok = pc.and_kleene(pc.ascii_is_decimal(text), short)

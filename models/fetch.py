@@ -86,8 +86,8 @@ def write_manifest(dest: Path, manifest: dict[str, Any]) -> None:
     with os.fdopen(handle, "w", encoding="utf-8") as out:
         json.dump(manifest, out, indent=2, sort_keys=True)
         out.write("\n")
-    storage.write_file_atomic(temp, dest / MANIFEST)
-    Path(temp).unlink(missing_ok=True)
+    storage.move_file_atomic(temp, dest / MANIFEST)
+    Path(temp).unlink(missing_ok=True)  # left behind only if the move had to copy
 
 
 def unpack_year(zip_path: Path, year_dir: Path, source: str) -> dict[str, str]:

@@ -107,7 +107,7 @@ def output_paths(output_uri: str) -> dict[str, str]:
 
 @dataclass(frozen=True)
 class Prepared:
-    """A batch worked on in the read-ahead thread: all that needs no state of the run."""
+    """A batch worked on in the prepare thread: all that needs no state of the run."""
 
     raw: pa.RecordBatch  # the strings as read, for the quarantine
     checked: Checked
@@ -119,7 +119,7 @@ class Prepared:
 def prepare_batch(
     opened: OpenedFile, batch: pa.RecordBatch, *, period: str | None, min_duration_s: int
 ) -> Prepared:
-    """Check one batch and build its features (read-ahead thread: no shared state is touched)."""
+    """Check one batch and build its features (prepare thread: no shared state is touched)."""
     checked = check_batch(batch, opened.era, opened.fmt, opened.source, min_duration_s)
     reasons = checked.reasons
     outside = period_outside(checked.trips["start_time"].combine_chunks(), period)
@@ -238,24 +238,10 @@ def publish_outputs(
     """Write the reports, then publish all four files atomically (trips last)."""
     (work / "quality.json").write_text(json.dumps(report, indent=2, sort_keys=True), encoding="utf-8")
     (work / "quality.md").write_text(render_markdown(report), encoding="utf-8")
-    publish(work / "quarantine.parquet", paths["quarantine"], settings)
-    publish(work / "quality.json", paths["report"], settings)
-    publish(work / "quality.md", paths["report_md"], settings)
-    publish(work / "trips.parquet", paths["output"], settings)
-
-
-def publish(local: Path, dest: str, settings: Settings | None) -> None:
-    """Move a finished file into place: a rename when the destination is on the same local file
-    system (atomic, no copy of the data), else ``storage.write_file_atomic`` (copy or upload)."""
-    if not storage.is_s3(dest):
-        target = Path(dest.removeprefix("file://"))
-        target.parent.mkdir(parents=True, exist_ok=True)
-        try:
-            local.replace(target)
-            return
-        except OSError:  # another file system (or a folder in the way): copy as before
-            log.debug("%s: not renamed into place, copying", target)
-    storage.write_file_atomic(local, dest, settings)
+    storage.move_file_atomic(work / "quarantine.parquet", paths["quarantine"], settings)
+    storage.move_file_atomic(work / "quality.json", paths["report"], settings)
+    storage.move_file_atomic(work / "quality.md", paths["report_md"], settings)
+    storage.move_file_atomic(work / "trips.parquet", paths["output"], settings)
 
 
 def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:

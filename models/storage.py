@@ -192,6 +192,24 @@ def write_file_atomic(local_path: str | Path, dest: str | Path, settings: Settin
     return str(target)
 
 
+def move_file_atomic(local_path: str | Path, dest: str | Path, settings: Settings | None = None) -> str:
+    """``write_file_atomic`` for a finished file the caller no longer needs (a staged output).
+
+    On the same local file system it is renamed into place: as atomic, and the data is not copied.
+    Anywhere else (another file system, S3) it is copied or uploaded by ``write_file_atomic``.
+    """
+    local_path = Path(local_path)
+    if not is_s3(dest):
+        target = Path(str(dest).removeprefix("file://"))
+        target.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            local_path.replace(target)
+            return str(target)
+        except OSError:  # another file system, or a folder in the way: copy (which names the problem)
+            log.debug("%s: not renamed into place, copying", target)
+    return write_file_atomic(local_path, dest, settings)
+
+
 def upload_atomic(local_path: Path, uri: str, settings: Settings | None = None) -> str:
     """Upload to ``_tmp/<uuid>/<key>``, copy to ``<key>``, delete the temporary key."""
     from botocore.exceptions import BotoCoreError, ClientError

@@ -22,7 +22,14 @@ from typing import TYPE_CHECKING, Any
 
 from models.errors import UserError
 from models.lineage import mask_secrets
-from models.mlflow_rest import RegistryError, RestRegistry, registry_errors, supports, unreachable
+from models.mlflow_rest import (
+    NOT_FOUND_CODES,
+    RegistryError,
+    RestRegistry,
+    registry_errors,
+    supports,
+    unreachable,
+)
 from models.settings import PROJECT_ROOT, Settings, load_settings
 
 if TYPE_CHECKING:
@@ -182,6 +189,6 @@ def find_alias_version(client: MlflowClient | RestRegistry, name: str, alias: st
     try:
         return client.get_model_version_by_alias(name, alias)
     except registry_errors() as exc:
-        if exc.error_code in {"RESOURCE_DOES_NOT_EXIST", "INVALID_PARAMETER_VALUE"}:
+        if exc.error_code in NOT_FOUND_CODES:
             return None
         raise

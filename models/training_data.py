@@ -88,7 +88,7 @@ def write_output(frame: pd.DataFrame, uri: str, workdir: Path, settings: Setting
         raise UserError(f"Output {uri} is a directory; give a file name ending in .parquet.")
     staged = workdir / "output.parquet"
     frame.to_parquet(staged, index=False)
-    storage.write_file_atomic(staged, uri, settings)
+    storage.move_file_atomic(staged, uri, settings)
 
 
 def read_parquet_columns(path: str | Path, columns: list[str], required: list[str]) -> pd.DataFrame:

@@ -9,6 +9,7 @@ Deployed by ``prefect.yaml``; run by a process worker from the code bundle pulle
 from __future__ import annotations
 
 from dataclasses import asdict
+from functools import lru_cache
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -44,7 +45,6 @@ DEFAULT_MARGIN = 0.002  # models.register.DEFAULT_MARGIN; models.train and .regi
 IO_RETRIES = {"retries": 2, "retry_delay_seconds": exponential_backoff(3), "retry_condition_fn": is_transient}
 PREPROCESS_CACHE = INPUTS - "settings" + RawObjectChecksums() + ModelsCodeVersion()
 TRAIN_CACHE = INPUTS - "settings" + InputObjectChecksums() + ModelsCodeVersion() + TrainingTarget()
-_RESULTS_STORAGE: dict[str, Any] = {}  # root flow run id -> its results storage (see results_storage)
 
 
 @task(name="find-latest-year", cache_policy=NO_CACHE, **IO_RETRIES)
@@ -145,14 +145,16 @@ def results_storage() -> Any:
     Loaded once per flow run (both cached tasks use it); a later run in the same process loads it again,
     so a block saved in between is seen.
     """
+    return results_storage_of(str(runtime.flow_run.root_flow_run_id or runtime.flow_run.id))
+
+
+@lru_cache(maxsize=1)
+def results_storage_of(flow_run_id: str) -> Any:
+    """``results_storage`` for one (root) flow run: the latest run's is kept, older ones dropped."""
     from prefect_aws import S3Bucket
 
-    run_id = str(runtime.flow_run.root_flow_run_id or runtime.flow_run.id)
-    if run_id not in _RESULTS_STORAGE:
-        bucket = load_block(S3Bucket, BUCKET_BLOCK)
-        _RESULTS_STORAGE.clear()
-        _RESULTS_STORAGE[run_id] = bucket.model_copy(update={"bucket_folder": RESULTS_FOLDER})
-    return _RESULTS_STORAGE[run_id]
+    bucket = load_block(S3Bucket, BUCKET_BLOCK)
+    return bucket.model_copy(update={"bucket_folder": RESULTS_FOLDER})
 
 
 def run_preprocess(input_uri: str, output_uri: str, period: str, min_duration_s: int, settings: Settings):

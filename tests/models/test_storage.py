@@ -53,6 +53,25 @@ def test_local_atomic_write_replaces_and_leaves_no_temporary_file(tmp_path):
 
 
 @pytest.mark.unit
+def test_moving_a_staged_file_renames_it_into_place_or_copies_when_it_cannot(tmp_path, monkeypatch):
+    staged = tmp_path / "staged.bin"
+    staged.write_bytes(b"new")
+    target = tmp_path / "out" / "file.bin"
+    inode = staged.stat().st_ino
+    assert storage.move_file_atomic(staged, target) == str(target)
+    assert target.read_bytes() == b"new" and target.stat().st_ino == inode  # renamed, not copied
+    assert not staged.exists()
+
+    def cross_device(self, _target):
+        raise OSError(18, "Invalid cross-device link")
+
+    staged.write_bytes(b"newer")
+    monkeypatch.setattr(type(staged), "replace", cross_device)
+    monkeypatch.setattr(storage, "write_file_atomic", lambda src, dest, settings=None: f"copied {src}")
+    assert storage.move_file_atomic(staged, target) == f"copied {staged}"
+
+
+@pytest.mark.unit
 def test_file_digest_is_sha256_of_the_bytes(tmp_path):
     path = tmp_path / "f"
     path.write_bytes(b"abc")
