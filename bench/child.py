@@ -16,8 +16,8 @@ from typing import Any
 
 
 def run_preprocess(args: dict[str, Any]) -> Callable[[], dict[str, Any]]:
-    """models.preprocess on the input folder (optionally one period)."""
-    from models.preprocess import preprocess
+    """models.data.preprocess on the input folder (optionally one period)."""
+    from models.data.preprocess import preprocess
 
     def task() -> dict[str, Any]:
         summary = preprocess(args["input"], args["output"], period=args.get("period"))
@@ -42,11 +42,11 @@ def run_notebook(args: dict[str, Any]) -> Callable[[], dict[str, Any]]:
 
 
 def run_train(args: dict[str, Any]) -> Callable[[], dict[str, Any]]:
-    """models.train on the processed year; the tracking store is created before the clock starts."""
+    """models.training.train on the processed year; the tracking store is created before the clock starts."""
     import pyarrow.parquet as pq
     from mlflow import MlflowClient
 
-    from models.train import train_model
+    from models.training.train import train_model
 
     MlflowClient(tracking_uri=args["tracking_uri"]).search_experiments()  # creates the tables
 
@@ -66,10 +66,10 @@ def run_baseline(args: dict[str, Any]) -> Callable[[], dict[str, Any]]:
     """The baseline alone: read the same file, split by month, fit the prior and score it."""
     import numpy as np
 
-    from models.estimator import build_baseline
-    from models.evaluate import compute_metrics, member_probability
-    from models.features import LABEL_COLUMN
-    from models.training_data import read_labelled_trips, split_by_month
+    from models.data.features import LABEL_COLUMN
+    from models.training.dataset import read_labelled_trips, split_by_month
+    from models.training.estimator import build_baseline
+    from models.training.metrics import compute_metrics, member_probability
 
     def task() -> dict[str, Any]:
         split = split_by_month(read_labelled_trips(args["input"]), args["input"])

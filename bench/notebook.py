@@ -1,11 +1,11 @@
-"""The reference that models.preprocess is measured against: the same cleaning, written as a notebook would.
+"""The reference models.data.preprocess is measured against: the same cleaning, as a notebook would do it.
 
 pandas reads each CSV as strings, then times are parsed row by row with ``apply`` and
 ``datetime.strptime`` (the format picked per file from its first values), labels and holidays are
 mapped row by row too, and the other checks are ordinary pandas column operations. It keeps the
-semantics of ``models.preprocess``: the same eras, quarantine reasons (first failing check wins),
+semantics of ``models.data.preprocess``: the same eras, quarantine reasons (first failing check wins),
 repaired rows with trailing empty fields, duplicate ids across files, the same features. Only the
-timing is of interest here; the row counts are compared with ``models.preprocess`` as a check.
+timing is of interest here; the row counts are compared with ``models.data.preprocess`` as a check.
 """
 
 from __future__ import annotations
@@ -18,8 +18,8 @@ from pathlib import Path, PurePosixPath
 import numpy as np
 import pandas as pd
 
-from models.holidays import holidays_for
-from models.schema import ERAS
+from models.data.eras import ERAS
+from models.data.holidays import holidays_for
 
 FORMATS = [
     "%m/%d/%y %H:%M:%S",

@@ -85,7 +85,7 @@ def set_up(env: dict[str, str], settings: Any, sample: Path, log_path: Path) -> 
 
 def clear_cache(settings: Any) -> int:
     """Delete Prefect's cached results (``prefect-results/`` in the bucket): the next run is cold."""
-    from models import storage
+    from models.core import storage
 
     client = storage.s3_client(settings)
     found = client.list_objects_v2(Bucket=settings.bucket, Prefix=RESULTS_PREFIX).get("Contents", [])
@@ -103,7 +103,7 @@ def run_cli(env: dict[str, str], settings: Any, log_path: Path) -> float:
     preprocess = [
         python,
         "-m",
-        "models.preprocess",
+        "models.data.preprocess",
         "--input",
         raw,
         "--output",
@@ -113,9 +113,9 @@ def run_cli(env: dict[str, str], settings: Any, log_path: Path) -> float:
     ]
     run_step(preprocess, env, log_path)
     trained = json.loads(
-        run_step([python, "-m", "models.train", "--input", features], env, log_path).splitlines()[-1]
+        run_step([python, "-m", "models.training.train", "--input", features], env, log_path).splitlines()[-1]
     )
-    run_step([python, "-m", "models.register", "--run-id", trained["run_id"]], env, log_path)
+    run_step([python, "-m", "models.registry.register", "--run-id", trained["run_id"]], env, log_path)
     return time.perf_counter() - started
 
 
@@ -130,7 +130,7 @@ def run_deployment(env: dict[str, str], name: str, log_path: Path) -> dict[str, 
 
 def upload_year(settings: Any, folder: Path) -> int:
     """Put the files of one year folder under ``raw/<YEAR>/`` (same names: they replace the sample's)."""
-    from models import storage
+    from models.core import storage
 
     client = storage.s3_client(settings)
     files = sorted(p for p in folder.iterdir() if p.suffix.lower() in (".csv", ".zip"))

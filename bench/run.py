@@ -136,13 +136,13 @@ def collect_notes(results: dict[str, Any], args: argparse.Namespace) -> list[str
         same = "the same" if pre["same_counts_as_notebook"] else "DIFFERENT"
         notes.append(
             f"The pandas notebook reference kept and quarantined {same} rows (per reason) as "
-            f"models.preprocess on its {pre['subset_rows']:,}-row sample; models.preprocess took "
+            f"models.data.preprocess on its {pre['subset_rows']:,}-row sample; models.data.preprocess took "
             f"{pre['subset_preprocess_seconds']:.1f} s there."
         )
     if pre:
         cpu = {name: median_of(runs, "cpu_seconds") for name, runs in pre["runs"].items()}
         notes.append(
-            "CPU seconds (all threads, medians): models.preprocess "
+            "CPU seconds (all threads, medians): models.data.preprocess "
             f"{cpu['preprocess']:.2f}, pyarrow reader {cpu['pyarrow']:.2f} (same {pre['rows']:,} rows), "
             f"pandas notebook {cpu['notebook']:.2f} ({pre['subset_rows']:,} rows)."
         )

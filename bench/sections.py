@@ -57,7 +57,7 @@ def counts_of(result: dict[str, Any]) -> dict[str, Any]:
 
 
 def measure_preprocess(ctx: Context) -> dict[str, Any]:
-    """models.preprocess vs pyarrow's reader (same files) and vs the pandas notebook (on a subset)."""
+    """models.data.preprocess vs pyarrow's reader (same files) and vs the pandas notebook (on a subset)."""
     main = ensure_sample(ctx.work, ctx.rows, ctx.seed)
     subset = ensure_sample(ctx.work, ctx.subset_rows, ctx.seed)
     runs: dict[str, list[dict[str, Any]]] = {"preprocess": [], "pyarrow": [], "notebook": []}
@@ -102,7 +102,7 @@ def measure_memory(ctx: Context, pre: dict[str, Any]) -> dict[str, Any]:
 
 
 def measure_training(ctx: Context) -> dict[str, Any]:
-    """models.train on the processed 2025 of the main sample, and the prior baseline on the same split."""
+    """models.training.train on the main sample's processed 2025, and the prior baseline on the same split."""
     folder = ensure_sample(ctx.work, ctx.rows, ctx.seed) / TRAIN_YEAR
     features = str(ctx.path("out", f"trips-{TRAIN_YEAR}.parquet"))
     year_args = {"input": str(folder), "output": features, "period": TRAIN_YEAR}

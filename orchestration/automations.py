@@ -28,8 +28,8 @@ from collections.abc import Sequence
 from datetime import timedelta
 from typing import Any
 
-from models.errors import run_cli
-from models.settings import Settings, load_settings
+from models.core.errors import run_cli
+from models.core.settings import Settings, load_settings
 
 log = logging.getLogger(__name__)
 

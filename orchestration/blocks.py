@@ -38,6 +38,6 @@ class ToBikesConfig(Block):
     work_pool: str = Field(default="to-bikes", description="Prefect work pool that runs the flows.")
 
     def s3_uri(self, prefix: str, *parts: str) -> str:
-        """``s3://bucket/prefix/part/...``, the same layout as ``models.settings.Settings.s3_uri``."""
+        """``s3://bucket/prefix/part/...``, the same layout as ``models.core.settings.Settings.s3_uri``."""
         key = "/".join(p.strip("/") for p in (prefix, *parts) if p)
         return f"s3://{self.bucket}/{key}"

@@ -21,7 +21,7 @@ import subprocess
 import tarfile
 from pathlib import Path
 
-from models.errors import UserError
+from models.core.errors import UserError
 
 log = logging.getLogger(__name__)
 
@@ -120,7 +120,7 @@ def push_code_bundle(
     from botocore.exceptions import BotoCoreError, ClientError
     from prefect_aws.s3 import get_s3_client
 
-    from models.storage import describe_s3_error
+    from models.core.storage import describe_s3_error
 
     body, count = build_bundle(Path.cwd(), ignore_file)
     key = f"{folder.rstrip('/')}/{BUNDLE_NAME}"

@@ -10,7 +10,7 @@ Training is cached the same way on what decides its run: the checksums of the pr
 reads, the ``models`` source, its parameters, and where it logs (tracking URI, experiment, model
 name). An unchanged rerun of the pipeline reuses the MLflow run instead of training again; new data
 or new code trains again, and so does a cached run that was deleted or that scored a champion that
-has since been replaced (``models.register.reuse_problem``, checked by the flow).
+has since been replaced (``models.registry.register.reuse_problem``, checked by the flow).
 """
 
 from __future__ import annotations
@@ -24,19 +24,20 @@ from typing import Any
 from prefect.cache_policies import CachePolicy
 from prefect.utilities.hashing import hash_objects
 
-from models import storage
-from models.errors import UserError
-from models.settings import Settings
+import models
+from models.core import storage
+from models.core.errors import UserError
+from models.core.settings import Settings
 
 log = logging.getLogger(__name__)
 
-MODELS_DIR = Path(storage.__file__).resolve().parent
+MODELS_DIR = Path(models.__file__).resolve().parent
 
 
 def list_object_checksums(uri: str, settings: Settings | None) -> list[tuple[str, str, int]]:
     """``(key, checksum, size)`` of every raw data object preprocessing reads under a prefix or folder.
 
-    The same selection as ``models.storage.list_inputs`` (no ``__MACOSX``, dot-folders or temporary
+    The same selection as ``models.core.storage.list_inputs`` (no ``__MACOSX``, dot-folders or temporary
     objects, and ``raw/2025`` is not ``raw/2025-old``), so the key changes exactly when an input does.
     """
     if not storage.is_s3(uri):

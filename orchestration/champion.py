@@ -12,17 +12,17 @@ from __future__ import annotations
 import logging
 from collections.abc import Sequence
 
-from models.errors import UserError, run_cli
-from models.lineage import mask_secrets
-from models.settings import Settings, load_settings
+from models.core.errors import UserError, run_cli
+from models.core.settings import Settings, load_settings
+from models.training.lineage import mask_secrets
 
 SHOWN_TAGS = ("validation.month", "git.commit", "prefect.flow_run_id", "prefect.deployment", "data.digest")
 
 
 def describe_champion(settings: Settings) -> list[str]:
     """Lines describing the current champion; a registry without one is a UserError."""
-    from models.run_logging import build_run_url
-    from models.tracking import connect_tracking, find_alias_version
+    from models.registry.mlflow_client import connect_tracking, find_alias_version
+    from models.training.mlflow_run import build_run_url
 
     client = connect_tracking(settings.mlflow_tracking_uri, settings)
     version = find_alias_version(client, settings.model_name, "champion")

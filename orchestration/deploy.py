@@ -25,9 +25,9 @@ from typing import Any
 
 import yaml
 
-from models.errors import UserError, run_cli
-from models.lineage import run_git
-from models.settings import PROJECT_ROOT, Settings, load_settings
+from models.core.errors import UserError, run_cli
+from models.core.settings import PROJECT_ROOT, Settings, load_settings
+from models.training.lineage import run_git
 from orchestration.bundle import stage_bundle
 
 log = logging.getLogger(__name__)
@@ -48,7 +48,7 @@ class GitState:
 def read_checkout_state(root: Path = PROJECT_ROOT) -> GitState:
     """HEAD and ``git status`` of the checkout on disk; no git repository is a UserError.
 
-    Unlike ``models.lineage.read_git_state`` it never reads ``TO_BIKES_GIT_COMMIT``: that names the
+    Unlike ``models.training.lineage.read_git_state`` it never reads ``TO_BIKES_GIT_COMMIT``: that names the
     commit of a bundle already deployed, while deploy must name the files it is about to push.
     """
     sha = run_git(["rev-parse", "HEAD"], root)

@@ -2,7 +2,7 @@
 
 A flow run on a worker reads the bucket, prefixes, S3 endpoint, MLflow URI and AWS credentials from
 the blocks saved by ``make blocks`` ("to-bikes" and "to-bikes-aws"), so the worker's machine needs
-only its Prefect API settings. The result is a ``models.settings.Settings``, which every ``models``
+only its Prefect API settings. The result is a ``models.core.settings.Settings``, which every ``models``
 function already takes.
 """
 
@@ -14,8 +14,8 @@ from typing import Any
 
 from prefect import runtime
 
-from models.errors import UserError
-from models.settings import Settings
+from models.core.errors import UserError
+from models.core.settings import Settings
 
 CONFIG_BLOCK = "to-bikes"
 AWS_BLOCK = "to-bikes-aws"
@@ -75,7 +75,7 @@ def format_period(year: int, month: int | None) -> str:
 
 
 def export_lineage() -> dict[str, str]:
-    """Put the root flow run id and the deployment into the environment ``models.lineage`` reads.
+    """Put the root flow run id and the deployment into the environment ``models.training.lineage`` reads.
 
     Called at the start of every flow: a subflow keeps its parent's deployment name (the deployment
     context is inherited), a flow run outside any deployment clears a stale one.

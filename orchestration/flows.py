@@ -1,4 +1,4 @@
-"""The to-bikes flows: thin Prefect wrappers over ``models.preprocess``, ``.train`` and ``.register``.
+"""The to-bikes flows: thin Prefect wrappers over ``models.data.preprocess``, ``.train`` and ``.register``.
 
 ``preprocess`` turns the raw files of a period into processed Parquet, quarantine and quality report on
 S3 (cached on the raw objects' checksums and the code version); ``train`` fits, logs to MLflow and
@@ -17,10 +17,11 @@ from prefect import flow, get_run_logger, runtime, task
 from prefect.cache_policies import INPUTS, NO_CACHE
 from prefect.tasks import exponential_backoff
 
-from models import storage
-from models.errors import UserError
-from models.settings import Settings
-from models.train_result import TrainResult
+import models
+from models.core import storage
+from models.core.contracts import TrainResult
+from models.core.errors import UserError
+from models.core.settings import Settings
 from orchestration.caching import (
     InputObjectChecksums,
     ModelsCodeVersion,
@@ -38,10 +39,12 @@ from orchestration.flow_settings import (
 from orchestration.reports import publish_quality, publish_training
 
 if TYPE_CHECKING:
-    from models.register import RegistrationResult
+    from models.registry.register import RegistrationResult
 
 RESULTS_FOLDER = "prefect-results"
-DEFAULT_MARGIN = 0.002  # models.register.DEFAULT_MARGIN; models.train and .register load on first use
+DEFAULT_MARGIN = (
+    0.002  # models.registry.register.DEFAULT_MARGIN; models.training.train and .register load on first use
+)
 IO_RETRIES = {"retries": 2, "retry_delay_seconds": exponential_backoff(3), "retry_condition_fn": is_transient}
 PREPROCESS_CACHE = INPUTS - "settings" + RawObjectChecksums() + ModelsCodeVersion()
 TRAIN_CACHE = INPUTS - "settings" + InputObjectChecksums() + ModelsCodeVersion() + TrainingTarget()
@@ -73,8 +76,8 @@ def find_latest_year(settings: Settings) -> int:
 def preprocess_period(
     input_uri: str, output_uri: str, period: str, min_duration_s: int, settings: Settings
 ) -> dict[str, Any]:
-    """``models.preprocess.preprocess`` for one period (cached; see ``orchestration.caching``)."""
-    from models.preprocess import preprocess
+    """``models.data.preprocess.preprocess`` for one period (cached; see ``orchestration.caching``)."""
+    from models.data.preprocess import preprocess
 
     return preprocess(input_uri, output_uri, period=period, min_duration_s=min_duration_s, settings=settings)
 
@@ -94,8 +97,8 @@ def output_exists(uri: str, settings: Settings) -> bool:
 
 @task(name="select-training-inputs", cache_policy=NO_CACHE, **IO_RETRIES)
 def select_inputs(period: str, settings: Settings) -> list[str]:
-    """The processed files a run for ``period`` trains on (``models.training_inputs``)."""
-    from models.training_inputs import select_training_inputs
+    """The processed files a run for ``period`` trains on (``models.training.inputs``)."""
+    from models.training.inputs import select_training_inputs
 
     return select_training_inputs(settings, period)
 
@@ -104,8 +107,8 @@ def select_inputs(period: str, settings: Settings) -> list[str]:
 def train_candidate(
     features_uris: list[str], max_evals: int, seed: int, settings: Settings
 ) -> dict[str, Any]:
-    """``models.train.train_model``: one MLflow run, cached (not retried: a retry would log a second run)."""
-    from models.train import train_model
+    """``models.training.train.train_model``: one MLflow run, cached (a retry would log a second run)."""
+    from models.training.train import train_model
 
     result = train_model(
         features_uris,
@@ -122,7 +125,7 @@ def train_candidate(
 @task(name="check-cached-run", cache_policy=NO_CACHE, **IO_RETRIES)
 def reuse_problem(run_id: str, settings: Settings) -> str | None:
     """Why a cached MLflow run cannot be reused (deleted, champion replaced), or None."""
-    from models.register import reuse_problem as find_problem
+    from models.registry.register import reuse_problem as find_problem
 
     return find_problem(
         run_id, name=settings.model_name, tracking_uri=settings.mlflow_tracking_uri, settings=settings
@@ -131,8 +134,8 @@ def reuse_problem(run_id: str, settings: Settings) -> str | None:
 
 @task(name="register-model", cache_policy=NO_CACHE, **IO_RETRIES)
 def register_candidate(run_id: str, margin: float, settings: Settings) -> RegistrationResult:
-    """``models.register.register_model``: idempotent, so a retry after a network error is safe."""
-    from models.register import register_model
+    """``models.registry.register.register_model``: idempotent, so a retry after a network error is safe."""
+    from models.registry.register import register_model
 
     return register_model(
         run_id, name=settings.model_name, margin=margin, tracking_uri=settings.mlflow_tracking_uri
@@ -226,7 +229,7 @@ def start_flow_run() -> Settings:
     get_run_logger().info(
         "flows from %s, models from %s; lineage %s",
         Path(__file__).resolve(),
-        Path(storage.__file__).parent,
+        Path(models.__file__).parent,
         lineage,
     )
     return load_flow_settings()

@@ -1,6 +1,6 @@
 """Prefect artifacts a person reads in the UI: data quality, model metrics, the MLflow run.
 
-Built from the dicts that ``models.preprocess`` and ``models.train``/``models.register`` return;
+Built from what ``models.data.preprocess``, ``models.training.train`` and ``models.registry.register`` return;
 nothing is recomputed here. Artifact keys are stable per period (or per model), so the UI shows each
 key's history across runs.
 """
@@ -12,8 +12,8 @@ from typing import TYPE_CHECKING, Any
 from prefect.artifacts import create_link_artifact, create_markdown_artifact, create_table_artifact
 
 if TYPE_CHECKING:
-    from models.register import RegistrationResult
-    from models.train import TrainResult
+    from models.registry.register import RegistrationResult
+    from models.training.train import TrainResult
 
 NOT_SCORED = "-"
 

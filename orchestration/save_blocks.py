@@ -21,8 +21,8 @@ from prefect_aws import AwsCredentials, S3Bucket
 from prefect_aws.client_parameters import AwsClientParameters
 from pydantic import BaseModel, SecretStr
 
-from models.errors import run_cli
-from models.settings import Settings, load_settings
+from models.core.errors import run_cli
+from models.core.settings import Settings, load_settings
 from orchestration.blocks import CONFIG_BLOCK_NAME, ToBikesConfig
 
 log = logging.getLogger(__name__)

@@ -19,8 +19,8 @@ import time
 from collections.abc import Sequence
 from typing import Any
 
-from models.errors import UserError, run_cli
-from models.settings import load_settings
+from models.core.errors import UserError, run_cli
+from models.core.settings import load_settings
 from stack.doctor import require_prefect_api as check_prefect_api
 
 PIPELINE = "to-bikes-pipeline/weekly"

@@ -22,8 +22,8 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from models.errors import UserError, run_cli
-from models.settings import Settings, load_settings
+from models.core.errors import UserError, run_cli
+from models.core.settings import Settings, load_settings
 from orchestration.deploy import read_work_queues
 from stack.doctor import require_prefect_api as check_prefect_api
 from stack.processes import PidRecord, process_start_ticks, read_pid, stop_record, write_pid

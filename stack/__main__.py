@@ -10,9 +10,9 @@ import argparse
 import shlex
 from collections.abc import Sequence
 
-from models.errors import run_cli
-from models.lineage import mask_secrets
-from models.settings import load_settings
+from models.core.errors import run_cli
+from models.core.settings import load_settings
+from models.training.lineage import mask_secrets
 from stack.control import stack_status, start_stack, stop_stack
 from stack.processes import tail_log
 from stack.services import SERVICE_NAMES, state_dir_of

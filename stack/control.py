@@ -13,8 +13,8 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from models.errors import UserError
-from models.settings import Settings
+from models.core.errors import UserError
+from models.core.settings import Settings
 from stack.processes import (
     POLL_S,
     PidRecord,

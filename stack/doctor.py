@@ -16,9 +16,9 @@ from typing import Any
 
 from botocore.exceptions import BotoCoreError, ClientError
 
-from models.errors import UserError
-from models.lineage import mask_secrets
-from models.settings import Settings
+from models.core.errors import UserError
+from models.core.settings import Settings
+from models.training.lineage import mask_secrets
 from stack.sync import s3_client
 
 HTTP_TIMEOUT_S = 5

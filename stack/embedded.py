@@ -14,7 +14,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from models.settings import LOCAL_HOST, Settings
+from models.core.settings import LOCAL_HOST, Settings
 from stack.control import start_stack, stop_stack
 from stack.services import SERVICE_NAMES
 
@@ -54,7 +54,7 @@ class StackEnv(dict[str, str]):
 
     def s3_client(self) -> Any:
         """A boto3 client for this stack's S3 server and key pair."""
-        from models.storage import s3_client
+        from models.core.storage import s3_client
 
         return s3_client(self.settings())
 

@@ -24,7 +24,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-from models.errors import UserError
+from models.core.errors import UserError
 from stack.services import Service
 
 log = logging.getLogger(__name__)

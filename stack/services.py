@@ -14,8 +14,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from models.errors import UserError
-from models.settings import PROJECT_ROOT, Settings
+from models.core.errors import UserError
+from models.core.settings import PROJECT_ROOT, Settings
 
 STACK_DIR = PROJECT_ROOT / "stack"
 NODE_MODULES = STACK_DIR / "node_modules"

@@ -24,9 +24,9 @@ from typing import Any
 
 from botocore.exceptions import BotoCoreError, ClientError
 
-from models.errors import UserError
-from models.settings import Settings
-from models.storage import describe_s3_error
+from models.core.errors import UserError
+from models.core.settings import Settings
+from models.core.storage import describe_s3_error
 from stack.services import MODEL_BIN
 
 log = logging.getLogger(__name__)
@@ -73,7 +73,7 @@ def scan_source(source: Path, prefix: str) -> list[LocalFile]:
 
 def s3_client(settings: Settings, attempts: int = 8) -> Any:
     """A boto3 S3 client for the configured endpoint and key pair (AWS default chain when unset)."""
-    from models.storage import s3_client as make_client
+    from models.core.storage import s3_client as make_client
 
     return make_client(settings, max_attempts=attempts)
 

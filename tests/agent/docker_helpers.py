@@ -18,7 +18,7 @@ from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
 from typing import TypeVar
 
-from models.settings import PROJECT_ROOT
+from models.core.settings import PROJECT_ROOT
 
 SCRIPTS = PROJECT_ROOT / "agent" / "docker"
 SCRIPT_TIMEOUT_S = 1200  # a cold build with debootstrap takes about 3 minutes here

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from models.lineage import run_git
+from models.training.lineage import run_git
 from stack.embedded import StackEnv
 from tests.agent.conftest import BuiltImage, worker_env
 from tests.agent.docker_helpers import clean_env, container_logs, online_workers, run_script, wait_for

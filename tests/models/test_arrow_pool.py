@@ -1,4 +1,4 @@
-"""The Arrow memory pool preprocessing streams through (models.arrow_pool)."""
+"""The Arrow memory pool preprocessing streams through (models.data.memory_pool)."""
 
 from __future__ import annotations
 
@@ -6,8 +6,8 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pytest
 
-from models import arrow_pool
-from models.arrow_pool import POOL_VARIABLE, streaming_memory_pool
+from models.data import memory_pool as arrow_pool
+from models.data.memory_pool import POOL_VARIABLE, streaming_memory_pool
 
 
 def test_jemalloc_while_the_block_runs_then_the_previous_pool(monkeypatch: pytest.MonkeyPatch) -> None:

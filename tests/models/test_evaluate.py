@@ -7,18 +7,18 @@ import numpy as np
 import pytest
 from mlflow.exceptions import MlflowException
 
-from models.errors import UserError
-from models.estimator import DEFAULT_PARAMS, build_pipeline, search_params
-from models.evaluate import compute_metrics, member_probability
-from models.gate import decide_promotion
-from models.tracking import (
+from models.core.errors import UserError
+from models.registry.gate import decide_promotion
+from models.registry.mlflow_client import (
     check_tracking_uri,
     pinned_requirements,
     read_names,
     read_pins,
     reported_mlflow_errors,
 )
-from models.training_data import select_features
+from models.training.dataset import select_features
+from models.training.estimator import DEFAULT_PARAMS, build_pipeline, search_params
+from models.training.metrics import compute_metrics, member_probability
 from tests.models.test_train_data import build_trips, free_port
 
 LABELS = np.array(["member", "member", "casual", "member", "casual", "casual"])

@@ -9,10 +9,10 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pytest
 
-from models.clean import CANONICAL_SCHEMA
-from models.features import FEATURE_COLUMNS, OUTPUT_COLUMNS, build_features, calendar
-from models.holidays import easter_sunday, holidays_for, ontario_holidays
-from models.quality import month_label_keys
+from models.data.checks import CANONICAL_SCHEMA
+from models.data.features import FEATURE_COLUMNS, OUTPUT_COLUMNS, build_features, calendar
+from models.data.holidays import easter_sunday, holidays_for, ontario_holidays
+from models.data.quality import month_label_keys
 
 pytestmark = pytest.mark.unit
 

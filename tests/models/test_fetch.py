@@ -1,4 +1,4 @@
-"""models.fetch against a fake CKAN portal on 127.0.0.1: resolution, retries, resume, unpacking."""
+"""models.data.fetch against a fake CKAN portal on 127.0.0.1: resolution, retries, resume, unpacking."""
 
 from __future__ import annotations
 
@@ -17,9 +17,9 @@ from urllib.parse import parse_qs, urlsplit
 
 import pytest
 
-from models.errors import UserError
-from models.fetch import PACKAGE_ID, fetch_years
-from models.preprocess import preprocess
+from models.core.errors import UserError
+from models.data.fetch import PACKAGE_ID, fetch_years
+from models.data.preprocess import preprocess
 from tests.models.data.rows import HEADER_2024, HEADER_2025, csv_bytes, row_2025
 
 pytestmark = pytest.mark.integration
@@ -217,7 +217,7 @@ def test_cli_prints_a_summary_and_exits_2_with_one_line_on_a_user_error(portal, 
     command = [
         sys.executable,
         "-m",
-        "models.fetch",
+        "models.data.fetch",
         "--dest",
         str(tmp_path),
         "--api-url",

@@ -6,7 +6,7 @@ import subprocess
 
 import pytest
 
-from models.lineage import UNKNOWN, collect_lineage, describe_command, mask_secrets, read_git_state
+from models.training.lineage import UNKNOWN, collect_lineage, describe_command, mask_secrets, read_git_state
 
 TAGS = {"git.commit", "git.dirty", "data.digest", "command", "prefect.flow_run_id", "prefect.deployment"}
 
@@ -75,11 +75,13 @@ def test_mask_secrets_keeps_ordinary_arguments():
         "--input=s3://to-bikes/processed/2025/trips.parquet"
     )
     assert mask_secrets("http://127.0.0.1:5050") == "http://127.0.0.1:5050"
-    assert describe_command(["models/train.py", "--seed", "7"]).endswith("models/train.py --seed 7")
+    assert describe_command(["models/training/train.py", "--seed", "7"]).endswith(
+        "models/training/train.py --seed 7"
+    )
 
 
 @pytest.mark.unit
 def test_a_secret_given_as_a_separate_argument_is_masked():
-    command = describe_command(["-m", "models.fetch", "--api-token", "tok-123", "--years", "2025"])
+    command = describe_command(["-m", "models.data.fetch", "--api-token", "tok-123", "--years", "2025"])
     assert "tok-123" not in command
-    assert command.endswith("-m models.fetch --api-token *** --years 2025")
+    assert command.endswith("-m models.data.fetch --api-token *** --years 2025")

@@ -1,4 +1,4 @@
-"""Registration over MLflow's REST API (``models.mlflow_rest``) against a real MLflow server.
+"""Registration over MLflow's REST API (``models.registry.mlflow_rest``) against a real MLflow server.
 
 A server of the local stack (with its S3 for artifacts) holds two trained runs. Registering again,
 checking a cached run and the errors of an unreachable or refusing server must behave as through
@@ -19,11 +19,11 @@ from typing import ClassVar
 import pytest
 from mlflow import MlflowClient
 
-from models.errors import UserError
-from models.mlflow_rest import RestRegistry
-from models.register import register_model, reuse_problem
-from models.settings import PROJECT_ROOT
-from models.train import train_model
+from models.core.errors import UserError
+from models.core.settings import PROJECT_ROOT
+from models.registry.mlflow_rest import RestRegistry
+from models.registry.register import register_model, reuse_problem
+from models.training.train import train_model
 from stack.embedded import StackEnv, free_ports, make_stack_env, running_stack
 from tests.models.test_train_data import build_trips, write_trips
 
@@ -62,7 +62,7 @@ def register_in_fresh_process(uri: str, run_id: str) -> dict:
     code = (
         "import json, sys\n"
         "from dataclasses import asdict\n"
-        "from models.register import register_model\n"
+        "from models.registry.register import register_model\n"
         f"found = asdict(register_model({run_id!r}, name={NAME!r}, tracking_uri={uri!r}))\n"
         "print(json.dumps({**found, 'mlflow_imported': 'mlflow' in sys.modules}))\n"
     )

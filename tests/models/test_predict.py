@@ -9,14 +9,14 @@ import mlflow
 import pandas as pd
 import pytest
 
-from models import storage
-from models.errors import UserError, run_cli
-from models.features import FEATURE_COLUMNS
-from models.predict import main, predict
-from models.register import register_model
-from models.tracking import allow_model_loading
-from models.train import train_model
-from models.training_data import select_features
+from models.core import storage
+from models.core.errors import UserError, run_cli
+from models.data.features import FEATURE_COLUMNS
+from models.registry.mlflow_client import allow_model_loading
+from models.registry.register import register_model
+from models.scoring.predict import main, predict
+from models.training.dataset import select_features
+from models.training.train import train_model
 from tests.models.test_train_data import build_trips, make_tracking_uri, write_trips
 
 NAME = "predict-test"

@@ -5,8 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from models.dedupe import MAX_SPAN, SeenIds
-from models.errors import UserError
+from models.core.errors import UserError
+from models.data.duplicates import MAX_SPAN, SeenIds
 
 pytestmark = pytest.mark.unit
 

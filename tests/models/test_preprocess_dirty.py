@@ -11,7 +11,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pytest
 
-from models.columns import clean_text, integer_text
+from models.data.column_parsers import clean_text, integer_text
 from tests.models.data.rows import HEADER_2017_Q3Q4, HEADER_2019, HEADER_2025, csv_bytes, row_2025, run_on
 
 pytestmark = pytest.mark.unit

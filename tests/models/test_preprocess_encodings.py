@@ -9,7 +9,7 @@ import random
 import pyarrow as pa
 import pytest
 
-from models.encoding import BatchDecoder, digest_and_lines, head_encoding, transcode
+from models.data.encodings import BatchDecoder, digest_and_lines, head_encoding, transcode
 from tests.models.data.rows import HEADER_2019, HEADER_2025, csv_bytes, row_2025, run_on
 
 pytestmark = pytest.mark.unit
@@ -35,8 +35,10 @@ def test_cp1252_file_is_decoded_and_recorded(tmp_path):
 
 
 def test_cp1252_bytes_deep_in_a_file_that_starts_as_ascii_are_transcoded(tmp_path, monkeypatch):
-    monkeypatch.setattr("models.readers.BLOCK_SIZE", 4096)  # several batches, the first ones ASCII only
-    monkeypatch.setattr("models.encoding.HEAD_BYTES", 1024)
+    monkeypatch.setattr(
+        "models.data.csv_reader.BLOCK_SIZE", 4096
+    )  # several batches, the first ones ASCII only
+    monkeypatch.setattr("models.data.encodings.HEAD_BYTES", 1024)
     rows = [row_2025(i) for i in range(200)] + [row_2025(999, start_name=CAFE)]
     result = run_on(tmp_path, {"late.csv": csv_bytes(HEADER_2025, rows, encoding="cp1252")})
     assert result.summary["rows_out"] == 201
@@ -82,7 +84,7 @@ def test_digest_and_line_count(tmp_path):
 
 @pytest.mark.parametrize("chunk", [1, 3, 1024])
 def test_line_count_matches_python_across_chunk_borders(tmp_path, monkeypatch, chunk):
-    monkeypatch.setattr("models.encoding.CHUNK", chunk)
+    monkeypatch.setattr("models.data.encodings.CHUNK", chunk)
     rnd = random.Random(chunk)
     for ends in ("\n", "\r\n", "\r"):
         data = ends.join("x" * rnd.randint(0, 9) for _ in range(200)).encode() + rnd.choice([b"", b"z"])

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pandas as pd
 import pytest
 
-from models.errors import UserError
+from models.core.errors import UserError
 from tests.models.data.rows import (
     HEADER_2017_Q1Q2,
     HEADER_2017_Q3Q4,

@@ -8,7 +8,7 @@ import random
 import pyarrow as pa
 import pytest
 
-from models.timeparse import DAY_FIRST, ISO, MONTH_FIRST, fixed_layout, parse_strptime, parse_times
+from models.data.datetimes import DAY_FIRST, ISO, MONTH_FIRST, fixed_layout, parse_strptime, parse_times
 
 pytestmark = pytest.mark.unit
 
@@ -46,7 +46,7 @@ def random_value(rnd: random.Random) -> str | None:
 
 @pytest.mark.parametrize("fmt", MONTH_FIRST + DAY_FIRST + ISO)
 def test_the_fast_path_agrees_with_strptime_on_random_values(fmt, monkeypatch):
-    monkeypatch.setattr("models.timeparse.mostly_width", lambda values, size: True)  # mixed widths
+    monkeypatch.setattr("models.data.datetimes.mostly_width", lambda values, size: True)  # mixed widths
     rnd = random.Random(fmt)
     values = pa.array([random_value(rnd) for _ in range(20_000)], pa.string())
     assert fixed_layout(fmt) is not None
@@ -85,5 +85,5 @@ def test_a_column_of_only_padded_values_and_an_empty_one():
 
 def test_a_column_of_mostly_other_widths_goes_to_strptime_whole(monkeypatch):
     values = pa.array(["1/2/2019 3:04", "1/12/2019 13:04", "01/02/2019 03:04"])
-    monkeypatch.setattr("models.timeparse.parse_fixed", lambda *args: pytest.fail("not worth it"))
+    monkeypatch.setattr("models.data.datetimes.parse_fixed", lambda *args: pytest.fail("not worth it"))
     assert parse_times(values, "%m/%d/%Y %H:%M").equals(parse_strptime(values, "%m/%d/%Y %H:%M"))

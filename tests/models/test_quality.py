@@ -7,7 +7,7 @@ from collections import Counter
 
 import pytest
 
-from models.quality import QualityTracker, build_report, build_summary, render_markdown, share_warnings
+from models.data.quality import QualityTracker, build_report, build_summary, render_markdown, share_warnings
 from tests.models.data.rows import HEADER_2025, csv_bytes, row_2025, run_on
 
 pytestmark = pytest.mark.unit

@@ -14,10 +14,10 @@ import pandas as pd
 import pytest
 from mlflow import MlflowClient
 
-from models.errors import UserError, run_cli
-from models.features import LABEL_COLUMN, TIME_COLUMN
-from models.register import main, register_model, reuse_problem, wait_until_ready
-from models.train import train_model
+from models.core.errors import UserError, run_cli
+from models.data.features import LABEL_COLUMN, TIME_COLUMN
+from models.registry.register import main, register_model, reuse_problem, wait_until_ready
+from models.training.train import train_model
 from tests.models.test_train_data import build_trips, make_tracking_uri, write_trips
 
 NAME = "gate-test"
@@ -179,7 +179,7 @@ class FakeRegistry:
 
 @pytest.mark.unit
 def test_aliases_wait_until_the_version_is_ready(monkeypatch):
-    monkeypatch.setattr("models.register.POLL_S", 0.0)
+    monkeypatch.setattr("models.registry.register.POLL_S", 0.0)
     registry = FakeRegistry(["PENDING_REGISTRATION", "PENDING_REGISTRATION", "READY"])
     wait_until_ready(registry, NAME, "7")
     assert registry.calls == 3
@@ -187,7 +187,7 @@ def test_aliases_wait_until_the_version_is_ready(monkeypatch):
 
 @pytest.mark.unit
 def test_a_failed_or_stuck_registration_is_a_user_error(monkeypatch):
-    monkeypatch.setattr("models.register.POLL_S", 0.0)
+    monkeypatch.setattr("models.registry.register.POLL_S", 0.0)
     with pytest.raises(UserError, match="failed"):
         wait_until_ready(FakeRegistry(["PENDING_REGISTRATION", "FAILED_REGISTRATION"]), NAME, "7")
     with pytest.raises(UserError, match="still PENDING_REGISTRATION"):

@@ -15,10 +15,10 @@ from typing import Any
 import pyarrow.parquet as pq
 import pytest
 
-from models import storage
-from models.errors import UserError
-from models.preprocess import preprocess
-from models.settings import Settings
+from models.core import storage
+from models.core.errors import UserError
+from models.core.settings import Settings
+from models.data.preprocess import preprocess
 from stack.embedded import StackEnv
 from stack.sync import run_aws_sync
 from tests.faultproxy import FaultProxy, FaultRule

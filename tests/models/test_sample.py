@@ -10,9 +10,9 @@ import pandas as pd
 import pyarrow.parquet as pq
 import pytest
 
-from models.errors import UserError
-from models.preprocess import preprocess
-from models.sample import generate_sample
+from models.core.errors import UserError
+from models.data.preprocess import preprocess
+from models.sample.generate import generate_sample
 
 pytestmark = pytest.mark.unit
 

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from models.errors import UserError
-from models.schema import ERA_NAMES, detect_era
+from models.core.errors import UserError
+from models.data.eras import ERA_NAMES, detect_era
 from tests.models.data import rows
 
 pytestmark = pytest.mark.unit

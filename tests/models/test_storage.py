@@ -9,9 +9,9 @@ import uuid
 
 import pytest
 
-from models import storage
-from models.errors import UserError
-from models.preprocess import preprocess
+from models.core import storage
+from models.core.errors import UserError
+from models.data.preprocess import preprocess
 from tests.models.data.rows import HEADER_2025, csv_bytes, row_2025
 
 

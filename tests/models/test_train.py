@@ -15,14 +15,14 @@ import pandas as pd
 import pytest
 from mlflow import MlflowClient
 
-from models import storage
-from models.errors import run_cli
-from models.features import FEATURE_COLUMNS
-from models.preprocess import preprocess
-from models.sample import generate_sample
-from models.tracking import load_sklearn_model, pinned_requirements
-from models.train import main, train_model
-from models.training_inputs import select_training_inputs
+from models.core import storage
+from models.core.errors import run_cli
+from models.data.features import FEATURE_COLUMNS
+from models.data.preprocess import preprocess
+from models.registry.mlflow_client import load_sklearn_model, pinned_requirements
+from models.sample.generate import generate_sample
+from models.training.inputs import select_training_inputs
+from models.training.train import main, train_model
 from tests.models.test_train_data import build_trips, free_port, make_tracking_uri, write_trips
 
 SECRET = "do-not-log-this-secret-0123456789"

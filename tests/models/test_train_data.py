@@ -1,6 +1,6 @@
-"""Tests of models.training_data, and the synthetic feature frames the other model tests train on.
+"""Tests of models.training.dataset, and the synthetic feature frames the other model tests train on.
 
-``build_trips`` writes trips with the columns of ``models.features`` and the structure the data notes
+``build_trips`` writes trips with the columns of ``models.data.features`` and the structure the data notes
 describe (members: weekday rush hours, short trips between busy stations; casual riders: weekends and
 afternoons, long trips, more round trips), so that a model has something real to learn.
 """
@@ -16,10 +16,10 @@ import pandas as pd
 import pytest
 from mlflow import MlflowClient
 
-from models import storage
-from models.errors import UserError
-from models.features import CANONICAL_COLUMNS, FEATURE_COLUMNS, LABEL_COLUMN, TIME_COLUMN
-from models.training_data import read_labelled_trips, read_training_inputs, select_features, split_by_month
+from models.core import storage
+from models.core.errors import UserError
+from models.data.features import CANONICAL_COLUMNS, FEATURE_COLUMNS, LABEL_COLUMN, TIME_COLUMN
+from models.training.dataset import read_labelled_trips, read_training_inputs, select_features, split_by_month
 
 BUSY_STATIONS = np.arange(7000, 7030)
 ALL_STATIONS = np.arange(7000, 7600)  # 600 stations: more than the booster's 255 category bins

@@ -6,8 +6,8 @@ import uuid
 
 import pytest
 
-from models.errors import UserError
-from models.training_inputs import list_input_uris, plan_training_periods, select_training_inputs
+from models.core.errors import UserError
+from models.training.inputs import list_input_uris, plan_training_periods, select_training_inputs
 
 WHERE = "s3://bucket/processed/"
 

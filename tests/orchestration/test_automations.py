@@ -23,8 +23,8 @@ from typing import Any
 
 import pytest
 
-from models.errors import UserError
-from models.settings import PROJECT_ROOT, Settings, load_settings
+from models.core.errors import UserError
+from models.core.settings import PROJECT_ROOT, Settings, load_settings
 from orchestration.automations import (
     AUTOMATION_NAME,
     CRASH_MESSAGE,

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from models import storage
+from models.core import storage
 from orchestration import caching
 from stack.embedded import StackEnv
 

@@ -11,9 +11,9 @@ from pathlib import Path
 import pytest
 import yaml
 
-from models.errors import UserError
-from models.settings import PROJECT_ROOT
-from models.train import TrainResult
+from models.core.errors import UserError
+from models.core.settings import PROJECT_ROOT
+from models.training.train import TrainResult
 from orchestration import automations, bundle, caching, deploy, flows, reports, trigger
 from orchestration.flow_settings import format_period
 
@@ -84,7 +84,7 @@ def test_metrics_sit_next_to_baseline_and_champion() -> None:
 
 
 def test_flow_default_margin_is_the_gates() -> None:
-    from models.register import DEFAULT_MARGIN
+    from models.registry.register import DEFAULT_MARGIN
 
     assert flows.DEFAULT_MARGIN == DEFAULT_MARGIN
 
@@ -165,7 +165,7 @@ def repo(tmp_path: Path) -> Path:
 def test_clean_tree_bundle_is_exactly_the_commit(
     repo: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    # A deployed run's commit (what models.lineage.read_git_state prefers) must not name the bundle.
+    # A deployed run's commit (what models.training.lineage.read_git_state prefers) must not name the bundle.
     monkeypatch.setenv("TO_BIKES_GIT_COMMIT", "feedbeef")
     monkeypatch.setenv("TO_BIKES_GIT_DIRTY", "true")
     state = deploy.read_checkout_state(repo)

@@ -22,9 +22,9 @@ from typing import Any
 
 import pytest
 
-from models.lineage import run_git
-from models.sample import generate_sample
-from models.settings import PROJECT_ROOT
+from models.core.settings import PROJECT_ROOT
+from models.sample.generate import generate_sample
+from models.training.lineage import run_git
 from stack.embedded import StackEnv
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
@@ -203,7 +203,7 @@ def test_pipeline_completes_with_code_pulled_from_s3(deployed: Deployed, first_r
     assert [item["Key"] for item in listed.get("Contents", [])] == [f"{folder}/bundle.tar.gz"]
     body = s3_client(deployed.stack).get_object(Bucket=BUCKET, Key=f"{folder}/bundle.tar.gz")["Body"].read()
     keys = set(unpack_bundle(body))
-    assert {"orchestration/flows.py", "models/preprocess.py", "prefect.yaml"} <= keys
+    assert {"orchestration/flows.py", "models/data/preprocess.py", "prefect.yaml"} <= keys
     assert not [k for k in keys if k.startswith(("data/", ".venv/", "agent/.venv/", ".stack/", ".git/"))]
     assert any("'pull_from_s3' completed successfully" in m for m in messages), messages
     assert any("'run_shell_script' completed successfully" in m for m in messages), messages

@@ -36,11 +36,11 @@ import pyarrow.parquet as pq
 import pytest
 from mlflow import MlflowClient
 
-from models import storage
-from models.errors import UserError
-from models.register import register_model
-from models.settings import PROJECT_ROOT
-from models.train import train_model
+from models.core import storage
+from models.core.errors import UserError
+from models.core.settings import PROJECT_ROOT
+from models.registry.register import register_model
+from models.training.train import train_model
 from orchestration.trigger import PIPELINE, PREPROCESS, wait_final
 from stack.control import start_stack
 from stack.embedded import StackEnv
@@ -175,7 +175,13 @@ def test_mlflow_lost_during_training_fails_clearly_and_keeps_the_registry(
     watcher = cut_after(mlflow_proxy, "POST", r"/runs/create", FaultRule("reset", count=None, path=r"/api/"))
     options = ["--experiment", "reliability", "--model-name", MODEL, "--max-evals", "1"]
     done = run_model_cli(
-        local_stack, "models.train", "--input", features_uri, "--tracking-uri", mlflow_proxy.url, *options
+        local_stack,
+        "models.training.train",
+        "--input",
+        features_uri,
+        "--tracking-uri",
+        mlflow_proxy.url,
+        *options,
     )
     watcher.join(timeout=1)
     assert mlflow_proxy.faults(), "the server never went away: the test tested nothing"
@@ -202,7 +208,7 @@ def test_mlflow_lost_during_registration_keeps_the_champion_and_a_rerun_adds_one
         "--tracking-uri",
         mlflow_proxy.url,
     ]
-    done = run_model_cli(local_stack, "models.register", *register)
+    done = run_model_cli(local_stack, "models.registry.register", *register)
     watcher.join(timeout=1)
     assert mlflow_proxy.faults(), "the server never went away: the test tested nothing"
     during = registry_state(local_stack)

@@ -24,11 +24,11 @@ import boto3
 import pytest
 from mlflow import MlflowClient
 
-from models import storage
-from models.errors import UserError
-from models.register import register_model
-from models.settings import PROJECT_ROOT
-from models.train import train_model
+from models.core import storage
+from models.core.errors import UserError
+from models.core.settings import PROJECT_ROOT
+from models.registry.register import register_model
+from models.training.train import train_model
 from stack.embedded import StackEnv, free_ports, make_stack_env, running_stack
 from stack.processes import group_members, read_pid
 from tests.models.test_train_data import build_trips, write_trips
@@ -125,7 +125,7 @@ def test_prefectignore_keeps_env_and_secret_files_out_of_the_code_bundle(
         client_parameters={"endpoint_url": s3_server.endpoint_url},
     )
     bundle = read_bundle(s3_server, folder)
-    assert "models/preprocess.py" in bundle and "models/settings.py" in bundle
+    assert "models/data/preprocess.py" in bundle and "models/core/settings.py" in bundle
     assert ".env.example" in bundle or ".env.example" not in tracked
     assert sorted(set(PLANTED) & set(bundle)) == []
     assert [name for name in bundle if "node_modules/" in name] == []

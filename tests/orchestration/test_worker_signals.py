@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from models.settings import PROJECT_ROOT
+from models.core.settings import PROJECT_ROOT
 from stack.embedded import StackEnv
 from tests.orchestration.test_reliability import clean_env
 

@@ -7,7 +7,7 @@ import subprocess
 from collections.abc import Sequence
 from pathlib import Path
 
-from models.settings import PROJECT_ROOT
+from models.core.settings import PROJECT_ROOT
 
 MODEL_PYTHON = PROJECT_ROOT / ".venv" / "bin" / "python"
 AGENT_BIN = PROJECT_ROOT / "agent" / ".venv" / "bin"

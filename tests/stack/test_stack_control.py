@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from models.errors import UserError
+from models.core.errors import UserError
 from stack.control import start_stack, stop_clients, stop_stack
 from stack.embedded import make_stack_env, running_stack
 from stack.processes import (

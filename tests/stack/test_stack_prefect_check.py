@@ -9,8 +9,8 @@ from typing import ClassVar
 
 import pytest
 
-from models.errors import UserError
-from models.settings import Settings
+from models.core.errors import UserError
+from models.core.settings import Settings
 from stack.doctor import check_prefect, require_prefect_api
 
 pytestmark = pytest.mark.unit

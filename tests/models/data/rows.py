@@ -1,6 +1,6 @@
 """Helpers for data tests: the published header lines, CSV bytes and a preprocess run on them.
 
-The header strings are typed here from the data notes (not imported from ``models.schema``), so
+The header strings are typed here from the data notes (not imported from ``models.data.eras``), so
 a mistake in the schema cannot hide behind the same mistake in its tests.
 """
 
@@ -12,7 +12,7 @@ from pathlib import Path
 import pandas as pd
 import pyarrow.parquet as pq
 
-from models.preprocess import output_paths, preprocess
+from models.data.preprocess import output_paths, preprocess
 
 HEADER_2017_Q1Q2 = (
     "trip_id,trip_start_time,trip_stop_time,trip_duration_seconds,from_station_id,from_station_name,"

@@ -1,0 +1,1 @@
+"""Shared by every stage: settings, names and defaults, errors, storage, periods, contracts."""

@@ -1,0 +1,183 @@
+"""Download the real yearly ridership ZIPs from the City of Toronto open-data portal.
+
+    python -m models.data.fetch --years 2024 2025 --dest data/raw [--api-url URL]
+
+Download links are resolved through the portal's CKAN ``package_show`` API on every run (they
+change when a year is republished); nothing here hard-codes a file URL. Each ZIP is downloaded to
+``<dest>/.downloads/<name>.zip.part`` (resumed with an HTTP Range request after a broken
+connection, retried with exponential backoff), checked, renamed into place, then unpacked into
+``<dest>/<year>/`` (sub-folders flattened, nested ZIPs opened, ``__MACOSX`` junk ignored).
+``<dest>/manifest.json`` records the URL and SHA-256 of every ZIP and CSV; a ZIP whose digest
+matches the manifest is not downloaded again. Data: "Contains information licensed under the Open
+Government Licence – Toronto."
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import os
+import shutil
+import tempfile
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path, PurePosixPath
+from typing import Any
+
+from models.core import storage
+from models.data.unzip import unpack_zip
+from models.data.download import Downloader
+from models.core.errors import UserError, run_cli
+from models.core.settings import Settings, load_settings
+
+log = logging.getLogger(__name__)
+
+DEFAULT_API_URL = Settings.model_fields["ckan_api_url"].default
+PACKAGE_ID = "bike-share-toronto-ridership-data"
+API_URL_ENV = "TO_BIKES_CKAN_API_URL"
+DOWNLOADS = ".downloads"
+MANIFEST = "manifest.json"
+LICENCE = "Contains information licensed under the Open Government Licence – Toronto."
+
+
+@dataclass(frozen=True)
+class Resource:
+    """One yearly ZIP as the CKAN API describes it."""
+
+    year: int
+    name: str
+    url: str
+    last_modified: str | None
+
+
+def pick_resources(package: dict[str, Any], years: Sequence[int], api_url: str) -> list[Resource]:
+    """The ZIP resource named ``bikeshare-ridership-YYYY`` for each year; a missing year is a UserError."""
+    resources = package.get("result", {}).get("resources", [])
+    picked = []
+    for year in years:
+        matches = [
+            r
+            for r in resources
+            if str(r.get("name", "")).strip().lower() == f"bikeshare-ridership-{year}"
+            and (str(r.get("format", "")).upper() == "ZIP" or str(r.get("url", "")).lower().endswith(".zip"))
+        ]
+        if not matches:
+            raise UserError(f"The CKAN package at {api_url} lists no ZIP named bikeshare-ridership-{year}.")
+        chosen = matches[-1]
+        picked.append(Resource(year, chosen["name"], chosen["url"], chosen.get("last_modified")))
+    return picked
+
+
+def read_manifest(dest: Path) -> dict[str, Any]:
+    """The manifest of earlier runs (empty when there is none)."""
+    path = dest / MANIFEST
+    if not path.is_file():
+        return {"licence": LICENCE, "years": {}}
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except json.JSONDecodeError as exc:
+        raise UserError(f"Manifest {path} is not valid JSON ({exc}); delete it to start afresh.") from exc
+
+
+def write_manifest(dest: Path, manifest: dict[str, Any]) -> None:
+    """Write the manifest atomically."""
+    handle, temp = tempfile.mkstemp(dir=dest, prefix=".manifest.", suffix=".tmp")
+    with os.fdopen(handle, "w", encoding="utf-8") as out:
+        json.dump(manifest, out, indent=2, sort_keys=True)
+        out.write("\n")
+    storage.move_file_atomic(temp, dest / MANIFEST)
+    Path(temp).unlink(missing_ok=True)  # left behind only if the move had to copy
+
+
+def unpack_year(zip_path: Path, year_dir: Path, source: str) -> dict[str, str]:
+    """Unpack every CSV of a yearly ZIP into ``year_dir`` under its own file name; returns name -> digest."""
+    shutil.rmtree(year_dir, ignore_errors=True)
+    year_dir.mkdir(parents=True)
+    digests: dict[str, str] = {}
+    with tempfile.TemporaryDirectory(dir=year_dir.parent, prefix=".unpack-") as scratch:
+        for csv_file in unpack_zip(zip_path, Path(scratch), source):
+            name = PurePosixPath(csv_file.source.rsplit("!", 1)[-1]).name
+            stem, suffix, number = Path(name).stem, Path(name).suffix, 1
+            while name in digests:  # the same file name in two sub-folders
+                number += 1
+                name = f"{stem} ({number}){suffix}"
+            target = year_dir / name
+            shutil.move(str(csv_file.path), target)
+            digests[name] = storage.file_digest(target)
+    return digests
+
+
+def fetch_year(
+    resource: Resource, dest: Path, downloader: Downloader, manifest: dict[str, Any]
+) -> dict[str, Any]:
+    """Download (unless the manifest's digest still matches) and unpack one year; returns its entry."""
+    zip_name = f"{resource.name}.zip"
+    zip_path = dest / DOWNLOADS / zip_name
+    known = manifest.get("years", {}).get(str(resource.year), {})
+    year_dir = dest / str(resource.year)
+    fresh = known.get("url") == resource.url and known.get("last_modified") == resource.last_modified
+    if fresh and zip_path.is_file() and storage.file_digest(zip_path) == known.get("zip_sha256"):
+        log.info("%s: already downloaded (digest matches the manifest)", zip_name)
+        if year_dir.is_dir() and all((year_dir / name).is_file() for name in known.get("files", {})):
+            return known
+    else:
+        downloader.download(resource.url, zip_path)
+    files = unpack_year(zip_path, year_dir, f"{resource.year}/{zip_name}")
+    return {
+        "name": resource.name,
+        "url": resource.url,
+        "last_modified": resource.last_modified,
+        "zip": f"{DOWNLOADS}/{zip_name}",
+        "zip_sha256": storage.file_digest(zip_path),
+        "zip_bytes": zip_path.stat().st_size,
+        "files": files,
+    }
+
+
+def fetch_years(
+    years: Sequence[int], dest: str | Path, *, api_url: str = DEFAULT_API_URL, **options: Any
+) -> dict:
+    """Resolve, download and unpack the given years into ``dest``; returns the manifest."""
+    dest = Path(dest)
+    (dest / DOWNLOADS).mkdir(parents=True, exist_ok=True)
+    downloader = Downloader(**options)
+    package = downloader.get_json(api_url, {"id": PACKAGE_ID})
+    manifest = read_manifest(dest)
+    manifest["licence"] = LICENCE
+    manifest["api_url"] = api_url
+    for resource in pick_resources(package, years, api_url):
+        manifest.setdefault("years", {})[str(resource.year)] = fetch_year(
+            resource, dest, downloader, manifest
+        )
+        write_manifest(dest, manifest)
+    return manifest
+
+
+def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
+    """Command-line options (see the module docstring)."""
+    parser = argparse.ArgumentParser(prog="python -m models.data.fetch", description=__doc__.splitlines()[0])
+    parser.add_argument("--years", nargs="+", type=int, required=True, help="years to fetch, e.g. 2024 2025")
+    parser.add_argument("--dest", default="data/raw", help="folder to fill (default data/raw)")
+    parser.add_argument(
+        "--api-url", help=f"CKAN package_show URL (default ${API_URL_ENV} or the City's portal)"
+    )
+    parser.add_argument("--retries", type=int, default=5, help="attempts per request (default 5)")
+    return parser.parse_args(argv)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Fetch the years and print a one-line JSON summary."""
+    args = parse_args(argv)
+    api_url = args.api_url or load_settings().ckan_api_url
+    manifest = fetch_years(args.years, args.dest, api_url=api_url, attempts=args.retries)
+    years = {
+        year: {"files": len(entry["files"]), "zip_sha256": entry["zip_sha256"]}
+        for year, entry in manifest["years"].items()
+    }
+    print(json.dumps({"dest": args.dest, "years": years}, sort_keys=True))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(run_cli(main))

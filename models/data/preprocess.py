@@ -1,0 +1,268 @@
+"""Raw ridership CSV/ZIP files (local or s3://) -> canonical trips with features, as Parquet.
+
+    python -m models.data.preprocess --input data/sample --output /tmp/trips.parquet [--period 2025]
+
+Each file's era is detected from its header and its date format from its values; rows stream
+through in pyarrow record batches and are written batch by batch, so a whole year never sits in
+memory. Every input row ends up either in ``X.parquet`` or in ``X.quarantine.parquet`` (with a
+``reason``); ``X.quality.json`` and ``X.quality.md`` describe the run. The last stdout line is the
+summary as JSON, and ``rows_in == rows_out + quarantined`` always holds.
+
+Times (``start_time``, ``end_time``) are naive local Toronto wall-clock times (America/Toronto),
+exactly as published: no offset is attached, so DST gaps and repeats are kept as they are.
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import logging
+import tempfile
+from collections.abc import Sequence
+from contextlib import closing
+from dataclasses import dataclass
+from functools import partial
+from pathlib import Path
+from typing import Any
+
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from models.core import storage
+from models.data.memory_pool import streaming_memory_pool
+from models.data.checks import CANONICAL_SCHEMA, Checked, check_batch, count_true, mark_duplicates, period_outside
+from models.data.duplicates import SeenIds
+from models.core.errors import UserError, run_cli
+from models.data.features import OUTPUT_COLUMNS, build_features, calendar
+from models.data.read_ahead import OpenedFile, opened_files
+from models.data.quality import (
+    FileStats,
+    QualityTracker,
+    build_report,
+    build_summary,
+    month_label_keys,
+    render_markdown,
+)
+from models.data.eras import PERIOD_PATTERN, Era
+from models.core.settings import Settings
+from models.data.parquet_writer import ParquetSink
+
+log = logging.getLogger(__name__)
+
+FIELD_COUNT = "field_count"
+# Dictionary-encode only the repetitive columns (names, labels, small integers): faster and smaller.
+DICTIONARY_COLUMNS = [
+    "start_station_id",
+    "start_station_name",
+    "end_station_id",
+    "end_station_name",
+    "bike_model",
+    "user_type",
+    "source_file",
+    "hour",
+    "weekday",
+    "month",
+    "is_weekend",
+    "is_holiday",
+    "round_trip",
+]
+# Min/max statistics only where a reader may filter (time ranges, ids): they cost 15% of the write.
+STATISTICS_COLUMNS = ["trip_id", "start_time", "end_time"]
+# Ids and times that grow row by row, and durations: delta-packed is smaller and cheaper than plain.
+DELTA_COLUMNS = dict.fromkeys(
+    ["trip_id", "start_time", "end_time", "duration_s", "bike_id"], "DELTA_BINARY_PACKED"
+)
+QUARANTINE_SCHEMA = pa.schema(
+    [("source_file", pa.string()), ("era", pa.string()), ("reason", pa.string()), ("raw", pa.string())]
+)
+
+
+@dataclass
+class Run:
+    """Everything one run writes to or counts into while files stream past."""
+
+    trips: ParquetSink
+    quarantine: ParquetSink
+    tracker: QualityTracker
+    seen: SeenIds
+
+
+def output_schema() -> pa.Schema:
+    """Canonical columns plus features, in ``OUTPUT_COLUMNS`` order."""
+    empty = build_features(CANONICAL_SCHEMA.empty_table())
+    return empty.select(OUTPUT_COLUMNS).schema
+
+
+def output_paths(output_uri: str) -> dict[str, str]:
+    """``X.parquet`` and its siblings: quarantine Parquet, JSON and Markdown quality reports."""
+    base = output_uri.removesuffix(".parquet")
+    return {
+        "output": f"{base}.parquet",
+        "quarantine": f"{base}.quarantine.parquet",
+        "report": f"{base}.quality.json",
+        "report_md": f"{base}.quality.md",
+    }
+
+
+@dataclass(frozen=True)
+class Prepared:
+    """A batch worked on in the prepare thread: all that needs no state of the run."""
+
+    raw: pa.RecordBatch  # the strings as read, for the quarantine
+    checked: Checked
+    reasons: pa.Array  # the checks' reasons and outside_period (duplicates are found in order)
+    trips: pa.Table  # canonical columns and features, every row of the batch
+    label_keys: pa.Array  # month and label of each row, for the quality report
+
+
+def prepare_batch(
+    opened: OpenedFile, batch: pa.RecordBatch, *, period: str | None, min_duration_s: int
+) -> Prepared:
+    """Check one batch and build its features (prepare thread: no shared state is touched)."""
+    checked = check_batch(batch, opened.era, opened.fmt, opened.source, min_duration_s)
+    reasons = checked.reasons
+    outside = period_outside(checked.trips["start_time"].combine_chunks(), period)
+    if outside is not None:
+        reasons = pc.coalesce(reasons, pc.if_else(outside, "outside_period", pa.scalar(None, pa.string())))
+    cal = calendar(checked.trips["start_time"])
+    trips = build_features(checked.trips, cal).select(OUTPUT_COLUMNS)
+    keys = month_label_keys(cal.year, cal.month, trips["user_type"].combine_chunks())
+    return Prepared(batch, checked, reasons, trips, keys)
+
+
+def route_batch(run: Run, prepared: Prepared, source: str, era: Era) -> None:
+    """Duplicates (in input order); kept rows to trips, others to quarantine; counts to the tracker."""
+    checked = prepared.checked
+    reasons = mark_duplicates(prepared.reasons, prepared.trips["trip_id"].combine_chunks(), run.seen)
+    all_kept = reasons.null_count == len(reasons)
+    kept = None if all_kept else pc.is_null(reasons)
+    run.trips.write(prepared.trips if all_kept else prepared.trips.filter(kept))
+    if not all_kept:
+        dropped = pc.invert(kept)
+        raw = pc.binary_join_element_wise(*prepared.raw.filter(dropped).columns, ",", null_handling="replace")
+        write_quarantine(run, source, era.name, reasons.filter(dropped), raw)
+    run.tracker.add_reasons(source, reasons)
+    run.tracker.add_label_keys(prepared.label_keys if all_kept else prepared.label_keys.filter(kept))
+    for column, mask in (("station_name", checked.null_name), ("bike_id", checked.null_bike)):
+        if mask is not None:
+            run.tracker.kept_with_nulls[column] += count_true(mask if all_kept else pc.and_(kept, mask))
+
+
+def write_quarantine(run: Run, source: str, era: str, reasons: pa.Array, raw: pa.Array) -> None:
+    """Append quarantined rows with their file, era, reason and original text."""
+    size = len(reasons)
+    table = pa.Table.from_arrays(
+        [pa.repeat(pa.scalar(source), size), pa.repeat(pa.scalar(era), size), reasons, raw],
+        schema=QUARANTINE_SCHEMA,
+    )
+    run.quarantine.write(table)
+
+
+def process_file(run: Run, opened: OpenedFile) -> str:
+    """Stream one CSV into the run; returns its digest."""
+    era, source = opened.era, opened.source
+    stats = FileStats(
+        era=era.name, encoding=opened.head.encoding, bom=opened.head.bom, time_format=opened.fmt
+    )
+    run.tracker.files[source] = stats
+    for prepared in opened.batches:  # the repaired rows come last, once the reader is exhausted
+        route_batch(run, prepared, source, era)
+    if opened.odd.broken:
+        broken = pa.array(opened.odd.broken, pa.string())
+        reasons = pa.repeat(pa.scalar(FIELD_COUNT), len(broken))
+        write_quarantine(run, source, era.name, reasons, broken)
+        run.tracker.add_reasons(source, reasons)
+    stats.encoding = opened.head.decoder.encoding  # cp1252 if a later batch was not UTF-8
+    stats.digest, lines = opened.scan or ("", 0)
+    stats.repaired_rows = len(opened.odd.repaired)
+    stats.blank_lines = max(0, lines - 1 - stats.rows_in)  # lines that held no row
+    if stats.rows_in == 0:
+        raise UserError(f"File {source} has a header but no data rows (a truncated download?).")
+    return stats.digest
+
+
+def combine_digests(digests: dict[str, str]) -> str:
+    """One digest for the whole input: SHA-256 over each file's name and digest, in name order."""
+    joined = "\n".join(f"{name}\t{digest}" for name, digest in sorted(digests.items()))
+    return f"sha256:{hashlib.sha256(joined.encode()).hexdigest()}"
+
+
+def check_options(period: str | None, min_duration_s: int) -> None:
+    """Reject a malformed period or a negative minimum duration."""
+    if period is not None and not PERIOD_PATTERN.match(period):
+        raise UserError(f"Period {period!r} is not YYYY or YYYY-MM.")
+    if min_duration_s < 0:
+        raise UserError(f"Minimum duration {min_duration_s} s is negative.")
+
+
+def preprocess(
+    input_uri: str,
+    output_uri: str,
+    *,
+    period: str | None = None,
+    min_duration_s: int = 60,
+    settings: Settings | None = None,
+) -> dict[str, Any]:
+    """Read every CSV of the input, write trips, quarantine and quality reports; return the summary."""
+    check_options(period, min_duration_s)
+    paths = output_paths(str(output_uri))
+    with streaming_memory_pool(), tempfile.TemporaryDirectory(prefix="to-bikes-preprocess-") as tmp:
+        work = Path(tmp)
+        digests: dict[str, str] = {}
+        prepare = partial(prepare_batch, period=period, min_duration_s=min_duration_s)
+        with (
+            ParquetSink(
+                work / "trips.parquet",
+                output_schema(),
+                use_dictionary=DICTIONARY_COLUMNS,
+                write_statistics=STATISTICS_COLUMNS,
+                column_encoding=DELTA_COLUMNS,
+                store_schema=False,  # text columns then read back as strings, not dictionaries
+            ) as trips,
+            ParquetSink(work / "quarantine.parquet", QUARANTINE_SCHEMA) as quarantine,
+            closing(opened_files(str(input_uri), work / "inputs", settings, prepare)) as files,
+        ):
+            run = Run(trips, quarantine, QualityTracker(), SeenIds())
+            for opened in files:
+                digests[opened.source] = process_file(run, opened)
+        extra = {"input": str(input_uri), "input_digest": combine_digests(digests), "period": period}
+        summary = build_summary(run.tracker, min_duration_s=min_duration_s, **extra, **paths)
+        publish_outputs(work, paths, build_report(run.tracker, summary), settings)
+    return summary
+
+
+def publish_outputs(
+    work: Path, paths: dict[str, str], report: dict[str, Any], settings: Settings | None
+) -> None:
+    """Write the reports, then publish all four files atomically (trips last)."""
+    (work / "quality.json").write_text(json.dumps(report, indent=2, sort_keys=True), encoding="utf-8")
+    (work / "quality.md").write_text(render_markdown(report), encoding="utf-8")
+    storage.move_file_atomic(work / "quarantine.parquet", paths["quarantine"], settings)
+    storage.move_file_atomic(work / "quality.json", paths["report"], settings)
+    storage.move_file_atomic(work / "quality.md", paths["report_md"], settings)
+    storage.move_file_atomic(work / "trips.parquet", paths["output"], settings)
+
+
+def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
+    """Command-line options (see the module docstring)."""
+    parser = argparse.ArgumentParser(prog="python -m models.data.preprocess", description=__doc__.splitlines()[0])
+    parser.add_argument("--input", required=True, help="a CSV, a ZIP or a folder of them (path or s3:// URI)")
+    parser.add_argument("--output", required=True, help="output Parquet (path or s3:// URI)")
+    parser.add_argument("--period", help="keep only trips starting in YYYY or YYYY-MM (others quarantined)")
+    parser.add_argument(
+        "--min-duration", type=int, default=60, help="shortest trip kept, seconds (default 60)"
+    )
+    return parser.parse_args(argv)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Preprocess once and print the summary as the last stdout line."""
+    args = parse_args(argv)
+    summary = preprocess(args.input, args.output, period=args.period, min_duration_s=args.min_duration)
+    print(json.dumps(summary, sort_keys=True))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(run_cli(main))

@@ -1,0 +1,1 @@
+"""The registry stage: the MLflow registry, the champion/challenger gate and registration."""

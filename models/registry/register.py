@@ -1,0 +1,227 @@
+"""Register a training run's model and move ``champion`` only when the new model is really better.
+
+``python -m models.registry.register --run-id RUN`` adds the run's model as a version of ``to-bikes-member``
+(once: the same run again finds its existing version), points ``challenger`` at it, and moves
+``champion`` only if the run's ROC AUC beats the baseline and the current champion, both scored by
+``models.training.train`` on the same validation month, by more than ``--margin``. Every step is safe to
+repeat, and ``champion`` moves last, in one call: a failure anywhere leaves the old champion in place
+and a rerun finishes the job; an alias or tag already in place is not written again.
+
+The calls go through ``mlflow_client.connect_registry``: over REST for an http(s) tracking server,
+so a registration that finds its version already there never imports MLflow (a cached pipeline
+rerun); creating a version uses MlflowClient.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import re
+import time
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass
+from typing import Any
+
+from models.core.errors import UserError, run_cli
+from models.core.settings import Settings, load_settings
+from models.registry.gate import GATE_METRIC, decide_promotion
+from models.registry.mlflow_client import (
+    connect_registry,
+    find_alias_version,
+    full_client,
+    reported_mlflow_errors,
+)
+from models.registry.mlflow_rest import NOT_FOUND_CODES, registry_errors
+from models.training.lineage import mask_secrets
+
+log = logging.getLogger(__name__)
+
+DEFAULT_MARGIN = 0.002
+CHALLENGER, CHAMPION = "challenger", "champion"
+READY_TIMEOUT_S = 120.0
+POLL_S = 0.5
+LINEAGE_TAGS = ("git.commit", "git.dirty", "data.digest", "prefect.flow_run_id", "prefect.deployment")
+_MODEL_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
+
+
+@dataclass
+class RegistrationResult:
+    """The version for the run, whether it is now champion, why, and which version is champion."""
+
+    version: str
+    promoted: bool
+    reason: str
+    champion_version: str | None
+    name: str = ""
+    run_id: str = ""
+
+
+def fetch_run(client: Any, run_id: str) -> Any:
+    """The training run, which must exist and hold a logged model."""
+    try:
+        run = client.get_run(run_id)
+    except registry_errors() as exc:
+        where = mask_secrets(client.tracking_uri)
+        raise UserError(f"Run {run_id!r} is not in the tracking store at {where}.") from exc
+    if "model.uri" not in run.data.tags:
+        raise UserError(
+            f"Run {run_id} has no logged model (tag model.uri); was it made by models.training.train?"
+        )
+    return run
+
+
+def find_version(client: Any, name: str, run_id: str) -> Any:
+    """The earliest version of ``name`` made from ``run_id``, if there is one."""
+    versions = client.search_model_versions(f"name = '{name}' and run_id = '{run_id}'")
+    return min(versions, key=lambda v: int(v.version)) if versions else None
+
+
+def create_version(client: Any, name: str, run: Any) -> Any:
+    """A new version of ``name`` from the run's logged model, tagged with the run's lineage."""
+    client = full_client(client)
+    try:
+        client.create_registered_model(name, description="Bike Share Toronto: P(member) for a trip.")
+    except registry_errors() as exc:
+        if exc.error_code not in {"RESOURCE_ALREADY_EXISTS", "ALREADY_EXISTS"}:
+            raise
+    tags = {key: run.data.tags[key] for key in LINEAGE_TAGS if key in run.data.tags}
+    return client.create_model_version(
+        name,
+        source=run.data.tags["model.uri"],
+        run_id=run.info.run_id,
+        tags={**tags, "validation.month": run.data.tags.get("validation.month", "")},
+        model_id=run.data.tags.get("model.id") or None,
+    )
+
+
+def wait_until_ready(client: Any, name: str, version: str, timeout_s: float = READY_TIMEOUT_S) -> None:
+    """Block until the version is READY; a failed or stuck registration is a UserError."""
+    deadline = time.monotonic() + timeout_s
+    while True:
+        status = client.get_model_version(name, version).status
+        if status == "READY":
+            return
+        if status == "FAILED_REGISTRATION":
+            raise UserError(
+                f"Registering version {version} of {name} failed; run models.registry.register again."
+            )
+        if time.monotonic() > deadline:
+            raise UserError(
+                f"Version {version} of {name} is still {status} after {timeout_s:.0f} s; rerun later."
+            )
+        time.sleep(POLL_S)
+
+
+def is_alias_of(found: Any, alias: str, version: str) -> bool:
+    """Whether ``found`` (a version read with its aliases, or None) is ``version`` holding ``alias``."""
+    return found is not None and str(found.version) == str(version) and alias in found.aliases
+
+
+def reuse_problem(
+    run_id: str, *, name: str, tracking_uri: str | None = None, settings: Settings | None = None
+) -> str | None:
+    """Why a cached training run cannot stand for a new one, or None when it can.
+
+    It can when it is still in the tracking store and the gate can still judge it: there is no
+    champion, the champion is this run's own version, or it is the champion the run scored.
+    """
+    client = connect_registry(tracking_uri, settings)
+    try:
+        run = client.get_run(run_id)
+    except registry_errors() as exc:
+        if exc.error_code not in NOT_FOUND_CODES:
+            where = mask_secrets(client.tracking_uri)
+            detail = mask_secrets(str(exc.message).strip().split("\n")[0])
+            raise UserError(f"MLflow at {where} could not read run {run_id}: {detail}") from exc
+        return f"run {run_id} is no longer in the tracking store"
+    if run.info.lifecycle_stage != "active":
+        return f"run {run_id} was deleted"
+    champion = find_alias_version(client, name, CHAMPION)
+    if champion is None or champion.run_id == run_id:
+        return None
+    scored = run.data.tags.get("champion.version")
+    if scored != str(champion.version):
+        return f"the champion is now version {champion.version}, the run scored {scored or 'none'}"
+    return None
+
+
+def register_model(
+    run_id: str,
+    *,
+    name: str = "to-bikes-member",
+    margin: float = DEFAULT_MARGIN,
+    tracking_uri: str | None = None,
+    settings: Settings | None = None,
+) -> RegistrationResult:
+    """Register the run's model (idempotent), alias it ``challenger``, promote it if the gate allows."""
+    if not _MODEL_NAME.match(name):
+        raise UserError(f"Model name {name!r} must be letters, digits, '.', '_' or '-'.")
+    if margin < 0:
+        raise UserError(f"--margin must not be negative (got {margin}).")
+    client = connect_registry(tracking_uri, settings)
+    run = fetch_run(client, run_id)
+    version = find_version(client, name, run_id) or create_version(client, name, run)
+    if version.status != "READY":
+        wait_until_ready(client, name, version.version)
+    current = find_alias_version(client, name, CHAMPION)
+    if not is_alias_of(current, CHALLENGER, version.version):  # a search does not return aliases
+        client.set_registered_model_alias(name, CHALLENGER, version.version)
+    current_version = str(current.version) if current else None
+    decision = decide_promotion(
+        run.data.metrics, run.data.tags, str(version.version), current_version, margin
+    )
+    for key, value in (("gate.decision", decision.verdict), ("gate.reason", decision.reason)):
+        if version.tags.get(key) != value:
+            client.set_model_version_tag(name, version.version, key, value)
+    if decision.promote and current_version != str(version.version):
+        client.set_registered_model_alias(name, CHAMPION, version.version)
+        current_version = str(version.version)
+    log.info("%s version %s (%s): %s", name, version.version, decision.verdict, decision.reason)
+    return RegistrationResult(
+        version=str(version.version),
+        promoted=decision.promote,
+        reason=decision.reason,
+        champion_version=current_version,
+        name=name,
+        run_id=run_id,
+    )
+
+
+def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
+    """Command-line options (see the module docstring)."""
+    parser = argparse.ArgumentParser(
+        prog="python -m models.registry.register", description=__doc__.splitlines()[0]
+    )
+    parser.add_argument("--run-id", required=True, help="the models.training.train run to register")
+    parser.add_argument("--name", help="registered model name (default: settings.model_name)")
+    parser.add_argument(
+        "--margin",
+        type=float,
+        default=DEFAULT_MARGIN,
+        help=f"{GATE_METRIC} gain needed (default {DEFAULT_MARGIN})",
+    )
+    parser.add_argument(
+        "--tracking-uri", help="MLflow tracking URI (default: settings / MLFLOW_TRACKING_URI)"
+    )
+    return parser.parse_args(argv)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Register once and print the decision as a one-line JSON summary."""
+    args = parse_args(argv)
+    settings = load_settings()
+    with reported_mlflow_errors("registering"):
+        result = register_model(
+            args.run_id,
+            name=args.name or settings.model_name,
+            margin=args.margin,
+            tracking_uri=args.tracking_uri,
+            settings=settings,
+        )
+    print(json.dumps(asdict(result), sort_keys=True))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(run_cli(main))

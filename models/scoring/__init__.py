@@ -1,0 +1,1 @@
+"""The scoring stage: the champion's predictions for processed trips."""

@@ -1,0 +1,124 @@
+"""Batch scoring: P(member) and the predicted rider type for every trip of a processed Parquet file.
+
+``python -m models.scoring.predict --input FEATURES.parquet --output PRED.parquet`` scores with the registry's
+``champion`` by default (``--model`` takes any ``models:/`` or ``runs:/`` URI). The output keeps each
+trip's id, start time and (when present) its true label next to the prediction, one row per input row.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import re
+import tempfile
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+from mlflow import MlflowClient
+from mlflow.exceptions import MlflowException
+
+from models.core.errors import UserError, run_cli
+from models.core.settings import Settings, load_settings
+from models.data.features import FEATURE_COLUMNS, LABEL_COLUMN, POSITIVE_LABEL, TIME_COLUMN
+from models.registry.mlflow_client import connect_tracking, load_sklearn_model, reported_mlflow_errors
+from models.training.dataset import localise_input, read_parquet_columns, select_features, write_output
+from models.training.lineage import mask_secrets
+from models.training.metrics import THRESHOLD, member_probability
+
+log = logging.getLogger(__name__)
+
+KEPT_COLUMNS = ["trip_id", TIME_COLUMN, LABEL_COLUMN]
+_ALIAS_URI = re.compile(r"^models:/(?P<name>[^/@]+)@(?P<alias>[^/@]+)$")
+
+
+def resolve_model_uri(client: MlflowClient, model_uri: str) -> tuple[str, str | None]:
+    """Pin an alias URI to the version it points to now: ``(models:/name/version, version)``."""
+    match = _ALIAS_URI.match(model_uri)
+    if not match:
+        return model_uri, None
+    try:
+        version = client.get_model_version_by_alias(match["name"], match["alias"]).version
+    except MlflowException as exc:
+        raise UserError(
+            f"There is no model {model_uri} in the registry at {mask_secrets(client.tracking_uri)}; "
+            "train and register one first (make train register)."
+        ) from exc
+    return f"models:/{match['name']}/{version}", str(version)
+
+
+def load_model(client: MlflowClient, model_uri: str) -> tuple[Any, str, str | None]:
+    """The pipeline behind ``model_uri``, the pinned URI it was loaded from, and its version."""
+    pinned, version = resolve_model_uri(client, model_uri)
+    try:
+        return load_sklearn_model(pinned), pinned, version
+    except (MlflowException, OSError) as exc:
+        where, why = mask_secrets(client.tracking_uri), mask_secrets(str(exc))
+        raise UserError(f"Model {model_uri} cannot be loaded from {where} ({why}).") from exc
+
+
+def score_trips(model: Any, frame: pd.DataFrame) -> pd.DataFrame:
+    """The kept identifying columns plus ``p_member`` and ``predicted_user_type`` for every row."""
+    p_member = member_probability(model, select_features(frame))
+    kept = frame[[c for c in KEPT_COLUMNS if c in frame.columns]].reset_index(drop=True)
+    return kept.assign(
+        p_member=p_member, predicted_user_type=np.where(p_member >= THRESHOLD, POSITIVE_LABEL, "casual")
+    )
+
+
+def predict(
+    input_uri: str,
+    output_uri: str,
+    model_uri: str | None = None,
+    *,
+    tracking_uri: str | None = None,
+    settings: Settings | None = None,
+) -> dict[str, Any]:
+    """Score every trip of ``input_uri`` with ``model_uri`` (default: the champion) into ``output_uri``."""
+    settings = settings or load_settings()
+    model_uri = model_uri or f"models:/{settings.model_name}@champion"
+    client = connect_tracking(tracking_uri, settings)
+    with tempfile.TemporaryDirectory(prefix="to-bikes-predict-") as workdir:
+        local = localise_input(input_uri, Path(workdir), settings)
+        frame = read_parquet_columns(local, FEATURE_COLUMNS + KEPT_COLUMNS, FEATURE_COLUMNS)
+        model, pinned, version = load_model(client, model_uri)
+        scored = score_trips(model, frame)
+        write_output(scored, output_uri, Path(workdir), settings)
+    log.info("scored %s trips with %s into %s", len(scored), pinned, output_uri)
+    return {
+        "rows": len(scored),
+        "output": output_uri,
+        "model_uri": pinned,
+        "model_version": version,
+        "member_share": round(float((scored["predicted_user_type"] == POSITIVE_LABEL).mean()), 4),
+    }
+
+
+def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
+    """Command-line options (see the module docstring)."""
+    parser = argparse.ArgumentParser(
+        prog="python -m models.scoring.predict", description=__doc__.splitlines()[0]
+    )
+    parser.add_argument("--input", required=True, help="processed features Parquet (path or s3:// URI)")
+    parser.add_argument("--output", required=True, help="predictions Parquet to write (path or s3:// URI)")
+    parser.add_argument("--model", help="model URI (default: models:/<settings.model_name>@champion)")
+    parser.add_argument(
+        "--tracking-uri", help="MLflow tracking URI (default: settings / MLFLOW_TRACKING_URI)"
+    )
+    return parser.parse_args(argv)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Score once and print a one-line JSON summary."""
+    args = parse_args(argv)
+    with reported_mlflow_errors("scoring"):
+        summary = predict(args.input, args.output, args.model, tracking_uri=args.tracking_uri)
+    print(json.dumps(summary, sort_keys=True))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(run_cli(main))

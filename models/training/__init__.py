@@ -1,0 +1,1 @@
+"""The training stage: processed trips -> a fitted model scored against a baseline, logged to MLflow."""

@@ -1,0 +1,248 @@
+"""Train the member-vs-casual model, compare it with a baseline and the current champion, log to MLflow.
+
+``python -m models.training.train --input FEATURES.parquet [--input MORE.parquet ...]`` reads every input as
+one data set (for example the monthly outputs of a year; two inputs holding the same month are
+refused), validates on the latest month present and trains on the earlier ones. It scores three
+models on that same month: a prior-share baseline, the new gradient-boosting pipeline and, when the
+registry has one, the current ``champion``; the run holds all three sets of metrics so that
+``models.registry.register`` can gate promotion without re-scoring.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import mlflow
+import numpy as np
+import pandas as pd
+from mlflow import MlflowClient
+from threadpoolctl import threadpool_limits
+
+from models.core.contracts import TrainResult
+from models.core.errors import UserError, run_cli
+from models.core.settings import Settings, load_settings
+from models.data.features import LABEL_COLUMN, TIME_COLUMN
+from models.registry.mlflow_client import (
+    connect_tracking,
+    find_alias_version,
+    load_sklearn_model,
+    reported_mlflow_errors,
+)
+from models.training.dataset import Split, read_training_inputs, select_features, split_by_month
+from models.training.estimator import (
+    SearchResult,
+    build_baseline,
+    build_pipeline,
+    choose_threads,
+    estimate_fit_rows,
+    search_params,
+    take_rows,
+)
+from models.training.inputs import list_input_uris
+from models.training.metrics import compute_metrics, member_probability
+from models.training.mlflow_run import log_training_run
+
+log = logging.getLogger(__name__)
+
+SEARCH_ROWS = 200_000  # rows (from the training months) the search fits on; 20% latest held out
+FIT_ROWS = 2_000_000  # at most this many rows for the final fit: more adds little, costs seconds
+TIME_BUDGET_S = 20.0  # seconds of fitting: half for the search, half for the final fit
+CHAMPION_ALIAS = "champion"
+
+
+@dataclass
+class Fitted:
+    """The trained model, the baseline and how the model's parameters were chosen."""
+
+    model: Any
+    baseline: Any
+    search: SearchResult
+    fit_rows: int
+    search_rows: int
+
+
+@dataclass
+class Evaluation:
+    """Validation labels, features and each model's P(member) and metrics on them."""
+
+    labels: np.ndarray
+    features: pd.DataFrame
+    scores: dict[str, np.ndarray]
+    metrics: dict[str, float]
+    baseline_metrics: dict[str, float]
+    champion_metrics: dict[str, float] | None = None
+    champion_version: str | None = None
+    champion_run_id: str | None = None
+
+
+def split_holdout(frame: pd.DataFrame, fraction: float = 0.2) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Earlier rows for fitting, the latest ``fraction`` (by start time) for scoring search trials."""
+    ordered = frame.sort_values(TIME_COLUMN, kind="stable")
+    cut = int(len(ordered) * (1 - fraction))
+    return ordered.iloc[:cut], ordered.iloc[cut:]
+
+
+def fit_candidates(split: Split, *, max_evals: int, time_budget_s: float, seed: int) -> Fitted:
+    """Search on a subsample of the training months, then fit on as many rows as the budget allows.
+
+    Half of ``time_budget_s`` goes to the search, half to the final fit, whose row count comes from
+    the best trial's speed; the baseline only needs the labels.
+    """
+    search_fit, search_holdout = split_holdout(take_rows(split.train, SEARCH_ROWS, seed))
+    search = search_params(
+        select_features(search_fit),
+        search_fit[LABEL_COLUMN].to_numpy(),
+        select_features(search_holdout),
+        search_holdout[LABEL_COLUMN].to_numpy(),
+        max_evals=max_evals,
+        time_budget_s=time_budget_s / 2,
+        seed=seed,
+    )
+    rows = estimate_fit_rows(search, time_budget_s / 2, len(split.train), FIT_ROWS)
+    fit_frame = take_rows(split.train, rows, seed + 1)
+    model = build_pipeline(search.best_params, seed).fit(
+        select_features(fit_frame), fit_frame[LABEL_COLUMN].to_numpy()
+    )
+    log.info("final fit on %s of %s training trips", len(fit_frame), len(split.train))
+    labels = split.train[LABEL_COLUMN].to_numpy()
+    baseline = build_baseline().fit(np.zeros((len(labels), 1)), labels)
+    searched = len(search_fit) + len(search_holdout)
+    return Fitted(model, baseline, search, fit_rows=len(fit_frame), search_rows=searched)
+
+
+def evaluate_candidates(fitted: Fitted, split: Split) -> Evaluation:
+    """Score the model and the baseline on the validation month."""
+    features = select_features(split.valid)
+    labels = split.valid[LABEL_COLUMN].to_numpy()
+    p_model = member_probability(fitted.model, features)
+    p_baseline = member_probability(fitted.baseline, np.zeros((len(labels), 1)))
+    return Evaluation(
+        labels=labels,
+        features=features,
+        scores={"model": p_model, "baseline": p_baseline},
+        metrics=compute_metrics(labels, p_model),
+        baseline_metrics=compute_metrics(labels, p_baseline),
+    )
+
+
+def score_champion(client: MlflowClient, model_name: str, evaluation: Evaluation) -> None:
+    """Load the registry's current champion (if any) and score it on the same validation rows.
+
+    A champion that cannot be loaded or scored is logged as a warning and left unscored: the gate
+    then refuses to replace it, since it cannot compare the two.
+    """
+    version = find_alias_version(client, model_name, CHAMPION_ALIAS)
+    if version is None:
+        log.info("no %s@%s in the registry yet", model_name, CHAMPION_ALIAS)
+        return
+    evaluation.champion_version, evaluation.champion_run_id = str(version.version), version.run_id
+    try:
+        champion = load_sklearn_model(f"models:/{model_name}/{version.version}")
+        p_champion = member_probability(champion, evaluation.features)
+    except (mlflow.exceptions.MlflowException, OSError, ValueError, KeyError, AttributeError) as exc:
+        log.warning("could not score %s version %s: %s", model_name, version.version, exc)
+        return
+    evaluation.scores["champion"] = p_champion
+    evaluation.champion_metrics = compute_metrics(evaluation.labels, p_champion)
+    log.info("champion version %s: roc_auc=%.4f", version.version, evaluation.champion_metrics["roc_auc"])
+
+
+def train_model(
+    features_uri: str | Sequence[str],
+    *,
+    tracking_uri: str | None = None,
+    experiment: str = "to-bikes",
+    model_name: str = "to-bikes-member",
+    max_evals: int = 8,
+    seed: int = 7,
+    settings: Settings | None = None,
+    time_budget_s: float = TIME_BUDGET_S,
+    threads: int | None = None,
+) -> TrainResult:
+    """Train, evaluate against the baseline and the champion, and log everything to one MLflow run.
+
+    ``features_uri`` is one processed Parquet file (path or ``s3://`` URI) or a sequence of them
+    read as one data set (see ``models.training.dataset.read_training_inputs``).
+    """
+    started = time.monotonic()
+    settings = settings or load_settings()
+    data = read_training_inputs(list_input_uris(features_uri), settings)
+    client = connect_tracking(tracking_uri, settings)
+    split = split_by_month(data.frame, data.source)
+    options = {"max_evals": max_evals, "seed": seed, "time_budget_s": time_budget_s, "model_name": model_name}
+    options["threads"] = choose_threads(threads)
+    with threadpool_limits(limits=options["threads"], user_api="openmp"):
+        fitted = fit_candidates(split, max_evals=max_evals, time_budget_s=time_budget_s, seed=seed)
+        evaluation = evaluate_candidates(fitted, split)
+        score_champion(client, model_name, evaluation)
+        run_id, run_url = log_training_run(client, experiment, data, split, fitted, evaluation, options)
+    return TrainResult(
+        run_id=run_id,
+        metrics=evaluation.metrics,
+        baseline_metrics=evaluation.baseline_metrics,
+        champion_metrics=evaluation.champion_metrics,
+        run_url=run_url,
+        valid_month=split.valid_month,
+        champion_version=evaluation.champion_version,
+        seconds=round(time.monotonic() - started, 1),
+        inputs=[item.uri for item in data.inputs],
+    )
+
+
+def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
+    """Command-line options (see the module docstring)."""
+    parser = argparse.ArgumentParser(
+        prog="python -m models.training.train", description=__doc__.splitlines()[0]
+    )
+    parser.add_argument(
+        "--input",
+        required=True,
+        action="append",
+        help="processed features Parquet (path or s3:// URI); repeat for several periods",
+    )
+    parser.add_argument(
+        "--tracking-uri", help="MLflow tracking URI (default: settings / MLFLOW_TRACKING_URI)"
+    )
+    parser.add_argument("--experiment", help="MLflow experiment (default: settings.experiment)")
+    parser.add_argument(
+        "--model-name", help="registered model to compare with (default: settings.model_name)"
+    )
+    parser.add_argument("--max-evals", type=int, default=8, help="hyper-parameter trials at most (default 8)")
+    parser.add_argument(
+        "--time-budget", type=float, default=TIME_BUDGET_S, help="seconds of fitting: search + final fit"
+    )
+    parser.add_argument("--threads", type=int, help="OpenMP threads (default: the idle cores, at least 1)")
+    parser.add_argument("--seed", type=int, default=7, help="random seed (recorded in the run)")
+    return parser.parse_args(argv)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Train once and print a one-line JSON summary as the last line of stdout."""
+    args = parse_args(argv)
+    if args.max_evals < 1 or args.time_budget <= 0:
+        raise UserError("--max-evals must be at least 1 and --time-budget positive.")
+    settings = load_settings()
+    with reported_mlflow_errors("training"):
+        result = train_model(
+            args.input,
+            tracking_uri=args.tracking_uri,
+            experiment=args.experiment or settings.experiment,
+            model_name=args.model_name or settings.model_name,
+            max_evals=args.max_evals,
+            seed=args.seed,
+            settings=settings,
+            time_budget_s=args.time_budget,
+            threads=args.threads,
+        )
+    print(json.dumps(result.__dict__, sort_keys=True, default=str))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(run_cli(main))
