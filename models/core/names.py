@@ -1,0 +1,32 @@
+"""Every name and default the stages share, defined once: labels, registry names, block names, defaults.
+
+Imported wherever one of these is needed (models, orchestration, stack, bench), so that renaming an
+alias or changing a default is one edit. Values only: importing this module does nothing else.
+"""
+
+from __future__ import annotations
+
+# The label: what each trip is, and which class a probability is of.
+LABEL_COLUMN = "user_type"
+MEMBER = "member"
+CASUAL = "casual"
+POSITIVE_LABEL = MEMBER  # probabilities and P(member) scores are of this class
+CLASS_NAMES = (CASUAL, MEMBER)  # the order of the classes in plots and confusion matrices
+
+# MLflow: the experiment, the registered model and its two aliases.
+EXPERIMENT = "to-bikes"
+MODEL_NAME = "to-bikes-member"
+CHAMPION = "champion"
+CHALLENGER = "challenger"
+
+# Prefect blocks (saved by `make blocks`, loaded by every flow run).
+# prefect.yaml names the same blocks in its templates ({{ prefect.blocks.<type>.<name> }}).
+CONFIG_BLOCK = "to-bikes"  # of type to-bikes-config: bucket, prefixes, endpoints, model name
+AWS_BLOCK = "to-bikes-aws"  # aws-credentials, with any custom S3 endpoint
+BUCKET_BLOCK = "to-bikes-bucket"  # s3-bucket: where Prefect keeps cached task results
+
+# Defaults of the pipeline's parameters (the CLIs, the flows and the Makefile agree on these).
+DEFAULT_MIN_DURATION_S = 60  # shortest trip kept, seconds
+DEFAULT_MAX_EVALS = 8  # hyper-parameter trials at most
+DEFAULT_SEED = 7  # training and sample seed, recorded with every run
+DEFAULT_MARGIN = 0.002  # ROC AUC a challenger must gain over the champion to be promoted
