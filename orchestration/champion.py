@@ -13,8 +13,8 @@ import logging
 from collections.abc import Sequence
 
 from models.core.errors import UserError, run_cli
+from models.core.secrets import mask_secrets
 from models.core.settings import Settings, load_settings
-from models.training.lineage import mask_secrets
 
 SHOWN_TAGS = ("validation.month", "git.commit", "prefect.flow_run_id", "prefect.deployment", "data.digest")
 

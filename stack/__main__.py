@@ -11,8 +11,8 @@ import shlex
 from collections.abc import Sequence
 
 from models.core.errors import run_cli
+from models.core.secrets import mask_secrets
 from models.core.settings import load_settings
-from models.training.lineage import mask_secrets
 from stack.control import stack_status, start_stack, stop_stack
 from stack.processes import tail_log
 from stack.services import SERVICE_NAMES, state_dir_of

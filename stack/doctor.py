@@ -17,8 +17,8 @@ from typing import Any
 from botocore.exceptions import BotoCoreError, ClientError
 
 from models.core.errors import UserError
+from models.core.secrets import mask_secrets
 from models.core.settings import Settings
-from models.training.lineage import mask_secrets
 from stack.sync import s3_client
 
 HTTP_TIMEOUT_S = 5

@@ -7,19 +7,11 @@ maps its published column names to the canonical trip columns of ``models.data.f
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass
 
 from models.core.errors import UserError
 
 UTF8_BOM = "\ufeff"
-# A period of the processed outputs (processed/<period>/): a year or a month.
-PERIOD_PATTERN = re.compile(r"^\d{4}(-(0[1-9]|1[0-2]))?$")
-
-
-def format_month(key: int) -> str:
-    """``YYYY-MM`` of a month key (year * 12 + month - 1)."""
-    return f"{key // 12:04d}-{key % 12 + 1:02d}"
 
 
 @dataclass(frozen=True)

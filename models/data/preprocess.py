@@ -44,7 +44,8 @@ from models.data.quality import (
     month_label_keys,
     render_markdown,
 )
-from models.data.eras import PERIOD_PATTERN, Era
+from models.core.periods import check_period
+from models.data.eras import Era
 from models.core.settings import Settings
 from models.data.parquet_writer import ParquetSink
 
@@ -190,8 +191,8 @@ def combine_digests(digests: dict[str, str]) -> str:
 
 def check_options(period: str | None, min_duration_s: int) -> None:
     """Reject a malformed period or a negative minimum duration."""
-    if period is not None and not PERIOD_PATTERN.match(period):
-        raise UserError(f"Period {period!r} is not YYYY or YYYY-MM.")
+    if period is not None:
+        check_period(period)
     if min_duration_s < 0:
         raise UserError(f"Minimum duration {min_duration_s} s is negative.")
 

@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from models.core.errors import UserError
+from models.core.secrets import mask_secrets
 from models.core.settings import PROJECT_ROOT, Settings, load_settings
 from models.registry.mlflow_rest import (
     NOT_FOUND_CODES,
@@ -30,7 +31,6 @@ from models.registry.mlflow_rest import (
     supports,
     unreachable,
 )
-from models.training.lineage import mask_secrets
 
 if TYPE_CHECKING:
     from mlflow import MlflowClient

@@ -24,7 +24,7 @@ from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
 from models.core.errors import UserError
-from models.training.lineage import mask_secrets
+from models.core.secrets import mask_secrets
 
 log = logging.getLogger(__name__)
 

@@ -24,6 +24,7 @@ from dataclasses import asdict, dataclass
 from typing import Any
 
 from models.core.errors import UserError, run_cli
+from models.core.secrets import mask_secrets
 from models.core.settings import Settings, load_settings
 from models.registry.gate import GATE_METRIC, decide_promotion
 from models.registry.mlflow_client import (
@@ -33,7 +34,6 @@ from models.registry.mlflow_client import (
     reported_mlflow_errors,
 )
 from models.registry.mlflow_rest import NOT_FOUND_CODES, registry_errors
-from models.training.lineage import mask_secrets
 
 log = logging.getLogger(__name__)
 

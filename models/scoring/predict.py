@@ -22,11 +22,11 @@ from mlflow import MlflowClient
 from mlflow.exceptions import MlflowException
 
 from models.core.errors import UserError, run_cli
+from models.core.secrets import mask_secrets
 from models.core.settings import Settings, load_settings
 from models.data.features import FEATURE_COLUMNS, LABEL_COLUMN, POSITIVE_LABEL, TIME_COLUMN
 from models.registry.mlflow_client import connect_tracking, load_sklearn_model, reported_mlflow_errors
 from models.training.dataset import localise_input, read_parquet_columns, select_features, write_output
-from models.training.lineage import mask_secrets
 from models.training.metrics import THRESHOLD, member_probability
 
 log = logging.getLogger(__name__)

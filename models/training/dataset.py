@@ -20,8 +20,8 @@ import pyarrow.parquet as pq
 
 from models.core import storage
 from models.core.errors import UserError
+from models.core.periods import format_month
 from models.core.settings import Settings
-from models.data.eras import format_month
 from models.data.features import (
     CATEGORICAL_FEATURES,
     FEATURE_COLUMNS,

@@ -14,8 +14,8 @@ from collections.abc import Collection, Sequence
 
 from models.core import storage
 from models.core.errors import UserError
+from models.core.periods import PERIOD_PATTERN, check_period, months_before
 from models.core.settings import Settings
-from models.data.eras import PERIOD_PATTERN, format_month
 
 OUTPUT_NAME = "trips.parquet"
 WINDOW_MONTHS = 12  # a monthly run trains on at most the 11 months before its own
@@ -34,13 +34,6 @@ def list_input_uris(features_uri: str | os.PathLike[str] | Sequence[str | os.Pat
     return uris
 
 
-def months_before(period: str, count: int) -> list[str]:
-    """The ``count`` months before ``YYYY-MM``, oldest first."""
-    year, month = int(period[:4]), int(period[5:7])
-    keys = range(year * 12 + month - 1 - count, year * 12 + month - 1)
-    return [format_month(key) for key in keys]
-
-
 def plan_training_periods(period: str, available: Collection[str], where: str) -> list[str]:
     """The processed periods a run for ``period`` reads, oldest first (``where`` names them in errors).
 
@@ -51,8 +44,7 @@ def plan_training_periods(period: str, available: Collection[str], where: str) -
     January of the previous year. The month's own year's output is never read: it may hold the month
     itself and later ones. Fewer than two months to read is a UserError saying what to run.
     """
-    if not PERIOD_PATTERN.match(period):
-        raise UserError(f"Period {period!r} is not YYYY or YYYY-MM.")
+    check_period(period)
     if period not in available:
         raise UserError(
             f"No processed output for {period} under {where}; run the pipeline for {period} first."

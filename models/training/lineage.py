@@ -3,26 +3,23 @@
 Read from the environment and from git only; Prefect is never imported here: Prefect sets
 ``PREFECT__FLOW_RUN_ID`` in flow-run processes and the deployment sets ``TO_BIKES_DEPLOYMENT`` and
 ``TO_BIKES_GIT_COMMIT`` (the worker's code bundle has no ``.git``). Nothing secret is read: only the
-named variables, and the command line with any password inside a URL masked.
+named variables, and the command line masked by ``models.core.secrets``.
 """
 
 from __future__ import annotations
 
 import os
-import re
 import subprocess
 import sys
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
+from models.core.secrets import mask_arguments
 from models.core.settings import PROJECT_ROOT
 
 UNKNOWN = "unknown"
 NONE = "none"
 GIT_TIMEOUT_S = 10
-_URL_PASSWORD = re.compile(r"(?P<scheme>[A-Za-z][A-Za-z0-9+.-]*://)(?P<user>[^/@:\s]*):[^/@\s]*@")
-_SECRET_FLAG = re.compile(r"(?i)^(--?[\w-]*(secret|password|token|key)[\w-]*=).+$")
-_SECRET_OPTION = re.compile(r"(?i)^--?[\w-]*(secret|password|token|key)[\w-]*$")
 
 
 def run_git(args: Sequence[str], cwd: Path = PROJECT_ROOT) -> str | None:
@@ -52,12 +49,6 @@ def read_git_state(env: Mapping[str, str] | None = None, cwd: Path = PROJECT_ROO
     return commit, UNKNOWN if status is None else str(bool(status)).lower()
 
 
-def mask_secrets(arg: str) -> str:
-    """One command-line argument with a URL password or a ``--secret=...`` value replaced by ***."""
-    arg = _URL_PASSWORD.sub(r"\g<scheme>\g<user>:***@", arg)
-    return _SECRET_FLAG.sub(r"\g<1>***", arg)
-
-
 def describe_command(argv: Sequence[str] | None = None) -> str:
     """The command line that started this process, with secrets masked (MLflow tags hold 5000 chars)."""
     if argv is None:
@@ -67,14 +58,6 @@ def describe_command(argv: Sequence[str] | None = None) -> str:
             argv[0:1] = ["-m", spec.name.removesuffix(".__main__")]
     executable = Path(sys.executable).name
     return " ".join([executable, *mask_arguments(argv)])[:5000]
-
-
-def mask_arguments(argv: Sequence[str]) -> list[str]:
-    """Every argument masked, and the value after a bare ``--api-token``-like option replaced by ***."""
-    masked: list[str] = []
-    for previous, arg in zip(["", *argv], argv, strict=False):
-        masked.append("***" if _SECRET_OPTION.match(str(previous)) else mask_secrets(str(arg)))
-    return masked
 
 
 def collect_lineage(

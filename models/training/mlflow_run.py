@@ -19,11 +19,12 @@ from mlflow.exceptions import MlflowException
 from mlflow.models import infer_signature
 
 from models.core.errors import UserError
+from models.core.secrets import mask_secrets
 from models.data.features import LABEL_COLUMN
 from models.registry.mlflow_client import SKOPS_TRUSTED_TYPES, pinned_requirements
 from models.training.dataset import Split, TrainingData, TrainingInput
 from models.training.estimator import MAX_BINS, MAX_ITER, SELECTION_METRIC
-from models.training.lineage import collect_lineage, mask_secrets
+from models.training.lineage import collect_lineage
 from models.training.metrics import compute_importance, prefix_metrics
 from models.training.plots import (
     plot_calibration,

@@ -6,7 +6,8 @@ import subprocess
 
 import pytest
 
-from models.training.lineage import UNKNOWN, collect_lineage, describe_command, mask_secrets, read_git_state
+from models.core.secrets import mask_secrets
+from models.training.lineage import UNKNOWN, collect_lineage, describe_command, read_git_state
 
 TAGS = {"git.commit", "git.dirty", "data.digest", "command", "prefect.flow_run_id", "prefect.deployment"}
 
