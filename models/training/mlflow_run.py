@@ -10,7 +10,7 @@ import json
 import logging
 import warnings
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import mlflow
 import pandas as pd
@@ -22,6 +22,7 @@ from models.core.errors import UserError
 from models.core.secrets import mask_secrets
 from models.data.features import LABEL_COLUMN
 from models.registry.mlflow_client import SKOPS_TRUSTED_TYPES, pinned_requirements
+from models.training.candidates import Evaluation, Fitted
 from models.training.dataset import Split, TrainingData, TrainingInput
 from models.training.estimator import MAX_BINS, MAX_ITER, SELECTION_METRIC
 from models.training.lineage import collect_lineage
@@ -33,9 +34,6 @@ from models.training.plots import (
     plot_precision_recall,
     plot_roc,
 )
-
-if TYPE_CHECKING:
-    from models.training.train import Evaluation, Fitted
 
 log = logging.getLogger(__name__)
 
