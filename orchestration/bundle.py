@@ -117,17 +117,14 @@ def push_code_bundle(
     Runs where ``prefect deploy`` runs (``make deploy`` puts the staged copy on ``PYTHONPATH``).
     Returns ``bucket`` and ``folder`` for the ``pull`` steps, like ``prefect_aws``'s ``push_to_s3``.
     """
-    from botocore.exceptions import BotoCoreError, ClientError
     from prefect_aws.s3 import get_s3_client
 
-    from models.core.storage import describe_s3_error
+    from models.core.s3 import s3_errors
 
     body, count = build_bundle(Path.cwd(), ignore_file)
     key = f"{folder.rstrip('/')}/{BUNDLE_NAME}"
     client = get_s3_client(credentials=credentials, client_parameters=client_parameters or {})
-    try:
+    with s3_errors(f"s3://{bucket}/{key}"):
         client.put_object(Bucket=bucket, Key=key, Body=body)
-    except (BotoCoreError, ClientError) as exc:
-        raise describe_s3_error(exc, f"s3://{bucket}/{key}") from exc
     log.info("pushed %s files (%s bytes) to s3://%s/%s", count, len(body), bucket, key)
     return {"bucket": bucket, "folder": folder}

@@ -25,7 +25,7 @@ from prefect.cache_policies import CachePolicy
 from prefect.utilities.hashing import hash_objects
 
 import models
-from models.core import storage
+from models.core import s3, storage
 from models.core.errors import UserError
 from models.core.settings import Settings
 
@@ -40,7 +40,7 @@ def list_object_checksums(uri: str, settings: Settings | None) -> list[tuple[str
     The same selection as ``models.core.storage.list_inputs`` (no ``__MACOSX``, dot-folders or temporary
     objects, and ``raw/2025`` is not ``raw/2025-old``), so the key changes exactly when an input does.
     """
-    if not storage.is_s3(uri):
+    if not s3.is_s3(uri):
         paths = storage.list_inputs(uri, settings)
         return [(p, storage.file_digest(p), Path(p).stat().st_size) for p in paths]
     found = storage.list_s3_data_objects(uri, settings)
@@ -49,15 +49,9 @@ def list_object_checksums(uri: str, settings: Settings | None) -> list[tuple[str
 
 def object_checksum(uri: str, settings: Settings | None) -> tuple[str, str, int]:
     """``(uri, checksum, size)`` of one file: its S3 ETag, or the SHA-256 of a local file."""
-    if not storage.is_s3(uri):
+    if not s3.is_s3(uri):
         return uri, storage.file_digest(uri), Path(uri).stat().st_size
-    from botocore.exceptions import BotoCoreError, ClientError
-
-    bucket, key = storage.split_s3_uri(uri)
-    try:
-        head = storage.s3_client(settings).head_object(Bucket=bucket, Key=key)
-    except (BotoCoreError, ClientError) as exc:
-        raise storage.describe_s3_error(exc, uri) from exc
+    head = s3.head_object(uri, settings)
     return uri, head["ETag"].strip('"'), int(head["ContentLength"])
 
 

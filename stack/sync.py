@@ -22,11 +22,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from botocore.exceptions import BotoCoreError, ClientError
-
+from models.core import s3
 from models.core.errors import UserError
 from models.core.settings import Settings
-from models.core.storage import describe_s3_error
 from stack.services import MODEL_BIN
 
 log = logging.getLogger(__name__)
@@ -73,9 +71,7 @@ def scan_source(source: Path, prefix: str) -> list[LocalFile]:
 
 def s3_client(settings: Settings, attempts: int = 8) -> Any:
     """A boto3 S3 client for the configured endpoint and key pair (AWS default chain when unset)."""
-    from models.core.storage import s3_client as make_client
-
-    return make_client(settings, max_attempts=attempts)
+    return s3.s3_client(settings, max_attempts=attempts)
 
 
 def aws_env(settings: Settings) -> dict[str, str]:
@@ -106,10 +102,7 @@ def run_aws_sync(settings: Settings, source: Path, destination: str) -> int:
 
 def remote_objects(client: Any, bucket: str, prefix: str) -> dict[str, dict[str, Any]]:
     """Key -> listing entry (Size, ETag) of every object under ``prefix/``."""
-    objects: dict[str, dict[str, Any]] = {}
-    for page in client.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=f"{prefix}/"):
-        objects.update({item["Key"]: item for item in page.get("Contents", [])})
-    return objects
+    return {item["Key"]: item for item in s3.list_objects(f"s3://{bucket}/{prefix}/", client=client)}
 
 
 def remote_sha256(client: Any, bucket: str, key: str) -> str:
@@ -174,10 +167,8 @@ def sync_data(settings: Settings, source: str | Path) -> int:
         raise UserError(f"data folder {folder} holds no files; nothing to sync.")
     destination = settings.s3_uri(settings.raw_prefix) + "/"
     uploaded = run_aws_sync(settings, folder, destination)
-    try:
+    with s3.s3_errors(destination):
         uploaded, outcomes, manifest_key, written = verify_and_record(settings, folder, files, uploaded)
-    except (BotoCoreError, ClientError) as exc:
-        raise describe_s3_error(exc, destination) from exc
     print(
         f"synced {folder} -> {destination}: {len(files)} files, {uploaded} uploaded, "
         f"{outcomes.count('etag')} verified by ETag, {outcomes.count('download')} by download; manifest "

@@ -3,6 +3,8 @@
 Every module that reads or writes data goes through these functions, so the same code runs
 against a local folder, the embedded S3 server or AWS: only the settings differ (endpoint and
 credentials come from ``models.core.settings``). Writes are atomic: a reader never sees a half file.
+The S3 client, listing and error sentence are ``models.core.s3``'s (``is_s3``, ``split_s3_uri`` and
+``s3_client`` are imported here, so ``storage.<name>`` keeps working).
 """
 
 from __future__ import annotations
@@ -16,63 +18,26 @@ from pathlib import Path
 from typing import Any
 
 from models.core.errors import UserError
-from models.core.settings import Settings, load_settings
+from models.core.s3 import (
+    MAX_ATTEMPTS,  # noqa: F401 (storage's callers read the retry count here too)
+    S3_SCHEME,
+    is_s3,
+    list_objects,
+    s3_client,
+    s3_error_types,
+    s3_errors,
+    split_s3_uri,
+)
+from models.core.settings import Settings
 
 log = logging.getLogger(__name__)
 
-S3_SCHEME = "s3://"
 DATA_SUFFIXES = (".csv", ".zip")
 DIGEST_CHUNK = 8 * 1024 * 1024
-MAX_ATTEMPTS = 8
 # Atomic S3 writes stage each object under this bucket-level prefix (``_tmp/<uuid>/<key>``), never
 # beside the final key: a publish killed half-way leaves its temporary object where nothing lists
 # inputs or outputs, and one lifecycle rule on this prefix expires such leftovers.
 TEMP_PREFIX = "_tmp/"
-
-
-def is_s3(uri: str | Path) -> bool:
-    """True for an ``s3://bucket/key`` URI."""
-    return str(uri).startswith(S3_SCHEME)
-
-
-def split_s3_uri(uri: str) -> tuple[str, str]:
-    """``s3://bucket/some/key`` -> ``("bucket", "some/key")``; a URI without a bucket is a UserError."""
-    if not is_s3(uri):
-        raise UserError(f"{uri} is not an s3:// URI.")
-    bucket, _, key = uri[len(S3_SCHEME) :].partition("/")
-    if not bucket:
-        raise UserError(f"{uri} names no bucket; expected s3://bucket/key.")
-    return bucket, key
-
-
-def s3_client(settings: Settings | None = None, max_attempts: int = MAX_ATTEMPTS) -> Any:
-    """A boto3 S3 client for the configured endpoint and credentials, with standard-mode retries.
-
-    A custom endpoint (the local stack) gets path-style addressing; real AWS keeps boto3's default.
-    """
-    import boto3
-    from botocore.config import Config
-
-    settings = settings or load_settings()
-    key_id, secret = settings.aws_key_pair()
-    config = Config(
-        retries={"mode": "standard", "max_attempts": max_attempts},
-        s3={"addressing_style": "path"} if settings.s3_endpoint else {},
-    )
-    return boto3.client(
-        "s3",
-        endpoint_url=settings.s3_endpoint,
-        aws_access_key_id=key_id,
-        aws_secret_access_key=secret,
-        region_name=settings.aws_region,
-        config=config,
-    )
-
-
-def describe_s3_error(exc: Exception, uri: str) -> UserError:
-    """One sentence for a failed S3 call (no credentials in it)."""
-    code = getattr(exc, "response", {}).get("Error", {}).get("Code", type(exc).__name__)
-    return UserError(f"S3 request for {uri} failed ({code}); check the bucket, key and S3 settings.")
 
 
 def list_inputs(uri_or_dir: str | Path, settings: Settings | None = None) -> list[str]:
@@ -113,16 +78,8 @@ def list_s3_data_objects(uri: str, settings: Settings | None = None) -> list[dic
     objects, without dot-folders, ``__MACOSX`` or other publishes' temporary objects; sorted by key
     (empty when there is none).
     """
-    from botocore.exceptions import BotoCoreError, ClientError
-
-    bucket, key = split_s3_uri(uri)
-    client = s3_client(settings)
-    found: list[dict[str, Any]] = []
-    try:
-        for page in client.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=key):
-            found.extend(page.get("Contents", []))
-    except (BotoCoreError, ClientError) as exc:
-        raise describe_s3_error(exc, uri) from exc
+    _, key = split_s3_uri(uri)
+    found = list_objects(uri, settings)
     named = [obj for obj in found if obj["Key"] == key and not key.endswith("/")]
     if named:
         return named
@@ -140,8 +97,6 @@ def is_data_key(key: str, prefix: str) -> bool:
 
 def download_file(uri: str, local_path: str | Path, settings: Settings | None = None) -> Path:
     """Copy an ``s3://`` object (or a local file) to ``local_path``; returns the local path."""
-    from botocore.exceptions import BotoCoreError, ClientError
-
     local_path = Path(local_path)
     local_path.parent.mkdir(parents=True, exist_ok=True)
     if not is_s3(uri):
@@ -151,10 +106,8 @@ def download_file(uri: str, local_path: str | Path, settings: Settings | None = 
         write_file_atomic(source, local_path)
         return local_path
     bucket, key = split_s3_uri(uri)
-    try:
+    with s3_errors(uri):
         s3_client(settings).download_file(bucket, key, str(local_path))
-    except (BotoCoreError, ClientError) as exc:
-        raise describe_s3_error(exc, uri) from exc
     return local_path
 
 
@@ -212,22 +165,19 @@ def move_file_atomic(local_path: str | Path, dest: str | Path, settings: Setting
 
 def upload_atomic(local_path: Path, uri: str, settings: Settings | None = None) -> str:
     """Upload to ``_tmp/<uuid>/<key>``, copy to ``<key>``, delete the temporary key."""
-    from botocore.exceptions import BotoCoreError, ClientError
-
     bucket, key = split_s3_uri(uri)
     if not key or key.endswith("/"):
         raise UserError(f"Output {uri} names no object key.")
     temp_key = temp_key_for(key)
     client = s3_client(settings)
     try:
-        client.upload_file(str(local_path), bucket, temp_key)
-        client.copy({"Bucket": bucket, "Key": temp_key}, bucket, key)
-    except (BotoCoreError, ClientError) as exc:
-        raise describe_s3_error(exc, uri) from exc
+        with s3_errors(uri):
+            client.upload_file(str(local_path), bucket, temp_key)
+            client.copy({"Bucket": bucket, "Key": temp_key}, bucket, key)
     finally:
         try:
             client.delete_object(Bucket=bucket, Key=temp_key)
-        except (BotoCoreError, ClientError) as exc:
+        except s3_error_types() as exc:
             log.warning("could not delete temporary key s3://%s/%s: %s", bucket, temp_key, exc)
     return uri
 
@@ -241,15 +191,11 @@ def file_digest(path_or_uri: str | Path, settings: Settings | None = None) -> st
     """``sha256:<hex>`` of a local file or an S3 object (streamed, never whole in memory)."""
     digest = hashlib.sha256()
     if is_s3(path_or_uri):
-        from botocore.exceptions import BotoCoreError, ClientError
-
         bucket, key = split_s3_uri(str(path_or_uri))
-        try:
+        with s3_errors(str(path_or_uri)):
             body = s3_client(settings).get_object(Bucket=bucket, Key=key)["Body"]
             for chunk in body.iter_chunks(DIGEST_CHUNK):
                 digest.update(chunk)
-        except (BotoCoreError, ClientError) as exc:
-            raise describe_s3_error(exc, str(path_or_uri)) from exc
         return f"sha256:{digest.hexdigest()}"
     path = Path(str(path_or_uri).removeprefix("file://"))
     if not path.is_file():

@@ -12,7 +12,7 @@ from __future__ import annotations
 import os
 from collections.abc import Collection, Sequence
 
-from models.core import storage
+from models.core import s3
 from models.core.errors import UserError
 from models.core.periods import PERIOD_PATTERN, check_period, months_before
 from models.core.settings import Settings
@@ -66,23 +66,13 @@ def plan_training_periods(period: str, available: Collection[str], where: str) -
 
 def list_processed_periods(settings: Settings) -> set[str]:
     """Every period with a ``<processed_prefix>/<period>/trips.parquet`` object on S3."""
-    from botocore.exceptions import BotoCoreError, ClientError
-
     uri = settings.s3_uri(settings.processed_prefix) + "/"
-    bucket, prefix = storage.split_s3_uri(uri)
+    _, prefix = s3.split_s3_uri(uri)
     periods: set[str] = set()
-    try:
-        for page in (
-            storage.s3_client(settings)
-            .get_paginator("list_objects_v2")
-            .paginate(Bucket=bucket, Prefix=prefix)
-        ):
-            for entry in page.get("Contents", []):
-                period, _, name = entry["Key"][len(prefix) :].partition("/")
-                if name == OUTPUT_NAME and PERIOD_PATTERN.match(period):
-                    periods.add(period)
-    except (BotoCoreError, ClientError) as exc:
-        raise storage.describe_s3_error(exc, uri) from exc
+    for entry in s3.list_objects(uri, settings):
+        period, _, name = entry["Key"][len(prefix) :].partition("/")
+        if name == OUTPUT_NAME and PERIOD_PATTERN.match(period):
+            periods.add(period)
     return periods
 
 
