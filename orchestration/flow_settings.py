@@ -1,9 +1,9 @@
 """What a flow run needs to know before it starts: settings from the saved blocks, the period, lineage.
 
 A flow run on a worker reads the bucket, prefixes, S3 endpoint, MLflow URI and AWS credentials from
-the blocks saved by ``make blocks`` ("to-bikes" and "to-bikes-aws"), so the worker's machine needs
-only its Prefect API settings. The result is a ``models.core.settings.Settings``, which every ``models``
-function already takes.
+the blocks saved by ``make blocks`` (``models.core.names.CONFIG_BLOCK`` and ``AWS_BLOCK``), so the
+worker's machine needs only its Prefect API settings. The result is a
+``models.core.settings.Settings``, which every ``models`` function already takes.
 """
 
 from __future__ import annotations
@@ -15,11 +15,9 @@ from typing import Any
 from prefect import runtime
 
 from models.core.errors import UserError
+from models.core.names import AWS_BLOCK, CONFIG_BLOCK
 from models.core.settings import Settings
 
-CONFIG_BLOCK = "to-bikes"
-AWS_BLOCK = "to-bikes-aws"
-BUCKET_BLOCK = "to-bikes-bucket"
 FLOW_RUN_ENV = "TO_BIKES_FLOW_RUN_ID"
 DEPLOYMENT_ENV = "TO_BIKES_DEPLOYMENT"
 _YEAR = re.compile(r"^\d{4}$")
@@ -39,7 +37,7 @@ def load_flow_settings() -> Settings:
     """Settings built from the project block and the AWS credentials block (no local .env involved)."""
     from prefect_aws import AwsCredentials
 
-    from orchestration.blocks import ToBikesConfig
+    from orchestration.deployment.blocks import ToBikesConfig
 
     config = load_block(ToBikesConfig, CONFIG_BLOCK)
     credentials = load_block(AwsCredentials, AWS_BLOCK)

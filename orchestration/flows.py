@@ -18,9 +18,16 @@ from prefect.cache_policies import INPUTS, NO_CACHE
 from prefect.tasks import exponential_backoff
 
 import models
-from models.core import storage
+from models.core import s3
 from models.core.contracts import TrainResult
 from models.core.errors import UserError
+from models.core.names import (
+    BUCKET_BLOCK,
+    DEFAULT_MARGIN,
+    DEFAULT_MAX_EVALS,
+    DEFAULT_MIN_DURATION_S,
+    DEFAULT_SEED,
+)
 from models.core.settings import Settings
 from orchestration.caching import (
     InputObjectChecksums,
@@ -29,22 +36,13 @@ from orchestration.caching import (
     TrainingTarget,
     is_transient,
 )
-from orchestration.flow_settings import (
-    BUCKET_BLOCK,
-    export_lineage,
-    format_period,
-    load_block,
-    load_flow_settings,
-)
+from orchestration.flow_settings import export_lineage, format_period, load_block, load_flow_settings
 from orchestration.reports import publish_quality, publish_training
 
 if TYPE_CHECKING:
     from models.registry.register import RegistrationResult
 
 RESULTS_FOLDER = "prefect-results"
-DEFAULT_MARGIN = (
-    0.002  # models.registry.register.DEFAULT_MARGIN; models.training.train and .register load on first use
-)
 IO_RETRIES = {"retries": 2, "retry_delay_seconds": exponential_backoff(3), "retry_condition_fn": is_transient}
 PREPROCESS_CACHE = INPUTS - "settings" + RawObjectChecksums() + ModelsCodeVersion()
 TRAIN_CACHE = INPUTS - "settings" + InputObjectChecksums() + ModelsCodeVersion() + TrainingTarget()
@@ -53,22 +51,10 @@ TRAIN_CACHE = INPUTS - "settings" + InputObjectChecksums() + ModelsCodeVersion()
 @task(name="find-latest-year", cache_policy=NO_CACHE, **IO_RETRIES)
 def find_latest_year(settings: Settings) -> int:
     """The latest ``<year>/`` folder under the raw prefix (what a scheduled run without a year means)."""
-    from botocore.exceptions import BotoCoreError, ClientError
-
     uri = settings.s3_uri(settings.raw_prefix) + "/"
-    bucket, prefix = storage.split_s3_uri(uri)
-    pages = storage.s3_client(settings).get_paginator("list_objects_v2")
-    try:
-        years = [
-            int(entry["Prefix"][len(prefix) :].strip("/"))
-            for page in pages.paginate(Bucket=bucket, Prefix=prefix, Delimiter="/")
-            for entry in page.get("CommonPrefixes", [])
-            if entry["Prefix"][len(prefix) :].strip("/").isdigit()
-        ]
-    except (BotoCoreError, ClientError) as exc:
-        raise storage.describe_s3_error(exc, uri) from exc
+    years = [int(name) for name in s3.list_folders(uri, settings) if name.isdigit()]
     if not years:
-        raise UserError(f"No <year>/ folder under s3://{bucket}/{prefix}; run `make sync-data` first.")
+        raise UserError(f"No <year>/ folder under {uri}; run `make sync-data` first.")
     return max(years)
 
 
@@ -85,14 +71,7 @@ def preprocess_period(
 @task(name="check-output", cache_policy=NO_CACHE, **IO_RETRIES)
 def output_exists(uri: str, settings: Settings) -> bool:
     """Whether a cached summary's Parquet is still on S3 (someone may have deleted it)."""
-    from botocore.exceptions import BotoCoreError, ClientError
-
-    bucket, key = storage.split_s3_uri(uri)
-    try:
-        found = storage.s3_client(settings).list_objects_v2(Bucket=bucket, Prefix=key, MaxKeys=1)
-    except (BotoCoreError, ClientError) as exc:
-        raise storage.describe_s3_error(exc, uri) from exc
-    return any(obj["Key"] == key for obj in found.get("Contents", []))
+    return s3.object_exists(uri, settings)
 
 
 @task(name="select-training-inputs", cache_policy=NO_CACHE, **IO_RETRIES)
@@ -236,14 +215,19 @@ def start_flow_run() -> Settings:
 
 
 @flow(name="preprocess")
-def preprocess_flow(year: int | None = None, month: int | None = None, min_duration_s: int = 60) -> dict:
+def preprocess_flow(
+    year: int | None = None, month: int | None = None, min_duration_s: int = DEFAULT_MIN_DURATION_S
+) -> dict:
     """Raw files of ``year`` (latest if omitted), kept to ``month`` if given -> processed/<period>/."""
     return preprocess_period_steps(start_flow_run(), year, month, min_duration_s)
 
 
 @flow(name="train")
 def train_flow(
-    features_uris: list[str], max_evals: int = 8, seed: int = 7, margin: float = DEFAULT_MARGIN
+    features_uris: list[str],
+    max_evals: int = DEFAULT_MAX_EVALS,
+    seed: int = DEFAULT_SEED,
+    margin: float = DEFAULT_MARGIN,
 ) -> dict:
     """Processed Parquet files -> MLflow run (flow run id and deployment as tags) -> registry gate.
 
@@ -257,8 +241,8 @@ def train_flow(
 def pipeline_flow(
     year: int | None = None,
     month: int | None = None,
-    max_evals: int = 8,
-    seed: int = 7,
+    max_evals: int = DEFAULT_MAX_EVALS,
+    seed: int = DEFAULT_SEED,
     margin: float = DEFAULT_MARGIN,
 ) -> dict:
     """Preprocess one period, then train and register on it (a month with the months before it).
@@ -267,7 +251,7 @@ def pipeline_flow(
     second each in API round trips, which a cached rerun of the pipeline would mostly be made of.
     """
     settings = start_flow_run()
-    processed = preprocess_period_steps(settings, year, month, min_duration_s=60)
+    processed = preprocess_period_steps(settings, year, month, DEFAULT_MIN_DURATION_S)
     inputs = select_inputs(processed["period"], settings)
     trained = train_steps(settings, inputs, max_evals, seed, margin)
     return {"period": processed["period"], "cached": processed["cached"], **trained}

@@ -14,9 +14,9 @@ import urllib.request
 from dataclasses import dataclass
 from typing import Any
 
-from botocore.exceptions import BotoCoreError, ClientError
-
+from models.core import s3
 from models.core.errors import UserError
+from models.core.names import AWS_BLOCK, BUCKET_BLOCK, CONFIG_BLOCK
 from models.core.secrets import mask_secrets
 from models.core.settings import Settings
 from stack.sync import s3_client
@@ -24,9 +24,9 @@ from stack.sync import s3_client
 HTTP_TIMEOUT_S = 5
 EXIT_FAILED = 3
 BLOCKS = (
-    ("aws-credentials", "to-bikes-aws"),
-    ("s3-bucket", "to-bikes-bucket"),
-    ("to-bikes-config", "to-bikes"),
+    ("aws-credentials", AWS_BLOCK),
+    ("s3-bucket", BUCKET_BLOCK),
+    ("to-bikes-config", CONFIG_BLOCK),
 )
 
 
@@ -85,7 +85,7 @@ def check_bucket(settings: Settings) -> Check:
     name = f"bucket {settings.bucket}"
     try:
         s3_client(settings, attempts=2).head_bucket(Bucket=settings.bucket)
-    except (BotoCoreError, ClientError) as exc:
+    except s3.s3_error_types() as exc:
         fix = "make up (the local S3 server creates it) or create it on AWS; check AWS_* and TO_BIKES_BUCKET"
         return Check(name, False, f"not reachable ({type(exc).__name__})", fix)
     return Check(name, True, "exists and the key pair can read it")
@@ -93,15 +93,14 @@ def check_bucket(settings: Settings) -> Check:
 
 def check_raw_data(settings: Settings) -> Check:
     name = f"raw data {settings.raw_prefix}/"
+    uri = settings.s3_uri(settings.raw_prefix) + "/"
     try:
-        client = s3_client(settings, attempts=2)
-        listing = client.list_objects_v2(Bucket=settings.bucket, Prefix=f"{settings.raw_prefix}/")
-    except (BotoCoreError, ClientError) as exc:
-        return Check(name, False, f"cannot list ({type(exc).__name__})", "fix the bucket check first")
-    count = listing.get("KeyCount", 0)
+        count = len(s3.list_objects(uri, client=s3_client(settings, attempts=2)))
+    except UserError as exc:
+        cause = exc.__cause__ or exc
+        return Check(name, False, f"cannot list ({type(cause).__name__})", "fix the bucket check first")
     if count:
-        more = "+" if listing.get("IsTruncated") else ""
-        return Check(name, True, f"{count}{more} objects under {settings.s3_uri(settings.raw_prefix)}/")
+        return Check(name, True, f"{count} objects under {uri}")
     return Check(name, False, "no objects", "make sync-data (or DATA=data/raw make sync-data)")
 
 
