@@ -1,11 +1,8 @@
-"""Date-time formats of the ridership files, decided once per file and parsed vectorised.
+"""Date-time formats of the ridership files and their vectorised parsing (one format per file).
 
-The published files change format from month to month (zero padding, seconds, two-digit
-years), so the format is chosen per file from a sample of its start times. Only the 2017 Q1-Q2
-era exists both month-first and day-first; for it the evidence decides (a first field above 12
-means day-first, a second field above 12 month-first) and a file without evidence, or with
-evidence both ways, is an error. Parsed values are naive local Toronto wall-clock times: the
-files carry no offset, and keeping them naive keeps DST gaps and repeats exactly as published.
+The format of a file is chosen by ``models.data.date_formats``. Parsed values are naive local
+Toronto wall-clock times: the files carry no offset, and keeping them naive keeps DST gaps and
+repeats exactly as published.
 """
 
 from __future__ import annotations
@@ -29,8 +26,6 @@ MONTH_FIRST = (
 )
 ISO = ("%Y-%m-%d %H:%M:%S", "%Y-%m-%d %H:%M")
 DAY_FIRST = ("%d/%m/%y %H:%M:%S", "%d/%m/%y %H:%M", "%d/%m/%Y %H:%M", "%d/%m/%Y %H:%M:%S")
-MIN_PARSED_SHARE = 0.95
-MIN_BEST_SHARE = 0.5
 MIN_YEAR = 2000
 UNIT = "s"
 SLASH_DATE = r"^(?P<first>\d{1,2})/(?P<second>\d{1,2})/"
@@ -202,67 +197,3 @@ def parse_strptime(values: pa.Array, fmt: str) -> pa.Array:
     bad = np.zeros(len(parsed), dtype=bool)
     bad[suspect.filter(rolled).to_numpy()] = True
     return pc.if_else(pa.array(bad), pa.scalar(None, parsed.type), parsed)
-
-
-def parsed_share(values: pa.Array, fmt: str) -> float:
-    """Share of the non-null ``values`` that parse in ``fmt``."""
-    present = values.drop_null()
-    if len(present) == 0:
-        return 0.0
-    separator = "/" if "/" in fmt else "-"  # a literal in the format: a value without it cannot parse
-    if not pc.any(pc.match_substring(present, separator)).as_py():
-        return 0.0
-    parsed = parse_times(present, fmt)
-    plausible = pc.sum(pc.greater_equal(pc.year(parsed), MIN_YEAR)).as_py() or 0
-    return plausible / len(present)
-
-
-def pick_format(values: pa.Array, candidates: tuple[str, ...], source: str) -> str:
-    """The first candidate that parses nearly all sample values, else the best one if it parses most.
-
-    A few bad values in a small file must not fail the run (they are quarantined row by row), but
-    a file where no format parses most values is a UserError naming the file.
-    """
-    best, best_share = candidates[0], -1.0
-    for fmt in candidates:
-        share = parsed_share(values, fmt)
-        if share >= MIN_PARSED_SHARE:
-            return fmt
-        if share > best_share:
-            best, best_share = fmt, share
-    if best_share >= MIN_BEST_SHARE:
-        return best
-    example = values.drop_null()[0].as_py() if len(values.drop_null()) else None
-    raise UserError(
-        f"File {source} has start times in no known format (e.g. {example!r}; best {best} "
-        f"parsed {best_share:.0%})."
-    )
-
-
-def decide_day_first(values: pa.Array, source: str) -> bool:
-    """True when the evidence says day-first, False month-first; no or mixed evidence is a UserError."""
-    parts = pc.extract_regex(values.drop_null(), SLASH_DATE)
-    first = pc.cast(pc.struct_field(parts, "first"), pa.int32())
-    second = pc.cast(pc.struct_field(parts, "second"), pa.int32())
-    day_first = bool(pc.any(pc.greater(first, 12)).as_py())
-    month_first = bool(pc.any(pc.greater(second, 12)).as_py())
-    if day_first and month_first:
-        raise UserError(f"File {source} has dates with a day above 12 in both the first and second field.")
-    if not (day_first or month_first):
-        raise UserError(
-            f"File {source} is ambiguous: no date has a field above 12, so day-first and month-first "
-            "cannot be told apart; fix or replace the file."
-        )
-    return day_first
-
-
-def choose_format(start_times: pa.Array, source: str, *, day_first_possible: bool) -> str:
-    """The format of one file, decided from a sample of its start times (all of them for 2017 Q1-Q2)."""
-    sample = start_times.drop_null()
-    if len(sample) == 0:
-        raise UserError(f"File {source} has no start times to decide its date format from.")
-    slashed = sample.filter(pc.match_substring_regex(sample, SLASH_DATE))
-    mostly_slashed = len(slashed) >= MIN_PARSED_SHARE * len(sample)
-    if day_first_possible and mostly_slashed and decide_day_first(slashed, source):
-        return pick_format(sample, DAY_FIRST, source)
-    return pick_format(sample, MONTH_FIRST + ISO, source)

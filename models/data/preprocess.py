@@ -29,54 +29,41 @@ from typing import Any
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from models.core import storage
-from models.data.memory_pool import streaming_memory_pool
-from models.data.checks import CANONICAL_SCHEMA, Checked, check_batch, count_true, mark_duplicates, period_outside
-from models.data.duplicates import SeenIds
 from models.core.errors import UserError, run_cli
+from models.core.names import DEFAULT_MIN_DURATION_S
+from models.core.periods import check_period
+from models.core.settings import Settings
+from models.data.checks import (
+    Checked,
+    check_batch,
+    count_true,
+    mark_duplicates,
+    period_outside,
+)
+from models.data.duplicates import SeenIds
+from models.data.eras import Era
 from models.data.features import OUTPUT_COLUMNS, build_features, calendar
-from models.data.read_ahead import OpenedFile, opened_files
+from models.data.memory_pool import streaming_memory_pool
+from models.data.outputs import (
+    QUARANTINE_SCHEMA,
+    open_quarantine_sink,
+    open_trips_sink,
+    output_paths,
+    publish_outputs,
+)
+from models.data.parquet_writer import ParquetSink
 from models.data.quality import (
     FileStats,
     QualityTracker,
     build_report,
     build_summary,
     month_label_keys,
-    render_markdown,
 )
-from models.core.periods import check_period
-from models.data.eras import Era
-from models.core.settings import Settings
-from models.data.parquet_writer import ParquetSink
+from models.data.read_ahead import OpenedFile, opened_files
 
 log = logging.getLogger(__name__)
 
 FIELD_COUNT = "field_count"
-# Dictionary-encode only the repetitive columns (names, labels, small integers): faster and smaller.
-DICTIONARY_COLUMNS = [
-    "start_station_id",
-    "start_station_name",
-    "end_station_id",
-    "end_station_name",
-    "bike_model",
-    "user_type",
-    "source_file",
-    "hour",
-    "weekday",
-    "month",
-    "is_weekend",
-    "is_holiday",
-    "round_trip",
-]
-# Min/max statistics only where a reader may filter (time ranges, ids): they cost 15% of the write.
-STATISTICS_COLUMNS = ["trip_id", "start_time", "end_time"]
-# Ids and times that grow row by row, and durations: delta-packed is smaller and cheaper than plain.
-DELTA_COLUMNS = dict.fromkeys(
-    ["trip_id", "start_time", "end_time", "duration_s", "bike_id"], "DELTA_BINARY_PACKED"
-)
-QUARANTINE_SCHEMA = pa.schema(
-    [("source_file", pa.string()), ("era", pa.string()), ("reason", pa.string()), ("raw", pa.string())]
-)
 
 
 @dataclass
@@ -87,23 +74,6 @@ class Run:
     quarantine: ParquetSink
     tracker: QualityTracker
     seen: SeenIds
-
-
-def output_schema() -> pa.Schema:
-    """Canonical columns plus features, in ``OUTPUT_COLUMNS`` order."""
-    empty = build_features(CANONICAL_SCHEMA.empty_table())
-    return empty.select(OUTPUT_COLUMNS).schema
-
-
-def output_paths(output_uri: str) -> dict[str, str]:
-    """``X.parquet`` and its siblings: quarantine Parquet, JSON and Markdown quality reports."""
-    base = output_uri.removesuffix(".parquet")
-    return {
-        "output": f"{base}.parquet",
-        "quarantine": f"{base}.quarantine.parquet",
-        "report": f"{base}.quality.json",
-        "report_md": f"{base}.quality.md",
-    }
 
 
 @dataclass(frozen=True)
@@ -202,7 +172,7 @@ def preprocess(
     output_uri: str,
     *,
     period: str | None = None,
-    min_duration_s: int = 60,
+    min_duration_s: int = DEFAULT_MIN_DURATION_S,
     settings: Settings | None = None,
 ) -> dict[str, Any]:
     """Read every CSV of the input, write trips, quarantine and quality reports; return the summary."""
@@ -213,15 +183,8 @@ def preprocess(
         digests: dict[str, str] = {}
         prepare = partial(prepare_batch, period=period, min_duration_s=min_duration_s)
         with (
-            ParquetSink(
-                work / "trips.parquet",
-                output_schema(),
-                use_dictionary=DICTIONARY_COLUMNS,
-                write_statistics=STATISTICS_COLUMNS,
-                column_encoding=DELTA_COLUMNS,
-                store_schema=False,  # text columns then read back as strings, not dictionaries
-            ) as trips,
-            ParquetSink(work / "quarantine.parquet", QUARANTINE_SCHEMA) as quarantine,
+            open_trips_sink(work / "trips.parquet") as trips,
+            open_quarantine_sink(work / "quarantine.parquet") as quarantine,
             closing(opened_files(str(input_uri), work / "inputs", settings, prepare)) as files,
         ):
             run = Run(trips, quarantine, QualityTracker(), SeenIds())
@@ -233,26 +196,19 @@ def preprocess(
     return summary
 
 
-def publish_outputs(
-    work: Path, paths: dict[str, str], report: dict[str, Any], settings: Settings | None
-) -> None:
-    """Write the reports, then publish all four files atomically (trips last)."""
-    (work / "quality.json").write_text(json.dumps(report, indent=2, sort_keys=True), encoding="utf-8")
-    (work / "quality.md").write_text(render_markdown(report), encoding="utf-8")
-    storage.move_file_atomic(work / "quarantine.parquet", paths["quarantine"], settings)
-    storage.move_file_atomic(work / "quality.json", paths["report"], settings)
-    storage.move_file_atomic(work / "quality.md", paths["report_md"], settings)
-    storage.move_file_atomic(work / "trips.parquet", paths["output"], settings)
-
-
 def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     """Command-line options (see the module docstring)."""
-    parser = argparse.ArgumentParser(prog="python -m models.data.preprocess", description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(
+        prog="python -m models.data.preprocess", description=__doc__.splitlines()[0]
+    )
     parser.add_argument("--input", required=True, help="a CSV, a ZIP or a folder of them (path or s3:// URI)")
     parser.add_argument("--output", required=True, help="output Parquet (path or s3:// URI)")
     parser.add_argument("--period", help="keep only trips starting in YYYY or YYYY-MM (others quarantined)")
     parser.add_argument(
-        "--min-duration", type=int, default=60, help="shortest trip kept, seconds (default 60)"
+        "--min-duration",
+        type=int,
+        default=DEFAULT_MIN_DURATION_S,
+        help=f"shortest trip kept, seconds (default {DEFAULT_MIN_DURATION_S})",
     )
     return parser.parse_args(argv)
 

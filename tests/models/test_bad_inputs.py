@@ -19,7 +19,8 @@ import pyarrow.parquet as pq
 import pytest
 
 from models.core.errors import UserError
-from models.data.preprocess import output_paths, preprocess
+from models.data.outputs import output_paths
+from models.data.preprocess import preprocess
 from tests.models.bad_inputs import BadInput, build_cases, write_corpus
 
 ROOT = Path(__file__).resolve().parents[2]

@@ -13,7 +13,8 @@ import pytest
 
 from models.core import storage
 from models.core.errors import UserError
-from models.data.read_ahead import ReadAhead, opened_files, starts_with_digit
+from models.data.file_format import starts_with_digit
+from models.data.read_ahead import ReadAhead, opened_files
 from tests.models.data.rows import HEADER_2017_Q1Q2, HEADER_2025, csv_bytes, row_2025, run_on
 
 pytestmark = pytest.mark.unit
@@ -67,8 +68,8 @@ def test_a_2017_q1q2_file_too_big_to_keep_is_read_again_with_the_same_result(tmp
     monkeypatch.setattr("models.data.csv_reader.BLOCK_SIZE", 4096)
     data = {"2017/q2.csv": csv_bytes(HEADER_2017_Q1Q2, q2_rows(2000))}
     kept = run_on(tmp_path / "kept", data)
-    monkeypatch.setattr("models.data.read_ahead.KEEP_BYTES", 10_000)
-    with caplog.at_level("INFO", logger="models.data.read_ahead"):
+    monkeypatch.setattr("models.data.file_format.KEEP_BYTES", 10_000)
+    with caplog.at_level("INFO", logger="models.data.file_format"):
         again = run_on(tmp_path / "again", data)
     assert "too big to keep in memory" in caplog.text
     assert kept.summary["rows_in"] == again.summary["rows_in"] == 2001

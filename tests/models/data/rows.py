@@ -12,7 +12,8 @@ from pathlib import Path
 import pandas as pd
 import pyarrow.parquet as pq
 
-from models.data.preprocess import output_paths, preprocess
+from models.data.outputs import output_paths
+from models.data.preprocess import preprocess
 
 HEADER_2017_Q1Q2 = (
     "trip_id,trip_start_time,trip_stop_time,trip_duration_seconds,from_station_id,from_station_name,"
