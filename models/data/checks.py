@@ -26,10 +26,10 @@ from models.data.column_parsers import (
     parse_text,
     parse_time,
 )
-from models.data.duplicates import SeenIds
-from models.data.features import CANONICAL_COLUMNS
-from models.data.eras import Era
 from models.data.datetimes import UNIT
+from models.data.duplicates import SeenIds
+from models.data.eras import Era
+from models.data.features import CANONICAL_COLUMNS
 
 MAX_DURATION_S = 24 * 3600
 MAX_FIELD_BYTES = 1000  # the longest real value is a station name of under 100 characters

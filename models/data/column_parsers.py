@@ -15,13 +15,14 @@ from dataclasses import dataclass
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from models.data.eras import LABELS
+from models.core.names import CASUAL, MEMBER
 from models.data.datetimes import ISO, UNIT, parse_times
+from models.data.eras import LABELS
 
 NULL_TOKENS = pa.array(["", "NULL", "NULLNULL"])
 NULL_STRING = pa.scalar(None, pa.string())
-MEMBER_SPELLINGS = pa.array([k for k, v in LABELS.items() if v == "member"])
-CASUAL_SPELLINGS = pa.array([k for k, v in LABELS.items() if v == "casual"])
+MEMBER_SPELLINGS = pa.array([k for k, v in LABELS.items() if v == MEMBER])
+CASUAL_SPELLINGS = pa.array([k for k, v in LABELS.items() if v == CASUAL])
 MAX_SPACE_PASSES = 6
 MAX_DIGITS = 18  # int64 holds every 18-digit number
 
@@ -82,8 +83,8 @@ def parse_text(values: pa.Array) -> Parsed:
 def map_labels(dictionary: pa.Array) -> pa.Array:
     """``member``/``casual`` for every published spelling in a dictionary; null for anything else."""
     lowered = pc.utf8_lower(clean_text(dictionary))
-    casual = pc.if_else(pc.is_in(lowered, value_set=CASUAL_SPELLINGS), "casual", NULL_STRING)
-    return pc.if_else(pc.is_in(lowered, value_set=MEMBER_SPELLINGS), "member", casual)
+    casual = pc.if_else(pc.is_in(lowered, value_set=CASUAL_SPELLINGS), CASUAL, NULL_STRING)
+    return pc.if_else(pc.is_in(lowered, value_set=MEMBER_SPELLINGS), MEMBER, casual)
 
 
 def parse_labels(values: pa.Array) -> Parsed:

@@ -14,10 +14,9 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from models.core.names import LABEL_COLUMN, POSITIVE_LABEL
 from models.data.holidays import holidays_for
 
-LABEL_COLUMN = "user_type"  # "member" / "casual"
-POSITIVE_LABEL = "member"
 TIME_COLUMN = "start_time"  # naive local America/Toronto wall-clock time
 
 NUMERIC_FEATURES = [

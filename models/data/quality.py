@@ -18,6 +18,8 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from models.core.names import CASUAL, MEMBER
+
 log = logging.getLogger(__name__)
 
 SHARE_JUMP = 0.25
@@ -43,11 +45,11 @@ class FileStats:
 def month_label_keys(year: np.ndarray, month: np.ndarray, labels: pa.Array) -> pa.Array:
     """``(year * 100 + month) * 2 + is_member`` per trip: integers, since formatting dates is slow."""
     if pa.types.is_dictionary(labels.type):  # compare the indices with the index of "member"
-        position = pc.index(labels.dictionary, "member").as_py()
+        position = pc.index(labels.dictionary, MEMBER).as_py()
         indices = pc.fill_null(labels.indices, -1).to_numpy()
         member = indices == position
     else:
-        member = pc.fill_null(pc.equal(labels, "member"), False).to_numpy(zero_copy_only=False)
+        member = pc.fill_null(pc.equal(labels, MEMBER), False).to_numpy(zero_copy_only=False)
     return pa.array((year * 100 + month) * 2 + member)
 
 
@@ -79,7 +81,7 @@ class QualityTracker:
             return
         for item in pc.value_counts(keys).to_pylist():
             month, is_member = divmod(item["values"], 2)
-            label = "member" if is_member else "casual"
+            label = MEMBER if is_member else CASUAL
             name = f"{month // 100:04d}-{month % 100:02d}"
             self.month_labels.setdefault(name, Counter())[label] += item["counts"]
 

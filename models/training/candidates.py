@@ -13,7 +13,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from models.data.features import LABEL_COLUMN, TIME_COLUMN
+from models.core.names import LABEL_COLUMN
+from models.data.features import TIME_COLUMN
 from models.training.dataset import Split, select_features
 from models.training.estimator import (
     SearchResult,

@@ -20,6 +20,7 @@ import pyarrow.parquet as pq
 
 from models.core import storage
 from models.core.errors import UserError
+from models.core.names import CASUAL, MEMBER
 from models.core.periods import format_month
 from models.core.settings import Settings
 from models.data.features import (
@@ -33,7 +34,7 @@ from models.data.features import (
 
 log = logging.getLogger(__name__)
 
-LABELS = (POSITIVE_LABEL, "casual")
+LABELS = (MEMBER, CASUAL)
 MIN_VALID_ROWS = 50
 
 

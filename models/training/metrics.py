@@ -20,7 +20,7 @@ from sklearn.metrics import (
     roc_auc_score,
 )
 
-from models.data.features import POSITIVE_LABEL
+from models.core.names import POSITIVE_LABEL
 
 THRESHOLD = 0.5
 EPSILON = 1e-15

@@ -19,8 +19,8 @@ from mlflow.exceptions import MlflowException
 from mlflow.models import infer_signature
 
 from models.core.errors import UserError
+from models.core.names import LABEL_COLUMN
 from models.core.secrets import mask_secrets
-from models.data.features import LABEL_COLUMN
 from models.registry.mlflow_client import SKOPS_TRUSTED_TYPES, pinned_requirements
 from models.training.candidates import Evaluation, Fitted
 from models.training.dataset import Split, TrainingData, TrainingInput

@@ -12,10 +12,8 @@ from matplotlib.figure import Figure
 from sklearn.calibration import calibration_curve
 from sklearn.metrics import confusion_matrix, precision_recall_curve, roc_curve
 
-from models.data.features import POSITIVE_LABEL
+from models.core.names import CASUAL, CLASS_NAMES, POSITIVE_LABEL
 from models.training.metrics import THRESHOLD
-
-CLASS_NAMES = ("casual", POSITIVE_LABEL)
 
 
 def new_figure(title: str, size: tuple[float, float] = (5.0, 4.0)) -> tuple[Figure, object]:
@@ -29,7 +27,7 @@ def new_figure(title: str, size: tuple[float, float] = (5.0, 4.0)) -> tuple[Figu
 
 def plot_confusion(labels: np.ndarray, p_member: np.ndarray) -> Figure:
     """Counts of true vs predicted rider type at the 0.5 threshold."""
-    predicted = np.where(p_member >= THRESHOLD, POSITIVE_LABEL, "casual")
+    predicted = np.where(p_member >= THRESHOLD, POSITIVE_LABEL, CASUAL)
     counts = confusion_matrix(labels, predicted, labels=list(CLASS_NAMES))
     figure, axes = new_figure("Confusion matrix (validation)")
     axes.imshow(counts, cmap="Blues")
