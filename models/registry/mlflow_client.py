@@ -1,44 +1,41 @@
 """Talking to the MLflow tracking server and model registry, and what a logged model needs to load.
 
+Every tracking and registry call goes through MLflow's own ``MlflowClient`` (``connect_tracking``).
 A tracking server that is down is a user error reported in one sentence naming the URI (with any
-password masked), found by one quick probe instead of MLflow's minutes of retries. MLflow itself is
-imported on first use: the registry calls of a registration go over REST when they can
-(``models.registry.mlflow_rest``), so a cached pipeline run never pays MLflow's import.
+password masked), found by one quick probe instead of MLflow's minutes of retries; an error the
+server answers is turned into one sentence too (``describe_failure``, ``reported_mlflow_errors``).
 """
 
 from __future__ import annotations
 
+import base64
 import contextlib
 import importlib.metadata
 import logging
 import os
 import re
-import sys
 import urllib.error
 import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
+from urllib.parse import unquote, urlsplit, urlunsplit
+
+import mlflow
+from mlflow import MlflowClient
+from mlflow.entities.model_registry import ModelVersion
+from mlflow.exceptions import MlflowException
 
 from models.core.errors import UserError
 from models.core.secrets import mask_secrets
 from models.core.settings import PROJECT_ROOT, Settings, load_settings
-from models.registry.mlflow_rest import (
-    NOT_FOUND_CODES,
-    RegistryError,
-    RestRegistry,
-    registry_errors,
-    supports,
-    unreachable,
-)
-
-if TYPE_CHECKING:
-    from mlflow import MlflowClient
-    from mlflow.entities.model_registry import ModelVersion
 
 log = logging.getLogger(__name__)
 
 PROBE_TIMEOUT_S = 5.0
+# What the API answers for a run, model or alias that does not exist (or an id that cannot be one).
+NOT_FOUND_CODES = {"RESOURCE_DOES_NOT_EXIST", "INVALID_PARAMETER_VALUE"}
+REFUSED_CODES = {"UNAUTHENTICATED", "PERMISSION_DENIED"}
 ALLOW_LOADING_ENV = "MLFLOW_ALLOW_PICKLE_DESERIALIZATION"
 REQUIREMENTS_DIR = PROJECT_ROOT / "requirements"
 # Loading the model also needs these two (pinned through base.in's packages).
@@ -59,12 +56,32 @@ def resolve_tracking_uri(tracking_uri: str | None, settings: Settings | None = N
     return tracking_uri or (settings or load_settings()).mlflow_tracking_uri
 
 
+def unreachable(uri: str, reason: str) -> UserError:
+    """The one sentence for a tracking server that does not answer."""
+    return UserError(
+        f"The MLflow tracking server at {mask_secrets(uri)} is unreachable ({reason}); "
+        "start it with `make up` or set MLFLOW_TRACKING_URI."
+    )
+
+
+def build_probe(uri: str) -> urllib.request.Request:
+    """A GET of the server's ``/health``; a URI's ``user:password@`` goes as basic auth as MLflow sends it."""
+    parts = urlsplit(uri)
+    host = parts.netloc.rsplit("@", 1)[-1]
+    url = urlunsplit((parts.scheme, host, f"{parts.path.rstrip('/')}/health", "", ""))
+    request = urllib.request.Request(url)  # noqa: S310 (http(s) only, checked by the caller)
+    if parts.username:
+        pair = f"{unquote(parts.username)}:{unquote(parts.password or '')}".encode()
+        request.add_header("Authorization", f"Basic {base64.b64encode(pair).decode()}")
+    return request
+
+
 def check_tracking_uri(uri: str) -> None:
     """Fail fast, in one sentence, when an HTTP tracking server does not answer its health probe."""
     if not uri.startswith(("http://", "https://")):
         return
     try:
-        with urllib.request.urlopen(f"{uri.rstrip('/')}/health", timeout=PROBE_TIMEOUT_S):  # noqa: S310
+        with urllib.request.urlopen(build_probe(uri), timeout=PROBE_TIMEOUT_S):  # noqa: S310
             return
     except urllib.error.HTTPError as exc:
         if exc.code < 500:  # a proxy or auth layer answered: the server is there
@@ -76,28 +93,26 @@ def check_tracking_uri(uri: str) -> None:
 
 
 def connect_tracking(tracking_uri: str | None = None, settings: Settings | None = None) -> MlflowClient:
-    """Point MLflow (fluent API and client) at the tracking server and registry, after probing it."""
-    import mlflow
-
+    """The one way in: MLflow (fluent API and client) pointed at the server and registry, once probed."""
     uri = resolve_tracking_uri(tracking_uri, settings)
     check_tracking_uri(uri)
     mlflow.set_tracking_uri(uri)
     mlflow.set_registry_uri(uri)
-    return mlflow.MlflowClient(tracking_uri=uri, registry_uri=uri)
+    return MlflowClient(tracking_uri=uri, registry_uri=uri)
 
 
-def connect_registry(tracking_uri: str | None = None, settings: Settings | None = None) -> Any:
-    """A client for the registry calls of ``models.registry.register``: REST for http(s), else MlflowClient.
-
-    The REST client needs no probe: its first call names an unreachable server in one sentence.
-    """
-    uri = resolve_tracking_uri(tracking_uri, settings)
-    return RestRegistry(uri) if supports(uri) else connect_tracking(uri)
+def is_not_found(exc: MlflowException) -> bool:
+    """Whether the server said the run, model or alias asked for does not exist."""
+    return exc.error_code in NOT_FOUND_CODES
 
 
-def full_client(client: Any) -> MlflowClient:
-    """An MlflowClient for what only MLflow does (creating a version); ``client`` itself if it is one."""
-    return connect_tracking(client.tracking_uri) if isinstance(client, RestRegistry) else client
+def describe_failure(uri: str, action: str, exc: MlflowException) -> UserError:
+    """One sentence for a refused or failed MLflow call: the masked URI, the action, the first line of why."""
+    first_line = (str(exc.message).strip().splitlines() or ["no details"])[0]
+    sentence = f"MLflow at {mask_secrets(uri)} failed while {action}: {mask_secrets(first_line)[:300]}"
+    if exc.error_code in REFUSED_CODES:
+        sentence += "; set MLFLOW_TRACKING_TOKEN or MLFLOW_TRACKING_USERNAME and MLFLOW_TRACKING_PASSWORD"
+    return UserError(sentence)
 
 
 def normalise_name(name: str) -> str:
@@ -165,7 +180,7 @@ def allow_model_loading() -> Iterator[None]:
 
 def load_sklearn_model(model_uri: str) -> Any:
     """The scikit-learn pipeline behind a ``models:/`` or ``runs:/`` URI."""
-    import mlflow.sklearn
+    import mlflow.sklearn  # the flavour loads on first use, not with the client
 
     with allow_model_loading():
         return mlflow.sklearn.load_model(model_uri)
@@ -176,19 +191,15 @@ def reported_mlflow_errors(action: str) -> Iterator[None]:
     """Turn an MLflow failure (a server that went away mid-run, a refused request) into one sentence."""
     try:
         yield
-    except registry_errors() as exc:
-        first_line = (str(exc.message).strip().splitlines() or ["no details"])[0]
-        uri = mask_secrets(
-            exc.uri if isinstance(exc, RegistryError) else sys.modules["mlflow"].get_tracking_uri()
-        )
-        raise UserError(f"MLflow at {uri} failed while {action}: {mask_secrets(first_line)[:300]}") from exc
+    except MlflowException as exc:
+        raise describe_failure(mlflow.get_tracking_uri(), action, exc) from exc
 
 
-def find_alias_version(client: MlflowClient | RestRegistry, name: str, alias: str) -> ModelVersion | None:
+def find_alias_version(client: MlflowClient, name: str, alias: str) -> ModelVersion | None:
     """The version an alias points to, or None when the model or the alias does not exist yet."""
     try:
         return client.get_model_version_by_alias(name, alias)
-    except registry_errors() as exc:
-        if exc.error_code in NOT_FOUND_CODES:
+    except MlflowException as exc:
+        if is_not_found(exc):
             return None
         raise

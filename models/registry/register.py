@@ -7,9 +7,8 @@
 repeat, and ``champion`` moves last, in one call: a failure anywhere leaves the old champion in place
 and a rerun finishes the job; an alias or tag already in place is not written again.
 
-The calls go through ``mlflow_client.connect_registry``: over REST for an http(s) tracking server,
-so a registration that finds its version already there never imports MLflow (a cached pipeline
-rerun); creating a version uses MlflowClient.
+Every call goes through MLflow's ``MlflowClient`` (``mlflow_client.connect_tracking``); a failure
+the server answers is one sentence naming the server, with any password masked.
 """
 
 from __future__ import annotations
@@ -23,22 +22,26 @@ from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from typing import Any
 
+from mlflow import MlflowClient
+from mlflow.entities import Run
+from mlflow.entities.model_registry import ModelVersion
+from mlflow.exceptions import MlflowException
+
 from models.core.errors import UserError, run_cli
+from models.core.names import CHALLENGER, CHAMPION, DEFAULT_MARGIN, MODEL_NAME
 from models.core.secrets import mask_secrets
 from models.core.settings import Settings, load_settings
 from models.registry.gate import GATE_METRIC, decide_promotion
 from models.registry.mlflow_client import (
-    connect_registry,
+    connect_tracking,
+    describe_failure,
     find_alias_version,
-    full_client,
+    is_not_found,
     reported_mlflow_errors,
 )
-from models.registry.mlflow_rest import NOT_FOUND_CODES, registry_errors
 
 log = logging.getLogger(__name__)
 
-DEFAULT_MARGIN = 0.002
-CHALLENGER, CHAMPION = "challenger", "champion"
 READY_TIMEOUT_S = 120.0
 POLL_S = 0.5
 LINEAGE_TAGS = ("git.commit", "git.dirty", "data.digest", "prefect.flow_run_id", "prefect.deployment")
@@ -57,13 +60,22 @@ class RegistrationResult:
     run_id: str = ""
 
 
-def fetch_run(client: Any, run_id: str) -> Any:
-    """The training run, which must exist and hold a logged model."""
+def read_run(client: MlflowClient, run_id: str) -> Run | None:
+    """The run, or None when the tracking store does not have it; any other failure is one sentence."""
     try:
-        run = client.get_run(run_id)
-    except registry_errors() as exc:
+        return client.get_run(run_id)
+    except MlflowException as exc:
+        if is_not_found(exc):
+            return None
+        raise describe_failure(client.tracking_uri, f"reading run {run_id}", exc) from exc
+
+
+def fetch_run(client: MlflowClient, run_id: str) -> Run:
+    """The training run, which must exist and hold a logged model."""
+    run = read_run(client, run_id)
+    if run is None:
         where = mask_secrets(client.tracking_uri)
-        raise UserError(f"Run {run_id!r} is not in the tracking store at {where}.") from exc
+        raise UserError(f"Run {run_id!r} is not in the tracking store at {where}.")
     if "model.uri" not in run.data.tags:
         raise UserError(
             f"Run {run_id} has no logged model (tag model.uri); was it made by models.training.train?"
@@ -71,18 +83,17 @@ def fetch_run(client: Any, run_id: str) -> Any:
     return run
 
 
-def find_version(client: Any, name: str, run_id: str) -> Any:
+def find_version(client: MlflowClient, name: str, run_id: str) -> ModelVersion | None:
     """The earliest version of ``name`` made from ``run_id``, if there is one."""
     versions = client.search_model_versions(f"name = '{name}' and run_id = '{run_id}'")
     return min(versions, key=lambda v: int(v.version)) if versions else None
 
 
-def create_version(client: Any, name: str, run: Any) -> Any:
+def create_version(client: MlflowClient, name: str, run: Run) -> ModelVersion:
     """A new version of ``name`` from the run's logged model, tagged with the run's lineage."""
-    client = full_client(client)
     try:
         client.create_registered_model(name, description="Bike Share Toronto: P(member) for a trip.")
-    except registry_errors() as exc:
+    except MlflowException as exc:
         if exc.error_code not in {"RESOURCE_ALREADY_EXISTS", "ALREADY_EXISTS"}:
             raise
     tags = {key: run.data.tags[key] for key in LINEAGE_TAGS if key in run.data.tags}
@@ -113,9 +124,11 @@ def wait_until_ready(client: Any, name: str, version: str, timeout_s: float = RE
         time.sleep(POLL_S)
 
 
-def is_alias_of(found: Any, alias: str, version: str) -> bool:
-    """Whether ``found`` (a version read with its aliases, or None) is ``version`` holding ``alias``."""
-    return found is not None and str(found.version) == str(version) and alias in found.aliases
+def read_aliases(client: MlflowClient, version: ModelVersion, champion: ModelVersion | None) -> set[str]:
+    """The aliases ``version`` holds now: a search does not return them, the champion's read does."""
+    if champion is not None and str(champion.version) == str(version.version):
+        return set(champion.aliases)
+    return set(client.get_model_version(version.name, version.version).aliases)
 
 
 def reuse_problem(
@@ -126,14 +139,9 @@ def reuse_problem(
     It can when it is still in the tracking store and the gate can still judge it: there is no
     champion, the champion is this run's own version, or it is the champion the run scored.
     """
-    client = connect_registry(tracking_uri, settings)
-    try:
-        run = client.get_run(run_id)
-    except registry_errors() as exc:
-        if exc.error_code not in NOT_FOUND_CODES:
-            where = mask_secrets(client.tracking_uri)
-            detail = mask_secrets(str(exc.message).strip().split("\n")[0])
-            raise UserError(f"MLflow at {where} could not read run {run_id}: {detail}") from exc
+    client = connect_tracking(tracking_uri, settings)
+    run = read_run(client, run_id)
+    if run is None:
         return f"run {run_id} is no longer in the tracking store"
     if run.info.lifecycle_stage != "active":
         return f"run {run_id} was deleted"
@@ -149,7 +157,7 @@ def reuse_problem(
 def register_model(
     run_id: str,
     *,
-    name: str = "to-bikes-member",
+    name: str = MODEL_NAME,
     margin: float = DEFAULT_MARGIN,
     tracking_uri: str | None = None,
     settings: Settings | None = None,
@@ -159,13 +167,13 @@ def register_model(
         raise UserError(f"Model name {name!r} must be letters, digits, '.', '_' or '-'.")
     if margin < 0:
         raise UserError(f"--margin must not be negative (got {margin}).")
-    client = connect_registry(tracking_uri, settings)
+    client = connect_tracking(tracking_uri, settings)
     run = fetch_run(client, run_id)
     version = find_version(client, name, run_id) or create_version(client, name, run)
     if version.status != "READY":
         wait_until_ready(client, name, version.version)
     current = find_alias_version(client, name, CHAMPION)
-    if not is_alias_of(current, CHALLENGER, version.version):  # a search does not return aliases
+    if CHALLENGER not in read_aliases(client, version, current):
         client.set_registered_model_alias(name, CHALLENGER, version.version)
     current_version = str(current.version) if current else None
     decision = decide_promotion(

@@ -1,12 +1,14 @@
-"""The champion/challenger gate against a real (SQLite) registry.
+"""The champion/challenger gate and registration against a real MLflow server started by this module.
 
-Three training sets share one validation month, so every run scores the champion on the same rows:
-a weak model (few training rows), a strong one (all rows) and a useless one (shuffled training
-labels). The scenario registers them in that order and re-registers, then each test checks one rule.
+One server of the local stack (with its S3 for artifacts) serves the whole module. Three training sets
+share one validation month, so every run scores the champion on the same rows: a weak model (few
+training rows), a strong one (all rows) and a useless one (shuffled training labels). The scenario
+registers them in that order and re-registers, then each test checks one rule.
 """
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from types import SimpleNamespace
 
 import numpy as np
@@ -15,12 +17,29 @@ import pytest
 from mlflow import MlflowClient
 
 from models.core.errors import UserError, run_cli
+from models.core.names import CHALLENGER, CHAMPION
 from models.data.features import LABEL_COLUMN, TIME_COLUMN
 from models.registry.register import main, register_model, reuse_problem, wait_until_ready
 from models.training.train import train_model
-from tests.models.test_train_data import build_trips, make_tracking_uri, write_trips
+from stack.embedded import StackEnv, make_stack_env, running_stack
+from tests.models.test_train_data import build_trips, write_trips
 
 NAME = "gate-test"
+SERVICES = ("s3", "mlflow")
+WRITES = (
+    "create_registered_model",
+    "create_model_version",
+    "set_registered_model_alias",
+    "set_model_version_tag",
+)
+
+
+@pytest.fixture(scope="module")
+def mlflow_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[StackEnv]:
+    """An MLflow server (SQLite store, artifacts on the stack's S3) on a free port, for this module."""
+    env = make_stack_env(tmp_path_factory.mktemp("registry-stack"), SERVICES)
+    with running_stack(env, SERVICES):
+        yield env
 
 
 def training_sets(workdir) -> dict[str, str]:
@@ -39,10 +58,10 @@ def training_sets(workdir) -> dict[str, str]:
 
 
 @pytest.fixture(scope="module")
-def scenario(tmp_path_factory: pytest.TempPathFactory) -> SimpleNamespace:
+def scenario(mlflow_server: StackEnv, tmp_path_factory: pytest.TempPathFactory) -> SimpleNamespace:
     """weak -> register -> strong -> register -> useless -> register -> register strong and weak again."""
+    uri = mlflow_server["MLFLOW_TRACKING_URI"]
     workdir = tmp_path_factory.mktemp("gate")
-    uri = make_tracking_uri(tmp_path_factory, workdir)
     paths = training_sets(workdir)
     with pytest.MonkeyPatch.context() as patch:
         patch.chdir(workdir)
@@ -56,8 +75,22 @@ def scenario(tmp_path_factory: pytest.TempPathFactory) -> SimpleNamespace:
     return SimpleNamespace(uri=uri, runs=runs, registrations=registrations, again=again)
 
 
-def alias_version(uri: str, alias: str) -> str:
-    return str(MlflowClient(uri).get_model_version_by_alias(NAME, alias).version)
+def alias_version(uri: str, alias: str, name: str = NAME) -> str:
+    return str(MlflowClient(uri).get_model_version_by_alias(name, alias).version)
+
+
+def record_writes(monkeypatch: pytest.MonkeyPatch) -> list[tuple]:
+    """Every registry write MlflowClient makes from now on, as ``(method, *arguments after the name)``."""
+    writes: list[tuple] = []
+    for method in WRITES:
+        real = getattr(MlflowClient, method)
+
+        def recording(self, *args, _method=method, _real=real, **kwargs):
+            writes.append((_method, *args[1:3]))
+            return _real(self, *args, **kwargs)
+
+        monkeypatch.setattr(MlflowClient, method, recording)
+    return writes
 
 
 @pytest.mark.integration
@@ -89,7 +122,8 @@ def test_a_worse_challenger_leaves_champion_alone_and_says_why(scenario):
     assert useless_run.metrics["roc_auc"] < useless_run.champion_metrics["roc_auc"]
     assert (useless.version, useless.promoted, useless.champion_version) == ("3", False, "2")
     assert "does not beat" in useless.reason
-    assert alias_version(scenario.uri, "champion") == "2"
+    assert alias_version(scenario.uri, CHAMPION) == "2"
+    assert MlflowClient(scenario.uri).get_model_version(NAME, "3").tags["gate.reason"] == useless.reason
 
 
 @pytest.mark.integration
@@ -99,9 +133,21 @@ def test_registering_a_run_again_creates_no_version(scenario):
     assert "already champion" in strong_again.reason
     # The weak run was compared with no champion; champion is now version 2, so it may not return.
     assert (weak_again.version, weak_again.promoted, weak_again.champion_version) == ("1", False, "2")
-    assert alias_version(scenario.uri, "challenger") == "1"  # the latest registration, even a repeat
+    assert alias_version(scenario.uri, CHALLENGER) == "1"  # the latest registration, even a repeat
     versions = MlflowClient(scenario.uri).search_model_versions(f"name = '{NAME}'")
     assert sorted(int(v.version) for v in versions) == [1, 2, 3]
+
+
+@pytest.mark.integration
+def test_registering_again_writes_only_what_moved(scenario, monkeypatch):
+    weak = scenario.runs["weak"].run_id
+    writes = record_writes(monkeypatch)
+    register_model(weak, name=NAME, tracking_uri=scenario.uri)
+    assert writes == []  # challenger, both gate tags and champion are already in place
+    MlflowClient(scenario.uri).set_model_version_tag(NAME, "1", "gate.reason", "edited")
+    writes.clear()
+    register_model(weak, name=NAME, tracking_uri=scenario.uri)
+    assert writes == [("set_model_version_tag", "1", "gate.reason")]
 
 
 @pytest.mark.integration
@@ -120,37 +166,49 @@ def test_a_cached_run_is_reusable_only_while_the_gate_can_still_judge_it(scenari
     assert problem("strong") is None  # it is the champion
     assert problem("useless") is None  # it scored the champion of today
     assert problem("weak") == "the champion is now version 2, the run scored none"
-    assert "no longer in the tracking store" in reuse_problem("0" * 32, name=NAME, tracking_uri=scenario.uri)
+    missing = reuse_problem("0" * 32, name=NAME, tracking_uri=scenario.uri)
+    assert missing == f"run {'0' * 32} is no longer in the tracking store"
+    client, useless = MlflowClient(scenario.uri), scenario.runs["useless"].run_id
+    client.delete_run(useless)
+    try:
+        assert problem("useless") == f"run {useless} was deleted"
+    finally:
+        client.restore_run(useless)
 
 
-def test_a_failure_before_promotion_is_fixed_by_a_rerun(tmp_path_factory, tmp_path, monkeypatch):
-    uri = make_tracking_uri(tmp_path_factory, tmp_path)
+@pytest.mark.integration
+def test_a_crash_between_version_and_champion_is_finished_by_a_rerun(mlflow_server, tmp_path, monkeypatch):
+    uri, name = mlflow_server["MLFLOW_TRACKING_URI"], "crash-test"
     monkeypatch.chdir(tmp_path)
     features = write_trips(tmp_path / "trips.parquet", build_trips(rows=3000, seed=5))
-    run = train_model(features, tracking_uri=uri, experiment="crash", model_name="crash-test", max_evals=1)
+    run = train_model(features, tracking_uri=uri, experiment="crash", model_name=name, max_evals=1)
     real_set_alias = MlflowClient.set_registered_model_alias
 
-    def crash_on_champion(self, name, alias, version):
-        if alias == "champion":
+    def crash_on_champion(self, model, alias, version):
+        if alias == CHAMPION:
             raise ConnectionError("tracking server went away")
-        return real_set_alias(self, name, alias, version)
+        return real_set_alias(self, model, alias, version)
 
     with monkeypatch.context() as patch:
         patch.setattr(MlflowClient, "set_registered_model_alias", crash_on_champion)
         with pytest.raises(ConnectionError):
-            register_model(run.run_id, name="crash-test", tracking_uri=uri)
+            register_model(run.run_id, name=name, tracking_uri=uri)
     client = MlflowClient(uri)
-    assert "champion" not in client.get_registered_model("crash-test").aliases
-    result = register_model(run.run_id, name="crash-test", tracking_uri=uri)
+    assert set(client.get_registered_model(name).aliases) == {CHALLENGER}
+    result = register_model(run.run_id, name=name, tracking_uri=uri)
     assert (result.version, result.promoted, result.champion_version) == ("1", True, "1")
-    assert len(client.search_model_versions("name = 'crash-test'")) == 1
+    assert len(client.search_model_versions(f"name = '{name}'")) == 1
+    again = register_model(run.run_id, name=name, tracking_uri=uri)  # the reason now says "already champion"
+    assert "already champion" in again.reason
+    writes = record_writes(monkeypatch)
+    register_model(run.run_id, name=name, tracking_uri=uri)
+    assert writes == []  # nothing moved since
 
 
-@pytest.mark.unit
-def test_unknown_run_is_a_user_error(tmp_path_factory, tmp_path, monkeypatch, capsys):
-    uri = make_tracking_uri(tmp_path_factory, tmp_path)
-    monkeypatch.chdir(tmp_path)
-    with pytest.raises(UserError, match="no-such-run"):
+@pytest.mark.integration
+def test_unknown_run_is_one_sentence_naming_the_server(mlflow_server, capsys):
+    uri = mlflow_server["MLFLOW_TRACKING_URI"]
+    with pytest.raises(UserError, match=f"Run 'no-such-run' is not in the tracking store at {uri}"):
         register_model("no-such-run", name=NAME, tracking_uri=uri)
     assert run_cli(main, ["--run-id", "no-such-run", "--tracking-uri", uri]) == 2
     assert "no-such-run" in capsys.readouterr().err
