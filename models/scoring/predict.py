@@ -22,6 +22,7 @@ from mlflow import MlflowClient
 from mlflow.exceptions import MlflowException
 
 from models.core.errors import UserError, run_cli
+from models.core.names import CHAMPION
 from models.core.secrets import mask_secrets
 from models.core.settings import Settings, load_settings
 from models.data.features import FEATURE_COLUMNS, LABEL_COLUMN, POSITIVE_LABEL, TIME_COLUMN
@@ -79,7 +80,7 @@ def predict(
 ) -> dict[str, Any]:
     """Score every trip of ``input_uri`` with ``model_uri`` (default: the champion) into ``output_uri``."""
     settings = settings or load_settings()
-    model_uri = model_uri or f"models:/{settings.model_name}@champion"
+    model_uri = model_uri or f"models:/{settings.model_name}@{CHAMPION}"
     client = connect_tracking(tracking_uri, settings)
     with tempfile.TemporaryDirectory(prefix="to-bikes-predict-") as workdir:
         local = localise_input(input_uri, Path(workdir), settings)
@@ -104,7 +105,7 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     )
     parser.add_argument("--input", required=True, help="processed features Parquet (path or s3:// URI)")
     parser.add_argument("--output", required=True, help="predictions Parquet to write (path or s3:// URI)")
-    parser.add_argument("--model", help="model URI (default: models:/<settings.model_name>@champion)")
+    parser.add_argument("--model", help=f"model URI (default: models:/<settings.model_name>@{CHAMPION})")
     parser.add_argument(
         "--tracking-uri", help="MLflow tracking URI (default: settings / MLFLOW_TRACKING_URI)"
     )

@@ -22,6 +22,7 @@ from threadpoolctl import threadpool_limits
 
 from models.core.contracts import TrainResult
 from models.core.errors import UserError, run_cli
+from models.core.names import CHAMPION, MODEL_NAME
 from models.core.settings import Settings, load_settings
 from models.registry.mlflow_client import (
     connect_tracking,
@@ -39,7 +40,6 @@ from models.training.mlflow_run import log_training_run
 log = logging.getLogger(__name__)
 
 TIME_BUDGET_S = 20.0  # seconds of fitting: half for the search, half for the final fit
-CHAMPION_ALIAS = "champion"
 
 
 def score_champion(client: MlflowClient, model_name: str, evaluation: Evaluation) -> None:
@@ -48,9 +48,9 @@ def score_champion(client: MlflowClient, model_name: str, evaluation: Evaluation
     A champion that cannot be loaded or scored is logged as a warning and left unscored: the gate
     then refuses to replace it, since it cannot compare the two.
     """
-    version = find_alias_version(client, model_name, CHAMPION_ALIAS)
+    version = find_alias_version(client, model_name, CHAMPION)
     if version is None:
-        log.info("no %s@%s in the registry yet", model_name, CHAMPION_ALIAS)
+        log.info("no %s@%s in the registry yet", model_name, CHAMPION)
         return
     evaluation.champion_version, evaluation.champion_run_id = str(version.version), version.run_id
     try:
@@ -69,7 +69,7 @@ def train_model(
     *,
     tracking_uri: str | None = None,
     experiment: str = "to-bikes",
-    model_name: str = "to-bikes-member",
+    model_name: str = MODEL_NAME,
     max_evals: int = 8,
     seed: int = 7,
     settings: Settings | None = None,
