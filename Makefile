@@ -27,7 +27,7 @@ TO_BIKES_MLFLOW_PORT ?= 5050
 PREFECT_API_URL ?= http://$(TO_BIKES_HOST):$(TO_BIKES_PREFECT_PORT)/api
 export TO_BIKES_HOST TO_BIKES_PREFECT_PORT TO_BIKES_S3_PORT TO_BIKES_MLFLOW_PORT PREFECT_API_URL
 # Every flow run started through make (workers, in-process runs, tests) heartbeats at the period the
-# zombie-run automation of `make deploy` expects (orchestration/automations.py); Prefect's default is 180 s.
+# zombie-run automation of `make deploy` expects (orchestration/deployment/automations.py); Prefect's default is 180 s.
 TO_BIKES_HEARTBEAT_SECONDS ?= 30
 PREFECT_FLOWS_HEARTBEAT_FREQUENCY ?= $(TO_BIKES_HEARTBEAT_SECONDS)
 export PREFECT_FLOWS_HEARTBEAT_FREQUENCY
@@ -180,8 +180,8 @@ sync-data: $(VENV_STAMP) ## aws s3 sync DATA (default data/sample) to s3://BUCKE
 
 blocks: $(AGENT_STAMP) ## Register the ToBikesConfig block type; save AWS, S3 bucket and config blocks (idempotent)
 	$(STACK) check-prefect
-	$(AGENT_VENV)/bin/prefect --no-prompt block register -f orchestration/blocks.py
-	$(APY) -m orchestration.save_blocks
+	$(AGENT_VENV)/bin/prefect --no-prompt block register -f orchestration/deployment/blocks.py
+	$(APY) -m orchestration.deployment.save_blocks
 
 doctor: ## Check services, bucket, raw data, blocks and work pool; one line each with a fix
 	$(STACK) doctor
@@ -200,17 +200,17 @@ ALLOW_DIRTY ?=
 .PHONY: deploy agent run backfill demo
 
 deploy: $(AGENT_STAMP) ## Pool, queues, code bundle flows/<sha>/ on S3, deployments, zombie-run automation (ALLOW_DIRTY=1 for a dirty tree)
-	$(ORCH).deploy $(if $(filter-out 0,$(ALLOW_DIRTY)),--allow-dirty)
-	$(ORCH).automations
+	$(ORCH).deployment.deploy $(if $(filter-out 0,$(ALLOW_DIRTY)),--allow-dirty)
+	$(ORCH).deployment.automations
 
 agent: $(AGENT_STAMP) ## Process worker polling pool to-bikes (queues pipeline, preprocess) in the foreground; Ctrl-C stops it
-	$(ORCH).worker run
+	$(ORCH).deployment.worker run
 
 run: $(AGENT_STAMP) ## Run the pipeline deployment over the API (YEAR, MONTH optional), wait, print its URL; exit 0 only if Completed
-	$(ORCH).trigger run $(if $(YEAR),--param year=$(YEAR)) $(if $(MONTH),--param month=$(MONTH)) $(RUN_ARGS)
+	$(ORCH).deployment.trigger run $(if $(YEAR),--param year=$(YEAR)) $(if $(MONTH),--param month=$(MONTH)) $(RUN_ARGS)
 
 backfill: $(AGENT_STAMP) ## One preprocess run per month, in order: make backfill FROM=2024-01 TO=2024-06
-	$(ORCH).trigger backfill --from "$(FROM)" --to "$(TO)" $(RUN_ARGS)
+	$(ORCH).deployment.trigger backfill --from "$(FROM)" --to "$(TO)" $(RUN_ARGS)
 
 demo: ## From a fresh clone: venvs, stack, sample, sync, blocks, deploy, worker, one pipeline run, champion
 	$(MAKE) install
@@ -219,7 +219,7 @@ demo: ## From a fresh clone: venvs, stack, sample, sync, blocks, deploy, worker,
 	$(MAKE) sync-data
 	$(MAKE) blocks
 	$(MAKE) deploy
-	$(ORCH).worker start
+	$(ORCH).deployment.worker start
 	$(MAKE) run
 	$(ORCH).champion
 	@echo "The stack and a worker keep running; \`make down\` stops them (worker pid file: .stack/run/worker.pid)."

@@ -1,13 +1,13 @@
 """Orchestration overhead: the pipeline through the deployment and a worker vs the same work via the CLI.
 
-A stack of its own (Prefect, S3, MLflow on free ports, state in ``<work>/stack``) gets the
-40,000-row sample (the size of ``make sample-data``), the blocks, the deployments (``make deploy``'s
-code, from a possibly dirty tree) and a background worker (``orchestration.worker start``). Then,
-after one untimed CLI warm-up (so that every timed run meets a champion to score), each round
-clears Prefect's cache and times the CLI (preprocess, train, register as three commands) and the
-``weekly`` deployment for 2025; trigger-to-Running is read on the deployment runs. Last, the raw
-2025 files are replaced by the bench's full-size ones (``--rows``) and the ``weekly`` (pipeline)
-deployment runs cold and then again unchanged, through the cache (preprocessing and training).
+A stack of its own (Prefect, S3, MLflow on free ports, state in ``<work>/stack``) gets the 40,000-row
+sample (the size of ``make sample-data``), the blocks, the deployments (``make deploy``'s code, from a
+possibly dirty tree) and a background worker (``orchestration.deployment.worker start``). Then, after
+one untimed CLI warm-up (so that every timed run meets a champion to score), each round clears Prefect's
+cache and times the CLI (preprocess, train, register as three commands) and the ``weekly`` deployment
+for 2025; trigger-to-Running is read on the deployment runs. Last, the raw 2025 files are replaced by
+the bench's full-size ones (``--rows``) and the ``weekly`` (pipeline) deployment runs cold and then
+again unchanged, through the cache (preprocessing and training).
 The stack and the worker are stopped at the end, whatever happened.
 """
 
@@ -77,10 +77,14 @@ def set_up(env: dict[str, str], settings: Any, sample: Path, log_path: Path) -> 
 
     sync_data(settings, sample)
     prefect = str(AGENT_PYTHON.parent / "prefect")
-    run_step([prefect, "--no-prompt", "block", "register", "-f", "orchestration/blocks.py"], env, log_path)
-    run_step([str(AGENT_PYTHON), "-m", "orchestration.save_blocks"], env, log_path)
-    run_step([str(AGENT_PYTHON), "-m", "orchestration.deploy", "--allow-dirty"], env, log_path)
-    run_step([str(AGENT_PYTHON), "-m", "orchestration.worker", "start"], env, log_path)
+    run_step(
+        [prefect, "--no-prompt", "block", "register", "-f", "orchestration/deployment/blocks.py"],
+        env,
+        log_path,
+    )
+    run_step([str(AGENT_PYTHON), "-m", "orchestration.deployment.save_blocks"], env, log_path)
+    run_step([str(AGENT_PYTHON), "-m", "orchestration.deployment.deploy", "--allow-dirty"], env, log_path)
+    run_step([str(AGENT_PYTHON), "-m", "orchestration.deployment.worker", "start"], env, log_path)
 
 
 def clear_cache(settings: Any) -> int:
@@ -199,7 +203,7 @@ def measure_orchestration(ctx: Any) -> dict[str, Any]:
                 found.update(measure_cache(env, settings, year_folder, ctx.repeats, log_path))
             finally:
                 subprocess.run(
-                    [str(AGENT_PYTHON), "-m", "orchestration.worker", "stop"], env=env, check=False
+                    [str(AGENT_PYTHON), "-m", "orchestration.deployment.worker", "stop"], env=env, check=False
                 )
     except (RuntimeError, OSError, subprocess.SubprocessError, ValueError) as exc:
         log.warning("orchestration not measured: %s", exc)

@@ -1,9 +1,9 @@
 """End to end in Docker: blocks, deploy, the pipeline run by the worker container, champion registered.
 
-The same commands as the Makefile (``orchestration.save_blocks``, ``orchestration.deploy``,
-``orchestration.trigger run``) against the session's ``local_stack``, with a bucket and a model name
-of their own; the only worker polling the pool is the container (no project code in its image: each
-run pulls the bundle from S3).
+The same commands as the Makefile (``orchestration.deployment.save_blocks``,
+``orchestration.deployment.deploy``, ``orchestration.deployment.trigger run``) against the session's
+``local_stack``, with a bucket and a model name of their own; the only worker polling the pool is the
+container (no project code in its image: each run pulls the bundle from S3).
 """
 
 from __future__ import annotations

@@ -14,7 +14,8 @@ import yaml
 from models.core.errors import UserError
 from models.core.settings import PROJECT_ROOT
 from models.training.train import TrainResult
-from orchestration import automations, bundle, caching, deploy, flows, reports, trigger
+from orchestration import caching, reports
+from orchestration.deployment import automations, bundle, deploy, trigger
 from orchestration.flow_settings import format_period
 
 pytestmark = pytest.mark.unit
@@ -83,12 +84,6 @@ def test_metrics_sit_next_to_baseline_and_champion() -> None:
     assert rows["accuracy"]["previous champion"] == reports.NOT_SCORED
 
 
-def test_flow_default_margin_is_the_gates() -> None:
-    from models.registry.register import DEFAULT_MARGIN
-
-    assert flows.DEFAULT_MARGIN == DEFAULT_MARGIN
-
-
 def test_cache_key_parts_follow_file_content(tmp_path: Path) -> None:
     raw = tmp_path / "raw" / "2025"
     raw.mkdir(parents=True)
@@ -125,7 +120,7 @@ def test_only_io_errors_are_retried() -> None:
 
 def test_prefect_yaml_pushes_per_commit_and_pulls_with_the_credentials_block() -> None:
     spec = yaml.safe_load((PROJECT_ROOT / "prefect.yaml").read_text())
-    push = spec["push"][0]["orchestration.bundle.push_code_bundle"]
+    push = spec["push"][0]["orchestration.deployment.bundle.push_code_bundle"]
     pull = spec["pull"][0]["prefect_aws.deployments.steps.pull_from_s3"]
     unpack = spec["pull"][1]["prefect.deployments.steps.run_shell_script"]
     assert push["folder"].endswith("/{{ $TO_BIKES_BUNDLE }}")

@@ -1,9 +1,10 @@
 """End to end: blocks, deploy (code bundle on S3), a worker outside the checkout, two pipeline runs.
 
-Uses the session's ``local_stack`` (Prefect, S3, MLflow on free ports) with a bucket of its own, a
-small synthetic sample (2024 and 2025) under ``raw/``, and the same commands as the Makefile:
-``orchestration.save_blocks``, ``orchestration.deploy``, ``orchestration.worker start|stop`` and
-``orchestration.trigger run``. The worker is stopped (by its pid file) even when a test fails.
+Uses the session's ``local_stack`` (Prefect, S3, MLflow on free ports) with a bucket of its own, a small
+synthetic sample (2024 and 2025) under ``raw/``, and the same commands as the Makefile:
+``orchestration.deployment.save_blocks``, ``orchestration.deployment.deploy``,
+``orchestration.deployment.worker start|stop`` and ``orchestration.deployment.trigger run``. The worker
+is stopped (by its pid file) even when a test fails.
 """
 
 from __future__ import annotations
@@ -78,7 +79,7 @@ def s3_client(stack: StackEnv) -> Any:
 
 
 def unpack_bundle(body: bytes) -> dict[str, bytes]:
-    """The files of a ``bundle.tar.gz`` (``orchestration.bundle``): relative path -> bytes."""
+    """The files of a ``bundle.tar.gz`` (``orchestration.deployment.bundle``): relative path -> bytes."""
     with tarfile.open(fileobj=io.BytesIO(body)) as tar:
         return {m.name: tar.extractfile(m).read() for m in tar.getmembers() if m.isfile()}
 
@@ -104,7 +105,7 @@ def save_blocks(env: dict[str, str]) -> None:
     """``make blocks`` (the block types registered, then the documents saved) with this environment."""
     prefect = str(Path(sys.executable).parent / "prefect")
     registered = subprocess.run(
-        [prefect, "--no-prompt", "block", "register", "-f", "orchestration/blocks.py"],
+        [prefect, "--no-prompt", "block", "register", "-f", "orchestration/deployment/blocks.py"],
         cwd=PROJECT_ROOT,
         env=env,
         capture_output=True,
@@ -113,7 +114,7 @@ def save_blocks(env: dict[str, str]) -> None:
         check=False,
     )
     assert registered.returncode == 0, registered.stdout + registered.stderr
-    run_module("orchestration.save_blocks", env)
+    run_module("orchestration.deployment.save_blocks", env)
 
 
 def deploy_project(env: dict[str, str]) -> None:
@@ -123,7 +124,7 @@ def deploy_project(env: dict[str, str]) -> None:
     ``flows/<sha>-dirty-<time>/``.
     """
     save_blocks(env)
-    run_module("orchestration.deploy", env, "--allow-dirty")
+    run_module("orchestration.deployment.deploy", env, "--allow-dirty")
 
 
 @pytest.fixture(scope="module")
@@ -141,16 +142,16 @@ def deployed(local_stack: StackEnv, tmp_path_factory: pytest.TempPathFactory) ->
 def worker_running(env: dict[str, str], stack: StackEnv) -> Iterator[Deployed]:
     """``make demo``'s background worker for ``env``, stopped on the way out whatever happened."""
     try:
-        run_module("orchestration.worker", env, "start")
+        run_module("orchestration.deployment.worker", env, "start")
         yield Deployed(env=env, stack=stack, sha=run_git(["rev-parse", "HEAD"]) or "")
     finally:
-        run_module("orchestration.worker", env, "stop", check=False, timeout=120)
+        run_module("orchestration.deployment.worker", env, "stop", check=False, timeout=120)
 
 
 def trigger_pipeline(deployed: Deployed) -> PipelineRun:
     """``make run``'s command (latest year, one search trial); it must exit 0 (Completed)."""
     done = run_module(
-        "orchestration.trigger", deployed.env, "run", "--param", "max_evals=1", "--timeout", "600"
+        "orchestration.deployment.trigger", deployed.env, "run", "--param", "max_evals=1", "--timeout", "600"
     )
     match = _RUN_URL.search(done.stdout)
     assert match, done.stdout

@@ -108,7 +108,7 @@ def read_bundle(env: StackEnv, folder: str, bucket: str | None = None) -> dict[s
 def test_prefectignore_keeps_env_and_secret_files_out_of_the_code_bundle(
     s3_server: StackEnv, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from orchestration.bundle import push_code_bundle
+    from orchestration.deployment.bundle import push_code_bundle
 
     secret = s3_server["AWS_SECRET_ACCESS_KEY"]
     project = tmp_path / "project"
@@ -244,13 +244,16 @@ def pipeline_run(
     deploy_project(env)
     deployed = Deployed(env=env, stack=local_stack, sha="")
     try:
-        run_module("orchestration.worker", env, "start")
+        run_module("orchestration.deployment.worker", env, "start")
         code, output, flow_run_id = trigger(deployed, "--param", "year=2024", "--param", "max_evals=1")
         assert code == 0 and flow_run_id, output
         yield deployed, flow_run_id
     finally:
         subprocess.run(
-            [sys.executable, "-m", "orchestration.worker", "stop"], cwd=PROJECT_ROOT, env=env, timeout=120
+            [sys.executable, "-m", "orchestration.deployment.worker", "stop"],
+            cwd=PROJECT_ROOT,
+            env=env,
+            timeout=120,
         )
         save_blocks(clean_env(local_stack))
 
@@ -340,7 +343,7 @@ def test_project_commands_work_with_the_prefect_auth_string_and_fail_clearly_wit
     assert with_auth.returncode == 0, with_auth.stdout + with_auth.stderr
     assert "AwsCredentials/to-bikes-aws: created" in with_auth.stdout
     anonymous = {k: v for k, v in auth_prefect.items() if "AUTH_STRING" not in k}
-    refused = run_command([AGENT_BIN / "python", "-m", "orchestration.save_blocks"], anonymous)
+    refused = run_command([AGENT_BIN / "python", "-m", "orchestration.deployment.save_blocks"], anonymous)
     assert refused.returncode == 2 and "Traceback" not in refused.stderr, refused.stderr[-3000:]
     assert "PREFECT_API_AUTH_STRING" in refused.stderr, refused.stderr[-3000:]
     shown = with_auth.stdout + with_auth.stderr + refused.stdout + refused.stderr

@@ -26,7 +26,7 @@ def train_stack(local_stack: StackEnv, tmp_path_factory: pytest.TempPathFactory)
     """Blocks for a bucket, experiment and model of this module's own, 2025 of a sample under raw/."""
     from prefect.settings import PREFECT_API_URL, temporary_settings
 
-    from orchestration.save_blocks import save_all
+    from orchestration.deployment.save_blocks import save_all
 
     folder = tmp_path_factory.mktemp("train-sample")
     upload_sample(local_stack, folder, bucket=BUCKET, seed=13, years=("2025",), rows=8000)
@@ -92,10 +92,12 @@ def test_a_month_without_earlier_months_fails_in_one_sentence(train_stack: Stack
 def test_a_run_loads_the_bucket_block_once_and_the_next_run_again(
     train_stack: StackEnv, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    import orchestration.flows as flows
+    import orchestration.caching as caching
+    from models.core.names import BUCKET_BLOCK
 
-    loaded, real_load = [], flows.load_block
-    monkeypatch.setattr(flows, "load_block", lambda kind, name: loaded.append(name) or real_load(kind, name))
+    loaded, real_load = [], caching.load_block
+    counting = lambda kind, name: loaded.append(name) or real_load(kind, name)  # noqa: E731
+    monkeypatch.setattr(caching, "load_block", counting)
     for _ in range(2):
         run_pipeline(year=2025)
-    assert loaded == [flows.BUCKET_BLOCK, flows.BUCKET_BLOCK]  # one per run, for both cached tasks
+    assert loaded == [BUCKET_BLOCK, BUCKET_BLOCK]  # one per run, for both cached tasks

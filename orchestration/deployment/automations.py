@@ -1,11 +1,11 @@
 """``make deploy``'s Prefect automation that marks a silent flow run Crashed ("zombie" runs).
 
-    agent/.venv/bin/python -m orchestration.automations
+    agent/.venv/bin/python -m orchestration.deployment.automations
 
 A flow run whose process dies without reporting (kill -9 of the worker and its flow-run process, an
 evicted container, a lost machine) would stay Running forever and overlap the next scheduled run.
 Flow runs started by the project's worker send a ``prefect.flow-run.heartbeat`` event every
-``TO_BIKES_HEARTBEAT_SECONDS`` (orchestration.worker, agent/entrypoint.sh). This automation is
+``TO_BIKES_HEARTBEAT_SECONDS`` (orchestration.deployment.worker, agent/entrypoint.sh). This automation is
 Prefect's documented answer ("Detect zombie flows"): a proactive trigger that, after each heartbeat
 of a flow run, expects another heartbeat or a final state of the same run within
 ``MISSED_HEARTBEATS`` heartbeat periods, and otherwise sets the run to Crashed. The server's
@@ -136,7 +136,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Ensure the automation and print one line (name, outcome, window)."""
     logging.getLogger("httpx").setLevel(logging.WARNING)
     parser = argparse.ArgumentParser(
-        prog="python -m orchestration.automations", description=__doc__.splitlines()[0]
+        prog="python -m orchestration.deployment.automations", description=__doc__.splitlines()[0]
     )
     parser.parse_args(argv)
     for line in save_automations(load_settings()):

@@ -1,13 +1,15 @@
 """Save the project's Prefect blocks and work pool from the settings, idempotently (``make blocks``).
 
-Saves ``AwsCredentials`` "to-bikes-aws" (the secret as a ``SecretStr``, the S3 endpoint in
-``aws_client_parameters`` when it is not AWS), ``S3Bucket`` "to-bikes-bucket" (referring to those
-credentials) and ``ToBikesConfig`` "to-bikes", and creates the process work pool if it is missing.
+Saves ``AwsCredentials`` ``AWS_BLOCK`` (the secret as a ``SecretStr``, the S3 endpoint in
+``aws_client_parameters`` when it is not AWS), ``S3Bucket`` ``BUCKET_BLOCK`` (referring to those
+credentials) and ``ToBikesConfig`` ``CONFIG_BLOCK`` (names from ``models.core.names``), and creates
+the process work pool if it is missing.
 A block whose stored values already equal the settings is not written again, so a rerun changes
 nothing; a changed setting updates the block in place (same document id, so references stay
 valid). Only block names and "created/updated/unchanged" are printed, never a value.
 
-Run from the project root with the agent environment: ``agent/.venv/bin/python -m orchestration.save_blocks``.
+Run from the project root with the agent environment:
+``agent/.venv/bin/python -m orchestration.deployment.save_blocks``.
 """
 
 from __future__ import annotations
@@ -22,13 +24,11 @@ from prefect_aws.client_parameters import AwsClientParameters
 from pydantic import BaseModel, SecretStr
 
 from models.core.errors import run_cli
+from models.core.names import AWS_BLOCK, BUCKET_BLOCK, CONFIG_BLOCK
 from models.core.settings import Settings, load_settings
-from orchestration.blocks import CONFIG_BLOCK_NAME, ToBikesConfig
+from orchestration.deployment.blocks import ToBikesConfig
 
 log = logging.getLogger(__name__)
-
-AWS_BLOCK_NAME = "to-bikes-aws"
-BUCKET_BLOCK_NAME = "to-bikes-bucket"
 
 
 def build_credentials(settings: Settings) -> AwsCredentials:
@@ -128,10 +128,10 @@ def save_all(settings: Settings) -> list[str]:
     """Save the three blocks and the work pool; one "Type/name: outcome" line each."""
     check_prefect_api(settings)
     credentials = build_credentials(settings)
-    lines = [save_block(credentials, AWS_BLOCK_NAME)]
+    lines = [save_block(credentials, AWS_BLOCK)]
     bucket = S3Bucket(bucket_name=settings.bucket, credentials=credentials)
-    lines.append(save_block(bucket, BUCKET_BLOCK_NAME))
-    lines.append(save_block(build_config(settings), CONFIG_BLOCK_NAME))
+    lines.append(save_block(bucket, BUCKET_BLOCK))
+    lines.append(save_block(build_config(settings), CONFIG_BLOCK))
     lines.append(ensure_work_pool(settings.work_pool))
     return lines
 

@@ -1,7 +1,7 @@
 """``make agent``: the process worker of agent/.venv, polling the pool's work queues.
 
-    agent/.venv/bin/python -m orchestration.worker run            # foreground; Ctrl-C stops it
-    agent/.venv/bin/python -m orchestration.worker start|stop     # background, pid file (make demo)
+    agent/.venv/bin/python -m orchestration.deployment.worker run          # foreground; Ctrl-C stops it
+    agent/.venv/bin/python -m orchestration.deployment.worker start|stop   # background, pid file (make demo)
 
 The worker starts in ``<state dir>/worker`` (no project code there), without ``PYTHONPATH``, so a
 flow run can only import the code its ``pull`` step downloaded from S3. The background worker runs
@@ -24,7 +24,7 @@ from typing import Any
 
 from models.core.errors import UserError, run_cli
 from models.core.settings import Settings, load_settings
-from orchestration.deploy import read_work_queues
+from orchestration.deployment.deploy import read_work_queues
 from stack.doctor import require_prefect_api as check_prefect_api
 from stack.processes import PidRecord, process_start_ticks, read_pid, stop_record, write_pid
 from stack.services import state_dir_of
@@ -52,7 +52,8 @@ def worker_env(settings: Settings) -> dict[str, str]:
 
     PREFECT_API_URL is always set: without it, Prefect would quietly start a throw-away server.
     Flow runs send heartbeats every TO_BIKES_HEARTBEAT_SECONDS, the setting the zombie automation
-    (orchestration.automations) is built from, so a different Prefect value cannot make them disagree.
+    (orchestration.deployment.automations) is built from, so a different Prefect value cannot make
+    them disagree.
     """
     env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
     # The deployments' `command` (python -m prefect.engine) must find this venv's python.
@@ -161,7 +162,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     """``run`` in the foreground, or ``start``/``stop`` a background worker."""
     logging.getLogger("httpx").setLevel(logging.WARNING)
     parser = argparse.ArgumentParser(
-        prog="python -m orchestration.worker", description=__doc__.splitlines()[0]
+        prog="python -m orchestration.deployment.worker", description=__doc__.splitlines()[0]
     )
     parser.add_argument("action", choices=("run", "start", "stop"))
     args = parser.parse_args(argv)

@@ -1,13 +1,14 @@
 """The project's own Prefect block type, ``ToBikesConfig``: where the pipeline's data and models live.
 
-``prefect block register -f orchestration/blocks.py`` registers the type (``make blocks`` does);
-``orchestration/save_blocks.py`` saves the document "to-bikes" from the settings. Flows load it by
-name, so a deployment on another machine (or against Prefect Cloud and AWS) finds the bucket,
-prefixes, MLflow URI and model name without reading local environment variables. No secret is
-held here: credentials live in the ``AwsCredentials`` block "to-bikes-aws".
+``prefect block register -f orchestration/deployment/blocks.py`` registers the type (``make blocks``
+does, from the project root); ``orchestration.deployment.save_blocks`` saves the document
+``models.core.names.CONFIG_BLOCK`` from the settings. Flows load it by name, so a deployment on
+another machine (or against Prefect Cloud and AWS) finds the bucket, prefixes, MLflow URI and model
+name without reading local environment variables. No secret is held here: credentials live in the
+``AwsCredentials`` block ``AWS_BLOCK``.
 
-This file imports only Prefect and pydantic: ``prefect block register -f`` loads it as a script,
-without the project root on ``sys.path``.
+Besides Prefect and pydantic this file imports only ``models.core.names`` (values, nothing else):
+``prefect block register -f`` loads it as a script with the working directory on ``sys.path``.
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ from __future__ import annotations
 from prefect.blocks.core import Block
 from pydantic import Field
 
-CONFIG_BLOCK_NAME = "to-bikes"
+from models.core.names import EXPERIMENT, MODEL_NAME
 
 
 class ToBikesConfig(Block):
@@ -33,8 +34,8 @@ class ToBikesConfig(Block):
     s3_endpoint_url: str | None = Field(default=None, description="S3 endpoint; empty means AWS.")
     aws_region: str = Field(default="us-east-1", description="AWS region of the bucket.")
     mlflow_tracking_uri: str = Field(description="MLflow tracking server URI.")
-    experiment: str = Field(default="to-bikes", description="MLflow experiment name.")
-    model_name: str = Field(default="to-bikes-member", description="Registered model name.")
+    experiment: str = Field(default=EXPERIMENT, description="MLflow experiment name.")
+    model_name: str = Field(default=MODEL_NAME, description="Registered model name.")
     work_pool: str = Field(default="to-bikes", description="Prefect work pool that runs the flows.")
 
     def s3_uri(self, prefix: str, *parts: str) -> str:

@@ -1,6 +1,6 @@
 """``make deploy``: push the code of one exact commit to S3 and register the deployments of prefect.yaml.
 
-    agent/.venv/bin/python -m orchestration.deploy [--allow-dirty]
+    agent/.venv/bin/python -m orchestration.deployment.deploy [--allow-dirty]
 
 Refuses a work tree with uncommitted changes (unless ``--allow-dirty`` or ``ALLOW_DIRTY=1``), so every
 bundle on S3 is exactly one commit; a forced dirty deploy goes to a folder of its own
@@ -28,7 +28,7 @@ import yaml
 from models.core.errors import UserError, run_cli
 from models.core.settings import PROJECT_ROOT, Settings, load_settings
 from models.training.lineage import run_git
-from orchestration.bundle import stage_bundle
+from orchestration.deployment.bundle import stage_bundle
 
 log = logging.getLogger(__name__)
 
@@ -88,7 +88,7 @@ def ensure_queues(pool: str, queues: list[str]) -> list[str]:
     from prefect.client.orchestration import get_client
     from prefect.exceptions import ObjectNotFound
 
-    from orchestration.save_blocks import ensure_work_pool
+    from orchestration.deployment.save_blocks import ensure_work_pool
 
     lines = [ensure_work_pool(pool)]
     with get_client(sync_client=True) as client:
@@ -107,8 +107,9 @@ def check_blocks() -> Any:
     """The blocks prefect.yaml refers to must exist before anything is pushed; returns the config."""
     from prefect_aws import AwsCredentials
 
-    from orchestration.blocks import ToBikesConfig
-    from orchestration.flow_settings import AWS_BLOCK, CONFIG_BLOCK, load_block
+    from models.core.names import AWS_BLOCK, CONFIG_BLOCK
+    from orchestration.deployment.blocks import ToBikesConfig
+    from orchestration.flow_settings import load_block
 
     load_block(AwsCredentials, AWS_BLOCK)
     return load_block(ToBikesConfig, CONFIG_BLOCK)
@@ -130,7 +131,9 @@ def run_prefect_cli(state: GitState, cwd: Path) -> None:
         "TO_BIKES_GIT_SHA": state.sha,
         "TO_BIKES_GIT_DIRTY": str(state.dirty).lower(),
         "TO_BIKES_BUNDLE": state.bundle,
-        "PYTHONPATH": str(cwd),  # the push step (orchestration.bundle.push_code_bundle) imports from here
+        "PYTHONPATH": str(
+            cwd
+        ),  # the push step (orchestration.deployment.bundle.push_code_bundle) imports from here
     }
     try:
         done = subprocess.run(
@@ -144,7 +147,7 @@ def run_prefect_cli(state: GitState, cwd: Path) -> None:
 
 def deploy(settings: Settings, allow_dirty: bool = False, root: Path = PROJECT_ROOT) -> list[str]:
     """Check, create pool and queues, push and register; returns one line per step."""
-    from orchestration.save_blocks import check_prefect_api
+    from orchestration.deployment.save_blocks import check_prefect_api
 
     state = read_checkout_state(root)
     check_clean(state, allow_dirty)
@@ -160,7 +163,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Deploy and print what was created and where the code went."""
     logging.getLogger("httpx").setLevel(logging.WARNING)
     parser = argparse.ArgumentParser(
-        prog="python -m orchestration.deploy", description=__doc__.splitlines()[0]
+        prog="python -m orchestration.deployment.deploy", description=__doc__.splitlines()[0]
     )
     parser.add_argument("--allow-dirty", action="store_true", help="deploy uncommitted changes (own folder)")
     args = parser.parse_args(argv)

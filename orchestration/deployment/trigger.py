@@ -1,7 +1,7 @@
 """``make run`` / ``make backfill``: start deployment runs over the API and wait for them.
 
-    agent/.venv/bin/python -m orchestration.trigger run [--deployment NAME] [--param key=value ...]
-    agent/.venv/bin/python -m orchestration.trigger backfill --from 2024-01 --to 2024-06
+    agent/.venv/bin/python -m orchestration.deployment.trigger run [--deployment NAME] [--param key=value ...]
+    agent/.venv/bin/python -m orchestration.deployment.trigger backfill --from 2024-01 --to 2024-06
 
 ``run`` prints the flow run's URL at once, waits (bounded by ``--timeout``) and exits 0 only when the
 run is Completed. ``backfill`` starts one run per month, one after another, and exits 0 only when
@@ -133,7 +133,7 @@ def backfill_command(args: argparse.Namespace) -> int:
 def build_parser() -> argparse.ArgumentParser:
     """``run`` and ``backfill`` sub-commands."""
     parser = argparse.ArgumentParser(
-        prog="python -m orchestration.trigger", description=__doc__.splitlines()[0]
+        prog="python -m orchestration.deployment.trigger", description=__doc__.splitlines()[0]
     )
     sub = parser.add_subparsers(dest="command", required=True)
     run = sub.add_parser("run", help="one run of a deployment; exit 0 only if it Completed")

@@ -1,0 +1,1 @@
+"""Deployment operations: blocks, code bundle, deployments, automations, worker and triggering runs."""
