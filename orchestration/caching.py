@@ -18,20 +18,25 @@ from __future__ import annotations
 import hashlib
 import logging
 from dataclasses import dataclass
+from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
+from prefect import runtime
 from prefect.cache_policies import CachePolicy
 from prefect.utilities.hashing import hash_objects
 
 import models
 from models.core import s3, storage
 from models.core.errors import UserError
+from models.core.names import BUCKET_BLOCK
 from models.core.settings import Settings
+from orchestration.flow_settings import load_block
 
 log = logging.getLogger(__name__)
 
 MODELS_DIR = Path(models.__file__).resolve().parent
+RESULTS_FOLDER = "prefect-results"
 
 
 def list_object_checksums(uri: str, settings: Settings | None) -> list[tuple[str, str, int]]:
@@ -123,3 +128,21 @@ class TrainingTarget(CachePolicy):
     ) -> str | None:
         settings = inputs["settings"]
         return hash_objects(settings.mlflow_tracking_uri, settings.experiment, settings.model_name)
+
+
+def results_storage() -> Any:
+    """The ``S3Bucket`` block pointed at ``prefect-results/``: cached summaries any worker can read.
+
+    Loaded once per flow run (both cached tasks use it); a later run in the same process loads it again,
+    so a block saved in between is seen.
+    """
+    return results_storage_of(str(runtime.flow_run.root_flow_run_id or runtime.flow_run.id))
+
+
+@lru_cache(maxsize=1)
+def results_storage_of(flow_run_id: str) -> Any:
+    """``results_storage`` for one (root) flow run: the latest run's is kept, older ones dropped."""
+    from prefect_aws import S3Bucket
+
+    bucket = load_block(S3Bucket, BUCKET_BLOCK)
+    return bucket.model_copy(update={"bucket_folder": RESULTS_FOLDER})

@@ -8,26 +8,18 @@ Deployed by ``prefect.yaml``; run by a process worker from the code bundle pulle
 
 from __future__ import annotations
 
-from dataclasses import asdict
-from functools import lru_cache
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from prefect import flow, get_run_logger, runtime, task
+from prefect import flow, get_run_logger, task
 from prefect.cache_policies import INPUTS, NO_CACHE
 from prefect.tasks import exponential_backoff
 
 import models
 from models.core import s3
-from models.core.contracts import TrainResult
+from models.core.contracts import PreprocessSummary, TrainResult
 from models.core.errors import UserError
-from models.core.names import (
-    BUCKET_BLOCK,
-    DEFAULT_MARGIN,
-    DEFAULT_MAX_EVALS,
-    DEFAULT_MIN_DURATION_S,
-    DEFAULT_SEED,
-)
+from models.core.names import DEFAULT_MARGIN, DEFAULT_MAX_EVALS, DEFAULT_MIN_DURATION_S, DEFAULT_SEED
 from models.core.settings import Settings
 from orchestration.caching import (
     InputObjectChecksums,
@@ -35,14 +27,14 @@ from orchestration.caching import (
     RawObjectChecksums,
     TrainingTarget,
     is_transient,
+    results_storage,
 )
-from orchestration.flow_settings import export_lineage, format_period, load_block, load_flow_settings
+from orchestration.flow_settings import export_lineage, format_period, load_flow_settings
 from orchestration.reports import publish_quality, publish_training
 
 if TYPE_CHECKING:
     from models.registry.register import RegistrationResult
 
-RESULTS_FOLDER = "prefect-results"
 IO_RETRIES = {"retries": 2, "retry_delay_seconds": exponential_backoff(3), "retry_condition_fn": is_transient}
 PREPROCESS_CACHE = INPUTS - "settings" + RawObjectChecksums() + ModelsCodeVersion()
 TRAIN_CACHE = INPUTS - "settings" + InputObjectChecksums() + ModelsCodeVersion() + TrainingTarget()
@@ -62,10 +54,13 @@ def find_latest_year(settings: Settings) -> int:
 def preprocess_period(
     input_uri: str, output_uri: str, period: str, min_duration_s: int, settings: Settings
 ) -> dict[str, Any]:
-    """``models.data.preprocess.preprocess`` for one period (cached; see ``orchestration.caching``)."""
+    """``models.data.preprocess.preprocess`` for one period (cached as JSON: ``orchestration.caching``)."""
     from models.data.preprocess import preprocess
 
-    return preprocess(input_uri, output_uri, period=period, min_duration_s=min_duration_s, settings=settings)
+    summary = preprocess(
+        input_uri, output_uri, period=period, min_duration_s=min_duration_s, settings=settings
+    )
+    return summary.to_dict()
 
 
 @task(name="check-output", cache_policy=NO_CACHE, **IO_RETRIES)
@@ -98,7 +93,7 @@ def train_candidate(
         seed=seed,
         settings=settings,
     )
-    return asdict(result)
+    return result.to_dict()
 
 
 @task(name="check-cached-run", cache_policy=NO_CACHE, **IO_RETRIES)
@@ -121,24 +116,6 @@ def register_candidate(run_id: str, margin: float, settings: Settings) -> Regist
     )
 
 
-def results_storage() -> Any:
-    """The ``S3Bucket`` block pointed at ``prefect-results/``: cached summaries any worker can read.
-
-    Loaded once per flow run (both cached tasks use it); a later run in the same process loads it again,
-    so a block saved in between is seen.
-    """
-    return results_storage_of(str(runtime.flow_run.root_flow_run_id or runtime.flow_run.id))
-
-
-@lru_cache(maxsize=1)
-def results_storage_of(flow_run_id: str) -> Any:
-    """``results_storage`` for one (root) flow run: the latest run's is kept, older ones dropped."""
-    from prefect_aws import S3Bucket
-
-    bucket = load_block(S3Bucket, BUCKET_BLOCK)
-    return bucket.model_copy(update={"bucket_folder": RESULTS_FOLDER})
-
-
 def run_preprocess(input_uri: str, output_uri: str, period: str, min_duration_s: int, settings: Settings):
     """Preprocess through the cache; recompute when the cached output has vanished from S3."""
     cached_task = preprocess_period.with_options(result_storage=results_storage(), result_serializer="json")
@@ -149,7 +126,7 @@ def run_preprocess(input_uri: str, output_uri: str, period: str, min_duration_s:
         get_run_logger().warning("cached output %s is missing; preprocessing again", output_uri)
         state = cached_task.with_options(refresh_cache=True)(*args, return_state=True)
         summary = state.result()
-    return summary, state.name == "Cached"
+    return PreprocessSummary.from_dict(summary), state.name == "Cached"
 
 
 def run_training(features_uris: list[str], max_evals: int, seed: int, settings: Settings):
@@ -163,7 +140,7 @@ def run_training(features_uris: list[str], max_evals: int, seed: int, settings: 
         get_run_logger().warning("not reusing the cached training run: %s; training again", problem)
         state = cached_task.with_options(refresh_cache=True)(*args, return_state=True)
         found = state.result()
-    return TrainResult(**found), state.name == "Cached"
+    return TrainResult.from_dict(found), state.name == "Cached"
 
 
 def preprocess_period_steps(
@@ -176,9 +153,10 @@ def preprocess_period_steps(
     output_uri = settings.s3_uri(settings.processed_prefix, period, "trips.parquet")
     summary, cached = run_preprocess(input_uri, output_uri, period, min_duration_s, settings)
     publish_quality(summary, period, cached)
-    kept, quarantined = summary["rows_out"], summary["quarantined"]
-    get_run_logger().info("%s: %s rows kept, %s quarantined -> %s", period, kept, quarantined, output_uri)
-    return {**summary, "cached": cached}
+    get_run_logger().info(
+        "%s: %s rows kept, %s quarantined -> %s", period, summary.rows_out, summary.quarantined, output_uri
+    )
+    return {**summary.to_dict(), "cached": cached}
 
 
 def train_steps(
