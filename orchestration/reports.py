@@ -11,9 +11,10 @@ from typing import TYPE_CHECKING, Any
 
 from prefect.artifacts import create_link_artifact, create_markdown_artifact, create_table_artifact
 
+from models.core.contracts import PreprocessSummary, TrainResult
+
 if TYPE_CHECKING:
     from models.registry.register import RegistrationResult
-    from models.training.train import TrainResult
 
 NOT_SCORED = "-"
 
@@ -24,24 +25,28 @@ def artifact_key(*parts: str) -> str:
     return "".join(c if c.isalnum() else "-" for c in text)
 
 
-def quality_rows(summary: dict[str, Any]) -> list[dict[str, Any]]:
-    """One row per count of the preprocessing summary: totals, then each quarantine reason and era."""
-    rows = [{"measure": key, "value": summary[key]} for key in ("rows_in", "rows_out", "quarantined")]
-    rows += [{"measure": f"quarantined: {k}", "value": v} for k, v in summary["by_reason"].items()]
-    rows += [{"measure": f"rows of era {k}", "value": v} for k, v in summary["by_era"].items()]
-    rows += [{"measure": f"kept with null {k}", "value": v} for k, v in summary["kept_with_nulls"].items()]
-    rows.append({"measure": "member share", "value": summary["label_share"]})
-    rows += [{"measure": "warning", "value": text} for text in summary["warnings"]]
+def quality_rows(summary: PreprocessSummary) -> list[dict[str, Any]]:
+    """One row per number of the preprocessing summary: totals, reasons, eras, nulls, label shares."""
+    rows = [
+        {"measure": "rows_in", "value": summary.rows_in},
+        {"measure": "rows_out", "value": summary.rows_out},
+        {"measure": "quarantined", "value": summary.quarantined},
+    ]
+    rows += [{"measure": f"quarantined: {k}", "value": v} for k, v in summary.by_reason.items()]
+    rows += [{"measure": f"rows of era {k}", "value": v} for k, v in summary.by_era.items()]
+    rows += [{"measure": f"kept with null {k}", "value": v} for k, v in summary.kept_with_nulls.items()]
+    rows += [{"measure": f"{label} share", "value": share} for label, share in summary.label_share.items()]
+    rows += [{"measure": "warning", "value": text} for text in summary.warnings]
     return rows
 
 
-def publish_quality(summary: dict[str, Any], period: str, cached: bool) -> None:
+def publish_quality(summary: PreprocessSummary, period: str, cached: bool) -> None:
     """The data-quality table of a period, with where its outputs are."""
     origin = "cached result: raw inputs and code unchanged" if cached else "computed in this run"
     description = (
-        f"Preprocessing of {period} ({origin}). Trips: `{summary['output']}`; quarantine: "
-        f"`{summary['quarantine']}`; full report: `{summary['report']}`. Input digest "
-        f"`{summary['input_digest']}`."
+        f"Preprocessing of {period} ({origin}). Trips: `{summary.output}`; quarantine: "
+        f"`{summary.quarantine}`; full report: `{summary.report}`. Input digest "
+        f"`{summary.input_digest}`."
     )
     create_table_artifact(
         key=artifact_key("data-quality", period), table=quality_rows(summary), description=description

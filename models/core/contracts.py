@@ -1,12 +1,52 @@
-"""What a training run produced, in a module of its own that imports nothing heavy.
+"""The contracts between stages: what preprocessing and training hand on, typed, importing nothing heavy.
 
-``orchestration`` caches a training run's result as JSON and rebuilds it from here on a cached rerun,
-without importing ``models.training.train`` (scikit-learn, MLflow, pandas: about 2 s).
+``orchestration`` caches both as JSON and rebuilds them from here on a cached rerun, without importing
+``models.data.preprocess`` or ``models.training.train`` (scikit-learn, MLflow, pandas: about 2 s).
+Their JSON forms (``to_dict``) are what the command lines print and the quality reports start with.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field, fields
+from typing import Any
+
+
+@dataclass
+class PreprocessSummary:
+    """What one preprocessing run read, kept and quarantined, and where it wrote it.
+
+    ``rows_in == rows_out + quarantined`` always holds. ``label_share`` is the kept rows' share per
+    label, ``label_share_by_month`` the member share per ``YYYY-MM`` (None for a month too small).
+    """
+
+    rows_in: int
+    rows_out: int
+    quarantined: int
+    by_reason: dict[str, int]
+    by_era: dict[str, int]
+    by_file: dict[str, int]
+    kept_with_nulls: dict[str, int]
+    label_share: dict[str, float]
+    label_share_by_month: dict[str, float | None]
+    warnings: list[str]
+    min_duration_s: int
+    input: str
+    input_digest: str
+    period: str | None
+    output: str
+    quarantine: str
+    report: str
+    report_md: str
+
+    def to_dict(self) -> dict[str, Any]:
+        """The JSON form (the CLI's last line, the start of ``X.quality.json``)."""
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> PreprocessSummary:
+        """Rebuilt from the JSON form; keys this version does not know are ignored."""
+        known = {f.name for f in fields(cls)}
+        return cls(**{key: value for key, value in data.items() if key in known})
 
 
 @dataclass
@@ -25,3 +65,13 @@ class TrainResult:
     champion_version: str | None = None
     seconds: float = 0.0
     inputs: list[str] = field(default_factory=list)
+
+    def to_dict(self) -> dict[str, Any]:
+        """The JSON form (the CLI's last line, the flow's cached result)."""
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> TrainResult:
+        """Rebuilt from the JSON form; keys this version does not know are ignored."""
+        known = {f.name for f in fields(cls)}
+        return cls(**{key: value for key, value in data.items() if key in known})

@@ -21,11 +21,11 @@ import pyarrow as pa
 import pyarrow.csv as pacsv
 
 from models.core import storage
-from models.data.unzip import CsvFile, unpack_zip
-from models.data.encodings import UTF8_BOM_BYTES, BatchDecoder, head_encoding, read_head
 from models.core.errors import UserError
-from models.data.eras import Era
 from models.core.settings import Settings
+from models.data.encodings import UTF8_BOM_BYTES, BatchDecoder, head_encoding, read_head
+from models.data.eras import Era
+from models.data.unzip import CsvFile, unpack_zip
 
 log = logging.getLogger(__name__)
 

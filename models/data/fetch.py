@@ -26,10 +26,10 @@ from pathlib import Path, PurePosixPath
 from typing import Any
 
 from models.core import storage
-from models.data.unzip import unpack_zip
-from models.data.download import Downloader
 from models.core.errors import UserError, run_cli
 from models.core.settings import Settings, load_settings
+from models.data.download import Downloader
+from models.data.unzip import unpack_zip
 
 log = logging.getLogger(__name__)
 

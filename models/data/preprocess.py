@@ -217,7 +217,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Preprocess once and print the summary as the last stdout line."""
     args = parse_args(argv)
     summary = preprocess(args.input, args.output, period=args.period, min_duration_s=args.min_duration)
-    print(json.dumps(summary, sort_keys=True))
+    print(json.dumps(summary.to_dict(), sort_keys=True))
     return 0
 
 

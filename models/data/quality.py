@@ -18,6 +18,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from models.core.contracts import PreprocessSummary
 from models.core.names import CASUAL, MEMBER
 
 log = logging.getLogger(__name__)
@@ -134,31 +135,31 @@ def overall_share(tracker: QualityTracker) -> dict[str, float]:
     return {label: round(totals[label] / total, 4) if total else 0.0 for label in ("member", "casual")}
 
 
-def build_summary(tracker: QualityTracker, **extra: Any) -> dict[str, Any]:
+def build_summary(tracker: QualityTracker, **extra: Any) -> PreprocessSummary:
     """The run's summary (what the CLI prints): totals, reasons, eras, files, label shares, warnings."""
     shares = month_shares(tracker)
     warnings = share_warnings(shares)
     for warning in warnings:
         log.warning("%s", warning)
-    return {
-        "rows_in": tracker.rows_in,
-        "rows_out": tracker.rows_out,
-        "quarantined": tracker.quarantined,
-        "by_reason": dict(sorted(tracker.by_reason.items())),
-        "by_era": dict(sorted(tracker.by_era.items())),
-        "by_file": {name: stats.rows_in for name, stats in tracker.files.items()},
-        "kept_with_nulls": dict(sorted(tracker.kept_with_nulls.items())),
-        "label_share": overall_share(tracker),
-        "label_share_by_month": {month: row["member_share"] for month, row in shares.items()},
-        "warnings": warnings,
+    return PreprocessSummary(
+        rows_in=tracker.rows_in,
+        rows_out=tracker.rows_out,
+        quarantined=tracker.quarantined,
+        by_reason=dict(sorted(tracker.by_reason.items())),
+        by_era=dict(sorted(tracker.by_era.items())),
+        by_file={name: stats.rows_in for name, stats in tracker.files.items()},
+        kept_with_nulls=dict(sorted(tracker.kept_with_nulls.items())),
+        label_share=overall_share(tracker),
+        label_share_by_month={month: row["member_share"] for month, row in shares.items()},
+        warnings=warnings,
         **extra,
-    }
+    )
 
 
-def build_report(tracker: QualityTracker, summary: dict[str, Any]) -> dict[str, Any]:
+def build_report(tracker: QualityTracker, summary: PreprocessSummary) -> dict[str, Any]:
     """The full JSON report: the summary plus per-file detail and monthly label counts."""
     return {
-        **summary,
+        **summary.to_dict(),
         "files": {name: asdict(stats) for name, stats in tracker.files.items()},
         "label_counts_by_month": month_shares(tracker),
     }

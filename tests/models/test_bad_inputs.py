@@ -51,7 +51,7 @@ def check_error(case: BadInput, source: Path, output: Path) -> None:
     except UserError as exc:
         message = str(exc)
     else:
-        counts = {k: summary[k] for k in ("rows_in", "rows_out", "quarantined", "by_reason")}
+        counts = {k: getattr(summary, k) for k in ("rows_in", "rows_out", "quarantined", "by_reason")}
         pytest.fail(f"{case.name} ({case.note}) must be a UserError naming {case.named}; got {counts}")
     assert case.named in message, f"the error does not name {case.named}: {message}"
     assert "\n" not in message and message.endswith("."), f"not one sentence: {message!r}"
@@ -61,9 +61,9 @@ def check_error(case: BadInput, source: Path, output: Path) -> None:
 
 def check_quarantine(case: BadInput, source: Path, output: Path) -> None:
     summary = preprocess(str(source), str(output), period=case.period)
-    counts = (summary["rows_in"], summary["rows_out"], summary["quarantined"])
-    assert summary["rows_in"] == summary["rows_out"] + summary["quarantined"], counts
-    assert summary["by_reason"] == case.by_reason
+    counts = (summary.rows_in, summary.rows_out, summary.quarantined)
+    assert summary.rows_in == summary.rows_out + summary.quarantined, counts
+    assert summary.by_reason == case.by_reason
     assert counts == (case.rows_in, case.rows_out, case.rows_in - case.rows_out), "rows lost or invented"
     paths = output_paths(str(output))
     assert pq.read_metadata(paths["output"]).num_rows == case.rows_out
@@ -88,7 +88,7 @@ def test_zip_entry_names_never_choose_where_files_are_written(corpus: Path, tmp_
     before = {p for p in (scratch, scratch.parent) if (p / "escape.csv").exists()}
     summary = preprocess(str(corpus / "zip_path_traversal" / "2025.zip"), str(tmp_path / "t.parquet"))
     after = {p for p in (scratch, scratch.parent, tmp_path) if (p / "escape.csv").exists()}
-    assert summary["rows_out"] == summary["rows_in"] > 0
+    assert summary.rows_out == summary.rows_in > 0
     assert after == before
 
 

@@ -173,7 +173,7 @@ def test_fetch_resolves_downloads_unpacks_and_records_checksums(portal, tmp_path
     assert json.loads((tmp_path / "manifest.json").read_text()) == manifest
     assert "/dl/2024.xlsx" not in [path for path, _ in portal.requests]
     summary = preprocess(str(tmp_path), str(tmp_path / "out" / "trips.parquet"))
-    assert (summary["rows_in"], summary["by_era"]) == (
+    assert (summary.rows_in, summary.by_era) == (
         15,
         {"2024_model": 6, "2025": 9},
     )  # ZIPs not read twice

@@ -24,7 +24,7 @@ def run_2025(tmp_path, rows: list[str], **options):
 
 
 def reasons(result) -> dict[str, int]:
-    return result.summary["by_reason"]
+    return result.summary.by_reason
 
 
 def test_trip_id_and_duration_run_together_is_a_field_count_row(tmp_path):
@@ -38,7 +38,7 @@ def test_trip_id_and_duration_run_together_is_a_field_count_row(tmp_path):
 
 def test_extra_trailing_commas_are_repaired_and_kept(tmp_path):
     result = run_2025(tmp_path, [row_2025(200) + ",,"])
-    assert result.summary["quarantined"] == 0 and 200 in set(result.trips.trip_id)
+    assert result.summary.quarantined == 0 and 200 in set(result.trips.trip_id)
     assert (
         json.loads((tmp_path / "out" / "trips.quality.json").read_text())["files"]["2025/2025-06.csv"][
             "repaired_rows"
@@ -50,7 +50,7 @@ def test_extra_trailing_commas_are_repaired_and_kept(tmp_path):
 def test_blank_trailing_lines_are_counted_not_rows(tmp_path):
     data = csv_bytes(HEADER_2025, GOOD) + b"\n\n"
     result = run_on(tmp_path, {"2025-06.csv": data})
-    assert (result.summary["rows_in"], result.summary["quarantined"]) == (5, 0)
+    assert (result.summary.rows_in, result.summary.quarantined) == (5, 0)
     report = json.loads((tmp_path / "out" / "trips.quality.json").read_text())
     assert report["files"]["2025-06.csv"]["blank_lines"] == 2
 
@@ -65,10 +65,10 @@ def test_station_id_that_is_not_an_integer_is_quarantined(tmp_path):
 
 def test_null_station_name_next_to_a_valid_id_is_kept_and_counted(tmp_path):
     result = run_2025(tmp_path, [row_2025(203, start_name="NULL")])
-    assert result.summary["quarantined"] == 0
+    assert result.summary.quarantined == 0
     kept = result.trips.set_index("trip_id").loc[203]
     assert pd.isna(kept.start_station_name) and kept.start_station_id == 7000
-    assert result.summary["kept_with_nulls"]["station_name"] == 1
+    assert result.summary.kept_with_nulls["station_name"] == 1
 
 
 def test_missing_station_name_without_ids_is_quarantined(tmp_path):
@@ -99,7 +99,7 @@ def test_trip_id_that_is_not_an_integer_is_quarantined(tmp_path):
 
 def test_empty_bike_id_is_kept_with_a_null_and_counted(tmp_path):
     result = run_2025(tmp_path, [row_2025(204, bike="")])
-    assert result.summary["quarantined"] == 0 and result.summary["kept_with_nulls"]["bike_id"] == 1
+    assert result.summary.quarantined == 0 and result.summary.kept_with_nulls["bike_id"] == 1
     assert pd.isna(result.trips.set_index("trip_id").loc[204].bike_id)
 
 
@@ -152,7 +152,7 @@ def test_duplicate_trip_ids_keep_the_first_even_across_files(tmp_path):
 def test_unsorted_rows_and_a_trip_from_another_month_are_kept_unless_a_period_is_set(tmp_path):
     rows = [row_2025(213, start="2026-01-01 00:05:00", end="2026-01-01 00:20:00"), row_2025(99)]
     everything = run_2025(tmp_path / "all", rows)
-    assert everything.summary["quarantined"] == 0
+    assert everything.summary.quarantined == 0
     june = run_2025(tmp_path / "june", rows, period="2025-06")
     assert reasons(june) == {"outside_period": 1}
     assert reasons(run_2025(tmp_path / "year", rows, period="2025")) == {"outside_period": 1}

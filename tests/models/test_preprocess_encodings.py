@@ -23,7 +23,7 @@ def files_report(tmp_path) -> dict:
 
 def test_bom_is_recorded_and_the_header_still_matches(tmp_path):
     result = run_on(tmp_path, {"a.csv": csv_bytes(HEADER_2025, [row_2025(1)], bom=True)})
-    assert result.summary["rows_out"] == 1
+    assert result.summary.rows_out == 1
     assert files_report(tmp_path)["a.csv"]["bom"] is True
 
 
@@ -41,7 +41,7 @@ def test_cp1252_bytes_deep_in_a_file_that_starts_as_ascii_are_transcoded(tmp_pat
     monkeypatch.setattr("models.data.encodings.HEAD_BYTES", 1024)
     rows = [row_2025(i) for i in range(200)] + [row_2025(999, start_name=CAFE)]
     result = run_on(tmp_path, {"late.csv": csv_bytes(HEADER_2025, rows, encoding="cp1252")})
-    assert result.summary["rows_out"] == 201
+    assert result.summary.rows_out == 201
     assert result.trips.set_index("trip_id").loc[999].start_station_name == CAFE
     assert files_report(tmp_path)["late.csv"]["encoding"] == "cp1252"
 

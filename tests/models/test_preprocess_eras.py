@@ -32,7 +32,7 @@ def test_2017_q1_month_first_city_copy(tmp_path):
         "Kendal Ave / Bernard Ave,Casual",
     ]
     result = run_on(tmp_path, {"2017/Bikeshare Ridership (2017 Q1).csv": csv_bytes(HEADER_2017_Q1Q2, rows)})
-    assert result.summary["by_era"] == {"2017_q1q2": 2}
+    assert result.summary.by_era == {"2017_q1q2": 2}
     trip = first(result, 712383)
     assert trip.start_time == pd.Timestamp("2017-01-13 17:45") and trip.end_time == pd.Timestamp(
         "2017-01-13 18:02"
@@ -44,7 +44,7 @@ def test_2017_q1_month_first_city_copy(tmp_path):
         1,
     )
     assert first(result, 712382).end_station_name == "Church St / Wood St"  # double space collapsed
-    assert result.summary["quarantined"] == 0
+    assert result.summary.quarantined == 0
 
 
 def test_2017_q2_day_first_older_copy(tmp_path):
@@ -72,7 +72,7 @@ def test_2017_q3_has_no_station_ids(tmp_path):
         "1500002,9/30/2017 23:58,10/1/2017 0:10,720,Dundas St W / Yonge St,Dundas St W / Yonge St,Member",
     ]
     result = run_on(tmp_path, {"2017/Bikeshare Ridership (2017 Q3).csv": csv_bytes(HEADER_2017_Q3Q4, rows)})
-    assert result.summary["by_era"] == {"2017_q3q4": 2}
+    assert result.summary.by_era == {"2017_q3q4": 2}
     assert result.trips["start_station_id"].isna().all()
     trip = first(result, 1500002)
     assert trip.end_time == pd.Timestamp("2017-10-01 00:10") and trip.round_trip == 1  # same name
@@ -111,11 +111,10 @@ def test_2019_to_2023_header_with_two_spaces_and_bom(tmp_path):
         "King / Cowan Ave - SMART,1296,Annual Member"
     ]
     result = run_on(tmp_path, {"2019/2019-01.csv": csv_bytes(HEADER_2019, rows, bom=True, eol="\r\n")})
-    assert result.summary["by_era"] == {"2019_2023": 1}
+    assert result.summary.by_era == {"2019_2023": 1}
     trip = first(result, 4581278)
     assert (trip.duration_s, trip.bike_id, trip.start_time) == (1547, 1296, pd.Timestamp("2019-01-01 00:08"))
-    report = result.summary
-    assert report["rows_out"] == 1
+    assert result.summary.rows_out == 1
 
 
 def test_2024_first_published_model_column_padded_and_unpadded(tmp_path):
@@ -135,7 +134,7 @@ def test_2024_first_published_model_column_padded_and_unpadded(tmp_path):
             "2024/2024-09.csv": csv_bytes(HEADER_2024, september),
         },
     )
-    assert result.summary["by_era"] == {"2024_model": 2}
+    assert result.summary.by_era == {"2024_model": 2}
     aug, sep = first(result, 26682755), first(result, 28036330)
     assert aug.start_time == pd.Timestamp("2024-08-01 00:00") and sep.start_time == pd.Timestamp(
         "2024-09-01 00:00"
@@ -144,7 +143,7 @@ def test_2024_first_published_model_column_padded_and_unpadded(tmp_path):
     assert (
         pd.isna(aug.end_station_name) and aug.end_station_id == 7712
     )  # a NULL name next to a valid id is kept
-    assert result.summary["kept_with_nulls"]["station_name"] == 1
+    assert result.summary.kept_with_nulls["station_name"] == 1
 
 
 def test_2025_iso_times_and_member_casual(tmp_path):
@@ -155,7 +154,7 @@ def test_2025_iso_times_and_member_casual(tmp_path):
         "2025-01-01 00:08:45,Queen St E / Leslieville Public School,771,Member,ICONIC",
     ]
     result = run_on(tmp_path, {"2025/Bike share ridership 2025-01.csv": csv_bytes(HEADER_2025, rows)})
-    assert result.summary["by_era"] == {"2025": 2}
+    assert result.summary.by_era == {"2025": 2}
     trip = first(result, 30000001)
     assert trip.start_time == pd.Timestamp("2025-01-01 00:00:04") and trip.round_trip == 1
     assert first(result, 30000002).user_type == "member" and first(result, 30000002).duration_s == 455
@@ -164,7 +163,7 @@ def test_2025_iso_times_and_member_casual(tmp_path):
 def test_2024_republished_in_the_2025_layout_is_read_by_its_header(tmp_path):
     rows = ["27000001,600,7000,2024-10-01 08:00:00,A St,7001,2024-10-01 08:10:00,B St,1,Member,ICONIC"]
     result = run_on(tmp_path, {"2024/Bike share ridership 2024-10.csv": csv_bytes(HEADER_2025, rows)})
-    assert result.summary["by_era"] == {"2025": 1}
+    assert result.summary.by_era == {"2025": 1}
 
 
 def test_unknown_header_names_the_file_and_header(tmp_path):

@@ -72,8 +72,8 @@ def test_a_2017_q1q2_file_too_big_to_keep_is_read_again_with_the_same_result(tmp
     with caplog.at_level("INFO", logger="models.data.file_format"):
         again = run_on(tmp_path / "again", data)
     assert "too big to keep in memory" in caplog.text
-    assert kept.summary["rows_in"] == again.summary["rows_in"] == 2001
-    assert kept.summary["by_reason"] == again.summary["by_reason"] == {"field_count": 1}
+    assert kept.summary.rows_in == again.summary.rows_in == 2001
+    assert kept.summary.by_reason == again.summary.by_reason == {"field_count": 1}
     assert kept.trips.equals(again.trips) and kept.quarantine.equals(again.quarantine)
 
 

@@ -24,9 +24,9 @@ def month_rows(month: int, members: int, casuals: int, first: int) -> list[str]:
 def test_a_month_whose_member_share_jumps_more_than_25_points_gets_a_loud_warning(tmp_path):
     rows = month_rows(4, 80, 20, 1000) + month_rows(5, 6, 94, 2000) + month_rows(6, 78, 22, 3000)
     result = run_on(tmp_path, {"2025.csv": csv_bytes(HEADER_2025, rows)})
-    warnings = result.summary["warnings"]
+    warnings = result.summary.warnings
     assert len(warnings) == 2 and "2025-05" in warnings[0] and "2025-06" in warnings[1]
-    assert result.summary["label_share_by_month"] == {"2025-04": 0.8, "2025-05": 0.06, "2025-06": 0.78}
+    assert result.summary.label_share_by_month == {"2025-04": 0.8, "2025-05": 0.06, "2025-06": 0.78}
     markdown = (tmp_path / "out" / "trips.quality.md").read_text()
     assert markdown.count("**WARNING**") == 2
     assert markdown.index("WARNING") < markdown.index("## Quarantine reasons")
@@ -56,6 +56,10 @@ def test_report_json_and_markdown_hold_files_eras_reasons_and_months(tmp_path):
 def test_summary_counts_add_up_from_the_tracker():
     tracker = QualityTracker()
     tracker.month_labels["2025-01"] = Counter(member=3, casual=1)
-    summary = build_summary(tracker)
-    assert summary["label_share"] == {"member": 0.75, "casual": 0.25}
+    paths = {"output": "o.parquet", "quarantine": "q.parquet", "report": "r.json", "report_md": "r.md"}
+    summary = build_summary(
+        tracker, min_duration_s=60, input="in/", input_digest="sha256:0", period=None, **paths
+    )
+    assert summary.rows_in == summary.rows_out + summary.quarantined
+    assert summary.label_share == {"member": 0.75, "casual": 0.25}
     assert "# Data-quality report" in render_markdown(build_report(tracker, summary))

@@ -86,7 +86,7 @@ def test_preprocess_from_and_to_s3_survives_transient_faults(
     source = f"s3://{s3_server.bucket}/{raw_prefix}/raw/2025/"
     output = f"s3://{s3_server.bucket}/{raw_prefix}/processed/2025/trips.parquet"
     summary = preprocess(source, output, settings=through(proxy, s3_server))
-    assert (summary["rows_in"], summary["rows_out"]) == (ROWS, ROWS)
+    assert (summary.rows_in, summary.rows_out) == (ROWS, ROWS)
     assert [(rule.fault, rule.hits) for rule in rules] == [(rule.fault, rule.count) for rule in rules]
     written = keys_under(s3_server, f"{raw_prefix}/processed/")
     assert [key.rsplit("/", 1)[1] for key in written] == [

@@ -70,16 +70,16 @@ def test_every_era_a_bom_and_a_cp1252_file(sample):
 def test_preprocess_accounts_for_every_row_and_finds_exactly_the_injected_dirt(sample, processed):
     _, manifest = sample
     summary, _ = processed
-    assert summary["rows_in"] == manifest["rows"] == summary["rows_out"] + summary["quarantined"]
-    assert summary["by_reason"] == manifest["by_reason"]
-    assert summary["kept_with_nulls"] == manifest["kept_with_nulls"]
-    assert summary["by_era"] == manifest["by_era"]
+    assert summary.rows_in == manifest["rows"] == summary.rows_out + summary.quarantined
+    assert summary.by_reason == manifest["by_reason"]
+    assert summary.kept_with_nulls == manifest["kept_with_nulls"]
+    assert summary.by_era == manifest["by_era"]
     assert len(manifest["by_reason"]) >= 12  # every quarantined kind of the data notes occurs
 
 
 def test_the_2023_label_collapse_is_flagged(processed):
     summary, _ = processed
-    assert any("2023-05" in warning for warning in summary["warnings"])
+    assert any("2023-05" in warning for warning in summary.warnings)
 
 
 def test_members_ride_weekday_rush_hours_shorter_and_casuals_do_more_round_trips(processed):

@@ -162,8 +162,8 @@ def test_preprocess_reads_and_writes_s3(s3_env, tmp_path):
     storage.write_file_atomic(source, raw, settings)
     output = f"s3://{s3_env.bucket}/pre-test/processed/2025/trips.parquet"
     summary = preprocess(f"s3://{s3_env.bucket}/pre-test/raw/", output, period="2025", settings=settings)
-    assert (summary["rows_in"], summary["rows_out"], summary["quarantined"]) == (11, 10, 1)
-    assert summary["by_file"] == {"2025/2025-06.csv": 11}
+    assert (summary.rows_in, summary.rows_out, summary.quarantined) == (11, 10, 1)
+    assert summary.by_file == {"2025/2025-06.csv": 11}
     client = storage.s3_client(settings)
     keys = {
         o["Key"]

@@ -11,9 +11,9 @@ from pathlib import Path
 import pytest
 import yaml
 
+from models.core.contracts import PreprocessSummary, TrainResult
 from models.core.errors import UserError
 from models.core.settings import PROJECT_ROOT
-from models.training.train import TrainResult
 from orchestration import caching, reports
 from orchestration.deployment import automations, bundle, deploy, trigger
 from orchestration.flow_settings import format_period
@@ -51,21 +51,32 @@ def test_params_are_json_when_they_parse() -> None:
 
 
 def test_quality_table_shows_every_reason_and_era() -> None:
-    summary = {
-        "rows_in": 10,
-        "rows_out": 7,
-        "quarantined": 3,
-        "by_reason": {"outside_period": 2, "short_trip": 1},
-        "by_era": {"2025": 10},
-        "kept_with_nulls": {"bike_id": 1},
-        "label_share": 0.7,
-        "warnings": ["odd month"],
-    }
+    summary = PreprocessSummary(
+        rows_in=10,
+        rows_out=7,
+        quarantined=3,
+        by_reason={"outside_period": 2, "short_trip": 1},
+        by_era={"2025": 10},
+        by_file={"2025/a.csv": 10},
+        kept_with_nulls={"bike_id": 1},
+        label_share={"member": 0.7143, "casual": 0.2857},
+        label_share_by_month={"2025-03": 0.7143},
+        warnings=["odd month"],
+        min_duration_s=60,
+        input="s3://b/raw/2025/",
+        input_digest="sha256:0",
+        period="2025",
+        output="s3://b/processed/2025/trips.parquet",
+        quarantine="q",
+        report="r",
+        report_md="m",
+    )
     rows = {row["measure"]: row["value"] for row in reports.quality_rows(summary)}
     assert rows["quarantined: outside_period"] == 2
     assert rows["quarantined: short_trip"] == 1
     assert rows["rows of era 2025"] == 10
     assert rows["warning"] == "odd month"
+    assert (rows["member share"], rows["casual share"]) == (0.7143, 0.2857)  # numbers, not JSON text
     assert reports.artifact_key("data-quality", "2024-03") == "data-quality-2024-03"
     assert reports.artifact_key("To_Bikes.member", "metrics") == "to-bikes-member-metrics"
 
