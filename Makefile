@@ -56,6 +56,8 @@ help: ## List the targets
 # used. Each venv is a file target that depends on its own lock file: editing one lock syncs only
 # that venv. `uv pip sync` installs with hashes required and removes whatever the lock does not list.
 # On a terminal uv draws its own progress bars; elsewhere it prints one summary line per step.
+# --compile-bytecode writes the .pyc files at install time as pip did: without them every command
+# recompiles Prefect and MLflow on import (always, where PYTHONDONTWRITEBYTECODE is set).
 
 $(UV_STAMP): requirements/uv.txt
 	@echo "== installing uv into $(TOOLS)/ from requirements/uv.txt (pip, hashes required)"
@@ -67,13 +69,13 @@ $(UV_STAMP): requirements/uv.txt
 $(VENV_STAMP): requirements/model.txt | $(UV_STAMP)
 	@echo "== installing model env $(VENV)/ from requirements/model.txt (uv, hashes required)"
 	test -x $(VENV)/bin/python || $(UV) venv --quiet --python $(PYTHON) $(VENV)
-	$(UV) pip sync --python $(VENV)/bin/python --require-hashes requirements/model.txt
+	$(UV) pip sync --python $(VENV)/bin/python --require-hashes --compile-bytecode requirements/model.txt
 	touch $@
 
 $(AGENT_STAMP): requirements/agent.txt | $(UV_STAMP)
 	@echo "== installing agent env $(AGENT_VENV)/ from requirements/agent.txt (uv, hashes required)"
 	test -x $(AGENT_VENV)/bin/python || $(UV) venv --quiet --python $(PYTHON) $(AGENT_VENV)
-	$(UV) pip sync --python $(AGENT_VENV)/bin/python --require-hashes requirements/agent.txt
+	$(UV) pip sync --python $(AGENT_VENV)/bin/python --require-hashes --compile-bytecode requirements/agent.txt
 	touch $@
 
 install: $(VENV_STAMP) $(AGENT_STAMP) ## Create or sync both venvs from the lock files (uv, hashes required)
