@@ -52,8 +52,8 @@ help: ## List the targets
 
 # --- environments -------------------------------------------------------------------------
 # uv installs both venvs from the same hash-pinned pip-tools locks that pip read before (issue 21).
-# uv itself comes from requirements/uv.txt (hash-pinned) into $(TOOLS)/ by pip; a uv on PATH is not
-# used. Each venv is a file target that depends on its own lock file: editing one lock syncs only
+# uv itself comes from requirements/uv.txt (hash-pinned) into $(TOOLS)/ by python3's pip (else by a
+# pip that ensurepip puts in $(TOOLS)/); a uv on PATH is not used. Each venv is a file target that depends on its own lock file: editing one lock syncs only
 # that venv. `uv pip sync` installs with hashes required and removes whatever the lock does not list.
 # On a terminal uv draws its own progress bars; elsewhere it prints one summary line per step.
 # --compile-bytecode writes the .pyc files at install time as pip did: without them every command
@@ -62,8 +62,9 @@ help: ## List the targets
 $(UV_STAMP): requirements/uv.txt
 	@echo "== installing uv into $(TOOLS)/ from requirements/uv.txt (pip, hashes required)"
 	test -x $(TOOLS)/bin/python || $(PYTHON) -m venv --without-pip $(TOOLS)
-	$(PYTHON) -m pip --python $(TOOLS)/bin/python install --quiet --disable-pip-version-check \
-		--require-hashes --no-deps -r requirements/uv.txt
+	if $(PYTHON) -m pip --version >/dev/null 2>&1; then pip=($(PYTHON) -m pip --python $(TOOLS)/bin/python); \
+	else $(TOOLS)/bin/python -m ensurepip --default-pip >/dev/null && pip=($(TOOLS)/bin/python -m pip); fi; \
+	"$${pip[@]}" install --quiet --disable-pip-version-check --require-hashes --no-deps -r requirements/uv.txt
 	touch $@
 
 $(VENV_STAMP): requirements/model.txt | $(UV_STAMP)
