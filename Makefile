@@ -18,6 +18,14 @@ PY := $(VENV)/bin/python
 APY := $(AGENT_VENV)/bin/python
 VENV_STAMP := $(VENV)/.synced
 AGENT_STAMP := $(AGENT_VENV)/.synced
+# uv, pinned with hashes in requirements/uv.txt, lives in its own small venv (git-ignored).
+TOOLS := .tools
+UV := $(TOOLS)/bin/uv
+UV_STAMP := $(TOOLS)/.synced
+UV_PIN := $(shell sed -n 's/^uv==\([^ ]*\).*/\1/p' requirements/uv.txt)
+# uv uses the Python 3.11 found here and never downloads an interpreter of its own.
+UV_PYTHON_DOWNLOADS ?= never
+export UV_PYTHON_DOWNLOADS
 
 # The embedded local stack (127.0.0.1). Override any of these in .env or on the command line.
 TO_BIKES_HOST ?= 127.0.0.1
@@ -43,30 +51,45 @@ help: ## List the targets
 	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z0-9_-]+:.*## / {printf "  \033[36m%-20s\033[0m %s\n", $$1, $$2}' $(MAKEFILE_LIST)
 
 # --- environments -------------------------------------------------------------------------
-# Each venv is a file target that depends on its own lock file: editing one lock rebuilds
-# only that venv. pip installs with --require-hashes, then pip-sync removes anything extra.
+# uv installs both venvs from the same hash-pinned pip-tools locks that pip read before (issue 21).
+# uv itself comes from requirements/uv.txt (hash-pinned) into $(TOOLS)/ by python3's pip (else by a
+# pip that ensurepip puts in $(TOOLS)/); a uv on PATH is not used. Each venv is a file target that depends on its own lock file: editing one lock syncs only
+# that venv. `uv pip sync` installs with hashes required and removes whatever the lock does not list.
+# On a terminal uv draws its own progress bars; elsewhere it prints one summary line per step.
+# --compile-bytecode writes the .pyc files at install time as pip did: without them every command
+# recompiles Prefect and MLflow on import (always, where PYTHONDONTWRITEBYTECODE is set).
 
-$(VENV_STAMP): requirements/model.txt
-	test -x $(VENV)/bin/python || $(PYTHON) -m venv $(VENV)
-	$(VENV)/bin/python -m pip install --quiet --require-hashes --no-deps -r requirements/model.txt
-	$(VENV)/bin/pip-sync --quiet requirements/model.txt
+$(UV_STAMP): requirements/uv.txt
+	@echo "== installing uv into $(TOOLS)/ from requirements/uv.txt (pip, hashes required)"
+	test -x $(TOOLS)/bin/python || $(PYTHON) -m venv --without-pip $(TOOLS)
+	if $(PYTHON) -m pip --version >/dev/null 2>&1; then pip=($(PYTHON) -m pip --python $(TOOLS)/bin/python); \
+	else $(TOOLS)/bin/python -m ensurepip --default-pip >/dev/null && pip=($(TOOLS)/bin/python -m pip); fi; \
+	"$${pip[@]}" install --quiet --disable-pip-version-check --require-hashes --no-deps -r requirements/uv.txt
 	touch $@
 
-$(AGENT_STAMP): requirements/agent.txt $(VENV_STAMP)
-	test -x $(AGENT_VENV)/bin/python || $(PYTHON) -m venv $(AGENT_VENV)
-	$(AGENT_VENV)/bin/python -m pip install --quiet --require-hashes --no-deps -r requirements/agent.txt
-	$(VENV)/bin/pip-sync --quiet --python-executable $(AGENT_VENV)/bin/python requirements/agent.txt
+$(VENV_STAMP): requirements/model.txt | $(UV_STAMP)
+	@echo "== installing model env $(VENV)/ from requirements/model.txt (uv, hashes required)"
+	test -x $(VENV)/bin/python || $(UV) venv --quiet --python $(PYTHON) $(VENV)
+	$(UV) pip sync --python $(VENV)/bin/python --require-hashes --compile-bytecode requirements/model.txt
 	touch $@
 
-install: $(VENV_STAMP) $(AGENT_STAMP) ## Create or sync both venvs from the lock files
-	@echo "model env: $(VENV)  agent env: $(AGENT_VENV)"
+$(AGENT_STAMP): requirements/agent.txt | $(UV_STAMP)
+	@echo "== installing agent env $(AGENT_VENV)/ from requirements/agent.txt (uv, hashes required)"
+	test -x $(AGENT_VENV)/bin/python || $(UV) venv --quiet --python $(PYTHON) $(AGENT_VENV)
+	$(UV) pip sync --python $(AGENT_VENV)/bin/python --require-hashes --compile-bytecode requirements/agent.txt
+	touch $@
 
+install: $(VENV_STAMP) $(AGENT_STAMP) ## Create or sync both venvs from the lock files (uv, hashes required)
+	@echo "model env: $(VENV)  agent env: $(AGENT_VENV)  (uv $(UV_PIN) in $(TOOLS)/)"
+
+# `make lock` compiles with pip-tools (pip-compile in .venv), the same format and pins as always.
 # `make lock UPGRADE=` recompiles after editing a *.in without moving any other pin.
 UPGRADE ?= --upgrade
 lock: $(VENV_STAMP) ## Recompile requirements/*.txt from *.in (upgrades; UPGRADE= keeps pins; superset first)
 	cd requirements && CUSTOM_COMPILE_COMMAND="make lock" ../$(LOCK_COMPILE) $(UPGRADE) -o constraints.txt constraints.in
 	cd requirements && CUSTOM_COMPILE_COMMAND="make lock" ../$(LOCK_COMPILE) -o model.txt model.in
 	cd requirements && CUSTOM_COMPILE_COMMAND="make lock" ../$(LOCK_COMPILE) -o agent.txt agent.in
+	cd requirements && CUSTOM_COMPILE_COMMAND="make lock" ../$(LOCK_COMPILE) -o uv.txt uv.in
 
 # --- quality ------------------------------------------------------------------------------
 
@@ -88,7 +111,7 @@ test-orchestration: $(VENV_STAMP) $(AGENT_STAMP) stack-deps ## Stack, orchestrat
 
 clean: ## Remove venvs, caches and local stack state (stops the stack first)
 	-$(MAKE) down 2>/dev/null
-	rm -rf $(VENV) $(AGENT_VENV) .stack .pytest_cache .ruff_cache stack/node_modules
+	rm -rf $(VENV) $(AGENT_VENV) $(TOOLS) .stack .pytest_cache .ruff_cache stack/node_modules
 	find . -name __pycache__ -type d -prune -exec rm -rf {} +
 
 # --- data and model (issues 4 and 5): models/ run without Prefect ------------------------

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Build the agent image (make agent-image): engine, wheelhouse, base image, staged context, build.
+# Build the agent image (make agent-image): engine, uv, wheelhouse, base image, staged context, build.
 #
 #   agent/docker/image.sh
 #
@@ -15,6 +15,7 @@ source "$(dirname "${BASH_SOURCE[0]}")/common.sh"
 IMAGE="${TO_BIKES_AGENT_IMAGE:-to-bikes-agent}"
 LOCAL_BASE="local/debian:bookworm"
 CONTEXT="$REPO_ROOT/agent/.build/context"
+UV="$REPO_ROOT/.tools/bin/uv"
 PULL_SECONDS=120
 
 choose_base() {
@@ -41,6 +42,8 @@ stage_context() {
   mkdir -p "$CONTEXT/requirements"
   cp "$REPO_ROOT/requirements/agent.txt" "$CONTEXT/requirements/agent.txt"
   cp "$REPO_ROOT/agent/entrypoint.sh" "$CONTEXT/entrypoint.sh"
+  # The hash-pinned uv of requirements/uv.txt (make install puts it in .tools/) installs the venv.
+  cp "$UV" "$CONTEXT/uv"
   # Hard links: no copy of ~200 MB of wheels; the build cache keys on content, not mtimes.
   cp -al "$REPO_ROOT/agent/wheelhouse" "$CONTEXT/wheelhouse" 2>/dev/null ||
     cp -a "$REPO_ROOT/agent/wheelhouse" "$CONTEXT/wheelhouse"
@@ -73,6 +76,7 @@ git_commit() {
 }
 
 "$DOCKER_DIR/engine.sh" start
+[ -x "$UV" ] || make -C "$REPO_ROOT" --no-print-directory .tools/.synced
 "$DOCKER_DIR/wheelhouse.sh"
 base="$(choose_base)"
 stage_context

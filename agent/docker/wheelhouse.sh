@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # Download every wheel pinned in requirements/agent.txt (hash-checked) into agent/wheelhouse/,
 # so the image build installs offline with --no-index --find-links --require-hashes.
-# pip uses this machine's ordinary configuration (index, mirrors, find-links). The folder is
-# emptied and refilled when the lock file changes, so no stale wheel reaches the image.
+# pip (uv has no download command) uses this machine's ordinary configuration (index, mirrors,
+# find-links): the model env's pip from the lock, else python3's. The folder is emptied and
+# refilled when the lock file changes, so no stale wheel reaches the image.
 #
 #   agent/docker/wheelhouse.sh
 set -euo pipefail
@@ -13,8 +14,8 @@ LOCK="$REPO_ROOT/requirements/agent.txt"
 WHEELHOUSE="$REPO_ROOT/agent/wheelhouse"
 STAMP="$WHEELHOUSE/.lock.sha256"
 LOG_FILE="$STATE_DIR/wheelhouse.log"
-PYTHON="${TO_BIKES_WHEEL_PYTHON:-$REPO_ROOT/agent/.venv/bin/python}"
-[ -x "$PYTHON" ] || PYTHON=python3
+PYTHON="${TO_BIKES_WHEEL_PYTHON:-$REPO_ROOT/.venv/bin/python}"
+"$PYTHON" -m pip --version >/dev/null 2>&1 || PYTHON=python3
 
 [ -f "$LOCK" ] || {
   echo "wheelhouse: $LOCK is missing; run make lock." >&2
