@@ -46,7 +46,7 @@ from stack.control import start_stack
 from stack.embedded import StackEnv
 from stack.processes import process_start_ticks, read_pid, stop_record
 from tests.faultproxy import FaultProxy, FaultRule
-from tests.models.test_train_data import build_trips, write_trips
+from tests.models.training.trips import build_trips, write_trips
 from tests.orchestration.test_pipeline_e2e import (
     Deployed,
     deploy_project,

@@ -31,7 +31,7 @@ from models.registry.register import register_model
 from models.training.train import train_model
 from stack.embedded import StackEnv, free_ports, make_stack_env, running_stack
 from stack.processes import group_members, read_pid
-from tests.models.test_train_data import build_trips, write_trips
+from tests.models.training.trips import build_trips, write_trips
 from tests.orchestration.test_pipeline_e2e import (
     Deployed,
     deploy_project,

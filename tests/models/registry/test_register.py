@@ -22,7 +22,7 @@ from models.data.features import LABEL_COLUMN, TIME_COLUMN
 from models.registry.register import main, register_model, reuse_problem, wait_until_ready
 from models.training.train import train_model
 from stack.embedded import StackEnv, make_stack_env, running_stack
-from tests.models.test_train_data import build_trips, write_trips
+from tests.models.training.trips import build_trips, write_trips
 
 NAME = "gate-test"
 SERVICES = ("s3", "mlflow")

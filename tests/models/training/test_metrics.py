@@ -19,7 +19,7 @@ from models.registry.mlflow_client import (
 from models.training.dataset import select_features
 from models.training.estimator import DEFAULT_PARAMS, build_pipeline, search_params
 from models.training.metrics import compute_metrics, member_probability
-from tests.models.test_train_data import build_trips, free_port
+from tests.models.training.trips import build_trips, free_port
 
 LABELS = np.array(["member", "member", "casual", "member", "casual", "casual"])
 

@@ -17,7 +17,7 @@ from models.registry.register import register_model
 from models.scoring.predict import main, predict
 from models.training.dataset import select_features
 from models.training.train import train_model
-from tests.models.test_train_data import build_trips, make_tracking_uri, write_trips
+from tests.models.training.trips import build_trips, make_tracking_uri, write_trips
 
 NAME = "predict-test"
 

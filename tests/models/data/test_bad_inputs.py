@@ -21,7 +21,7 @@ import pytest
 from models.core.errors import UserError
 from models.data.outputs import output_paths
 from models.data.preprocess import preprocess
-from tests.models.bad_inputs import BadInput, build_cases, write_corpus
+from tests.models.data.bad_inputs import BadInput, build_cases, write_corpus
 
 ROOT = Path(__file__).resolve().parents[2]
 CASES = build_cases()

@@ -23,7 +23,7 @@ from models.registry.mlflow_client import load_sklearn_model, pinned_requirement
 from models.sample.generate import generate_sample
 from models.training.inputs import select_training_inputs
 from models.training.train import main, train_model
-from tests.models.test_train_data import build_trips, free_port, make_tracking_uri, write_trips
+from tests.models.training.trips import build_trips, free_port, make_tracking_uri, write_trips
 
 SECRET = "do-not-log-this-secret-0123456789"
 METRIC_NAMES = {"roc_auc", "pr_auc_casual", "f1_member", "f1_casual", "accuracy", "log_loss", "brier"}

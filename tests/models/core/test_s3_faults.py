@@ -22,7 +22,7 @@ from models.data.preprocess import preprocess
 from stack.embedded import StackEnv
 from stack.sync import run_aws_sync
 from tests.faultproxy import FaultProxy, FaultRule
-from tests.models.bad_inputs import csv_bytes, good_csv, good_rows, zip_of
+from tests.models.data.bad_inputs import csv_bytes, good_csv, good_rows, zip_of
 
 pytestmark = pytest.mark.integration
 ROWS = 200  # good_csv() and july_zip() hold 100 rows each, with different trip ids
