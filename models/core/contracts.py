@@ -8,11 +8,27 @@ Their JSON forms (``to_dict``) are what the command lines print and the quality 
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field, fields
-from typing import Any
+from typing import Any, TypeVar
+
+Contract = TypeVar("Contract", bound="JsonForm")
+
+
+class JsonForm:
+    """``to_dict``/``from_dict`` for a contract dataclass: its JSON form and back."""
+
+    def to_dict(self) -> dict[str, Any]:
+        """The JSON form (what the command lines print and the flows cache)."""
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls: type[Contract], data: dict[str, Any]) -> Contract:
+        """Rebuilt from the JSON form; keys this version does not know are ignored."""
+        known = {f.name for f in fields(cls)}
+        return cls(**{key: value for key, value in data.items() if key in known})
 
 
 @dataclass
-class PreprocessSummary:
+class PreprocessSummary(JsonForm):
     """What one preprocessing run read, kept and quarantined, and where it wrote it.
 
     ``rows_in == rows_out + quarantined`` always holds. ``label_share`` is the kept rows' share per
@@ -38,19 +54,9 @@ class PreprocessSummary:
     report: str
     report_md: str
 
-    def to_dict(self) -> dict[str, Any]:
-        """The JSON form (the CLI's last line, the start of ``X.quality.json``)."""
-        return asdict(self)
-
-    @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> PreprocessSummary:
-        """Rebuilt from the JSON form; keys this version does not know are ignored."""
-        known = {f.name for f in fields(cls)}
-        return cls(**{key: value for key, value in data.items() if key in known})
-
 
 @dataclass
-class TrainResult:
+class TrainResult(JsonForm):
     """What a training run produced; ``champion_metrics`` is None when there was no champion.
 
     ``inputs`` are the URIs read, in order (their digests are in the run's ``inputs.json``).
@@ -65,13 +71,3 @@ class TrainResult:
     champion_version: str | None = None
     seconds: float = 0.0
     inputs: list[str] = field(default_factory=list)
-
-    def to_dict(self) -> dict[str, Any]:
-        """The JSON form (the CLI's last line, the flow's cached result)."""
-        return asdict(self)
-
-    @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> TrainResult:
-        """Rebuilt from the JSON form; keys this version does not know are ignored."""
-        known = {f.name for f in fields(cls)}
-        return cls(**{key: value for key, value in data.items() if key in known})
