@@ -2,9 +2,10 @@
 
 ``write_corpus(folder)`` writes every case into ``folder/<case>/<file>`` (a few kilobytes each,
 except the bounded 20 MB field) and returns the cases. An outcome is either ``quarantine`` (the run
-completes; ``rows_in`` data rows go in and exactly ``by_reason`` of them are quarantined, the rest
-kept) or ``error`` (a ``UserError``: one sentence that names the file, nothing published). Nothing
-here is random: every byte is fixed, so a failure can be reproduced from the case name.
+completes; ``rows_in`` data rows go in, exactly ``by_reason`` of them are quarantined and
+``other_period`` skipped as another period's, the rest kept) or ``error`` (a ``UserError``: one
+sentence that names the file, nothing published). Nothing here is random: every byte is fixed, so
+a failure can be reproduced from the case name.
 """
 
 from __future__ import annotations
@@ -46,10 +47,11 @@ class BadInput:
     by_reason: dict[str, int] = field(default_factory=dict)
     names: str = ""  # what the error must name (default: the file name)
     period: str | None = None
+    other_period: int = 0  # rows of another period: skipped and counted, neither kept nor quarantined
 
     @property
     def rows_out(self) -> int:
-        return self.rows_in - sum(self.by_reason.values())
+        return self.rows_in - sum(self.by_reason.values()) - self.other_period
 
     @property
     def named(self) -> str:
@@ -318,10 +320,11 @@ def build_cases() -> list[BadInput]:
                  by_reason={"bad_trip_id": 1, "bad_duration": 1, "bad_station_id": 1}),
         BadInput("cr_only_line_ends", "2025-06.csv", lambda: csv_bytes(good_rows(), eol="\r"), Q,
                  "classic Mac line ends", rows_in=g),
-        BadInput("outside_period", "2025-06.csv",
-                 with_bad([row_2025(205, start="2026-01-03 08:00:00", end="2026-01-03 08:10:00")]), Q,
-                 "a January 2026 trip in the June 2025 file (period 2025-06)", rows_in=g + 1,
-                 by_reason={"outside_period": 1}, period="2025-06"),
+        BadInput("other_period", "2025-06.csv",
+                 with_bad([row_2025(205, start="2026-01-03 08:00:00", end="2026-01-03 08:10:00"),
+                           row_2025(206, start="2026-01-03 08:00:00", duration="0")]), Q,
+                 "January 2026 trips (one also bad) in the June 2025 file, period 2025-06: skipped, counted",
+                 rows_in=g + 2, other_period=2, period="2025-06"),
     ]
     # fmt: on
 
