@@ -208,12 +208,23 @@ def gap_rows() -> list[str]:
     ]
 
 
-def ambiguous_2017() -> bytes:
-    rows = [
-        f"{i},{i % 12 + 1}/{i % 12 + 1}/2017 8:0{i % 10},1/1/2017 9:00,600,7000,A,7001,B,Member"
-        for i in range(20)
-    ]
+def rows_2017(first: Callable[[int], int], second: Callable[[int], int]) -> bytes:
+    """Twenty 2017 Q1-Q2 rows whose dates read ``first(i)/second(i)/2017``, ten minutes each."""
+    rows = []
+    for i in range(20):
+        date = f"{first(i)}/{second(i)}/2017"
+        rows.append(f"{i},{date} 8:0{i % 10},{date} 8:1{i % 10},600,7000,A,7001,B,Member")
     return csv_bytes(rows, HEADER_2017)
+
+
+def ambiguous_2017() -> bytes:
+    """No field above 12, and 3/4/2017 is 4 March or 3 April: the readings differ."""
+    return rows_2017(lambda i: i % 11 + 1, lambda i: i % 11 + 2)
+
+
+def day_equals_month_2017() -> bytes:
+    """Every date has day equal to month (1/1/2017, 2/2/2017...): both readings agree."""
+    return rows_2017(lambda i: i % 12 + 1, lambda i: i % 12 + 1)
 
 
 def binary_junk() -> bytes:
@@ -266,7 +277,9 @@ def build_cases() -> list[BadInput]:
         BadInput("dates_dotted", "2025-06.csv", lambda: all_starts("2.6.2025 08:00", "2.6.2025 08:10"), E,
                  "start times in no known format (D.M.YYYY)"),
         BadInput("ambiguous_day_month_2017", "2017-q1.csv", ambiguous_2017, E,
-                 "2017 Q1 with no date field above 12: day/month undecidable"),
+                 "2017 Q1, no date field above 12, readings differ (3/4): day/month undecidable"),
+        BadInput("day_equals_month_2017", "2017-q1.csv", day_equals_month_2017, Q,
+                 "2017 Q1 whose every date has day equal to month: read, both readings agree", rows_in=20),
         BadInput("not_a_zip", "2025.zip", good_csv, E, "CSV text named .zip"),
         BadInput("truncated_zip", "2025.zip", truncated_zip, E, "ZIP cut in half (no central directory)"),
         BadInput("zip_bad_crc", "2025.zip", zip_bad_crc, E, "a stored entry's byte flipped (bad CRC)"),
