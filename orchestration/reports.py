@@ -31,6 +31,7 @@ def quality_rows(summary: PreprocessSummary) -> list[dict[str, Any]]:
         {"measure": "rows_in", "value": summary.rows_in},
         {"measure": "rows_out", "value": summary.rows_out},
         {"measure": "quarantined", "value": summary.quarantined},
+        {"measure": "other_period", "value": summary.other_period},
     ]
     rows += [{"measure": f"quarantined: {k}", "value": v} for k, v in summary.by_reason.items()]
     rows += [{"measure": f"rows of era {k}", "value": v} for k, v in summary.by_era.items()]

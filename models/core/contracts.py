@@ -29,9 +29,11 @@ class JsonForm:
 
 @dataclass
 class PreprocessSummary(JsonForm):
-    """What one preprocessing run read, kept and quarantined, and where it wrote it.
+    """What one preprocessing run read, kept, quarantined and skipped, and where it wrote it.
 
-    ``rows_in == rows_out + quarantined`` always holds. ``label_share`` is the kept rows' share per
+    ``rows_in == rows_out + quarantined + other_period`` always holds: ``other_period`` counts the
+    rows that start outside the run's period (skipped, not bad; 0 without a period, and in JSON
+    written before the count existed). ``label_share`` is the kept rows' share per
     label, ``label_share_by_month`` the member share per ``YYYY-MM`` (None for a month too small).
     """
 
@@ -53,6 +55,7 @@ class PreprocessSummary(JsonForm):
     quarantine: str
     report: str
     report_md: str
+    other_period: int = 0
 
 
 @dataclass

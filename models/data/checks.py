@@ -88,16 +88,21 @@ def raw_column(batch: pa.RecordBatch, era: Era, canonical: str) -> pa.Array | No
     return None
 
 
-def check_batch(batch: pa.RecordBatch, era: Era, fmt: str, source: str, min_duration_s: int) -> Checked:
-    """Canonical trips and quarantine reasons for one batch (period and duplicates are checked later)."""
+def check_batch(
+    batch: pa.RecordBatch, era: Era, fmt: str, source: str, min_duration_s: int, start: Parsed | None = None
+) -> Checked:
+    """Canonical trips and quarantine reasons for one batch (duplicates are checked later, in order).
+
+    ``start`` is the batch's start times when already parsed (by the period filter).
+    """
     raw = {name: raw_column(batch, era, name) for name in CANONICAL_COLUMNS}
     reasons = Reasons(batch.num_rows)
     for column in batch.columns:  # a runaway field (a quote swallowing lines, a corrupt row)
         if longest_value(column) > MAX_FIELD_BYTES:
             reasons.add(pc.greater(pc.binary_length(column), MAX_FIELD_BYTES), "field_too_long")
     parsed = {"trip_id": parse_integer(raw["trip_id"])}
-    for name in ("start_time", "end_time"):
-        parsed[name] = parse_time(raw[name], fmt)
+    parsed["start_time"] = start if start is not None else parse_time(raw["start_time"], fmt)
+    parsed["end_time"] = parse_time(raw["end_time"], fmt)
     parsed["duration_s"] = parse_integer(raw["duration_s"], signed=True)
     for name, label in (("trip_id", "trip_id"), ("start_time", "start_time"), ("end_time", "end_time")):
         add_parse_reasons(reasons, parsed[name], label)
@@ -201,16 +206,6 @@ def check_durations(
 def count_true(mask: pa.Array) -> int:
     """Number of true values in a boolean array (nulls count as false)."""
     return int(pc.sum(pc.fill_null(mask, False)).as_py() or 0)
-
-
-def period_outside(start: pa.Array, period: str | None) -> pa.Array | None:
-    """Mask of start times outside ``YYYY`` or ``YYYY-MM`` (None when no period is set)."""
-    if period is None:
-        return None
-    outside = pc.not_equal(pc.year(start), int(period[:4]))
-    if len(period) == 7:
-        outside = pc.or_(outside, pc.not_equal(pc.month(start), int(period[5:7])))
-    return outside
 
 
 def mark_duplicates(reasons: pa.Array, trip_id: pa.Array, seen: SeenIds) -> pa.Array:

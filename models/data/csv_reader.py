@@ -23,7 +23,13 @@ import pyarrow.csv as pacsv
 from models.core import storage
 from models.core.errors import UserError
 from models.core.settings import Settings
-from models.data.encodings import UTF8_BOM_BYTES, BatchDecoder, head_encoding, read_head
+from models.data.encodings import (
+    UTF8_BOM_BYTES,
+    BatchDecoder,
+    UndecodableRows,
+    head_encoding,
+    read_head,
+)
 from models.data.eras import Era
 from models.data.unzip import CsvFile, unpack_zip
 
@@ -124,7 +130,7 @@ def open_head(path: Path, source: str) -> FileHead:
     return FileHead(first, head.startswith(UTF8_BOM_BYTES), encoding)
 
 
-def read_batches(csv_file: CsvFile, era: Era, head: FileHead, odd: OddRows) -> Iterator[pa.RecordBatch]:
+def parse_batches(csv_file: CsvFile, era: Era, head: FileHead, odd: OddRows) -> Iterator[pa.RecordBatch]:
     """The file's data rows as string batches under the era's column names (header skipped).
 
     pyarrow's streaming reader parses the next blocks in its threads while the caller works on
@@ -138,8 +144,42 @@ def read_batches(csv_file: CsvFile, era: Era, head: FileHead, odd: OddRows) -> I
         read_options.encoding = head.encoding
     parse_options = pacsv.ParseOptions(invalid_row_handler=odd.handle)
     convert_options = pacsv.ConvertOptions(column_types=dict.fromkeys(names, pa.binary()))
+    for batch in pacsv.open_csv(csv_file.path, read_options, parse_options, convert_options):
+        yield head.decoder.decode(batch)
+
+
+def skip_rows(batches: Iterator[pa.RecordBatch], count: int) -> Iterator[pa.RecordBatch]:
+    """The batches without their first ``count`` rows (sliced, not copied)."""
+    for batch in batches:
+        if count >= batch.num_rows:
+            count -= batch.num_rows
+            continue
+        yield batch.slice(count) if count else batch
+        count = 0
+
+
+def read_batches(csv_file: CsvFile, era: Era, head: FileHead, odd: OddRows) -> Iterator[pa.RecordBatch]:
+    """``parse_batches``, read again as cp1252 when a malformed row is not UTF-8 (see below).
+
+    Both readings split the bytes into the same rows (cp1252 maps no byte above 127 to ASCII), so the
+    second one skips the rows already handed on and sorts every malformed row again from the start:
+    malformed rows are only handed on once the file is done, so each row is counted exactly once.
+    """
+    delivered, undecodable = 0, UndecodableRows()
     try:
-        for batch in pacsv.open_csv(csv_file.path, read_options, parse_options, convert_options):
-            yield head.decoder.decode(batch)
+        with undecodable:
+            for batch in parse_batches(csv_file, era, head, odd):
+                delivered += batch.num_rows
+                yield batch
+        return
+    except (pa.ArrowInvalid, OSError) as exc:
+        if not (undecodable.seen and head.encoding == "utf-8"):
+            raise UserError(f"File {csv_file.source} could not be parsed as CSV ({exc}).") from exc
+    log.info("%s: a malformed row is not UTF-8; reading the file again as cp1252", csv_file.source)
+    head.encoding, head.decoder = "cp1252", BatchDecoder("cp1252")
+    odd.repaired.clear()
+    odd.broken.clear()
+    try:
+        yield from skip_rows(parse_batches(csv_file, era, head, odd), delivered)
     except (pa.ArrowInvalid, OSError) as exc:
         raise UserError(f"File {csv_file.source} could not be parsed as CSV ({exc}).") from exc

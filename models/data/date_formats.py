@@ -2,17 +2,23 @@
 
 The published files change format from month to month (zero padding, seconds, two-digit years).
 Only the 2017 Q1-Q2 era exists both month-first and day-first; for it the evidence decides (a first
-field above 12 means day-first, a second field above 12 month-first) and a file without evidence,
-or with evidence both ways, is an error.
+field above 12 means day-first, a second field above 12 month-first). A file without evidence is
+ambiguous only when the two readings differ for some value: one whose every date has day equal to
+month (``1/1/2017``, ``2/2/2017``) reads the same both ways and is read. A file with differing
+readings and no evidence, or with evidence both ways, is an error.
 """
 
 from __future__ import annotations
+
+import logging
 
 import pyarrow as pa
 import pyarrow.compute as pc
 
 from models.core.errors import UserError
 from models.data.datetimes import DAY_FIRST, ISO, MIN_YEAR, MONTH_FIRST, SLASH_DATE, parse_times
+
+log = logging.getLogger(__name__)
 
 MIN_PARSED_SHARE = 0.95
 MIN_BEST_SHARE = 0.5
@@ -54,7 +60,10 @@ def pick_format(values: pa.Array, candidates: tuple[str, ...], source: str) -> s
 
 
 def decide_day_first(values: pa.Array, source: str) -> bool:
-    """True when the evidence says day-first, False month-first; no or mixed evidence is a UserError."""
+    """True when the evidence says day-first, False month-first (also when both readings agree).
+
+    No evidence while the readings differ for some value, or evidence both ways, is a UserError.
+    """
     parts = pc.extract_regex(values.drop_null(), SLASH_DATE)
     first = pc.cast(pc.struct_field(parts, "first"), pa.int32())
     second = pc.cast(pc.struct_field(parts, "second"), pa.int32())
@@ -62,6 +71,9 @@ def decide_day_first(values: pa.Array, source: str) -> bool:
     month_first = bool(pc.any(pc.greater(second, 12)).as_py())
     if day_first and month_first:
         raise UserError(f"File {source} has dates with a day above 12 in both the first and second field.")
+    if not (day_first or month_first) and bool(pc.all(pc.equal(first, second)).as_py()):
+        log.info("%s: every date has day equal to month, so both readings agree", source)
+        return False
     if not (day_first or month_first):
         raise UserError(
             f"File {source} is ambiguous: no date has a field above 12, so day-first and month-first "
@@ -71,7 +83,7 @@ def decide_day_first(values: pa.Array, source: str) -> bool:
 
 
 def choose_format(start_times: pa.Array, source: str, *, day_first_possible: bool) -> str:
-    """The format of one file, decided from a sample of its start times (all of them for 2017 Q1-Q2)."""
+    """The format of one file, decided from a sample of its times (all start and end times for 2017 Q1-Q2)."""
     sample = start_times.drop_null()
     if len(sample) == 0:
         raise UserError(f"File {source} has no start times to decide its date format from.")

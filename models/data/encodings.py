@@ -4,15 +4,21 @@ A file's encoding is guessed from its first bytes (the header and the first rows
 read as raw bytes and validated as UTF-8 batch by batch, which Arrow does at memory speed; a batch
 that is not valid UTF-8 is transcoded from cp1252 (the five bytes cp1252 leaves undefined become
 U+FFFD) with whole-buffer operations, never value by value. The encoding actually used is
-recorded per file. Digest and line count come from a separate pass that runs in a thread (hashing
+recorded per file. A malformed row that is not UTF-8, in a file whose first bytes are, cannot be
+handed to the CSV reader's invalid-row hook (pyarrow decodes its text as UTF-8 first and reports
+the failure as unraisable): ``UndecodableRows`` notices that, and the file is read again as cp1252
+(see ``models.data.csv_reader``). Digest and line count come from a separate pass that runs in a thread (hashing
 releases the GIL), overlapping the parse.
 """
 
 from __future__ import annotations
 
 import hashlib
+import sys
+import traceback
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pyarrow as pa
@@ -111,3 +117,30 @@ class BatchDecoder:
                 self.encoding, self.transcoding = "cp1252", True
         columns = [transcode(column, "cp1252") for column in batch.columns]
         return pa.RecordBatch.from_arrays(columns, names=batch.schema.names)
+
+
+class UndecodableRows:
+    """While entered: counts pyarrow's unraisable reports of a malformed CSV row that is not UTF-8.
+
+    Only a ``UnicodeDecodeError`` raised in pyarrow's CSV module is taken (and kept off stderr, since
+    the file is then read again); anything else goes on to the previous hook.
+    """
+
+    def __init__(self) -> None:
+        self.seen = 0
+        self.previous = sys.unraisablehook
+
+    def hook(self, unraisable: Any) -> None:
+        frames = traceback.extract_tb(unraisable.exc_traceback) if unraisable.exc_traceback else []
+        in_csv = any("_csv" in frame.filename for frame in frames)
+        if issubclass(unraisable.exc_type, UnicodeDecodeError) and in_csv:
+            self.seen += 1
+            return
+        self.previous(unraisable)
+
+    def __enter__(self) -> UndecodableRows:
+        self.previous, sys.unraisablehook = sys.unraisablehook, self.hook
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        sys.unraisablehook = self.previous

@@ -1,9 +1,9 @@
 """Opening one CSV: its era from the header line, its date format from its start-time values.
 
 The era is decided by the header line alone; the date format per file, from the first batch's
-start times (all of them for the 2017 Q1-Q2 era, where day-first and month-first copies exist
-and the evidence may sit anywhere in the quarter; such a file is kept in memory after that scan
-instead of being read twice, up to ``KEEP_BYTES``).
+start times (all start and end times for the 2017 Q1-Q2 era, where day-first and month-first
+copies exist and the evidence may sit anywhere in the quarter, an end time included; such a file
+is kept in memory after that scan instead of being read twice, up to ``KEEP_BYTES``).
 """
 
 from __future__ import annotations
@@ -44,9 +44,9 @@ class OpenedFile:
     scan: tuple[str, int] | None = None
 
 
-def start_column(era: Era) -> str:
-    """The published name of the era's start-time column."""
-    return next(name for name, canonical in era.columns.items() if canonical == "start_time")
+def start_column(era: Era, canonical: str = "start_time") -> str:
+    """The published name of the era's start-time column (or of another ``canonical`` column)."""
+    return next(name for name, known in era.columns.items() if known == canonical)
 
 
 def starts_with_digit(values: pa.Array) -> pa.Array:
@@ -82,11 +82,11 @@ def start_times(columns: list[pa.Array], era: Era) -> pa.Array:
 def scan_whole(
     csv_file: CsvFile, era: Era, head: FileHead
 ) -> tuple[list[pa.Array], OddRows, Iterator[pa.RecordBatch]]:
-    """All start times of a 2017 Q1-Q2 file, and its batches: kept from that scan unless too big."""
+    """All start and end times of a 2017 Q1-Q2 file, and its batches: kept from that scan unless too big."""
     odd = OddRows(expected=len(era.header))
-    column, columns, kept, size = start_column(era), [], [], 0
+    names, columns, kept, size = [start_column(era), start_column(era, "end_time")], [], [], 0
     for batch in read_batches(csv_file, era, head, odd):
-        columns.append(batch.column(column))
+        columns += [batch.column(name) for name in names]
         size += batch.nbytes
         kept = kept if kept is not None and size <= KEEP_BYTES else None
         if kept is not None:

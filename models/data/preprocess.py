@@ -4,9 +4,11 @@
 
 Each file's era is detected from its header and its date format from its values; rows stream
 through in pyarrow record batches and are written batch by batch, so a whole year never sits in
-memory. Every input row ends up either in ``X.parquet`` or in ``X.quarantine.parquet`` (with a
-``reason``); ``X.quality.json`` and ``X.quality.md`` describe the run. The last stdout line is the
-summary as JSON, and ``rows_in == rows_out + quarantined`` always holds.
+memory. With ``--period``, rows that start in another period are skipped and only counted
+(``other_period``). Every other input row ends up either in ``X.parquet`` or in
+``X.quarantine.parquet`` (with a ``reason``); ``X.quality.json`` and ``X.quality.md`` describe the
+run. The last stdout line is the summary as JSON, and ``rows_in == rows_out + quarantined +
+other_period`` always holds.
 
 Times (``start_time``, ``end_time``) are naive local Toronto wall-clock times (America/Toronto),
 exactly as published: no offset is attached, so DST gaps and repeats are kept as they are.
@@ -33,13 +35,7 @@ from models.core.errors import UserError, run_cli
 from models.core.names import DEFAULT_MIN_DURATION_S
 from models.core.periods import check_period
 from models.core.settings import Settings
-from models.data.checks import (
-    Checked,
-    check_batch,
-    count_true,
-    mark_duplicates,
-    period_outside,
-)
+from models.data.checks import Checked, check_batch, count_true, mark_duplicates
 from models.data.duplicates import SeenIds
 from models.data.eras import Era
 from models.data.features import OUTPUT_COLUMNS, build_features, calendar
@@ -52,6 +48,7 @@ from models.data.outputs import (
     publish_outputs,
 )
 from models.data.parquet_writer import ParquetSink
+from models.data.period_rows import split_period
 from models.data.quality import (
     FileStats,
     QualityTracker,
@@ -80,26 +77,24 @@ class Run:
 class Prepared:
     """A batch worked on in the prepare thread: all that needs no state of the run."""
 
-    raw: pa.RecordBatch  # the strings as read, for the quarantine
+    raw: pa.RecordBatch  # the strings as read (rows of the period only), for the quarantine
     checked: Checked
-    reasons: pa.Array  # the checks' reasons and outside_period (duplicates are found in order)
-    trips: pa.Table  # canonical columns and features, every row of the batch
+    reasons: pa.Array  # the checks' reasons (duplicates are found in order)
+    trips: pa.Table  # canonical columns and features, every row of the period
     label_keys: pa.Array  # month and label of each row, for the quality report
+    other_period: int  # rows of the batch that start in another period: skipped, counted
 
 
 def prepare_batch(
     opened: OpenedFile, batch: pa.RecordBatch, *, period: str | None, min_duration_s: int
 ) -> Prepared:
-    """Check one batch and build its features (prepare thread: no shared state is touched)."""
-    checked = check_batch(batch, opened.era, opened.fmt, opened.source, min_duration_s)
-    reasons = checked.reasons
-    outside = period_outside(checked.trips["start_time"].combine_chunks(), period)
-    if outside is not None:
-        reasons = pc.coalesce(reasons, pc.if_else(outside, "outside_period", pa.scalar(None, pa.string())))
+    """Skip other periods' rows, check the rest and build their features (prepare thread: no shared state)."""
+    rows = split_period(batch, opened.era, opened.fmt, period)
+    checked = check_batch(rows.batch, opened.era, opened.fmt, opened.source, min_duration_s, rows.start)
     cal = calendar(checked.trips["start_time"])
     trips = build_features(checked.trips, cal).select(OUTPUT_COLUMNS)
     keys = month_label_keys(cal.year, cal.month, trips["user_type"].combine_chunks())
-    return Prepared(batch, checked, reasons, trips, keys)
+    return Prepared(rows.batch, checked, checked.reasons, trips, keys, rows.other_period)
 
 
 def route_batch(run: Run, prepared: Prepared, source: str, era: Era) -> None:
@@ -114,6 +109,7 @@ def route_batch(run: Run, prepared: Prepared, source: str, era: Era) -> None:
         raw = pc.binary_join_element_wise(*prepared.raw.filter(dropped).columns, ",", null_handling="replace")
         write_quarantine(run, source, era.name, reasons.filter(dropped), raw)
     run.tracker.add_reasons(source, reasons)
+    run.tracker.add_other_period(source, prepared.other_period)
     run.tracker.add_label_keys(prepared.label_keys if all_kept else prepared.label_keys.filter(kept))
     for column, mask in (("station_name", checked.null_name), ("bike_id", checked.null_bike)):
         if mask is not None:
@@ -203,7 +199,7 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     )
     parser.add_argument("--input", required=True, help="a CSV, a ZIP or a folder of them (path or s3:// URI)")
     parser.add_argument("--output", required=True, help="output Parquet (path or s3:// URI)")
-    parser.add_argument("--period", help="keep only trips starting in YYYY or YYYY-MM (others quarantined)")
+    parser.add_argument("--period", help="read only trips starting in YYYY or YYYY-MM (others skipped, counted)")
     parser.add_argument(
         "--min-duration",
         type=int,

@@ -39,6 +39,7 @@ class FileStats:
     rows_in: int = 0
     rows_out: int = 0
     quarantined: int = 0
+    other_period: int = 0  # rows starting outside the run's period: skipped, counted
     blank_lines: int = 0
     repaired_rows: int = 0
 
@@ -76,6 +77,13 @@ class QualityTracker:
             for item in pc.value_counts(reasons.drop_null()).to_pylist():
                 self.by_reason[item["values"]] += item["counts"]
 
+    def add_other_period(self, source: str, count: int) -> None:
+        """Count one batch's rows of other periods (read, then skipped: neither kept nor quarantined)."""
+        stats = self.files[source]
+        stats.rows_in += count
+        stats.other_period += count
+        self.by_era[stats.era] += count
+
     def add_label_keys(self, keys: pa.Array) -> None:
         """Count kept trips by their ``month_label_keys``."""
         if not len(keys):
@@ -97,6 +105,10 @@ class QualityTracker:
     @property
     def quarantined(self) -> int:
         return sum(f.quarantined for f in self.files.values())
+
+    @property
+    def other_period(self) -> int:
+        return sum(f.other_period for f in self.files.values())
 
 
 def month_shares(tracker: QualityTracker) -> dict[str, dict[str, Any]]:
@@ -145,6 +157,7 @@ def build_summary(tracker: QualityTracker, **extra: Any) -> PreprocessSummary:
         rows_in=tracker.rows_in,
         rows_out=tracker.rows_out,
         quarantined=tracker.quarantined,
+        other_period=tracker.other_period,
         by_reason=dict(sorted(tracker.by_reason.items())),
         by_era=dict(sorted(tracker.by_era.items())),
         by_file={name: stats.rows_in for name, stats in tracker.files.items()},
@@ -169,7 +182,8 @@ def render_file_row(name: str, f: dict[str, Any]) -> str:
     """One Markdown table row for a file's stats."""
     bom = "yes" if f["bom"] else "no"
     counts = " | ".join(
-        str(f[k]) for k in ("rows_in", "rows_out", "quarantined", "blank_lines", "repaired_rows")
+        str(f.get(k, 0))
+        for k in ("rows_in", "rows_out", "quarantined", "other_period", "blank_lines", "repaired_rows")
     )
     return f"| {name} | {f['era']} | {f['encoding']} | {bom} | `{f['time_format']}` | {counts} |"
 
@@ -191,7 +205,7 @@ def render_markdown(report: dict[str, Any]) -> str:
         f"period {report.get('period') or 'all'}, minimum duration {report.get('min_duration_s')} s.",
         "",
         f"Rows in **{report['rows_in']}** = kept **{report['rows_out']}** + quarantined "
-        f"**{report['quarantined']}**.",
+        f"**{report['quarantined']}** + other periods (skipped) **{report.get('other_period', 0)}**.",
         "",
     ]
     lines += render_section(
@@ -201,7 +215,7 @@ def render_markdown(report: dict[str, Any]) -> str:
         "Kept with nulls", "column|rows:", [f"| {k} | {v} |" for k, v in report["kept_with_nulls"].items()]
     )
     file_rows = [render_file_row(name, stats) for name, stats in report["files"].items()]
-    header = "file|era|encoding|BOM|time format|rows in:|kept:|quarantined:|blank:|repaired:"
+    header = "file|era|encoding|BOM|time format|rows in:|kept:|quarantined:|other period:|blank:|repaired:"
     lines += render_section("Files", header, file_rows)
     months = report["label_counts_by_month"].items()
     month_rows = [f"| {m} | {r['member']} | {r['casual']} | {r['member_share']} |" for m, r in months]

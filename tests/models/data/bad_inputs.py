@@ -2,9 +2,10 @@
 
 ``write_corpus(folder)`` writes every case into ``folder/<case>/<file>`` (a few kilobytes each,
 except the bounded 20 MB field) and returns the cases. An outcome is either ``quarantine`` (the run
-completes; ``rows_in`` data rows go in and exactly ``by_reason`` of them are quarantined, the rest
-kept) or ``error`` (a ``UserError``: one sentence that names the file, nothing published). Nothing
-here is random: every byte is fixed, so a failure can be reproduced from the case name.
+completes; ``rows_in`` data rows go in, exactly ``by_reason`` of them are quarantined and
+``other_period`` skipped as another period's, the rest kept) or ``error`` (a ``UserError``: one
+sentence that names the file, nothing published). Nothing here is random: every byte is fixed, so
+a failure can be reproduced from the case name.
 """
 
 from __future__ import annotations
@@ -46,10 +47,11 @@ class BadInput:
     by_reason: dict[str, int] = field(default_factory=dict)
     names: str = ""  # what the error must name (default: the file name)
     period: str | None = None
+    other_period: int = 0  # rows of another period: skipped and counted, neither kept nor quarantined
 
     @property
     def rows_out(self) -> int:
-        return self.rows_in - sum(self.by_reason.values())
+        return self.rows_in - sum(self.by_reason.values()) - self.other_period
 
     @property
     def named(self) -> str:
@@ -206,12 +208,23 @@ def gap_rows() -> list[str]:
     ]
 
 
-def ambiguous_2017() -> bytes:
-    rows = [
-        f"{i},{i % 12 + 1}/{i % 12 + 1}/2017 8:0{i % 10},1/1/2017 9:00,600,7000,A,7001,B,Member"
-        for i in range(20)
-    ]
+def rows_2017(first: Callable[[int], int], second: Callable[[int], int]) -> bytes:
+    """Twenty 2017 Q1-Q2 rows whose dates read ``first(i)/second(i)/2017``, ten minutes each."""
+    rows = []
+    for i in range(20):
+        date = f"{first(i)}/{second(i)}/2017"
+        rows.append(f"{i},{date} 8:0{i % 10},{date} 8:1{i % 10},600,7000,A,7001,B,Member")
     return csv_bytes(rows, HEADER_2017)
+
+
+def ambiguous_2017() -> bytes:
+    """No field above 12, and 3/4/2017 is 4 March or 3 April: the readings differ."""
+    return rows_2017(lambda i: i % 11 + 1, lambda i: i % 11 + 2)
+
+
+def day_equals_month_2017() -> bytes:
+    """Every date has day equal to month (1/1/2017, 2/2/2017...): both readings agree."""
+    return rows_2017(lambda i: i % 12 + 1, lambda i: i % 12 + 1)
 
 
 def binary_junk() -> bytes:
@@ -264,7 +277,9 @@ def build_cases() -> list[BadInput]:
         BadInput("dates_dotted", "2025-06.csv", lambda: all_starts("2.6.2025 08:00", "2.6.2025 08:10"), E,
                  "start times in no known format (D.M.YYYY)"),
         BadInput("ambiguous_day_month_2017", "2017-q1.csv", ambiguous_2017, E,
-                 "2017 Q1 with no date field above 12: day/month undecidable"),
+                 "2017 Q1, no date field above 12, readings differ (3/4): day/month undecidable"),
+        BadInput("day_equals_month_2017", "2017-q1.csv", day_equals_month_2017, Q,
+                 "2017 Q1 whose every date has day equal to month: read, both readings agree", rows_in=20),
         BadInput("not_a_zip", "2025.zip", good_csv, E, "CSV text named .zip"),
         BadInput("truncated_zip", "2025.zip", truncated_zip, E, "ZIP cut in half (no central directory)"),
         BadInput("zip_bad_crc", "2025.zip", zip_bad_crc, E, "a stored entry's byte flipped (bad CRC)"),
@@ -318,10 +333,11 @@ def build_cases() -> list[BadInput]:
                  by_reason={"bad_trip_id": 1, "bad_duration": 1, "bad_station_id": 1}),
         BadInput("cr_only_line_ends", "2025-06.csv", lambda: csv_bytes(good_rows(), eol="\r"), Q,
                  "classic Mac line ends", rows_in=g),
-        BadInput("outside_period", "2025-06.csv",
-                 with_bad([row_2025(205, start="2026-01-03 08:00:00", end="2026-01-03 08:10:00")]), Q,
-                 "a January 2026 trip in the June 2025 file (period 2025-06)", rows_in=g + 1,
-                 by_reason={"outside_period": 1}, period="2025-06"),
+        BadInput("other_period", "2025-06.csv",
+                 with_bad([row_2025(205, start="2026-01-03 08:00:00", end="2026-01-03 08:10:00"),
+                           row_2025(206, start="2026-01-03 08:00:00", duration="0")]), Q,
+                 "January 2026 trips (one also bad) in the June 2025 file, period 2025-06: skipped, counted",
+                 rows_in=g + 2, other_period=2, period="2025-06"),
     ]
     # fmt: on
 

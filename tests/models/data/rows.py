@@ -85,6 +85,6 @@ def run_on(tmp_path: Path, files: dict[str, bytes], **options) -> Result:
     paths = output_paths(output)
     trips = pq.read_table(paths["output"]).to_pandas()
     quarantine = pq.read_table(paths["quarantine"]).to_pandas()
-    assert summary.rows_in == summary.rows_out + summary.quarantined
+    assert summary.rows_in == summary.rows_out + summary.quarantined + summary.other_period
     assert len(trips) == summary.rows_out and len(quarantine) == summary.quarantined
     return Result(summary, trips, quarantine)

@@ -1,9 +1,9 @@
 """Every case of the bad-input corpus gives its recorded outcome, never a traceback or a silent drop.
 
-A ``quarantine`` case must complete with exactly the expected rows in, kept and quarantined (by
-reason), and the Parquet files must agree with the summary. An ``error`` case must raise a
-``UserError`` whose one-line message names the file, publish nothing, and through the CLI exit 2
-with that line on stderr and no traceback.
+A ``quarantine`` case must complete with exactly the expected rows in, kept, quarantined (by
+reason) and skipped as another period's, and the Parquet files must agree with the summary. An
+``error`` case must raise a ``UserError`` whose one-line message names the file, publish nothing,
+and through the CLI exit 2 with that line on stderr and no traceback.
 """
 
 from __future__ import annotations
@@ -61,10 +61,12 @@ def check_error(case: BadInput, source: Path, output: Path) -> None:
 
 def check_quarantine(case: BadInput, source: Path, output: Path) -> None:
     summary = preprocess(str(source), str(output), period=case.period)
-    counts = (summary.rows_in, summary.rows_out, summary.quarantined)
-    assert summary.rows_in == summary.rows_out + summary.quarantined, counts
+    counts = (summary.rows_in, summary.rows_out, summary.quarantined, summary.other_period)
+    assert summary.rows_in == summary.rows_out + summary.quarantined + summary.other_period, counts
     assert summary.by_reason == case.by_reason
-    assert counts == (case.rows_in, case.rows_out, case.rows_in - case.rows_out), "rows lost or invented"
+    quarantined = sum(case.by_reason.values())
+    expected = (case.rows_in, case.rows_out, quarantined, case.other_period)
+    assert counts == expected, "rows lost or invented"
     paths = output_paths(str(output))
     assert pq.read_metadata(paths["output"]).num_rows == case.rows_out
     quarantine = pq.read_table(paths["quarantine"])

@@ -152,10 +152,40 @@ def test_duplicate_trip_ids_keep_the_first_even_across_files(tmp_path):
 def test_unsorted_rows_and_a_trip_from_another_month_are_kept_unless_a_period_is_set(tmp_path):
     rows = [row_2025(213, start="2026-01-01 00:05:00", end="2026-01-01 00:20:00"), row_2025(99)]
     everything = run_2025(tmp_path / "all", rows)
-    assert everything.summary.quarantined == 0
-    june = run_2025(tmp_path / "june", rows, period="2025-06")
-    assert reasons(june) == {"outside_period": 1}
-    assert reasons(run_2025(tmp_path / "year", rows, period="2025")) == {"outside_period": 1}
+    assert (everything.summary.quarantined, everything.summary.other_period) == (0, 0)
+    for name, period in (("june", "2025-06"), ("year", "2025")):
+        summary = run_2025(tmp_path / name, rows, period=period).summary
+        assert (summary.rows_in, summary.rows_out, summary.quarantined, summary.other_period) == (7, 6, 0, 1)
+
+
+def test_a_month_run_skips_other_months_and_quarantines_only_its_own_bad_rows(tmp_path):
+    july = "2025-07-01 08:00:00"
+    rows = [
+        row_2025(216, start=july, end="2025-07-01 08:10:00"),  # another month: skipped
+        row_2025(217, start=july, duration="0"),  # another month, and bad: skipped, its own run judges it
+        row_2025(218, duration="0"),  # this month, bad: quarantined
+        row_2025(219, start="2025-06-02 8h"),  # no readable start, so no period: quarantined
+    ]
+    result = run_2025(tmp_path, rows, period="2025-06")
+    summary = result.summary
+    assert (summary.rows_in, summary.rows_out, summary.quarantined, summary.other_period) == (9, 5, 2, 2)
+    assert reasons(result) == {"nonpositive_duration": 1, "bad_start_time": 1}
+    assert sorted(result.trips.trip_id) == [100, 101, 102, 103, 104]
+    report = json.loads((tmp_path / "out" / "trips.quality.json").read_text())
+    assert report["other_period"] == 2 and report["files"]["2025/2025-06.csv"]["other_period"] == 2
+    markdown = (tmp_path / "out" / "trips.quality.md").read_text()
+    assert "other periods (skipped) **2**" in markdown
+
+
+def test_a_skipped_trip_of_another_month_does_not_make_its_id_a_duplicate(tmp_path):
+    july = {"start": "2025-07-01 08:00:00", "end": "2025-07-01 08:10:00"}
+    files = {
+        "2025/2025-06.csv": csv_bytes(HEADER_2025, [*GOOD, row_2025(300)]),
+        "2025/2025-07.csv": csv_bytes(HEADER_2025, [row_2025(300, **july)]),
+    }
+    result = run_on(tmp_path, files, period="2025-07")
+    assert (result.summary.rows_out, result.summary.other_period, result.summary.quarantined) == (1, 6, 0)
+    assert result.trips.start_time.dt.month.tolist() == [7]
 
 
 def test_every_quarantined_row_keeps_its_text_and_reason(tmp_path):

@@ -93,3 +93,20 @@ def test_line_count_matches_python_across_chunk_borders(tmp_path, monkeypatch, c
         expected = data.count(b"\n") or data.count(b"\r")
         expected += 1 if data[-1:] not in (b"", b"\n", b"\r") else 0
         assert digest_and_lines(path) == (f"sha256:{hashlib.sha256(data).hexdigest()}", expected)
+
+
+@pytest.mark.parametrize("block", [4096, 16 * 1024 * 1024])
+def test_a_malformed_cp1252_row_after_a_utf8_head_is_read_again_as_cp1252(tmp_path, monkeypatch, block):
+    """pyarrow cannot hand such a row to the invalid-row hook: the file is read again, every row once."""
+    monkeypatch.setattr("models.data.csv_reader.BLOCK_SIZE", block)  # 4096: rows already handed on
+    monkeypatch.setattr("models.data.encodings.HEAD_BYTES", 1024)
+    rows = [row_2025(i) for i in range(300)] + [row_2025(999, start_name=CAFE) + ",extra,fields"]
+    rows += [row_2025(1000 + i, start_name=CAFE) for i in range(50)] + [row_2025(2000, start_name='"' + CAFE)]
+    rows += [row_2025(2001)]
+    result = run_on(tmp_path, {"late.csv": csv_bytes(HEADER_2025, rows, encoding="cp1252")})
+    summary = result.summary
+    assert (summary.rows_in, summary.rows_out, summary.quarantined) == (353, 351, 2)
+    assert sorted(result.trips.trip_id) == [*range(300), *range(1000, 1050), 2001]
+    assert set(result.trips.set_index("trip_id").loc[1000:1049].start_station_name) == {CAFE}
+    assert sorted(result.quarantine.raw) == sorted([rows[300], rows[351]])  # decoded, not replaced
+    assert files_report(tmp_path)["late.csv"]["encoding"] == "cp1252"

@@ -169,3 +169,31 @@ def test_2024_republished_in_the_2025_layout_is_read_by_its_header(tmp_path):
 def test_unknown_header_names_the_file_and_header(tmp_path):
     with pytest.raises(UserError, match=r"odd\.csv.*unknown header 'id,when'"):
         run_on(tmp_path, {"odd.csv": b"id,when\n1,2\n"})
+
+
+def test_2017_q1q2_whose_dates_read_the_same_both_ways_is_read(tmp_path):
+    rows = [
+        "1,1/1/2017 9:05,1/1/2017 9:20,900,7000,A St,7001,B St,Member",
+        "2,3/3/2017 18:30,3/3/2017 18:41,660,7001,B St,7000,A St,Casual",
+    ]
+    result = run_on(tmp_path, {"2017/q1.csv": csv_bytes(HEADER_2017_Q1Q2, rows)})
+    assert first(result, 1).start_time == pd.Timestamp("2017-01-01 09:05")
+    assert first(result, 2).end_time == pd.Timestamp("2017-03-03 18:41")
+    assert result.summary.quarantined == 0
+
+
+def test_2017_q1q2_end_time_across_midnight_makes_the_readings_differ(tmp_path):
+    rows = ["1,1/1/2017 23:55,2/1/2017 0:07,720,7000,A St,7001,B St,Member"]  # 2 January or 1 February
+    with pytest.raises(UserError, match=r"q1\.csv.*ambiguous"):
+        run_on(tmp_path, {"2017/q1.csv": csv_bytes(HEADER_2017_Q1Q2, rows)})
+
+
+def test_2017_q1q2_evidence_in_an_end_time_decides(tmp_path):
+    rows = [
+        "1,4/4/2017 9:05,4/4/2017 9:20,900,7000,A St,7001,B St,Member",
+        "2,12/12/2017 23:55,13/12/2017 0:07,720,7000,A St,7001,B St,Member",  # 13 is a day
+        "3,1/2/2017 8:00,1/2/2017 8:10,600,7000,A St,7001,B St,Member",
+    ]
+    result = run_on(tmp_path, {"2017/q1.csv": csv_bytes(HEADER_2017_Q1Q2, rows)})
+    assert first(result, 2).end_time == pd.Timestamp("2017-12-13 00:07")
+    assert first(result, 3).start_time == pd.Timestamp("2017-02-01 08:00")  # 1 February, day first

@@ -7,6 +7,7 @@ from collections import Counter
 
 import pytest
 
+from models.core.contracts import PreprocessSummary
 from models.data.quality import QualityTracker, build_report, build_summary, render_markdown, share_warnings
 from tests.models.data.rows import HEADER_2025, csv_bytes, row_2025, run_on
 
@@ -60,6 +61,33 @@ def test_summary_counts_add_up_from_the_tracker():
     summary = build_summary(
         tracker, min_duration_s=60, input="in/", input_digest="sha256:0", period=None, **paths
     )
-    assert summary.rows_in == summary.rows_out + summary.quarantined
+    assert summary.rows_in == summary.rows_out + summary.quarantined + summary.other_period
     assert summary.label_share == {"member": 0.75, "casual": 0.25}
     assert "# Data-quality report" in render_markdown(build_report(tracker, summary))
+
+
+def test_a_summary_cached_before_other_period_existed_still_loads():
+    old = {
+        "rows_in": 3,
+        "rows_out": 2,
+        "quarantined": 1,
+        "by_reason": {"outside_period": 1},
+        "by_era": {"2025": 3},
+        "by_file": {"a.csv": 3},
+        "kept_with_nulls": {},
+        "label_share": {"member": 1.0, "casual": 0.0},
+        "label_share_by_month": {"2025-06": 1.0},
+        "warnings": [],
+        "min_duration_s": 60,
+        "input": "in/",
+        "input_digest": "sha256:0",
+        "period": "2025-06",
+        "output": "o.parquet",
+        "quarantine": "q.parquet",
+        "report": "r.json",
+        "report_md": "r.md",
+    }
+    summary = PreprocessSummary.from_dict(old)
+    assert summary.other_period == 0
+    assert summary.rows_in == summary.rows_out + summary.quarantined + summary.other_period
+    assert PreprocessSummary.from_dict(summary.to_dict()) == summary

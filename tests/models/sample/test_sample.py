@@ -71,6 +71,7 @@ def test_preprocess_accounts_for_every_row_and_finds_exactly_the_injected_dirt(s
     _, manifest = sample
     summary, _ = processed
     assert summary.rows_in == manifest["rows"] == summary.rows_out + summary.quarantined
+    assert summary.other_period == 0  # no period: every row is kept or quarantined
     assert summary.by_reason == manifest["by_reason"]
     assert summary.kept_with_nulls == manifest["kept_with_nulls"]
     assert summary.by_era == manifest["by_era"]
