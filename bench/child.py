@@ -21,8 +21,8 @@ def run_preprocess(args: dict[str, Any]) -> Callable[[], dict[str, Any]]:
 
     def task() -> dict[str, Any]:
         summary = preprocess(args["input"], args["output"], period=args.get("period"))
-        keys = ("rows_in", "rows_out", "quarantined", "by_reason")
-        return {k: summary[k] for k in keys}
+        keys = ("rows_in", "rows_out", "quarantined", "other_period", "by_reason")
+        return {k: getattr(summary, k) for k in keys}
 
     return task
 

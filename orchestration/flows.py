@@ -154,7 +154,12 @@ def preprocess_period_steps(
     summary, cached = run_preprocess(input_uri, output_uri, period, min_duration_s, settings)
     publish_quality(summary, period, cached)
     get_run_logger().info(
-        "%s: %s rows kept, %s quarantined -> %s", period, summary.rows_out, summary.quarantined, output_uri
+        "%s: %s rows kept, %s quarantined, %s of other periods skipped -> %s",
+        period,
+        summary.rows_out,
+        summary.quarantined,
+        summary.other_period,
+        output_uri,
     )
     return {**summary.to_dict(), "cached": cached}
 

@@ -31,6 +31,7 @@ from typing import Any
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from models.core.contracts import PreprocessSummary
 from models.core.errors import UserError, run_cli
 from models.core.names import DEFAULT_MIN_DURATION_S
 from models.core.periods import check_period
@@ -170,7 +171,7 @@ def preprocess(
     period: str | None = None,
     min_duration_s: int = DEFAULT_MIN_DURATION_S,
     settings: Settings | None = None,
-) -> dict[str, Any]:
+) -> PreprocessSummary:
     """Read every CSV of the input, write trips, quarantine and quality reports; return the summary."""
     check_options(period, min_duration_s)
     paths = output_paths(str(output_uri))
