@@ -23,7 +23,7 @@ from models.data.outputs import output_paths
 from models.data.preprocess import preprocess
 from tests.models.data.bad_inputs import BadInput, build_cases, write_corpus
 
-ROOT = Path(__file__).resolve().parents[2]
+from models.core.settings import PROJECT_ROOT as ROOT
 CASES = build_cases()
 ERRORS = [case for case in CASES if case.outcome == "error"]
 CLI_TIMEOUT_S = 300

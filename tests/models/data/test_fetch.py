@@ -24,7 +24,7 @@ from tests.models.data.rows import HEADER_2024, HEADER_2025, csv_bytes, row_2025
 
 pytestmark = pytest.mark.integration
 
-ROOT = Path(__file__).resolve().parents[2]
+from models.core.settings import PROJECT_ROOT as ROOT
 CLI_TIMEOUT_S = 120
 
 
