@@ -211,7 +211,10 @@ def hold_work_lock(name: str) -> Iterator[None]:
     with get_client(sync_client=True) as client:
         ensure_work_limit(client, name)
     log.info("waiting for the slot of %s (another run may be doing the same work)", name)
-    with concurrency(name, occupy=1, lease_duration=WORK_LEASE_S, strict=True):
+    # A lease that cannot be renewed (the API is down) is not a reason to stop the work.
+    with concurrency(
+        name, occupy=1, lease_duration=WORK_LEASE_S, strict=True, raise_on_lease_renewal_failure=False
+    ):
         yield
 
 
