@@ -31,7 +31,7 @@ from __future__ import annotations
 import hashlib
 import logging
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
@@ -211,11 +211,28 @@ def hold_work_lock(name: str) -> Iterator[None]:
     with get_client(sync_client=True) as client:
         ensure_work_limit(client, name)
     log.info("waiting for the slot of %s (another run may be doing the same work)", name)
-    # A lease that cannot be renewed (the API is down) is not a reason to stop the work.
-    with concurrency(
-        name, occupy=1, lease_duration=WORK_LEASE_S, strict=True, raise_on_lease_renewal_failure=False
-    ):
+    slot = ExitStack()
+    # A lease that cannot be renewed or released (the API is down) is no reason to fail the work
+    # done: it expires WORK_LEASE_S later. Prefect's client fails a new connection at once.
+    slot.enter_context(
+        concurrency(
+            name, occupy=1, lease_duration=WORK_LEASE_S, strict=True, raise_on_lease_renewal_failure=False
+        )
+    )
+    try:
         yield
+    finally:
+        release_slot(slot, name)
+
+
+def release_slot(slot: ExitStack, name: str) -> None:
+    """Give the slot back; when the API cannot be reached, leave it to expire (one warning)."""
+    import httpx
+
+    try:
+        slot.close()
+    except httpx.HTTPError as exc:
+        log.warning("could not release %s (%s); it expires in %s s", name, exc, WORK_LEASE_S)
 
 
 def name_work(stage: str, *parts: object) -> str:
