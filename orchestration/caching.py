@@ -11,12 +11,27 @@ reads, the ``models`` source, its parameters, and where it logs (tracking URI, e
 name). An unchanged rerun of the pipeline reuses the MLflow run instead of training again; new data
 or new code trains again, and so does a cached run that was deleted or that scored a champion that
 has since been replaced (``models.registry.register.reuse_problem``, checked by the flow).
+
+A key says which inputs a result came from, not that the result is still there: a cached summary
+also records the checksum (S3 ETag or SHA-256) and size of the Parquet it wrote, and a hit is
+honoured only while that very object is in place (``find_output_problem``). Otherwise, for instance
+after a rerun on fewer raw files replaced the output and the raw files came back, or when someone
+overwrote or deleted it, the flow preprocesses again and logs why.
+
+Identical work runs once (``hold_work_lock``): a Prefect global concurrency limit of one slot per
+unit of work (a period's preprocessing, a training data set), held with a lease. A second flow run
+for the same work waits for the first, then finds its cached result. Chosen over a transaction with
+``isolation_level=SERIALIZABLE``: Prefect's file lock manager only serialises processes of one host
+and keeps the lock of a killed process for ever, while the server's lease expires
+``WORK_LEASE_S`` after its holder stops renewing it, whichever worker or host that was.
 """
 
 from __future__ import annotations
 
 import hashlib
 import logging
+from collections.abc import Iterator
+from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
@@ -37,6 +52,8 @@ log = logging.getLogger(__name__)
 
 MODELS_DIR = Path(models.__file__).resolve().parent
 RESULTS_FOLDER = "prefect-results"
+OUTPUT_VERSION = "output_version"  # the cached summary's record of the Parquet it wrote
+WORK_LEASE_S = 120  # a crashed holder's slot is free again this long after its last renewal
 
 
 def list_object_checksums(uri: str, settings: Settings | None) -> list[tuple[str, str, int]]:
@@ -58,6 +75,29 @@ def object_checksum(uri: str, settings: Settings | None) -> tuple[str, str, int]
         return uri, storage.file_digest(uri), Path(uri).stat().st_size
     head = s3.head_object(uri, settings)
     return uri, head["ETag"].strip('"'), int(head["ContentLength"])
+
+
+def record_output(summary: dict[str, Any], settings: Settings | None) -> dict[str, Any]:
+    """The summary to cache: with the checksum and size of the output it names, as written."""
+    _, checksum, size = object_checksum(summary["output"], settings)
+    return {**summary, OUTPUT_VERSION: {"checksum": checksum, "size": size}}
+
+
+def find_output_problem(cached: dict[str, Any], settings: Settings | None) -> str | None:
+    """Why a cached summary cannot be served (its output missing, replaced or unrecorded), or None."""
+    uri, recorded = cached["output"], cached.get(OUTPUT_VERSION)
+    if not recorded:
+        return f"the cached result records no checksum of {uri}"
+    exists = s3.object_exists(uri, settings) if s3.is_s3(uri) else Path(uri).is_file()
+    if not exists:
+        return f"{uri} is missing"
+    _, checksum, size = object_checksum(uri, settings)
+    if (checksum, size) != (recorded["checksum"], recorded["size"]):
+        return (
+            f"{uri} is not the cached output (now {checksum}, {size} bytes; "
+            f"cached {recorded['checksum']}, {recorded['size']} bytes)"
+        )
+    return None
 
 
 def digest_source(folder: Path = MODELS_DIR) -> str:
@@ -146,3 +186,74 @@ def results_storage_of(flow_run_id: str) -> Any:
 
     bucket = load_block(S3Bucket, BUCKET_BLOCK)
     return bucket.model_copy(update={"bucket_folder": RESULTS_FOLDER})
+
+
+def ensure_work_limit(client: Any, name: str) -> None:
+    """The one-slot global concurrency limit ``name``, created on first use (a race is harmless)."""
+    from prefect.client.schemas.actions import GlobalConcurrencyLimitCreate
+    from prefect.exceptions import ObjectAlreadyExists, ObjectNotFound
+
+    try:
+        client.read_global_concurrency_limit_by_name(name)
+    except ObjectNotFound:
+        try:
+            client.create_global_concurrency_limit(GlobalConcurrencyLimitCreate(name=name, limit=1))
+        except ObjectAlreadyExists:
+            log.debug("concurrency limit %s was created by another run", name)
+
+
+@contextmanager
+def hold_work_lock(name: str) -> Iterator[None]:
+    """Do the work called ``name`` in one flow run at a time (see the module docstring)."""
+    from prefect import get_client
+    from prefect.concurrency.sync import concurrency
+
+    with get_client(sync_client=True) as client:
+        ensure_work_limit(client, name)
+    log.info("waiting for the slot of %s (another run may be doing the same work)", name)
+    slot = ExitStack()
+    # A lease that cannot be renewed or released (the API is down) is no reason to fail the work
+    # done: it expires WORK_LEASE_S later. Prefect's client fails a new connection at once.
+    slot.enter_context(
+        concurrency(
+            name, occupy=1, lease_duration=WORK_LEASE_S, strict=True, raise_on_lease_renewal_failure=False
+        )
+    )
+    try:
+        yield
+    finally:
+        release_slot(slot, name)
+
+
+def release_slot(slot: ExitStack, name: str) -> None:
+    """Give the slot back; when the API cannot be reached, leave it to expire (one warning)."""
+    import httpx
+
+    try:
+        slot.close()
+    except httpx.HTTPError as exc:
+        log.warning("could not release %s (%s); it expires in %s s", name, exc, WORK_LEASE_S)
+
+
+def name_work(stage: str, *parts: object) -> str:
+    """A concurrency-limit name for one unit of work: the stage and a digest of what decides it."""
+    return f"to-bikes-{stage}-{hash_objects(*parts)[:16]}"
+
+
+def read_flow_run_end(flow_run_id: str) -> str | None:
+    """The final state name of a flow run (``"deleted"`` when Prefect no longer has it), or None."""
+    from uuid import UUID
+
+    from prefect import get_client
+    from prefect.exceptions import ObjectNotFound
+
+    try:
+        run_uuid = UUID(flow_run_id)
+    except ValueError:  # "none": not started by a flow run
+        return None
+    try:
+        with get_client(sync_client=True) as client:
+            state = client.read_flow_run(run_uuid).state
+    except ObjectNotFound:
+        return "deleted"
+    return state.name if state is not None and state.is_final() else None

@@ -26,7 +26,12 @@ from orchestration.caching import (
     ModelsCodeVersion,
     RawObjectChecksums,
     TrainingTarget,
+    find_output_problem,
+    hold_work_lock,
     is_transient,
+    name_work,
+    read_flow_run_end,
+    record_output,
     results_storage,
 )
 from orchestration.flow_settings import export_lineage, format_period, load_flow_settings
@@ -60,13 +65,13 @@ def preprocess_period(
     summary = preprocess(
         input_uri, output_uri, period=period, min_duration_s=min_duration_s, settings=settings
     )
-    return summary.to_dict()
+    return record_output(summary.to_dict(), settings)
 
 
 @task(name="check-output", cache_policy=NO_CACHE, **IO_RETRIES)
-def output_exists(uri: str, settings: Settings) -> bool:
-    """Whether a cached summary's Parquet is still on S3 (someone may have deleted it)."""
-    return s3.object_exists(uri, settings)
+def output_problem(cached: dict[str, Any], settings: Settings) -> str | None:
+    """Why a cached summary's Parquet is not the one it recorded (missing, replaced), or None."""
+    return find_output_problem(cached, settings)
 
 
 @task(name="select-training-inputs", cache_policy=NO_CACHE, **IO_RETRIES)
@@ -92,6 +97,7 @@ def train_candidate(
         max_evals=max_evals,
         seed=seed,
         settings=settings,
+        flow_run_ended=read_flow_run_end,
     )
     return result.to_dict()
 
@@ -117,15 +123,18 @@ def register_candidate(run_id: str, margin: float, settings: Settings) -> Regist
 
 
 def run_preprocess(input_uri: str, output_uri: str, period: str, min_duration_s: int, settings: Settings):
-    """Preprocess through the cache; recompute when the cached output has vanished from S3."""
+    """Preprocess through the cache, one run per output at a time; recompute when the cached output
+    is not the one recorded (missing, replaced: ``orchestration.caching.find_output_problem``)."""
     cached_task = preprocess_period.with_options(result_storage=results_storage(), result_serializer="json")
     args = (input_uri, output_uri, period, min_duration_s, settings)
-    state = cached_task(*args, return_state=True)
-    summary = state.result()
-    if state.name == "Cached" and not output_exists(output_uri, settings):
-        get_run_logger().warning("cached output %s is missing; preprocessing again", output_uri)
-        state = cached_task.with_options(refresh_cache=True)(*args, return_state=True)
+    with hold_work_lock(name_work("preprocess", output_uri)):
+        state = cached_task(*args, return_state=True)
         summary = state.result()
+        problem = output_problem(summary, settings) if state.name == "Cached" else None
+        if problem:
+            get_run_logger().warning("not serving the cached preprocessing: %s; preprocessing again", problem)
+            state = cached_task.with_options(refresh_cache=True)(*args, return_state=True)
+            summary = state.result()
     return PreprocessSummary.from_dict(summary), state.name == "Cached"
 
 
@@ -168,8 +177,10 @@ def train_steps(
     settings: Settings, features_uris: list[str], max_evals: int, seed: int, margin: float
 ) -> dict:
     """The train flow's work: a cached training run, then the registry gate (idempotent)."""
-    result, cached = run_training(features_uris, max_evals, seed, settings)
-    registration = register_candidate(result.run_id, margin, settings)
+    target = (features_uris, settings.mlflow_tracking_uri, settings.experiment, settings.model_name)
+    with hold_work_lock(name_work("train", *target)):  # one training and registration at a time
+        result, cached = run_training(features_uris, max_evals, seed, settings)
+        registration = register_candidate(result.run_id, margin, settings)
     publish_training(result, registration)
     get_run_logger().info(
         "run %s -> version %s: %s", result.run_id, registration.version, registration.reason

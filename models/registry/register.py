@@ -136,8 +136,9 @@ def reuse_problem(
 ) -> str | None:
     """Why a cached training run cannot stand for a new one, or None when it can.
 
-    It can when it is still in the tracking store and the gate can still judge it: there is no
-    champion, the champion is this run's own version, or it is the champion the run scored.
+    It can when it is still in the tracking store, FINISHED, its logged model READY, and the gate can
+    still judge it: there is no champion, the champion is this run's own version, or it is the
+    champion the run scored.
     """
     client = connect_tracking(tracking_uri, settings)
     run = read_run(client, run_id)
@@ -145,6 +146,16 @@ def reuse_problem(
         return f"run {run_id} is no longer in the tracking store"
     if run.info.lifecycle_stage != "active":
         return f"run {run_id} was deleted"
+    if run.info.status != "FINISHED" or not run.data.tags.get("model.id"):
+        return f"run {run_id} is {run.info.status} with model {run.data.tags.get('model.id') or 'none'}"
+    try:
+        model = client.get_logged_model(run.data.tags["model.id"])
+        if str(model.status) != "READY" or not client.list_logged_model_artifacts(model.model_id):
+            return f"the model {model.model_id} of run {run_id} is {model.status} or has no artifacts"
+    except MlflowException as exc:
+        if not is_not_found(exc):
+            raise describe_failure(client.tracking_uri, f"reading the model of run {run_id}", exc) from exc
+        return f"the model of run {run_id} is no longer in the tracking store"
     champion = find_alias_version(client, name, CHAMPION)
     if champion is None or champion.run_id == run_id:
         return None

@@ -13,8 +13,9 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import signal
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 import mlflow
 from mlflow import MlflowClient
@@ -36,6 +37,7 @@ from models.training.estimator import choose_threads
 from models.training.inputs import list_input_uris
 from models.training.metrics import compute_metrics, member_probability
 from models.training.mlflow_run import log_training_run
+from models.training.stale_runs import sweep_stale_runs
 
 log = logging.getLogger(__name__)
 
@@ -75,16 +77,21 @@ def train_model(
     settings: Settings | None = None,
     time_budget_s: float = TIME_BUDGET_S,
     threads: int | None = None,
+    flow_run_ended: Callable[[str], str | None] | None = None,
 ) -> TrainResult:
     """Train, evaluate against the baseline and the champion, and log everything to one MLflow run.
 
     ``features_uri`` is one processed Parquet file (path or ``s3://`` URI) or a sequence of them
-    read as one data set (see ``models.training.dataset.read_training_inputs``).
+    read as one data set (see ``models.training.dataset.read_training_inputs``). With
+    ``flow_run_ended`` (a flow runner's answer to "is this flow run over?"), runs that dead flow runs
+    left RUNNING are first marked FAILED (``models.training.stale_runs``).
     """
     started = time.monotonic()
     settings = settings or load_settings()
     data = read_training_inputs(list_input_uris(features_uri), settings)
     client = connect_tracking(tracking_uri, settings)
+    if flow_run_ended is not None:
+        sweep_stale_runs(client, experiment, flow_run_ended)
     split = split_by_month(data.frame, data.source)
     options = {"max_evals": max_evals, "seed": seed, "time_budget_s": time_budget_s, "model_name": model_name}
     options["threads"] = choose_threads(threads)
@@ -133,8 +140,14 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     return parser.parse_args(argv)
 
 
+def exit_on_sigterm(signum: int, frame: object) -> None:
+    """SIGTERM as an exception, so that ``mlflow.start_run`` ends the run FAILED on the way out."""
+    raise SystemExit(128 + signum)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Train once and print a one-line JSON summary as the last line of stdout."""
+    signal.signal(signal.SIGTERM, exit_on_sigterm)
     args = parse_args(argv)
     if args.max_evals < 1 or args.time_budget <= 0:
         raise UserError("--max-evals must be at least 1 and --time-budget positive.")

@@ -34,6 +34,16 @@ log = logging.getLogger(__name__)
 WORKER_NAME = "worker"
 DEFAULT_QUERY_SECONDS = "1"  # a local API takes it easily; Prefect Cloud users may raise it
 ONLINE_TIMEOUT_S = 90.0
+# Outlive a restart of the servers (prefect.yaml's job env carries the same values, for workers not
+# started here). Prefect's client waits 2, 4, ... 2**n s between tries: 7 tries span about 4 minutes,
+# so a 3-minute API outage is survived and a longer one ends in Prefect's error. MLflow's client
+# (urllib3: 0, 4, 8, 16, 32 s) gives up on a dead server after about a minute, and after 30 s on a
+# request a live one leaves unanswered, instead of 7 tries of 120 s.
+OUTAGE_ENV = {
+    "PREFECT_CLIENT_MAX_RETRIES": "7",
+    "MLFLOW_HTTP_REQUEST_MAX_RETRIES": "5",
+    "MLFLOW_HTTP_REQUEST_TIMEOUT": "30",
+}
 POLL_S = 1.0
 
 
@@ -61,6 +71,8 @@ def worker_env(settings: Settings) -> dict[str, str]:
     env.setdefault("PREFECT_API_URL", settings.prefect_api_url)
     env.setdefault("PREFECT_WORKER_QUERY_SECONDS", DEFAULT_QUERY_SECONDS)
     env["PREFECT_FLOWS_HEARTBEAT_FREQUENCY"] = str(settings.heartbeat_seconds)
+    for name, value in OUTAGE_ENV.items():
+        env.setdefault(name, value)
     return env
 
 

@@ -1,0 +1,47 @@
+"""Units of issue 22: a cached summary's output record, and the client retry settings flow runs get."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import yaml
+
+from models.core.settings import PROJECT_ROOT
+from orchestration.caching import OUTPUT_VERSION, find_output_problem, name_work, record_output
+from orchestration.deployment.worker import OUTAGE_ENV, worker_env
+
+pytestmark = pytest.mark.unit
+
+
+def test_a_cached_output_is_served_only_while_it_is_the_recorded_one(tmp_path: Path) -> None:
+    output = tmp_path / "trips.parquet"
+    output.write_bytes(b"the parquet written")
+    cached = record_output({"output": str(output)}, None)
+    assert cached[OUTPUT_VERSION]["size"] == len(b"the parquet written")
+    assert find_output_problem(cached, None) is None
+    output.write_bytes(b"the parquet of another run")
+    assert "is not the cached output" in find_output_problem(cached, None)
+    output.unlink()
+    assert find_output_problem(cached, None) == f"{output} is missing"
+    assert "records no checksum" in find_output_problem({"output": str(output)}, None)
+
+
+def test_work_names_differ_by_what_decides_the_work() -> None:
+    first = name_work("train", ["s3://b/processed/2025/trips.parquet"], "to-bikes")
+    assert first == name_work("train", ["s3://b/processed/2025/trips.parquet"], "to-bikes")
+    assert first != name_work("train", ["s3://b/processed/2024/trips.parquet"], "to-bikes")
+    assert first.startswith("to-bikes-train-")
+
+
+def test_every_flow_run_gets_the_outage_retry_settings(monkeypatch: pytest.MonkeyPatch) -> None:
+    from models.core.settings import load_settings
+
+    for name in OUTAGE_ENV:
+        monkeypatch.delenv(name, raising=False)
+    assert OUTAGE_ENV.items() <= worker_env(load_settings()).items()
+    spec = yaml.safe_load((PROJECT_ROOT / "prefect.yaml").read_text())
+    for deployment in spec["deployments"]:
+        env = deployment["work_pool"]["job_variables"]["env"]
+        assert OUTAGE_ENV.items() <= env.items(), deployment["name"]
+    assert int(OUTAGE_ENV["PREFECT_CLIENT_MAX_RETRIES"]) >= 7  # 2 + 4 + ... + 128 s > 3 minutes

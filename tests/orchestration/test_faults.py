@@ -1,0 +1,228 @@
+"""Faults a user meets on the real local stack (issue 22): stale or broken outputs, runs left RUNNING,
+two identical runs at once, and a Prefect server outage in the middle of a run.
+
+The flows run in this process or, where two processes or an outage are the point, as separate
+``python -c`` processes of their own (a flow run without a deployment, as on a worker). The Prefect
+server is stopped by the pid the stack recorded in its state folder, never by name, and started again.
+"""
+
+from __future__ import annotations
+
+import io
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from typing import Any
+
+import pyarrow.parquet as pq
+import pytest
+
+from models.core.settings import PROJECT_ROOT
+from orchestration.deployment.worker import OUTAGE_ENV
+from stack.control import start_stack
+from stack.embedded import StackEnv
+from stack.processes import read_pid, stop_record
+from tests.orchestration.test_pipeline_e2e import upload_sample
+from tests.orchestration.test_reliability import clean_env
+
+pytestmark = [pytest.mark.integration, pytest.mark.slow]
+
+BUCKET = "to-bikes-faults"
+NAME = "to-bikes-faults"  # experiment and registered model
+DECEMBER = "raw/2025/Bike share ridership 2025-12.csv"
+OUTAGE_S = 100  # beyond the ~62 s Prefect's default client retries span
+
+
+@pytest.fixture(scope="module")
+def faults_stack(local_stack: StackEnv, tmp_path_factory: pytest.TempPathFactory) -> Iterator[StackEnv]:
+    """Blocks for a bucket, experiment and model of this module's own; 2025 of a sample under raw/."""
+    from prefect.settings import PREFECT_API_URL, temporary_settings
+
+    from orchestration.deployment.save_blocks import save_all
+
+    upload_sample(local_stack, tmp_path_factory.mktemp("faults"), bucket=BUCKET, seed=17, years=("2025",))
+    settings = local_stack.settings().model_copy(
+        update={"bucket": BUCKET, "experiment": NAME, "model_name": NAME}
+    )
+    with temporary_settings(updates={PREFECT_API_URL: local_stack["PREFECT_API_URL"]}):
+        save_all(settings)
+        yield local_stack
+
+
+def preprocess(**params: Any) -> dict[str, Any]:
+    from orchestration.flows import preprocess_flow
+
+    state = preprocess_flow(**params, return_state=True)
+    assert state.is_completed(), state.message
+    return state.result()
+
+
+def pipeline(**params: Any) -> tuple[str, dict[str, Any]]:
+    """One in-process pipeline run (one search trial): its flow run id and result."""
+    from orchestration.flows import pipeline_flow
+
+    state = pipeline_flow(max_evals=1, **params, return_state=True)
+    assert state.is_completed(), state.message
+    return str(state.state_details.flow_run_id), state.result()
+
+
+def parquet_rows(stack: StackEnv, key: str) -> int:
+    body = stack.s3_client().get_object(Bucket=BUCKET, Key=key)["Body"].read()
+    return pq.read_metadata(io.BytesIO(body)).num_rows
+
+
+def mlflow(stack: StackEnv) -> Any:
+    from mlflow import MlflowClient
+
+    uri = stack["MLFLOW_TRACKING_URI"]
+    return MlflowClient(uri, registry_uri=uri)
+
+
+def versions(stack: StackEnv) -> dict[str, str]:
+    """Version -> run id of the module's registered model."""
+    return {v.version: v.run_id for v in mlflow(stack).search_model_versions(f"name = '{NAME}'")}
+
+
+def test_an_output_replaced_by_a_shorter_run_is_rebuilt_when_the_raw_file_comes_back(
+    faults_stack: StackEnv,
+) -> None:
+    client = faults_stack.s3_client()
+    full = preprocess(year=2025)
+    december = client.get_object(Bucket=BUCKET, Key=DECEMBER)["Body"].read()
+    client.delete_object(Bucket=BUCKET, Key=DECEMBER)
+    try:
+        short = preprocess(year=2025)
+    finally:
+        client.put_object(Bucket=BUCKET, Key=DECEMBER, Body=december)
+    back = preprocess(year=2025)
+    assert short["rows_out"] < full["rows_out"]
+    # The key is the full run's again, but its output was replaced by the short run: not served.
+    assert (back["cached"], back["rows_out"]) == (False, full["rows_out"])
+    assert parquet_rows(faults_stack, "processed/2025/trips.parquet") == full["rows_out"]
+    assert preprocess(year=2025)["cached"] is True
+
+
+def test_a_garbage_output_is_rebuilt_instead_of_served(faults_stack: StackEnv) -> None:
+    first = preprocess(year=2025, month=5)
+    key = "processed/2025-05/trips.parquet"
+    faults_stack.s3_client().put_object(Bucket=BUCKET, Key=key, Body=b"not parquet at all")
+    rebuilt = preprocess(year=2025, month=5)
+    assert (rebuilt["cached"], rebuilt["rows_out"]) == (False, first["rows_out"])
+    assert parquet_rows(faults_stack, key) == first["rows_out"]
+    assert preprocess(year=2025, month=5)["cached"] is True
+
+
+def test_a_failed_run_is_not_reused_and_runs_left_running_by_ended_flow_runs_are_swept(
+    faults_stack: StackEnv,
+) -> None:
+    client = mlflow(faults_stack)
+    flow_run_id, first = pipeline(year=2025, seed=101)
+    experiment_id = client.get_run(first["run_id"]).info.experiment_id
+    client.set_terminated(first["run_id"], status="FAILED")  # as if its process had died logging
+    stale = client.create_run(experiment_id, tags={"prefect.flow_run_id": flow_run_id}).info.run_id
+    by_hand = client.create_run(experiment_id, tags={"prefect.flow_run_id": "none"}).info.run_id
+    try:
+        _, second = pipeline(year=2025, seed=101)
+        swept, kept = client.get_run(stale), client.get_run(by_hand)
+    finally:
+        client.set_terminated(by_hand, status="KILLED")
+    assert second["training_cached"] is False and second["run_id"] != first["run_id"]
+    assert swept.info.status == "FAILED"
+    assert swept.data.tags["to_bikes.swept"] == f"flow run {flow_run_id} ended Completed"
+    assert kept.info.status == "RUNNING"  # no flow run: nobody knows it is over
+    _, third = pipeline(year=2025, seed=101)
+    assert (third["training_cached"], third["version"]) == (True, second["version"])
+
+
+def start_pipeline_process(stack: StackEnv, seed: int) -> subprocess.Popen[str]:
+    """A pipeline flow run for 2025 in a process of its own, with the worker's outage settings."""
+    code = (
+        "from orchestration.flows import pipeline_flow\n"
+        f"state = pipeline_flow(year=2025, max_evals=1, seed={seed}, return_state=True)\n"
+        "print('flow run', state.state_details.flow_run_id, state.type.value)\n"
+        "raise SystemExit(0 if state.is_completed() else 1)\n"
+    )
+    env = clean_env(stack, **OUTAGE_ENV)
+    return subprocess.Popen(
+        [sys.executable, "-c", code],
+        cwd=PROJECT_ROOT,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+
+
+def finish(process: subprocess.Popen[str]) -> tuple[int, str, str]:
+    """Exit code, output and flow run id of a pipeline process."""
+    output, _ = process.communicate(timeout=1800)
+    lines = [line for line in output.splitlines() if line.startswith("flow run ")]
+    return process.returncode, output, lines[-1].split()[2] if lines else ""
+
+
+def task_states(stack: StackEnv, flow_run_id: str) -> dict[str, str]:
+    from prefect.client.orchestration import SyncPrefectClient
+    from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterId
+
+    with SyncPrefectClient(stack["PREFECT_API_URL"]) as client:
+        runs = client.read_task_runs(flow_run_filter=FlowRunFilter(id=FlowRunFilterId(any_=[flow_run_id])))
+    return {run.name.rsplit("-", 1)[0]: run.state.name for run in runs}  # name-<suffix> -> state
+
+
+def test_two_identical_runs_at_once_preprocess_once_and_make_one_version(faults_stack: StackEnv) -> None:
+    faults_stack.s3_client().delete_object(Bucket=BUCKET, Key="processed/2025/trips.parquet")
+    before = versions(faults_stack)
+    processes = [start_pipeline_process(faults_stack, seed=202) for _ in range(2)]
+    done = [finish(process) for process in processes]
+    assert [code for code, _, _ in done] == [0, 0], [output[-3000:] for _, output, _ in done]
+    added = {v: r for v, r in versions(faults_stack).items() if v not in before}
+    assert len(added) == 1, added
+    states = [task_states(faults_stack, flow_run_id) for _, _, flow_run_id in done]
+    preprocessed = sorted(run["preprocess-period"] for run in states)
+    trained = sorted(run["train-model"] for run in states)
+    assert preprocessed == ["Cached", "Completed"], states
+    assert trained == ["Cached", "Completed"], states
+    _, rerun = pipeline(year=2025, seed=202)
+    assert versions(faults_stack).keys() == before.keys() | added.keys()
+    assert rerun["version"] in added
+
+
+def wait_for_training_run(stack: StackEnv, seed: int, process: subprocess.Popen[str]) -> None:
+    """Until the pipeline process has an MLflow run logging (the middle of the train task)."""
+    client = mlflow(stack)
+    while process.poll() is None:
+        experiment = client.get_experiment_by_name(NAME)  # created by the run when it comes first
+        ids = [experiment.experiment_id] if experiment else []
+        if ids and client.search_runs(ids, filter_string=f"params.seed = '{seed}'"):
+            return
+        time.sleep(0.5)
+    pytest.fail(f"the pipeline ended before training: {process.communicate()[0][-3000:]}")
+
+
+def test_a_prefect_outage_during_training_is_survived(faults_stack: StackEnv) -> None:
+    from prefect.client.orchestration import SyncPrefectClient
+    from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterId
+
+    before = versions(faults_stack)
+    process = start_pipeline_process(faults_stack, seed=303)
+    wait_for_training_run(faults_stack, 303, process)
+    record = read_pid(faults_stack.state_dir, "prefect")
+    assert record is not None and stop_record("prefect", record)
+    try:
+        time.sleep(OUTAGE_S)
+    finally:
+        start_stack(faults_stack.settings(), ("prefect",), die_with_parent=True)
+    code, output, flow_run_id = finish(process)
+    assert code == 0, output[-20000:]
+    assert "Traceback" not in output, output[-5000:]
+    with SyncPrefectClient(faults_stack["PREFECT_API_URL"]) as client:
+        state = client.read_flow_run(flow_run_id).state
+        runs = FlowRunFilter(id=FlowRunFilterId(any_=[flow_run_id]))
+        artifacts = [a.key for a in client.read_artifacts(flow_run_filter=runs)]
+    assert state.is_completed(), state
+    states = task_states(faults_stack, flow_run_id)
+    assert states["train-model"] == "Completed" and states["register-model"] == "Completed", states
+    assert artifacts, "no artifact recorded after the outage"
+    added = {v: r for v, r in versions(faults_stack).items() if v not in before}
+    assert len(added) == 1, added
