@@ -36,7 +36,7 @@ LOCK_COMPILE := $(VENV)/bin/pip-compile --quiet --generate-hashes --allow-unsafe
 	--no-emit-index-url --no-emit-find-links --no-emit-trusted-host --resolver=backtracking
 PYTEST_ARGS ?=
 
-.PHONY: help install lock lint format test test-models test-orchestration clean \
+.PHONY: help install bench-deps lock lint format test test-models test-orchestration clean \
 	sample-data preprocess train
 
 help: ## List the targets
@@ -57,6 +57,18 @@ $(AGENT_STAMP): requirements/agent.txt $(VENV_STAMP)
 	$(AGENT_VENV)/bin/python -m pip install --quiet --require-hashes --no-deps -r requirements/agent.txt
 	$(VENV)/bin/pip-sync --quiet --python-executable $(AGENT_VENV)/bin/python requirements/agent.txt
 	touch $@
+
+# The bench's peer engines (requirements/bench.txt: polars, duckdb) go into .venv on top of model.txt,
+# for `make bench` and the peer test in `make test-models`. The pip-sync above removes them whenever
+# .venv is synced again (model.txt changed, or rm .venv/.synced); this stamp is then out of date, so
+# the next `make bench` or `make test-models` puts them back. model.txt itself never lists them.
+BENCH_STAMP := $(VENV)/.bench-synced
+
+$(BENCH_STAMP): requirements/bench.txt $(VENV_STAMP)
+	$(VENV)/bin/python -m pip install --quiet --require-hashes --no-deps -r requirements/bench.txt
+	touch $@
+
+bench-deps: $(BENCH_STAMP) ## Install the bench's peer engines (requirements/bench.txt) into .venv on top of model.txt
 
 install: $(VENV_STAMP) $(AGENT_STAMP) ## Create or sync both venvs from the lock files
 	@echo "model env: $(VENV)  agent env: $(AGENT_VENV)"
@@ -81,7 +93,7 @@ format: $(VENV_STAMP) ## Apply ruff format and safe fixes
 
 test: lint test-models test-orchestration ## Lint, then model tests (.venv), then orchestration tests (agent/.venv)
 
-test-models: $(VENV_STAMP) stack-deps ## Model tests in the model env (no Prefect)
+test-models: $(VENV_STAMP) $(BENCH_STAMP) stack-deps ## Model tests in the model env (no Prefect; bench.txt on top for the peer test)
 	$(PY) -m pytest tests/models $(PYTEST_ARGS)
 
 test-orchestration: $(VENV_STAMP) $(AGENT_STAMP) stack-deps ## Stack, orchestration and docker-agent tests in agent/.venv
@@ -248,13 +260,14 @@ docker-engine-stop: ## Stop the dockerd that agent-image started (pid in .stack/
 
 
 # --- benchmarks (issue 7) -----------------------------------------------------------------
-# `make bench` measures preprocessing, peak memory, training and orchestration, each beside a
-# reference measured in the same run on the same generated data (bench/run.py), and writes
+# `make bench` measures preprocessing, peak memory, the Polars/DuckDB/pandas peers (issue 20), training
+# and orchestration, each beside a reference measured in the same run on the same generated data
+# (bench/run.py), and writes
 # bench/results.md and bench/results.json. Inputs, logs and scratch live in bench/work/ (git-ignored)
 # and are reused while BENCH_ROWS and the seed stay the same. BENCH_ROWS=7800000 is a 2025-sized year.
 BENCH_ROWS ?= 2000000
 BENCH_ARGS ?=
 .PHONY: bench
 
-bench: $(VENV_STAMP) ## Benchmarks with same-run references -> bench/results.md (BENCH_ROWS=2000000, BENCH_ARGS)
+bench: $(VENV_STAMP) $(BENCH_STAMP) ## Benchmarks with same-run references and peers -> bench/results.md (BENCH_ROWS, BENCH_ARGS)
 	$(PY) -m bench --rows $(BENCH_ROWS) $(BENCH_ARGS)

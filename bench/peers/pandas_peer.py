@@ -170,9 +170,9 @@ def add_features(trips: pd.DataFrame) -> pd.DataFrame:
     by_name = trips["start_station_name"] == trips["end_station_name"]
     return trips.assign(
         hour=start.dt.hour.astype("int8"),
-        weekday=start.dt.dayofweek.astype("int8"),
+        weekday=start.dt.day_of_week.astype("int8"),
         month=start.dt.month.astype("int8"),
-        is_weekend=(start.dt.dayofweek >= 5).astype("int8"),
+        is_weekend=(start.dt.day_of_week >= 5).astype("int8"),
         is_holiday=start.dt.normalize().isin(holidays).astype("int8"),
         round_trip=by_id.fillna(by_name).fillna(False).astype("int8"),
     )
