@@ -8,6 +8,7 @@ UTF-8 (the 2021 files are cp1252) is transcoded to a UTF-8 copy when the engine 
 
 from __future__ import annotations
 
+import hashlib
 import zipfile
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
@@ -84,6 +85,6 @@ def list_csvs(input_dir: str | Path, scratch: Path) -> list[CsvInput]:
 
 def utf8_copy(csv: CsvInput, scratch: Path) -> Path:
     """A UTF-8 copy of a cp1252 file (the five bytes cp1252 leaves undefined become U+FFFD)."""
-    target = scratch / f"utf8_{abs(hash(csv.source))}.csv"
+    target = scratch / f"utf8_{hashlib.sha256(csv.source.encode()).hexdigest()[:16]}.csv"
     target.write_text(csv.path.read_bytes().decode("cp1252", errors="replace"), encoding="utf-8")
     return target

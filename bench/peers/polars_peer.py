@@ -77,7 +77,7 @@ def pick_format(frame: pl.DataFrame, layout: rules.Layout, source: str) -> str:
     return rules.pick_format(share_of, candidates, source)
 
 
-def checked_file(number: int, csv: CsvInput, scratch: Path) -> pl.LazyFrame:
+def checked_file(csv: CsvInput, scratch: Path) -> pl.LazyFrame:
     """One file's rows (repaired ones last) with their canonical columns and first failing check."""
     layout, n = csv.layout, csv.layout.fields
     frame = read_lines(csv, scratch).filter(pl.col("line").is_not_null())
@@ -181,7 +181,7 @@ def clean_input(input_dir: str | Path, output: str | Path) -> dict[str, object]:
     with tempfile.TemporaryDirectory(prefix="bench-polars-") as tmp:
         scratch = Path(tmp)
         files = list_csvs(input_dir, scratch)
-        checked = pl.concat([checked_file(i, csv, scratch) for i, csv in enumerate(files)]).collect()
+        checked = pl.concat([checked_file(csv, scratch) for csv in files]).collect()
     kept = checked.filter(pl.col("reason").is_null())
     repeated = ~kept["trip_id"].is_first_distinct()
     trips = add_features(kept.filter(~repeated)).select(rules.OUTPUT_COLUMNS)
