@@ -44,7 +44,7 @@ LOCK_COMPILE := $(VENV)/bin/pip-compile --quiet --generate-hashes --allow-unsafe
 	--no-emit-index-url --no-emit-find-links --no-emit-trusted-host --resolver=backtracking
 PYTEST_ARGS ?=
 
-.PHONY: help install lock lint format test test-models test-orchestration clean \
+.PHONY: help install bench-deps lock lint format test test-models test-orchestration clean \
 	sample-data preprocess train
 
 help: ## List the targets
@@ -53,8 +53,8 @@ help: ## List the targets
 # --- environments -------------------------------------------------------------------------
 # uv installs both venvs from the same hash-pinned pip-tools locks that pip read before (issue 21).
 # uv itself comes from requirements/uv.txt (hash-pinned) into $(TOOLS)/ by python3's pip (else by a
-# pip that ensurepip puts in $(TOOLS)/); a uv on PATH is not used. Each venv is a file target that depends on its own lock file: editing one lock syncs only
-# that venv. `uv pip sync` installs with hashes required and removes whatever the lock does not list.
+# pip that ensurepip puts in $(TOOLS)/); a uv on PATH is not used. Each venv is a file target that
+# depends on its own lock file: editing one lock syncs only that venv. `uv pip sync` installs with hashes required and removes whatever the lock does not list.
 # On a terminal uv draws its own progress bars; elsewhere it prints one summary line per step.
 # --compile-bytecode writes the .pyc files at install time as pip did: without them every command
 # recompiles Prefect and MLflow on import (always, where PYTHONDONTWRITEBYTECODE is set).
@@ -79,6 +79,19 @@ $(AGENT_STAMP): requirements/agent.txt | $(UV_STAMP)
 	$(UV) pip sync --python $(AGENT_VENV)/bin/python --require-hashes --compile-bytecode requirements/agent.txt
 	touch $@
 
+# The bench's peer engines (requirements/bench.txt: polars, duckdb) go into .venv on top of model.txt,
+# for `make bench` and the peer test in `make test-models`. `uv pip sync` above removes them whenever
+# .venv is synced again (model.txt changed, or rm .venv/.synced); this stamp is then out of date, so
+# the next `make bench` or `make test-models` puts them back. model.txt itself never lists them.
+BENCH_STAMP := $(VENV)/.bench-synced
+
+$(BENCH_STAMP): requirements/bench.txt $(VENV_STAMP)
+	@echo "== installing the bench's peer engines into $(VENV)/ from requirements/bench.txt (uv, hashes required)"
+	$(UV) pip install --python $(VENV)/bin/python --require-hashes --no-deps --compile-bytecode -r requirements/bench.txt
+	touch $@
+
+bench-deps: $(BENCH_STAMP) ## Install the bench's peer engines (requirements/bench.txt) into .venv on top of model.txt
+
 install: $(VENV_STAMP) $(AGENT_STAMP) ## Create or sync both venvs from the lock files (uv, hashes required)
 	@echo "model env: $(VENV)  agent env: $(AGENT_VENV)  (uv $(UV_PIN) in $(TOOLS)/)"
 
@@ -89,6 +102,7 @@ lock: $(VENV_STAMP) ## Recompile requirements/*.txt from *.in (upgrades; UPGRADE
 	cd requirements && CUSTOM_COMPILE_COMMAND="make lock" ../$(LOCK_COMPILE) $(UPGRADE) -o constraints.txt constraints.in
 	cd requirements && CUSTOM_COMPILE_COMMAND="make lock" ../$(LOCK_COMPILE) -o model.txt model.in
 	cd requirements && CUSTOM_COMPILE_COMMAND="make lock" ../$(LOCK_COMPILE) -o agent.txt agent.in
+	cd requirements && CUSTOM_COMPILE_COMMAND="make lock" ../$(LOCK_COMPILE) -o bench.txt bench.in
 	cd requirements && CUSTOM_COMPILE_COMMAND="make lock" ../$(LOCK_COMPILE) -o uv.txt uv.in
 
 # --- quality ------------------------------------------------------------------------------
@@ -103,7 +117,7 @@ format: $(VENV_STAMP) ## Apply ruff format and safe fixes
 
 test: lint test-models test-orchestration ## Lint, then model tests (.venv), then orchestration tests (agent/.venv)
 
-test-models: $(VENV_STAMP) stack-deps ## Model tests in the model env (no Prefect)
+test-models: $(VENV_STAMP) $(BENCH_STAMP) stack-deps ## Model tests in the model env (no Prefect; bench.txt on top for the peer test)
 	$(PY) -m pytest tests/models $(PYTEST_ARGS)
 
 test-orchestration: $(VENV_STAMP) $(AGENT_STAMP) stack-deps ## Stack, orchestration and docker-agent tests in agent/.venv
@@ -270,13 +284,14 @@ docker-engine-stop: ## Stop the dockerd that agent-image started (pid in .stack/
 
 
 # --- benchmarks (issue 7) -----------------------------------------------------------------
-# `make bench` measures preprocessing, peak memory, training and orchestration, each beside a
-# reference measured in the same run on the same generated data (bench/run.py), and writes
+# `make bench` measures preprocessing, peak memory, the Polars/DuckDB/pandas peers (issue 20), training
+# and orchestration, each beside a reference measured in the same run on the same generated data
+# (bench/run.py), and writes
 # bench/results.md and bench/results.json. Inputs, logs and scratch live in bench/work/ (git-ignored)
 # and are reused while BENCH_ROWS and the seed stay the same. BENCH_ROWS=7800000 is a 2025-sized year.
 BENCH_ROWS ?= 2000000
 BENCH_ARGS ?=
 .PHONY: bench
 
-bench: $(VENV_STAMP) ## Benchmarks with same-run references -> bench/results.md (BENCH_ROWS=2000000, BENCH_ARGS)
+bench: $(VENV_STAMP) $(BENCH_STAMP) ## Benchmarks with same-run references and peers -> bench/results.md (BENCH_ROWS, BENCH_ARGS)
 	$(PY) -m bench --rows $(BENCH_ROWS) $(BENCH_ARGS)

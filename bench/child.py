@@ -41,6 +41,14 @@ def run_notebook(args: dict[str, Any]) -> Callable[[], dict[str, Any]]:
     return lambda: clean_input(args["input"], args["output"])
 
 
+def run_peer(args: dict[str, Any]) -> Callable[[], dict[str, Any]]:
+    """One peer of models.data.preprocess (bench/peers/): Polars, DuckDB or vectorized pandas."""
+    import importlib
+
+    module = importlib.import_module(f"bench.peers.{args['engine']}_peer")
+    return lambda: module.clean_input(args["input"], args["output"])
+
+
 def run_train(args: dict[str, Any]) -> Callable[[], dict[str, Any]]:
     """models.training.train on the processed year; the tracking store is created before the clock starts."""
     import pyarrow.parquet as pq
@@ -86,6 +94,7 @@ TASKS = {
     "preprocess": run_preprocess,
     "pyarrow": run_pyarrow,
     "notebook": run_notebook,
+    "peer": run_peer,
     "train": run_train,
     "baseline": run_baseline,
 }

@@ -1,6 +1,6 @@
 """``python -m bench``: measure preprocessing, memory, training and orchestration side by side.
 
-    python -m bench --rows 2000000 [--repeats 3] [--sections preprocess,memory,training,orchestration]
+    python -m bench --rows 2000000 [--repeats 3] [--sections preprocess,memory,peers,training,orchestration]
 
 Writes ``bench/results.md`` (the table) and ``bench/results.json`` (every run's figures); inputs,
 outputs, logs and the throw-away MLflow store live in ``bench/work/`` (git-ignored). The machine
@@ -21,14 +21,15 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from bench import orchestration, sections
+from bench import orchestration, peer_runs, sections
 from bench.measure import ROOT, median_of
 from bench.report import write_results
 
 log = logging.getLogger("bench")
 
-SECTIONS = ("preprocess", "memory", "training", "orchestration")
+SECTIONS = ("preprocess", "memory", "peers", "training", "orchestration")
 PACKAGES = ("pandas", "pyarrow", "numpy", "scikit-learn", "mlflow")
+PEER_PACKAGES = ("polars", "duckdb")  # requirements/bench.txt, installed by `make bench`
 
 
 def git(*args: str) -> str:
@@ -45,6 +46,11 @@ def describe_environment() -> dict[str, Any]:
     """Cores, load, Python and package versions, and the commit measured."""
     versions = {"python": platform.python_version()}
     versions.update({name: importlib.metadata.version(name) for name in PACKAGES})
+    for name in PEER_PACKAGES:
+        try:
+            versions[name] = importlib.metadata.version(name)
+        except importlib.metadata.PackageNotFoundError:
+            versions[name] = "not installed (make bench installs requirements/bench.txt)"
     prefect = orchestration.prefect_version()
     if prefect:
         versions["prefect (agent/.venv)"] = prefect
@@ -67,6 +73,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--repeats", type=int, default=3, help="timed runs per contender (median)")
     parser.add_argument("--subset-rows", type=int, default=200_000, help="rows for the pandas notebook")
     parser.add_argument("--rss-rows", type=int, default=7_800_000, help="rows for peak RSS (0: --rows)")
+    parser.add_argument(
+        "--peer-full-repeats", type=int, default=1, help="runs per contender at --rss-rows (peers)"
+    )
     parser.add_argument("--train-repeats", type=int, default=3, help="timed training runs (median)")
     parser.add_argument("--sections", default=",".join(SECTIONS), help="comma-separated subset to run")
     parser.add_argument("--work", type=Path, default=ROOT / "bench" / "work", help="scratch folder")
@@ -90,6 +99,8 @@ def run_sections(args: argparse.Namespace, wanted: list[str]) -> dict[str, Any]:
         results["preprocess"] = sections.measure_preprocess(ctx)
     if "memory" in wanted:
         results["memory"] = sections.measure_memory(ctx, results["preprocess"])
+    if "peers" in wanted:
+        results["peers"] = peer_runs.measure_peers(ctx, args.peer_full_repeats)
     if "training" in wanted:
         results["training"] = sections.measure_training(ctx)
     if "orchestration" in wanted:
@@ -145,6 +156,12 @@ def collect_notes(results: dict[str, Any], args: argparse.Namespace) -> list[str
             "CPU seconds (all threads, medians): models.data.preprocess "
             f"{cpu['preprocess']:.2f}, pyarrow reader {cpu['pyarrow']:.2f} (same {pre['rows']:,} rows), "
             f"pandas notebook {cpu['notebook']:.2f} ({pre['subset_rows']:,} rows)."
+        )
+    for size in results.get("peers", {}).values():
+        notes.append(
+            f"Peers at {size['rows']:,} rows: median of {size['repeats']} interleaved run(s) per contender "
+            "(models, polars, duckdb, pandas); a peer counts only if its kept and quarantined rows per "
+            "reason equal models' on that input."
         )
     memory = results.get("memory")
     if memory and "seconds" in memory:

@@ -18,7 +18,6 @@ from bench.measure import median_of, run_child
 
 log = logging.getLogger(__name__)
 
-GOAL_PYARROW = 0.5
 GOAL_NOTEBOOK = 5.0
 GOAL_RSS_BYTES = 1_000_000_000
 GOAL_RSS_ROWS = 7_800_000

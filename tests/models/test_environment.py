@@ -108,8 +108,16 @@ def test_shared_packages_have_identical_pins_in_both_environments() -> None:
     assert {"prefect", "prefect-aws"} <= agent.keys()
 
 
-def test_both_locks_follow_the_superset() -> None:
+def test_every_lock_follows_the_superset() -> None:
     constraints = _pins(REQUIREMENTS / "constraints.txt")
-    for lock in ("model.txt", "agent.txt"):
+    for lock in ("model.txt", "agent.txt", "bench.txt"):
         pins = _pins(REQUIREMENTS / lock)
         assert {n: v for n, v in pins.items() if constraints.get(n) != v} == {}, lock
+
+
+def test_bench_engines_stay_out_of_the_model_and_agent_locks() -> None:
+    """Polars and DuckDB are the bench's peers only (requirements/bench.txt), pinned by the superset."""
+    bench, constraints = _pins(REQUIREMENTS / "bench.txt"), _pins(REQUIREMENTS / "constraints.txt")
+    assert {"polars", "duckdb"} <= bench.keys() <= constraints.keys()
+    for lock in ("model.txt", "agent.txt"):
+        assert not bench.keys() & _pins(REQUIREMENTS / lock).keys(), lock
