@@ -51,9 +51,12 @@ class PreprocessSummary:
 
 @dataclass
 class TrainResult:
-    """What a training run produced; ``champion_metrics`` is None when there was no champion.
+    """What a training run produced; ``champion_metrics`` is None when no champion was scored.
 
     ``inputs`` are the URIs read, in order (their digests are in the run's ``inputs.json``).
+    ``train_months`` are compact month ranges; the champion and the model are compared on
+    ``compared_on`` (None: no month neither trained on, ``comparison`` says why), where the model
+    scored ``compared_metrics`` and the champion ``champion_metrics``.
     """
 
     run_id: str
@@ -65,6 +68,10 @@ class TrainResult:
     champion_version: str | None = None
     seconds: float = 0.0
     inputs: list[str] = field(default_factory=list)
+    train_months: str = ""
+    compared_on: str | None = None
+    comparison: str = ""
+    compared_metrics: dict[str, float] | None = None
 
     def to_dict(self) -> dict[str, Any]:
         """The JSON form (the CLI's last line, the flow's cached result)."""

@@ -203,3 +203,17 @@ def find_alias_version(client: MlflowClient, name: str, alias: str) -> ModelVers
         if is_not_found(exc):
             return None
         raise
+
+
+def build_run_url(tracking_uri: str, experiment_id: str, run_id: str) -> str | None:
+    """A link to the run in the MLflow UI when the tracking store is a server, else None (secrets masked)."""
+    if not tracking_uri.startswith(("http://", "https://")):
+        return None
+    return mask_secrets(f"{tracking_uri.rstrip('/')}/#/experiments/{experiment_id}/runs/{run_id}")
+
+
+def build_version_url(tracking_uri: str, name: str, version: str) -> str | None:
+    """A link to the registered model version in the MLflow UI when the store is a server, else None."""
+    if not tracking_uri.startswith(("http://", "https://")):
+        return None
+    return mask_secrets(f"{tracking_uri.rstrip('/')}/#/models/{name}/versions/{version}")
