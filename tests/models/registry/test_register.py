@@ -110,10 +110,10 @@ def test_a_better_challenger_moves_champion(scenario):
     assert (strong.challenger_score, strong.champion_score) == pytest.approx(
         (strong_run.metrics["roc_auc"], strong_run.champion_metrics["roc_auc"])
     )
-    assert strong.version_url == f"{scenario.uri}/#/models/{NAME}/versions/2"
-    assert strong.run_url.startswith(f"{scenario.uri}/#/experiments/") and strong.run_url.endswith(
-        strong_run.run_id
-    )
+    view = "?workflowType=machine_learning"  # the UI's model-training view, not GenAI
+    assert strong.version_url == f"{scenario.uri}/#/models/{NAME}/versions/2{view}"
+    assert strong.run_url.startswith(f"{scenario.uri}/#/experiments/")
+    assert strong.run_url.endswith(f"/runs/{strong_run.run_id}{view}")
 
 
 @pytest.mark.integration
