@@ -17,6 +17,7 @@ import json
 import logging
 import time
 from collections.abc import Sequence
+from typing import Any
 
 from threadpoolctl import threadpool_limits
 
@@ -25,8 +26,9 @@ from models.core.errors import UserError, run_cli
 from models.core.names import MODEL_NAME
 from models.core.periods import format_month_ranges
 from models.core.settings import Settings, load_settings
+from models.registry.gate import Window
 from models.registry.mlflow_client import connect_tracking, reported_mlflow_errors
-from models.training.candidates import evaluate_candidates, fit_candidates
+from models.training.candidates import Evaluation, evaluate_candidates, fit_candidates
 from models.training.comparison import describe_window, score_champion
 from models.training.dataset import read_training_inputs, split_by_month
 from models.training.estimator import choose_threads
@@ -77,13 +79,21 @@ def train_model(
         run_url=run_url,
         valid_month=split.valid_month,
         champion_version=evaluation.champion_version,
-        train_months=format_month_ranges(window.train_months),
-        compared_on=evaluation.comparison.month if evaluation.comparison else None,
-        comparison=evaluation.comparison.reason if evaluation.comparison else "",
-        compared_metrics=evaluation.compared_metrics,
         seconds=round(time.monotonic() - started, 1),
-        inputs=[item.uri for item in data.inputs],
+        inputs=uris,
+        **describe_comparison(window, evaluation),
     )
+
+
+def describe_comparison(window: Window, evaluation: Evaluation) -> dict[str, Any]:
+    """The result's account of the gate's comparison: the window, the month compared on and why."""
+    comparison = evaluation.comparison
+    return {
+        "train_months": format_month_ranges(window.train_months),
+        "compared_on": comparison.month if comparison else None,
+        "comparison": comparison.reason if comparison else "",
+        "compared_metrics": evaluation.compared_metrics,
+    }
 
 
 def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
