@@ -93,9 +93,15 @@ def metric_rows(result: TrainResult) -> list[dict[str, Any]]:
 def describe_decision(result: TrainResult, registration: RegistrationResult) -> str:
     """The artifact's text: the months, the decision and why, where the champion is now."""
     verdict = "promoted to champion" if registration.promoted else "not promoted"
+    if result.champion_version is None:
+        compared = "no previous champion to compare with"
+    elif registration.compared_on is None:
+        compared = "not compared with the champion"
+    else:
+        compared = f"compared with the champion on {registration.compared_on}"
     return (
         f"Trained on {result.train_months or 'unknown months'}, validated on {result.valid_month}; "
-        f"compared with the champion on {registration.compared_on or NO_CHAMPION}. Version "
+        f"{compared}. Version "
         f"{registration.version} of `{registration.name}`: {verdict}. {registration.reason} Champion is "
         f"now version {registration.champion_version}; the previous champion was version "
         f"{result.champion_version or NO_CHAMPION}."
