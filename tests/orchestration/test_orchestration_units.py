@@ -123,6 +123,27 @@ def test_a_first_run_says_none_and_a_later_month_gets_its_own_columns() -> None:
     }
 
 
+def test_the_decision_text_names_the_months_and_the_reason() -> None:
+    from models.registry.register import RegistrationResult
+
+    result = TrainResult(
+        "r", {}, {}, None, None, valid_month="2025-03", train_months="2025-01..2025-02", champion_version="1"
+    )
+    reason = (
+        "No honest comparison: champion version 1 trained on 2025-03 and ..., so champion version 1 stays."
+    )
+    kept = RegistrationResult("3", False, reason, "1", name="m", decision="kept-champion")
+    text = reports.describe_decision(result, kept)
+    assert text.startswith(
+        "Trained on 2025-01..2025-02, validated on 2025-03; not compared with the champion."
+    )
+    assert reason in text
+    first = TrainResult("r", {}, {}, None, None, valid_month="2025-12", train_months="2025-01..2025-11")
+    promoted = RegistrationResult("1", True, "No champion yet ...", "1", name="m", compared_on="2025-12")
+    assert "no previous champion to compare with" in reports.describe_decision(first, promoted)
+    assert "previous champion was version none" in reports.describe_decision(first, promoted)
+
+
 def test_cache_key_parts_follow_file_content(tmp_path: Path) -> None:
     raw = tmp_path / "raw" / "2025"
     raw.mkdir(parents=True)

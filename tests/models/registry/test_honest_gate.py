@@ -89,6 +89,8 @@ def test_every_run_and_version_records_its_training_and_validation_months(issue_
     )
     assert (yearly.run.info.run_name, march.run.info.run_name) == ("2025 hgb", "2025-03 hgb")
     assert march.run.data.tags["mlflow.source.name"] == "models.training.train"
+    experiment = MlflowClient(issue_scenario.uri).get_experiment(march.run.info.experiment_id)
+    assert experiment.tags["mlflow.experimentKind"] == "custom_model_development"  # not the GenAI view
 
 
 @pytest.mark.integration
