@@ -187,11 +187,21 @@ def train_steps(
     )
     return {
         "run_id": result.run_id,
-        "run_url": result.run_url,
+        "run_url": registration.run_url or result.run_url,
+        "version_url": registration.version_url,
         "metrics": result.metrics,
+        "baseline_metrics": result.baseline_metrics,
+        "valid_month": result.valid_month,
+        "train_months": result.train_months,
         "version": registration.version,
         "promoted": registration.promoted,
+        "decision": registration.decision,
+        "reason": registration.reason,
+        "compared_on": registration.compared_on,
+        "challenger_score": registration.challenger_score,
+        "champion_score": registration.champion_score,
         "champion_version": registration.champion_version,
+        "previous_champion_version": result.champion_version,
         "training_cached": cached,
     }
 

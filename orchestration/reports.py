@@ -16,7 +16,8 @@ from models.core.contracts import PreprocessSummary, TrainResult
 if TYPE_CHECKING:
     from models.registry.register import RegistrationResult
 
-NOT_SCORED = "-"
+NO_CHAMPION = "none"  # no previous champion, or no month to compare on
+NOT_COMPARED = "not compared"
 
 
 def artifact_key(*parts: str) -> str:
@@ -54,39 +55,81 @@ def publish_quality(summary: PreprocessSummary, period: str, cached: bool) -> No
     )
 
 
+def champion_column(result: TrainResult) -> str:
+    """The previous champion's column: its name says on which month it was scored."""
+    if result.champion_metrics and result.compared_on != result.valid_month:
+        return f"previous champion on {result.compared_on}"
+    return "previous champion"
+
+
+def champion_cell(result: TrainResult, name: str) -> Any:
+    """The champion's value of a metric, "none" without a champion, "not compared" when unscored."""
+    if result.champion_version is None:
+        return NO_CHAMPION
+    if not result.champion_metrics or name not in result.champion_metrics:
+        return NOT_COMPARED
+    return round(result.champion_metrics[name], 4)
+
+
 def metric_rows(result: TrainResult) -> list[dict[str, Any]]:
-    """Each metric of the new model next to the baseline's and the previous champion's."""
-    champion = result.champion_metrics or {}
-    return [
-        {
+    """Each metric of the new model next to the baseline's and the previous champion's.
+
+    When the champion was compared on a later month than the validation month (it had trained on
+    that one), the new model's scores on the compared month get a column of their own.
+    """
+    later = bool(result.champion_metrics) and result.compared_on != result.valid_month
+    rows = []
+    for name, value in sorted(result.metrics.items()):
+        row = {
             "metric": name,
             "model": round(value, 4),
             "baseline": round(result.baseline_metrics.get(name, float("nan")), 4),
-            "previous champion": round(champion[name], 4) if name in champion else NOT_SCORED,
         }
-        for name, value in sorted(result.metrics.items())
-    ]
+        if later:
+            row[f"model on {result.compared_on}"] = round((result.compared_metrics or {})[name], 4)
+        rows.append({**row, champion_column(result): champion_cell(result, name)})
+    return rows
+
+
+def describe_decision(result: TrainResult, registration: RegistrationResult) -> str:
+    """The artifact's text: the months, the decision and why, where the champion is now."""
+    verdict = "promoted to champion" if registration.promoted else "not promoted"
+    if result.champion_version is None:
+        compared = "no previous champion to compare with"
+    elif registration.compared_on is None:
+        compared = "not compared with the champion"
+    else:
+        compared = f"compared with the champion on {registration.compared_on}"
+    return (
+        f"Trained on {result.train_months or 'unknown months'}, validated on {result.valid_month}; "
+        f"{compared}. Version "
+        f"{registration.version} of `{registration.name}`: {verdict}. {registration.reason} Champion is "
+        f"now version {registration.champion_version}; the previous champion was version "
+        f"{result.champion_version or NO_CHAMPION}."
+    )
 
 
 def publish_training(result: TrainResult, registration: RegistrationResult) -> None:
-    """Metrics table, gate decision and a link to the MLflow run."""
-    verdict = "promoted to champion" if registration.promoted else "not promoted"
-    description = (
-        f"Validation month {result.valid_month}. Version {registration.version} of "
-        f"`{registration.name}`: {verdict} ({registration.reason}). Champion is now version "
-        f"{registration.champion_version}; the previous champion was version "
-        f"{result.champion_version or 'none'}."
-    )
+    """Metrics table, gate decision (with the month compared on) and links to the MLflow run and version."""
     key = artifact_key(registration.name or "model", "metrics")
+    description = describe_decision(result, registration)
     create_table_artifact(key=key, table=metric_rows(result), description=description)
-    if result.run_url:
+    run_url = registration.run_url or result.run_url
+    if run_url:
         create_link_artifact(
             key=artifact_key("mlflow-run"),
-            link=result.run_url,
+            link=run_url,
             link_text=f"MLflow run {result.run_id}",
             description="The training run: parameters, metrics, plots, the model and its lineage tags.",
         )
     else:
         create_markdown_artifact(
             key=artifact_key("mlflow-run"), markdown=f"MLflow run `{result.run_id}` (no UI URL known)."
+        )
+    if registration.version_url:
+        create_link_artifact(
+            key=artifact_key("mlflow-model-version"),
+            link=registration.version_url,
+            link_text=f"{registration.name} version {registration.version}",
+            description=f"The registered version; the gate decided: {registration.reason}",
         )

@@ -60,9 +60,12 @@ class PreprocessSummary(JsonForm):
 
 @dataclass
 class TrainResult(JsonForm):
-    """What a training run produced; ``champion_metrics`` is None when there was no champion.
+    """What a training run produced; ``champion_metrics`` is None when no champion was scored.
 
     ``inputs`` are the URIs read, in order (their digests are in the run's ``inputs.json``).
+    ``train_months`` are compact month ranges; the champion and the model are compared on
+    ``compared_on`` (None: no month neither trained on, ``comparison`` says why), where the model
+    scored ``compared_metrics`` and the champion ``champion_metrics``.
     """
 
     run_id: str
@@ -74,3 +77,7 @@ class TrainResult(JsonForm):
     champion_version: str | None = None
     seconds: float = 0.0
     inputs: list[str] = field(default_factory=list)
+    train_months: str = ""
+    compared_on: str | None = None
+    comparison: str = ""
+    compared_metrics: dict[str, float] | None = None

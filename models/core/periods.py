@@ -69,3 +69,24 @@ def month_range(first: str, last: str, names: tuple[str, str] = ("FROM", "TO")) 
     if keys[0] > keys[1]:
         raise UserError(f"{names[0]}={first} is after {names[1]}={last}.")
     return [format_month(key) for key in range(keys[0], keys[1] + 1)]
+
+
+def format_month_ranges(months: list[str] | tuple[str, ...] | set[str]) -> str:
+    """Months as a compact list of runs, e.g. ``2025-01..2025-11`` or ``2024-03,2024-05..2024-06``."""
+    keys = sorted({month_key(month) for month in months})
+    runs: list[list[int]] = []
+    for key in keys:
+        if runs and key == runs[-1][1] + 1:
+            runs[-1][1] = key
+        else:
+            runs.append([key, key])
+    return ",".join(format_month(a) if a == b else f"{format_month(a)}..{format_month(b)}" for a, b in runs)
+
+
+def parse_month_ranges(text: str) -> list[str]:
+    """The months of a ``format_month_ranges`` string, oldest first; anything else is a UserError."""
+    months: list[str] = []
+    for part in filter(None, (piece.strip() for piece in text.split(","))):
+        first, _, last = part.partition("..")
+        months += month_range(first, last or first, ("month range start", "month range end"))
+    return sorted(set(months), key=month_key)

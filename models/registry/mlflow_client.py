@@ -33,6 +33,7 @@ from models.core.settings import PROJECT_ROOT, Settings, load_settings
 log = logging.getLogger(__name__)
 
 PROBE_TIMEOUT_S = 5.0
+UI_VIEW = "workflowType=machine_learning"  # the UI's model-training view (its default is GenAI)
 # What the API answers for a run, model or alias that does not exist (or an id that cannot be one).
 NOT_FOUND_CODES = {"RESOURCE_DOES_NOT_EXIST", "INVALID_PARAMETER_VALUE"}
 REFUSED_CODES = {"UNAUTHENTICATED", "PERMISSION_DENIED"}
@@ -203,3 +204,23 @@ def find_alias_version(client: MlflowClient, name: str, alias: str) -> ModelVers
         if is_not_found(exc):
             return None
         raise
+
+
+def build_ui_url(tracking_uri: str, route: str) -> str | None:
+    """A link into the MLflow UI (secrets masked) when the tracking store is a server, else None.
+
+    MLflow 3's UI opens in its GenAI view unless the link asks for the model-training one.
+    """
+    if not tracking_uri.startswith(("http://", "https://")):
+        return None
+    return mask_secrets(f"{tracking_uri.rstrip('/')}/#/{route}?{UI_VIEW}")
+
+
+def build_run_url(tracking_uri: str, experiment_id: str, run_id: str) -> str | None:
+    """A link to the run in the MLflow UI, or None for a local tracking store."""
+    return build_ui_url(tracking_uri, f"experiments/{experiment_id}/runs/{run_id}")
+
+
+def build_version_url(tracking_uri: str, name: str, version: str) -> str | None:
+    """A link to the registered model version in the MLflow UI, or None for a local tracking store."""
+    return build_ui_url(tracking_uri, f"models/{name}/versions/{version}")

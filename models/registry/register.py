@@ -1,11 +1,14 @@
 """Register a training run's model and move ``champion`` only when the new model is really better.
 
 ``python -m models.registry.register --run-id RUN`` adds the run's model as a version of ``to-bikes-member``
-(once: the same run again finds its existing version), points ``challenger`` at it, and moves
-``champion`` only if the run's ROC AUC beats the baseline and the current champion, both scored by
-``models.training.train`` on the same validation month, by more than ``--margin``. Every step is safe to
-repeat, and ``champion`` moves last, in one call: a failure anywhere leaves the old champion in place
-and a rerun finishes the job; an alias or tag already in place is not written again.
+(once: the same run again finds its existing version, tagged with the months it trained and was
+validated on), points ``challenger`` at it, and moves ``champion`` only if the run's ROC AUC beats the
+baseline on its validation month and the current champion on a month neither model trained on (both
+scored by ``models.training.train``; the rule is ``models.registry.gate``'s) by more than ``--margin``.
+When no such month exists the champion stays. The decision, its reason and the month compared on are
+tagged on the version and the run. Every step is safe to repeat, and ``champion`` moves last, in one
+call: a failure anywhere leaves the old champion in place and a rerun finishes the job; an alias or
+tag already in place is not written again.
 
 Every call goes through MLflow's ``MlflowClient`` (``mlflow_client.connect_tracking``); a failure
 the server answers is one sentence naming the server, with any password masked.
@@ -17,14 +20,11 @@ import argparse
 import json
 import logging
 import re
-import time
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
-from typing import Any
 
 from mlflow import MlflowClient
 from mlflow.entities import Run
-from mlflow.entities.model_registry import ModelVersion
 from mlflow.exceptions import MlflowException
 
 from models.core.errors import UserError, run_cli
@@ -33,24 +33,30 @@ from models.core.secrets import mask_secrets
 from models.core.settings import Settings, load_settings
 from models.registry.gate import GATE_METRIC, decide_promotion
 from models.registry.mlflow_client import (
+    build_run_url,
+    build_version_url,
     connect_tracking,
     describe_failure,
     find_alias_version,
     is_not_found,
     reported_mlflow_errors,
 )
+from models.registry.versions import (
+    create_version,
+    find_version,
+    read_aliases,
+    record_decision,
+    wait_until_ready,
+)
 
 log = logging.getLogger(__name__)
 
-READY_TIMEOUT_S = 120.0
-POLL_S = 0.5
-LINEAGE_TAGS = ("git.commit", "git.dirty", "data.digest", "prefect.flow_run_id", "prefect.deployment")
 _MODEL_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
 
 
 @dataclass
 class RegistrationResult:
-    """The version for the run, whether it is now champion, why, and which version is champion."""
+    """The version for the run, the gate's decision and why, on which month with which scores, and links."""
 
     version: str
     promoted: bool
@@ -58,6 +64,12 @@ class RegistrationResult:
     champion_version: str | None
     name: str = ""
     run_id: str = ""
+    decision: str = ""  # "promoted" or "kept-champion"
+    compared_on: str | None = None
+    challenger_score: float | None = None
+    champion_score: float | None = None
+    run_url: str | None = None
+    version_url: str | None = None
 
 
 def read_run(client: MlflowClient, run_id: str) -> Run | None:
@@ -81,54 +93,6 @@ def fetch_run(client: MlflowClient, run_id: str) -> Run:
             f"Run {run_id} has no logged model (tag model.uri); was it made by models.training.train?"
         )
     return run
-
-
-def find_version(client: MlflowClient, name: str, run_id: str) -> ModelVersion | None:
-    """The earliest version of ``name`` made from ``run_id``, if there is one."""
-    versions = client.search_model_versions(f"name = '{name}' and run_id = '{run_id}'")
-    return min(versions, key=lambda v: int(v.version)) if versions else None
-
-
-def create_version(client: MlflowClient, name: str, run: Run) -> ModelVersion:
-    """A new version of ``name`` from the run's logged model, tagged with the run's lineage."""
-    try:
-        client.create_registered_model(name, description="Bike Share Toronto: P(member) for a trip.")
-    except MlflowException as exc:
-        if exc.error_code not in {"RESOURCE_ALREADY_EXISTS", "ALREADY_EXISTS"}:
-            raise
-    tags = {key: run.data.tags[key] for key in LINEAGE_TAGS if key in run.data.tags}
-    return client.create_model_version(
-        name,
-        source=run.data.tags["model.uri"],
-        run_id=run.info.run_id,
-        tags={**tags, "validation.month": run.data.tags.get("validation.month", "")},
-        model_id=run.data.tags.get("model.id") or None,
-    )
-
-
-def wait_until_ready(client: Any, name: str, version: str, timeout_s: float = READY_TIMEOUT_S) -> None:
-    """Block until the version is READY; a failed or stuck registration is a UserError."""
-    deadline = time.monotonic() + timeout_s
-    while True:
-        status = client.get_model_version(name, version).status
-        if status == "READY":
-            return
-        if status == "FAILED_REGISTRATION":
-            raise UserError(
-                f"Registering version {version} of {name} failed; run models.registry.register again."
-            )
-        if time.monotonic() > deadline:
-            raise UserError(
-                f"Version {version} of {name} is still {status} after {timeout_s:.0f} s; rerun later."
-            )
-        time.sleep(POLL_S)
-
-
-def read_aliases(client: MlflowClient, version: ModelVersion, champion: ModelVersion | None) -> set[str]:
-    """The aliases ``version`` holds now: a search does not return them, the champion's read does."""
-    if champion is not None and str(champion.version) == str(version.version):
-        return set(champion.aliases)
-    return set(client.get_model_version(version.name, version.version).aliases)
 
 
 def reuse_problem(
@@ -190,9 +154,7 @@ def register_model(
     decision = decide_promotion(
         run.data.metrics, run.data.tags, str(version.version), current_version, margin
     )
-    for key, value in (("gate.decision", decision.verdict), ("gate.reason", decision.reason)):
-        if version.tags.get(key) != value:
-            client.set_model_version_tag(name, version.version, key, value)
+    record_decision(client, version, run, decision)
     if decision.promote and current_version != str(version.version):
         client.set_registered_model_alias(name, CHAMPION, version.version)
         current_version = str(version.version)
@@ -204,6 +166,12 @@ def register_model(
         champion_version=current_version,
         name=name,
         run_id=run_id,
+        decision=decision.verdict,
+        compared_on=decision.compared_on,
+        challenger_score=decision.challenger_score,
+        champion_score=decision.champion_score,
+        run_url=build_run_url(client.tracking_uri, run.info.experiment_id, run_id),
+        version_url=build_version_url(client.tracking_uri, name, str(version.version)),
     )
 
 

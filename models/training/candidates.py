@@ -15,6 +15,7 @@ import pandas as pd
 
 from models.core.names import LABEL_COLUMN
 from models.data.features import TIME_COLUMN
+from models.registry.gate import Comparison
 from models.training.dataset import Split, select_features
 from models.training.estimator import (
     SearchResult,
@@ -45,16 +46,22 @@ class Fitted:
 
 @dataclass
 class Evaluation:
-    """Validation labels, features and each model's P(member) and metrics on them."""
+    """Validation labels, features and each model's P(member) and metrics on them.
+
+    The champion is scored on the month the gate compares on (``comparison``), which is the validation
+    month only when the champion never trained on it.
+    """
 
     labels: np.ndarray
     features: pd.DataFrame
     scores: dict[str, np.ndarray]
     metrics: dict[str, float]
     baseline_metrics: dict[str, float]
-    champion_metrics: dict[str, float] | None = None
+    champion_metrics: dict[str, float] | None = None  # the champion on the compared month
     champion_version: str | None = None
     champion_run_id: str | None = None
+    comparison: Comparison | None = None  # the month both models are compared on, and why
+    compared_metrics: dict[str, float] | None = None  # the model on the compared month
 
 
 def split_holdout(frame: pd.DataFrame, fraction: float = 0.2) -> tuple[pd.DataFrame, pd.DataFrame]:

@@ -20,9 +20,19 @@ from mlflow.models import infer_signature
 
 from models.core.errors import UserError
 from models.core.names import LABEL_COLUMN
+from models.core.periods import PERIOD_PATTERN
 from models.core.secrets import mask_secrets
-from models.registry.mlflow_client import SKOPS_TRUSTED_TYPES, pinned_requirements
+from models.registry.gate import (
+    CHALLENGER_SCORE,
+    CHAMPION_SCORE,
+    COMPARED_ON_TAG,
+    COMPARISON_TAG,
+    GATE_METRIC,
+    NONE,
+)
+from models.registry.mlflow_client import SKOPS_TRUSTED_TYPES, build_run_url, pinned_requirements
 from models.training.candidates import Evaluation, Fitted
+from models.training.comparison import describe_window, window_tags
 from models.training.dataset import Split, TrainingData, TrainingInput
 from models.training.estimator import MAX_BINS, MAX_ITER, SELECTION_METRIC
 from models.training.lineage import collect_lineage
@@ -40,35 +50,62 @@ log = logging.getLogger(__name__)
 MODEL_ARTIFACT = "model"
 SCHEMA_ROWS = 1000
 DIGEST_CHARS = 32  # MLflow keeps at most 36 characters of a data set digest
+MODEL_KIND = "hgb"  # the runs' names: "<period> hgb" (HistGradientBoostingClassifier)
+SOURCE_NAME_TAG, SOURCE_NAME = "mlflow.source.name", "models.training.train"  # not MLflow's guess
+EXPERIMENT_KIND_TAG, EXPERIMENT_KIND = "mlflow.experimentKind", "custom_model_development"
 
 
-def ensure_experiment(experiment: str) -> str:
-    """The id of the named experiment, created when missing."""
+def ensure_experiment(client: MlflowClient, experiment: str) -> str:
+    """The id of the named experiment, created when missing, marked as one of model training runs.
+
+    MLflow 3's UI opens an experiment without ``mlflow.experimentKind`` on its GenAI overview; this
+    tag makes it open on the training runs.
+    """
     try:
-        return mlflow.set_experiment(experiment).experiment_id
+        found = mlflow.set_experiment(experiment)
+        if found.tags.get(EXPERIMENT_KIND_TAG) != EXPERIMENT_KIND:
+            client.set_experiment_tag(found.experiment_id, EXPERIMENT_KIND_TAG, EXPERIMENT_KIND)
+        return found.experiment_id
     except MlflowException as exc:
         why = mask_secrets(str(exc.message))
         raise UserError(f"MLflow experiment {experiment!r} cannot be used ({why}).") from exc
 
 
-def build_run_url(client: MlflowClient, experiment_id: str, run_id: str) -> str | None:
-    """A link to the run in the MLflow UI when the tracking store is a server, else None."""
-    uri = client.tracking_uri
-    if not uri.startswith(("http://", "https://")):
-        return None
-    return mask_secrets(f"{uri.rstrip('/')}/#/experiments/{experiment_id}/runs/{run_id}")
+def name_run(data: TrainingData, split: Split) -> str:
+    """What the run is: its period (the last input's ``processed/<period>/`` folder) and the model kind."""
+    folder = Path(data.inputs[-1].uri).parent.name if data.inputs else ""
+    period = (
+        folder if PERIOD_PATTERN.match(folder) and split.valid_month.startswith(folder) else split.valid_month
+    )
+    return f"{period} {MODEL_KIND}"
 
 
-def run_tags(digest: str, split: Split, evaluation: Evaluation, options: dict[str, Any]) -> dict[str, str]:
-    """Lineage tags plus what the gate needs: the validation month and which champion was scored."""
+def run_tags(
+    data: TrainingData, split: Split, evaluation: Evaluation, options: dict[str, Any]
+) -> dict[str, str]:
+    """Lineage, the training window, which champion was scored and on which month (what the gate needs)."""
+    comparison = evaluation.comparison
     return {
-        **collect_lineage(digest),
+        **collect_lineage(data.digest),
+        **window_tags(describe_window(data, split)),
+        SOURCE_NAME_TAG: SOURCE_NAME,
         "validation.month": split.valid_month,
         "model.name": str(options["model_name"]),
-        "champion.version": evaluation.champion_version or "none",
-        "champion.run_id": evaluation.champion_run_id or "none",
+        "champion.version": evaluation.champion_version or NONE,
+        "champion.run_id": evaluation.champion_run_id or NONE,
         "champion.scored": str(evaluation.champion_metrics is not None).lower(),
+        COMPARED_ON_TAG: (comparison.month if comparison else None) or NONE,
+        COMPARISON_TAG: comparison.reason if comparison else "",
     }
+
+
+def log_comparison(evaluation: Evaluation) -> None:
+    """The champion's metrics on the compared month, and both gate scores on it."""
+    champion, challenger = evaluation.champion_metrics, evaluation.compared_metrics
+    if champion is None or challenger is None:
+        return
+    mlflow.log_metrics(prefix_metrics(champion, "champion"))
+    mlflow.log_metrics({CHALLENGER_SCORE: challenger[GATE_METRIC], CHAMPION_SCORE: champion[GATE_METRIC]})
 
 
 def log_params_and_metrics(data: TrainingData, split: Split, fitted: Fitted, evaluation: Evaluation, options):
@@ -92,12 +129,12 @@ def log_params_and_metrics(data: TrainingData, split: Split, fitted: Fitted, eva
             "n_valid": len(split.valid),
             "fit_rows": fitted.fit_rows,
             "search_rows": fitted.search_rows,
+            **window_tags(describe_window(data, split)),
         }
     )
     mlflow.log_metrics(evaluation.metrics)
     mlflow.log_metrics(prefix_metrics(evaluation.baseline_metrics, "baseline"))
-    if evaluation.champion_metrics is not None:
-        mlflow.log_metrics(prefix_metrics(evaluation.champion_metrics, "champion"))
+    log_comparison(evaluation)
     mlflow.log_metric("search_best_" + SELECTION_METRIC, fitted.search.best_score)
 
 
@@ -176,10 +213,9 @@ def log_training_run(
     options: dict[str, Any],
 ) -> tuple[str, str | None]:
     """Log everything about one training run; returns its id and UI link."""
-    experiment_id = ensure_experiment(experiment)
-    with mlflow.start_run(
-        experiment_id=experiment_id, tags=run_tags(data.digest, split, evaluation, options)
-    ) as run:
+    experiment_id = ensure_experiment(client, experiment)
+    tags = run_tags(data, split, evaluation, options)
+    with mlflow.start_run(experiment_id=experiment_id, run_name=name_run(data, split), tags=tags) as run:
         log_params_and_metrics(data, split, fitted, evaluation, options)
         log_datasets(data, split)
         log_plots(evaluation, fitted, options["seed"])
@@ -187,4 +223,4 @@ def log_training_run(
         mlflow.set_tags({"model.uri": info.model_uri, "model.id": info.model_id or ""})
         mlflow.log_dict(json.loads(json.dumps(options, default=str)), "options.json")
     log.info("logged run %s (model %s)", run.info.run_id, info.model_uri)
-    return run.info.run_id, build_run_url(client, experiment_id, run.info.run_id)
+    return run.info.run_id, build_run_url(client.tracking_uri, experiment_id, run.info.run_id)

@@ -4,8 +4,10 @@
 one data set (for example the monthly outputs of a year; two inputs holding the same month are
 refused), validates on the latest month present and trains on the earlier ones. It scores three
 models on that same month: a prior-share baseline, the new gradient-boosting pipeline and, when the
-registry has one, the current ``champion``; the run holds all three sets of metrics so that
-``models.registry.register`` can gate promotion without re-scoring.
+registry has one, the current ``champion``, but only on trips neither model trained on (the rule is
+``models.registry.gate``'s; a later processed month when the champion trained on the validation month).
+The run records its training months and validation month, the month compared on and both scores, so
+that ``models.registry.register`` can gate promotion without re-scoring.
 """
 
 from __future__ import annotations
@@ -16,54 +18,28 @@ import logging
 import signal
 import time
 from collections.abc import Callable, Sequence
+from typing import Any
 
-import mlflow
-from mlflow import MlflowClient
 from threadpoolctl import threadpool_limits
 
 from models.core.contracts import TrainResult
 from models.core.errors import UserError, run_cli
-from models.core.names import CHAMPION, MODEL_NAME
+from models.core.names import MODEL_NAME
+from models.core.periods import format_month_ranges
 from models.core.settings import Settings, load_settings
-from models.registry.mlflow_client import (
-    connect_tracking,
-    find_alias_version,
-    load_sklearn_model,
-    reported_mlflow_errors,
-)
+from models.registry.gate import Window
+from models.registry.mlflow_client import connect_tracking, reported_mlflow_errors
 from models.training.candidates import Evaluation, evaluate_candidates, fit_candidates
+from models.training.comparison import describe_window, score_champion
 from models.training.dataset import read_training_inputs, split_by_month
 from models.training.estimator import choose_threads
 from models.training.inputs import list_input_uris
-from models.training.metrics import compute_metrics, member_probability
 from models.training.mlflow_run import log_training_run
 from models.training.stale_runs import sweep_stale_runs
 
 log = logging.getLogger(__name__)
 
 TIME_BUDGET_S = 20.0  # seconds of fitting: half for the search, half for the final fit
-
-
-def score_champion(client: MlflowClient, model_name: str, evaluation: Evaluation) -> None:
-    """Load the registry's current champion (if any) and score it on the same validation rows.
-
-    A champion that cannot be loaded or scored is logged as a warning and left unscored: the gate
-    then refuses to replace it, since it cannot compare the two.
-    """
-    version = find_alias_version(client, model_name, CHAMPION)
-    if version is None:
-        log.info("no %s@%s in the registry yet", model_name, CHAMPION)
-        return
-    evaluation.champion_version, evaluation.champion_run_id = str(version.version), version.run_id
-    try:
-        champion = load_sklearn_model(f"models:/{model_name}/{version.version}")
-        p_champion = member_probability(champion, evaluation.features)
-    except (mlflow.exceptions.MlflowException, OSError, ValueError, KeyError, AttributeError) as exc:
-        log.warning("could not score %s version %s: %s", model_name, version.version, exc)
-        return
-    evaluation.scores["champion"] = p_champion
-    evaluation.champion_metrics = compute_metrics(evaluation.labels, p_champion)
-    log.info("champion version %s: roc_auc=%.4f", version.version, evaluation.champion_metrics["roc_auc"])
 
 
 def train_model(
@@ -98,7 +74,9 @@ def train_model(
     with threadpool_limits(limits=options["threads"], user_api="openmp"):
         fitted = fit_candidates(split, max_evals=max_evals, time_budget_s=time_budget_s, seed=seed)
         evaluation = evaluate_candidates(fitted, split)
-        score_champion(client, model_name, evaluation)
+        window = describe_window(data, split)
+        uris = [item.uri for item in data.inputs]
+        score_champion(client, model_name, evaluation, fitted.model, window, settings, uris)
         run_id, run_url = log_training_run(client, experiment, data, split, fitted, evaluation, options)
     return TrainResult(
         run_id=run_id,
@@ -109,8 +87,20 @@ def train_model(
         valid_month=split.valid_month,
         champion_version=evaluation.champion_version,
         seconds=round(time.monotonic() - started, 1),
-        inputs=[item.uri for item in data.inputs],
+        inputs=uris,
+        **describe_comparison(window, evaluation),
     )
+
+
+def describe_comparison(window: Window, evaluation: Evaluation) -> dict[str, Any]:
+    """The result's account of the gate's comparison: the window, the month compared on and why."""
+    comparison = evaluation.comparison
+    return {
+        "train_months": format_month_ranges(window.train_months),
+        "compared_on": comparison.month if comparison else None,
+        "comparison": comparison.reason if comparison else "",
+        "compared_metrics": evaluation.compared_metrics,
+    }
 
 
 def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:

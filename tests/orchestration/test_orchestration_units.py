@@ -88,11 +88,60 @@ def test_metrics_sit_next_to_baseline_and_champion() -> None:
         baseline_metrics={"roc_auc": 0.5, "accuracy": 0.6},
         champion_metrics={"roc_auc": 0.9},
         run_url=None,
+        valid_month="2025-08",
+        champion_version="1",
+        compared_on="2025-08",
+        compared_metrics={"roc_auc": 0.91234, "accuracy": 0.8},
     )
     rows = {row["metric"]: row for row in reports.metric_rows(result)}
     expected = {"metric": "roc_auc", "model": 0.9123, "baseline": 0.5, "previous champion": 0.9}
     assert rows["roc_auc"] == expected
-    assert rows["accuracy"]["previous champion"] == reports.NOT_SCORED
+    assert rows["accuracy"]["previous champion"] == reports.NOT_COMPARED
+
+
+def test_a_first_run_says_none_and_a_later_month_gets_its_own_columns() -> None:
+    first = TrainResult("r", {"roc_auc": 0.9}, {"roc_auc": 0.5}, None, None, valid_month="2025-08")
+    assert reports.metric_rows(first)[0]["previous champion"] == "none"
+    later = TrainResult(
+        "r",
+        {"roc_auc": 0.9},
+        {"roc_auc": 0.5},
+        {"roc_auc": 0.95},
+        None,
+        valid_month="2025-03",
+        champion_version="1",
+        compared_on="2025-12",
+        compared_metrics={"roc_auc": 0.93},
+    )
+    row = reports.metric_rows(later)[0]
+    assert row == {
+        "metric": "roc_auc",
+        "model": 0.9,
+        "baseline": 0.5,
+        "model on 2025-12": 0.93,
+        "previous champion on 2025-12": 0.95,
+    }
+
+
+def test_the_decision_text_names_the_months_and_the_reason() -> None:
+    from models.registry.register import RegistrationResult
+
+    result = TrainResult(
+        "r", {}, {}, None, None, valid_month="2025-03", train_months="2025-01..2025-02", champion_version="1"
+    )
+    reason = (
+        "No honest comparison: champion version 1 trained on 2025-03 and ..., so champion version 1 stays."
+    )
+    kept = RegistrationResult("3", False, reason, "1", name="m", decision="kept-champion")
+    text = reports.describe_decision(result, kept)
+    assert text.startswith(
+        "Trained on 2025-01..2025-02, validated on 2025-03; not compared with the champion."
+    )
+    assert reason in text
+    first = TrainResult("r", {}, {}, None, None, valid_month="2025-12", train_months="2025-01..2025-11")
+    promoted = RegistrationResult("1", True, "No champion yet ...", "1", name="m", compared_on="2025-12")
+    assert "no previous champion to compare with" in reports.describe_decision(first, promoted)
+    assert "previous champion was version none" in reports.describe_decision(first, promoted)
 
 
 def test_cache_key_parts_follow_file_content(tmp_path: Path) -> None:

@@ -11,6 +11,7 @@ from typing import Any
 
 import pytest
 
+from models.core.names import DEFAULT_MARGIN
 from stack.embedded import StackEnv
 from tests.orchestration.test_pipeline_e2e import upload_sample
 
@@ -78,6 +79,19 @@ def test_a_month_trains_on_itself_and_the_months_before(train_stack: StackEnv) -
     params = mlflow_client(train_stack).get_run(found["run_id"]).data.params
     assert params["n_inputs"] == "3"
     assert [uri.rsplit("/", 2)[-2] for uri in params["input"].split(",")] == ["2025-01", "2025-02", "2025-03"]
+    # The champion (the yearly run's) trained on March: the gate compares on December, after both windows.
+    assert (found["train_months"], found["valid_month"], found["compared_on"]) == (
+        "2025-01..2025-02",
+        "2025-03",
+        "2025-12",
+    )
+    challenger, champion = found["challenger_score"], found["champion_score"]
+    assert found["promoted"] == (challenger > champion + DEFAULT_MARGIN)
+    assert found["decision"] == ("promoted" if found["promoted"] else "kept-champion")
+    assert "2025-12" in found["reason"] and found["champion_version"]
+    assert found["version_url"].endswith(
+        f"/#/models/{MODEL}/versions/{found['version']}?workflowType=machine_learning"
+    )
 
 
 def test_a_month_without_earlier_months_fails_in_one_sentence(train_stack: StackEnv) -> None:

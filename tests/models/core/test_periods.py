@@ -51,3 +51,14 @@ def test_month_range_is_inclusive_and_ordered():
         month_range("2025-03", "2025-01")
     with pytest.raises(UserError, match="TO='2025-13' is not a month like 2024-01"):
         month_range("2025-01", "2025-13")
+
+
+def test_month_lists_are_written_as_compact_ranges_and_read_back():
+    from models.core.periods import format_month_ranges, parse_month_ranges
+
+    months = ["2025-02", "2024-12", "2025-01", "2025-05", "2024-03"]
+    assert format_month_ranges(months) == "2024-03,2024-12..2025-02,2025-05"
+    assert parse_month_ranges("2024-03,2024-12..2025-02,2025-05") == sorted(months)
+    assert format_month_ranges([]) == "" and parse_month_ranges("") == []
+    with pytest.raises(UserError, match="month range"):
+        parse_month_ranges("2025-03..2025-01")

@@ -1,6 +1,7 @@
 """The champion/challenger gate and registration against a real MLflow server started by this module.
 
-One server of the local stack (with its S3 for artifacts) serves the whole module. Three training sets
+One server of the local stack (with its S3 for artifacts) serves the whole module (``mlflow_server``,
+from this folder's conftest). Three training sets
 share one validation month, so every run scores the champion on the same rows: a weak model (few
 training rows), a strong one (all rows) and a useless one (shuffled training labels). The scenario
 registers them in that order and re-registers, then each test checks one rule.
@@ -8,7 +9,6 @@ registers them in that order and re-registers, then each test checks one rule.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from types import SimpleNamespace
 
 import numpy as np
@@ -19,27 +19,19 @@ from mlflow import MlflowClient
 from models.core.errors import UserError, run_cli
 from models.core.names import CHALLENGER, CHAMPION
 from models.data.features import LABEL_COLUMN, TIME_COLUMN
-from models.registry.register import main, register_model, reuse_problem, wait_until_ready
+from models.registry.register import main, register_model, reuse_problem
+from models.registry.versions import wait_until_ready
 from models.training.train import train_model
-from stack.embedded import StackEnv, make_stack_env, running_stack
+from stack.embedded import StackEnv
 from tests.models.training.trips import build_trips, write_trips
 
 NAME = "gate-test"
-SERVICES = ("s3", "mlflow")
 WRITES = (
     "create_registered_model",
     "create_model_version",
     "set_registered_model_alias",
     "set_model_version_tag",
 )
-
-
-@pytest.fixture(scope="module")
-def mlflow_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[StackEnv]:
-    """An MLflow server (SQLite store, artifacts on the stack's S3) on a free port, for this module."""
-    env = make_stack_env(tmp_path_factory.mktemp("registry-stack"), SERVICES)
-    with running_stack(env, SERVICES):
-        yield env
 
 
 def training_sets(workdir) -> dict[str, str]:
@@ -97,7 +89,8 @@ def record_writes(monkeypatch: pytest.MonkeyPatch) -> list[tuple]:
 def test_first_model_that_beats_the_baseline_becomes_champion(scenario):
     first = scenario.registrations["weak"]
     assert (first.version, first.promoted, first.champion_version) == ("1", True, "1")
-    assert "no champion yet" in first.reason
+    assert "no champion yet" in first.reason.lower()
+    assert (first.decision, first.compared_on) == ("promoted", "2025-08")
 
 
 @pytest.mark.integration
@@ -113,7 +106,14 @@ def test_a_better_challenger_moves_champion(scenario):
     strong_run, strong = scenario.runs["strong"], scenario.registrations["strong"]
     assert strong_run.metrics["roc_auc"] > strong_run.champion_metrics["roc_auc"] + 0.002
     assert (strong.version, strong.promoted, strong.champion_version) == ("2", True, "2")
-    assert "beats champion version 1" in strong.reason
+    assert "beats champion version 1" in strong.reason and strong.compared_on == "2025-08"
+    assert (strong.challenger_score, strong.champion_score) == pytest.approx(
+        (strong_run.metrics["roc_auc"], strong_run.champion_metrics["roc_auc"])
+    )
+    view = "?workflowType=machine_learning"  # the UI's model-training view, not GenAI
+    assert strong.version_url == f"{scenario.uri}/#/models/{NAME}/versions/2{view}"
+    assert strong.run_url.startswith(f"{scenario.uri}/#/experiments/")
+    assert strong.run_url.endswith(f"/runs/{strong_run.run_id}{view}")
 
 
 @pytest.mark.integration
@@ -156,6 +156,16 @@ def test_versions_carry_lineage_and_the_gate_decision(scenario):
     assert version.run_id == scenario.runs["useless"].run_id
     assert {"git.commit", "data.digest", "gate.decision", "gate.reason"} <= set(version.tags)
     assert version.tags["gate.decision"] == "kept-champion"
+    assert (version.tags["data.train_months"], version.tags["data.valid_month"]) == (
+        "2025-06..2025-07",
+        "2025-08",
+    )
+    assert version.tags["gate.compared_on"] == "2025-08"
+    run_tags = MlflowClient(scenario.uri).get_run(version.run_id).data.tags
+    assert (
+        run_tags["gate.decision"] == "kept-champion"
+        and run_tags["gate.reason"] == version.tags["gate.reason"]
+    )
 
 
 @pytest.mark.integration
@@ -237,7 +247,7 @@ class FakeRegistry:
 
 @pytest.mark.unit
 def test_aliases_wait_until_the_version_is_ready(monkeypatch):
-    monkeypatch.setattr("models.registry.register.POLL_S", 0.0)
+    monkeypatch.setattr("models.registry.versions.POLL_S", 0.0)
     registry = FakeRegistry(["PENDING_REGISTRATION", "PENDING_REGISTRATION", "READY"])
     wait_until_ready(registry, NAME, "7")
     assert registry.calls == 3
@@ -245,7 +255,7 @@ def test_aliases_wait_until_the_version_is_ready(monkeypatch):
 
 @pytest.mark.unit
 def test_a_failed_or_stuck_registration_is_a_user_error(monkeypatch):
-    monkeypatch.setattr("models.registry.register.POLL_S", 0.0)
+    monkeypatch.setattr("models.registry.versions.POLL_S", 0.0)
     with pytest.raises(UserError, match="failed"):
         wait_until_ready(FakeRegistry(["PENDING_REGISTRATION", "FAILED_REGISTRATION"]), NAME, "7")
     with pytest.raises(UserError, match="still PENDING_REGISTRATION"):

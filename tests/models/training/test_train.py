@@ -1,6 +1,6 @@
 """Training end to end against a local SQLite tracking store: metrics, lineage, artefacts, CLI.
 
-One module-scoped run (on the synthetic trips of ``test_train_data``) is inspected from several
+One module-scoped run (on the synthetic trips of ``tests/models/training/trips.py``) is inspected from several
 angles; the CLI tests train again through ``main`` as a user would.
 """
 

@@ -1,0 +1,93 @@
+"""A registered model's versions: made once per training run, tagged with its lineage and its gate decision.
+
+Kept apart from ``models.registry.register`` (which puts the steps in order and moves the aliases).
+Every write is skipped when its value is already in place, so a rerun writes only what moved.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+from mlflow import MlflowClient
+from mlflow.entities import Run
+from mlflow.entities.model_registry import ModelVersion
+from mlflow.exceptions import MlflowException
+
+from models.core.errors import UserError
+from models.registry.gate import COMPARED_ON_TAG, NONE, Decision
+
+READY_TIMEOUT_S = 120.0
+POLL_S = 0.5
+# What a version carries from its run: lineage, and the months it trained and was validated on.
+VERSION_TAGS = (
+    "git.commit",
+    "git.dirty",
+    "data.digest",
+    "data.train_months",
+    "data.valid_month",
+    "prefect.flow_run_id",
+    "prefect.deployment",
+)
+
+
+def find_version(client: MlflowClient, name: str, run_id: str) -> ModelVersion | None:
+    """The earliest version of ``name`` made from ``run_id``, if there is one."""
+    versions = client.search_model_versions(f"name = '{name}' and run_id = '{run_id}'")
+    return min(versions, key=lambda v: int(v.version)) if versions else None
+
+
+def create_version(client: MlflowClient, name: str, run: Run) -> ModelVersion:
+    """A new version of ``name`` from the run's logged model, tagged with the run's lineage."""
+    try:
+        client.create_registered_model(name, description="Bike Share Toronto: P(member) for a trip.")
+    except MlflowException as exc:
+        if exc.error_code not in {"RESOURCE_ALREADY_EXISTS", "ALREADY_EXISTS"}:
+            raise
+    tags = {key: run.data.tags[key] for key in VERSION_TAGS if key in run.data.tags}
+    return client.create_model_version(
+        name,
+        source=run.data.tags["model.uri"],
+        run_id=run.info.run_id,
+        tags={**tags, "validation.month": run.data.tags.get("validation.month", "")},
+        model_id=run.data.tags.get("model.id") or None,
+    )
+
+
+def wait_until_ready(client: Any, name: str, version: str, timeout_s: float = READY_TIMEOUT_S) -> None:
+    """Block until the version is READY; a failed or stuck registration is a UserError."""
+    deadline = time.monotonic() + timeout_s
+    while True:
+        status = client.get_model_version(name, version).status
+        if status == "READY":
+            return
+        if status == "FAILED_REGISTRATION":
+            raise UserError(
+                f"Registering version {version} of {name} failed; run models.registry.register again."
+            )
+        if time.monotonic() > deadline:
+            raise UserError(
+                f"Version {version} of {name} is still {status} after {timeout_s:.0f} s; rerun later."
+            )
+        time.sleep(POLL_S)
+
+
+def read_aliases(client: MlflowClient, version: ModelVersion, champion: ModelVersion | None) -> set[str]:
+    """The aliases ``version`` holds now: a search does not return them, the champion's read does."""
+    if champion is not None and str(champion.version) == str(version.version):
+        return set(champion.aliases)
+    return set(client.get_model_version(version.name, version.version).aliases)
+
+
+def record_decision(client: MlflowClient, version: ModelVersion, run: Run, decision: Decision) -> None:
+    """The decision, its reason and the month compared on, on the version and on its training run."""
+    values = {
+        "gate.decision": decision.verdict,
+        "gate.reason": decision.reason,
+        COMPARED_ON_TAG: decision.compared_on or NONE,
+    }
+    for key, value in values.items():
+        if version.tags.get(key) != value:
+            client.set_model_version_tag(version.name, version.version, key, value)
+        if key != COMPARED_ON_TAG and run.data.tags.get(key) != value:
+            client.set_tag(run.info.run_id, key, value)
