@@ -143,8 +143,10 @@ TRAIN_SEED ?= 7
 TRAIN_SUMMARY ?= data/models/last-train.json
 RUN_ID ?=
 MARGIN ?= 0.002
-PREDICT_INPUT ?= $(TRAIN_INPUT)
-PREDICT_OUTPUT ?= data/predictions/predictions.parquet
+# Empty PREDICT_INPUT: the latest processed period on S3 (what `make demo`/`make run` wrote); empty
+# PREDICT_OUTPUT: data/predictions/<period>.parquet. Either may be a local path or an s3:// URI.
+PREDICT_INPUT ?=
+PREDICT_OUTPUT ?=
 MODEL_URI ?=
 .PHONY: register predict
 
@@ -161,8 +163,8 @@ register: $(VENV_STAMP) ## Register RUN_ID (default: the last make train) and mo
 	fi; \
 	$(PY) -m models.registry.register --run-id "$$run_id" --margin $(MARGIN)
 
-predict: $(VENV_STAMP) ## Score PREDICT_INPUT with the champion (or MODEL_URI) into PREDICT_OUTPUT
-	$(PY) -m models.scoring.predict --input $(PREDICT_INPUT) --output $(PREDICT_OUTPUT) $(if $(MODEL_URI),--model $(MODEL_URI))
+predict: $(VENV_STAMP) ## Score the latest processed period on S3 (or PREDICT_INPUT) with the champion (or MODEL_URI) into data/predictions/ (or PREDICT_OUTPUT)
+	$(PY) -m models.scoring.predict $(if $(PREDICT_INPUT),--input $(PREDICT_INPUT)) $(if $(PREDICT_OUTPUT),--output $(PREDICT_OUTPUT)) $(if $(MODEL_URI),--model $(MODEL_URI))
 
 
 # --- local stack (issue 6): up, down, status, logs, sync-data, blocks, doctor ------------
