@@ -187,14 +187,15 @@ $(STACK_NODE_STAMP): stack/package.json stack/package-lock.json
 
 stack-deps: $(STACK_NODE_STAMP) ## Install the local S3 server (s3rver) from stack/package-lock.json (npm ci)
 
-up: $(VENV_STAMP) $(AGENT_STAMP) $(STACK_NODE_STAMP) ## Start Prefect, S3 and MLflow servers on 127.0.0.1 and wait for health
+up: $(VENV_STAMP) $(AGENT_STAMP) $(STACK_NODE_STAMP) ## Start Prefect, S3 and MLflow servers on 127.0.0.1 and wait for health; the demo worker again if make demo had started one
 	$(STACK) up
+	$(APY) -m orchestration.deployment.worker resume
 
 down: ## Stop exactly what make started: demo worker, agent container, then the servers (pid files in .stack/run)
 	if [ -f $(TO_BIKES_STATE_DIR_MK)/agent-docker.cid ]; then $(MAKE) agent-docker-stop; fi
 	$(STACK) down
 
-status: ## One line per server: running/stopped, URL, pid (exit 3 if one is down)
+status: ## One line per server (running/stopped, URL, pid) and one for the worker (online/stale/offline, pool, pid); exit 3 if a server is down
 	$(STACK) status
 
 logs: ## Show the last lines of each server's log (.stack/logs)

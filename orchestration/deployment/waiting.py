@@ -3,13 +3,13 @@
 ``make run`` creates a run and then waits for it. While it waits it prints one line whenever what it
 waits for changes: no worker polling the pool (a worker whose last heartbeat is older than three of
 its heartbeat intervals is not counted, whatever status Prefect still shows), or the run's state
-(Scheduled, Pending, Running). A Prefect API that stops answering is retried for up to
-``API_OUTAGE_S`` seconds (one line saying so); a longer outage ends in one sentence naming the server.
+(Scheduled, Pending, Running); the staleness rule is ``stack.worker_status.is_worker_fresh``, the
+one ``make status`` shows. A Prefect API that stops answering is retried for up to ``API_OUTAGE_S``
+seconds (one line saying so); a longer outage ends in one sentence naming the server.
 """
 
 from __future__ import annotations
 
-import datetime as dt
 import logging
 import time
 from collections.abc import Callable
@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
 from models.core.errors import UserError
+from stack.worker_status import is_worker_fresh
 
 log = logging.getLogger(__name__)
 
@@ -24,8 +25,6 @@ T = TypeVar("T")
 POLL_S = 1.0
 API_RETRY_S = 3.0
 API_OUTAGE_S = 210.0  # an outage of up to 3 minutes is waited out, with some slack
-STALE_HEARTBEATS = 3  # a worker silent for three heartbeat intervals is gone
-MIN_STALE_S = 90.0  # and never fewer seconds than this (Prefect's default interval is 30 s)
 WAITING_STATES = ("SCHEDULED", "PENDING", "LATE", "AWAITINGRETRY", "PAUSED")
 
 
@@ -83,30 +82,6 @@ class ApiCaller:
                 f"The Prefect API at {self.api_url} did not answer for {now - self.down_since:.0f} s; "
                 "start it with `make up` (or check PREFECT_API_URL); the run may still be going."
             ) from exc
-
-
-def stale_after_s(worker: Any) -> float:
-    """Seconds of silence after which a worker no longer counts as polling its pool."""
-    interval = getattr(worker, "heartbeat_interval_seconds", None) or 0
-    return max(STALE_HEARTBEATS * float(interval), MIN_STALE_S)
-
-
-def heartbeat_age_s(worker: Any, now: dt.datetime | None = None) -> float | None:
-    """Seconds since the worker's last heartbeat (None if it never sent one)."""
-    last = getattr(worker, "last_heartbeat_time", None)
-    if last is None:
-        return None
-    now = now or dt.datetime.now(dt.UTC)
-    if last.tzinfo is None:
-        last = last.replace(tzinfo=dt.UTC)
-    return (now - last).total_seconds()
-
-
-def is_worker_fresh(worker: Any, now: dt.datetime | None = None) -> bool:
-    """ONLINE by Prefect's account and heard from within ``stale_after_s``: a worker that polls."""
-    status = str(getattr(worker.status, "value", worker.status)).upper()
-    age = heartbeat_age_s(worker, now)
-    return status == "ONLINE" and age is not None and age <= stale_after_s(worker)
 
 
 def read_fresh_workers(client: Any, pool: str) -> list[Any]:

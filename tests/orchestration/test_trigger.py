@@ -21,6 +21,7 @@ from models.core.errors import UserError
 from models.core.settings import PROJECT_ROOT
 from orchestration.deployment import outcome, trigger, waiting
 from stack.embedded import StackEnv, make_stack_env, running_stack
+from stack.worker_status import is_worker_fresh
 
 _PRIVATE = ("AWS_", "MLFLOW_", "PREFECT_", "TO_BIKES_")
 NOW = dt.datetime(2026, 3, 1, 12, 0, tzinfo=dt.UTC)
@@ -33,13 +34,13 @@ def fake_worker(status: str, seconds_ago: float | None, interval: int | None = 3
 
 @pytest.mark.unit
 def test_a_worker_silent_for_three_heartbeats_is_stale_even_if_prefect_says_online() -> None:
-    assert waiting.is_worker_fresh(fake_worker("ONLINE", 10), NOW)
-    assert waiting.is_worker_fresh(fake_worker("ONLINE", 89), NOW)
-    assert not waiting.is_worker_fresh(fake_worker("ONLINE", 91), NOW)
-    assert not waiting.is_worker_fresh(fake_worker("ONLINE", 250), NOW)
-    assert waiting.is_worker_fresh(fake_worker("ONLINE", 170, interval=60), NOW)
-    assert not waiting.is_worker_fresh(fake_worker("ONLINE", None), NOW)
-    assert not waiting.is_worker_fresh(fake_worker("OFFLINE", 5), NOW)
+    assert is_worker_fresh(fake_worker("ONLINE", 10), NOW)
+    assert is_worker_fresh(fake_worker("ONLINE", 89), NOW)
+    assert not is_worker_fresh(fake_worker("ONLINE", 91), NOW)
+    assert not is_worker_fresh(fake_worker("ONLINE", 250), NOW)
+    assert is_worker_fresh(fake_worker("ONLINE", 170, interval=60), NOW)
+    assert not is_worker_fresh(fake_worker("ONLINE", None), NOW)
+    assert not is_worker_fresh(fake_worker("OFFLINE", 5), NOW)
 
 
 @pytest.mark.unit
