@@ -220,6 +220,8 @@ ORCH := $(APY) -m orchestration
 YEAR ?=
 MONTH ?=
 RUN_ARGS ?=
+# Seconds make run/backfill wait per run before leaving it running (empty: the default, 600).
+WAIT ?=
 FROM ?=
 TO ?=
 ALLOW_DIRTY ?=
@@ -232,11 +234,11 @@ deploy: $(AGENT_STAMP) ## Pool, queues, code bundle flows/<sha>/ on S3, deployme
 agent: $(AGENT_STAMP) ## Process worker polling pool to-bikes (queues pipeline, preprocess) in the foreground; Ctrl-C stops it
 	$(ORCH).deployment.worker run
 
-run: $(AGENT_STAMP) ## Run the pipeline deployment over the API (YEAR, MONTH optional), wait, print its URL; exit 0 only if Completed
-	$(ORCH).deployment.trigger run $(if $(YEAR),--param year=$(YEAR)) $(if $(MONTH),--param month=$(MONTH)) $(RUN_ARGS)
+run: $(AGENT_STAMP) ## Run the pipeline over the API (YEAR, MONTH optional; WAIT seconds, default 600): what it waits for, then rows, metrics and the gate, or the reason it failed
+	$(ORCH).deployment.trigger run $(if $(YEAR),--param year=$(YEAR)) $(if $(MONTH),--param month=$(MONTH)) $(if $(WAIT),--wait-seconds $(WAIT)) $(RUN_ARGS)
 
 backfill: $(AGENT_STAMP) ## One preprocess run per month, in order: make backfill FROM=2024-01 TO=2024-06
-	$(ORCH).deployment.trigger backfill --from "$(FROM)" --to "$(TO)" $(RUN_ARGS)
+	$(ORCH).deployment.trigger backfill --from "$(FROM)" --to "$(TO)" $(if $(WAIT),--wait-seconds $(WAIT)) $(RUN_ARGS)
 
 demo: ## From a fresh clone: venvs, stack, sample, sync, blocks, deploy, worker, one pipeline run, champion
 	$(MAKE) install

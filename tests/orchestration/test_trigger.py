@@ -229,3 +229,16 @@ def test_params_and_wait_default() -> None:
     assert args.wait_seconds == trigger.DEFAULT_WAIT_S == 600
     assert trigger.build_parser().parse_args(["run", "--wait-seconds", "30"]).wait_seconds == 30
     assert json.loads(json.dumps(trigger.parse_params(["year=2025"]))) == {"year": 2025}
+
+
+@pytest.mark.unit
+def test_make_up_resumes_only_a_worker_make_demo_had_started(tmp_path, monkeypatch) -> None:
+    from models.core.settings import Settings
+    from orchestration.deployment import worker
+
+    settings = Settings(state_dir=tmp_path)
+    line = worker.resume_background(settings)
+    assert line.startswith("worker   not started: no background worker was running before; `make agent`")
+    (tmp_path / worker.WANTED_MARKER).write_text("started\n")
+    monkeypatch.setattr(worker, "start_background", lambda s: f"worker started in {s.state_dir}")
+    assert worker.resume_background(settings) == f"worker started in {tmp_path}"
