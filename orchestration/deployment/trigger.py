@@ -17,6 +17,7 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import os
 import re
 import time
 from collections.abc import Sequence
@@ -194,7 +195,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Dispatch to ``run`` or ``backfill``."""
     logging.getLogger("httpx").setLevel(logging.WARNING)
     args = build_parser().parse_args(argv)
-    check_prefect_api(load_settings())  # a malformed .env or a dead API fails here, in one sentence
+    settings = load_settings()
+    check_prefect_api(settings)  # a malformed .env or a dead API fails here, in one sentence
+    # Prefect's client uses the configured API, never a throw-away local server.
+    os.environ.setdefault("PREFECT_API_URL", settings.prefect_api_url)
     return run_command(args) if args.command == "run" else backfill_command(args)
 
 

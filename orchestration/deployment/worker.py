@@ -183,6 +183,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("action", choices=("run", "start", "stop", "resume"))
     args = parser.parse_args(argv)
     settings = load_settings()
+    # Prefect clients in this process use the configured API, never a throw-away local server.
+    os.environ.setdefault("PREFECT_API_URL", settings.prefect_api_url)
     if args.action != "stop":
         check_prefect_api(settings)
     if args.action == "run":
