@@ -198,6 +198,7 @@ def test_a_failed_flow_run_reports_the_user_error_it_raised(
 ) -> None:
     from prefect import flow, task
     from prefect.client.orchestration import SyncPrefectClient
+    from prefect.settings import PREFECT_API_URL, temporary_settings
 
     for key, value in prefect_server.items():
         monkeypatch.setenv(key, value)
@@ -210,7 +211,9 @@ def test_a_failed_flow_run_reports_the_user_error_it_raised(
     def failing() -> None:
         read_month()
 
-    state = failing(return_state=True)
+    # Prefect may have read its settings before this test set the environment: point it at the server.
+    with temporary_settings({PREFECT_API_URL: prefect_server["PREFECT_API_URL"]}):
+        state = failing(return_state=True)
     flow_run_id = state.state_details.flow_run_id
     with SyncPrefectClient(prefect_server["PREFECT_API_URL"]) as client:
         stored = client.read_flow_run(flow_run_id).state
