@@ -157,8 +157,10 @@ TRAIN_SEED ?= 7
 TRAIN_SUMMARY ?= data/models/last-train.json
 RUN_ID ?=
 MARGIN ?= 0.002
-PREDICT_INPUT ?= $(TRAIN_INPUT)
-PREDICT_OUTPUT ?= data/predictions/predictions.parquet
+# Empty PREDICT_INPUT: the latest processed period on S3 (what `make demo`/`make run` wrote); empty
+# PREDICT_OUTPUT: data/predictions/<period>.parquet. Either may be a local path or an s3:// URI.
+PREDICT_INPUT ?=
+PREDICT_OUTPUT ?=
 MODEL_URI ?=
 .PHONY: register predict
 
@@ -175,8 +177,8 @@ register: $(VENV_STAMP) ## Register RUN_ID (default: the last make train) and mo
 	fi; \
 	$(PY) -m models.registry.register --run-id "$$run_id" --margin $(MARGIN)
 
-predict: $(VENV_STAMP) ## Score PREDICT_INPUT with the champion (or MODEL_URI) into PREDICT_OUTPUT
-	$(PY) -m models.scoring.predict --input $(PREDICT_INPUT) --output $(PREDICT_OUTPUT) $(if $(MODEL_URI),--model $(MODEL_URI))
+predict: $(VENV_STAMP) ## Score the latest processed period on S3 (or PREDICT_INPUT) with the champion (or MODEL_URI) into data/predictions/ (or PREDICT_OUTPUT)
+	$(PY) -m models.scoring.predict $(if $(PREDICT_INPUT),--input $(PREDICT_INPUT)) $(if $(PREDICT_OUTPUT),--output $(PREDICT_OUTPUT)) $(if $(MODEL_URI),--model $(MODEL_URI))
 
 
 # --- local stack (issue 6): up, down, status, logs, sync-data, blocks, doctor ------------
@@ -199,14 +201,15 @@ $(STACK_NODE_STAMP): stack/package.json stack/package-lock.json
 
 stack-deps: $(STACK_NODE_STAMP) ## Install the local S3 server (s3rver) from stack/package-lock.json (npm ci)
 
-up: $(VENV_STAMP) $(AGENT_STAMP) $(STACK_NODE_STAMP) ## Start Prefect, S3 and MLflow servers on 127.0.0.1 and wait for health
+up: $(VENV_STAMP) $(AGENT_STAMP) $(STACK_NODE_STAMP) ## Start Prefect, S3 and MLflow servers on 127.0.0.1 and wait for health; the demo worker again if make demo had started one
 	$(STACK) up
+	$(APY) -m orchestration.deployment.worker resume
 
 down: ## Stop exactly what make started: demo worker, agent container, then the servers (pid files in .stack/run)
 	if [ -f $(TO_BIKES_STATE_DIR_MK)/agent-docker.cid ]; then $(MAKE) agent-docker-stop; fi
 	$(STACK) down
 
-status: ## One line per server: running/stopped, URL, pid (exit 3 if one is down)
+status: ## One line per server (running/stopped, URL, pid) and one for the worker (online/stale/offline, pool, pid); exit 3 if a server is down
 	$(STACK) status
 
 logs: ## Show the last lines of each server's log (.stack/logs)
@@ -231,6 +234,8 @@ ORCH := $(APY) -m orchestration
 YEAR ?=
 MONTH ?=
 RUN_ARGS ?=
+# Seconds make run/backfill wait per run before leaving it running (empty: the default, 600).
+WAIT ?=
 FROM ?=
 TO ?=
 ALLOW_DIRTY ?=
@@ -243,11 +248,11 @@ deploy: $(AGENT_STAMP) ## Pool, queues, code bundle flows/<sha>/ on S3, deployme
 agent: $(AGENT_STAMP) ## Process worker polling pool to-bikes (queues pipeline, preprocess) in the foreground; Ctrl-C stops it
 	$(ORCH).deployment.worker run
 
-run: $(AGENT_STAMP) ## Run the pipeline deployment over the API (YEAR, MONTH optional), wait, print its URL; exit 0 only if Completed
-	$(ORCH).deployment.trigger run $(if $(YEAR),--param year=$(YEAR)) $(if $(MONTH),--param month=$(MONTH)) $(RUN_ARGS)
+run: $(AGENT_STAMP) ## Run the pipeline over the API (YEAR, MONTH optional; WAIT seconds, default 600): what it waits for, then rows, metrics and the gate, or the reason it failed
+	$(ORCH).deployment.trigger run $(if $(YEAR),--param year=$(YEAR)) $(if $(MONTH),--param month=$(MONTH)) $(if $(WAIT),--wait-seconds $(WAIT)) $(RUN_ARGS)
 
 backfill: $(AGENT_STAMP) ## One preprocess run per month, in order: make backfill FROM=2024-01 TO=2024-06
-	$(ORCH).deployment.trigger backfill --from "$(FROM)" --to "$(TO)" $(RUN_ARGS)
+	$(ORCH).deployment.trigger backfill --from "$(FROM)" --to "$(TO)" $(if $(WAIT),--wait-seconds $(WAIT)) $(RUN_ARGS)
 
 demo: ## From a fresh clone: venvs, stack, sample, sync, blocks, deploy, worker, one pipeline run, champion
 	$(MAKE) install

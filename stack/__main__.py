@@ -26,7 +26,7 @@ def build_parser() -> argparse.ArgumentParser:
     for name, text in (("up", "start the servers and wait for health"), ("down", "stop the servers")):
         cmd = sub.add_parser(name, help=text)
         cmd.add_argument("services", nargs="*", metavar="SERVICE", help="s3, prefect, mlflow (default: all)")
-    sub.add_parser("status", help="one line per server; exit 3 if one is not running")
+    sub.add_parser("status", help="one line per server and one for the worker; exit 3 if a server is down")
     logs = sub.add_parser("logs", help="the last lines of each server's log")
     logs.add_argument("services", nargs="*", metavar="SERVICE", help="s3, prefect, mlflow (default: all)")
     logs.add_argument("-n", "--lines", type=int, default=40)
@@ -39,9 +39,14 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def show_status() -> int:
-    states = stack_status(load_settings())
+    """One line per server, then the worker's line (exit 3 only when a server is down)."""
+    from stack.worker_status import describe_worker
+
+    settings = load_settings()
+    states = stack_status(settings)
     for state in states:
         print(state.describe())
+    print(describe_worker(settings))
     return 0 if all(s.healthy for s in states) else EXIT_NOT_RUNNING
 
 

@@ -1,8 +1,11 @@
 """Batch scoring: P(member) and the predicted rider type for every trip of a processed Parquet file.
 
-``python -m models.scoring.predict --input FEATURES.parquet --output PRED.parquet`` scores with the registry's
-``champion`` by default (``--model`` takes any ``models:/`` or ``runs:/`` URI). The output keeps each
-trip's id, start time and (when present) its true label next to the prediction, one row per input row.
+``python -m models.scoring.predict`` with no arguments scores the latest processed period on S3
+(``processed/<period>/trips.parquet``; the period ending last, a year before its months) with the
+registry's ``champion`` into ``data/predictions/<period>.parquet``. ``--input``/``--output`` take any
+path or ``s3://`` URI and ``--model`` any ``models:/`` or ``runs:/`` URI. The output keeps each trip's
+id, start time and (when present) its true label next to the prediction, one row per input row.
+Progress is one line per step (MLflow's download bars are switched off).
 """
 
 from __future__ import annotations
@@ -10,6 +13,7 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import os
 import re
 import tempfile
 from collections.abc import Sequence
@@ -23,17 +27,51 @@ from mlflow.exceptions import MlflowException
 
 from models.core.errors import UserError, run_cli
 from models.core.names import CHAMPION
+from models.core.periods import is_month, month_key
 from models.core.secrets import mask_secrets
 from models.core.settings import Settings, load_settings
 from models.data.features import FEATURE_COLUMNS, LABEL_COLUMN, POSITIVE_LABEL, TIME_COLUMN
 from models.registry.mlflow_client import connect_tracking, load_sklearn_model, reported_mlflow_errors
 from models.training.dataset import localise_input, read_parquet_columns, select_features, write_output
+from models.training.inputs import OUTPUT_NAME, list_processed_periods
 from models.training.metrics import THRESHOLD, member_probability
 
 log = logging.getLogger(__name__)
 
 KEPT_COLUMNS = ["trip_id", TIME_COLUMN, LABEL_COLUMN]
 _ALIAS_URI = re.compile(r"^models:/(?P<name>[^/@]+)@(?P<alias>[^/@]+)$")
+PREDICTIONS_DIR = Path("data/predictions")
+PROGRESS_BAR_VARIABLE = "MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR"  # mlflow.environment_variables
+
+
+def period_end_key(period: str) -> tuple[int, int]:
+    """Sort key: the period's last month, then a year before its months (it holds more data)."""
+    last = period if is_month(period) else f"{period}-12"
+    return month_key(last), 0 if is_month(period) else 1
+
+
+def find_latest_period(settings: Settings) -> str:
+    """The processed period on S3 that ends last; one sentence when there is none."""
+    periods = list_processed_periods(settings)
+    if not periods:
+        where = settings.s3_uri(settings.processed_prefix) + "/"
+        raise UserError(
+            f"No processed period under {where}; run the pipeline first (make run or make demo), "
+            "or give PREDICT_INPUT."
+        )
+    return max(periods, key=period_end_key)
+
+
+def default_paths(input_uri: str | None, output_uri: str | None, settings: Settings) -> tuple[str, str]:
+    """``--input`` (default: the latest processed period on S3) and ``--output``
+    (default: ``data/predictions/<period>.parquet``, or ``<input name>.parquet`` for a given input)."""
+    if input_uri is None:
+        period = find_latest_period(settings)
+        input_uri = settings.s3_uri(settings.processed_prefix, period, OUTPUT_NAME)
+        output_uri = output_uri or str(PREDICTIONS_DIR / f"{period}.parquet")
+    if output_uri is None:
+        output_uri = str(PREDICTIONS_DIR / "predictions.parquet")
+    return input_uri, output_uri
 
 
 def resolve_model_uri(client: MlflowClient, model_uri: str) -> tuple[str, str | None]:
@@ -103,8 +141,12 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(
         prog="python -m models.scoring.predict", description=__doc__.splitlines()[0]
     )
-    parser.add_argument("--input", required=True, help="processed features Parquet (path or s3:// URI)")
-    parser.add_argument("--output", required=True, help="predictions Parquet to write (path or s3:// URI)")
+    parser.add_argument(
+        "--input", help="processed features Parquet, path or s3:// URI (default: latest period on S3)"
+    )
+    parser.add_argument(
+        "--output", help="predictions Parquet to write (default: data/predictions/<period>.parquet)"
+    )
     parser.add_argument("--model", help=f"model URI (default: models:/<settings.model_name>@{CHAMPION})")
     parser.add_argument(
         "--tracking-uri", help="MLflow tracking URI (default: settings / MLFLOW_TRACKING_URI)"
@@ -113,10 +155,15 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """Score once and print a one-line JSON summary."""
+    """Score once: one progress line, then a one-line JSON summary."""
     args = parse_args(argv)
+    os.environ.setdefault(PROGRESS_BAR_VARIABLE, "false")
+    settings = load_settings()
     with reported_mlflow_errors("scoring"):
-        summary = predict(args.input, args.output, args.model, tracking_uri=args.tracking_uri)
+        input_uri, output_uri = default_paths(args.input, args.output, settings)
+        model = args.model or f"models:/{settings.model_name}@{CHAMPION}"
+        print(f"scoring {input_uri} with {model} -> {output_uri}", flush=True)
+        summary = predict(input_uri, output_uri, model, tracking_uri=args.tracking_uri, settings=settings)
     print(json.dumps(summary, sort_keys=True))
     return 0
 

@@ -3,10 +3,13 @@
     agent/.venv/bin/python -m orchestration.deployment.trigger run [--deployment NAME] [--param key=value ...]
     agent/.venv/bin/python -m orchestration.deployment.trigger backfill --from 2024-01 --to 2024-06
 
-``run`` prints the flow run's URL at once, waits (bounded by ``--timeout``) and exits 0 only when the
-run is Completed. ``backfill`` starts one run per month, one after another, and exits 0 only when
-every month Completed. Both refuse to start when no worker of the pool is online, instead of leaving
-a run Late in a queue that nobody polls.
+``run`` checks the parameters before a run exists (one sentence, exit 2), prints the flow run's URL,
+then one line whenever what it waits for changes (no worker polling the pool, or the run's state),
+waits up to ``--wait-seconds`` (default ten minutes; then it says the run goes on, with its URL) and
+exits 0 only when the run is Completed. A failed run's own reason is printed; a completed pipeline
+run's rows, headline metrics and gate decision (``orchestration.deployment.outcome``). ``backfill``
+starts one run per month, one after another, and exits 0 only when every month Completed. An API
+outage of up to three minutes is waited out (``orchestration.deployment.waiting``).
 """
 
 from __future__ import annotations
@@ -14,19 +17,21 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import os
 import re
 import time
 from collections.abc import Sequence
 from typing import Any
 
 from models.core.errors import UserError, run_cli
+from models.core.periods import format_period
 from models.core.settings import load_settings
+from orchestration.deployment import outcome, waiting
 from stack.doctor import require_prefect_api as check_prefect_api
 
 PIPELINE = "to-bikes-pipeline/weekly"
 PREPROCESS = "preprocess/daily"
-DEFAULT_TIMEOUT_S = 1800.0
-POLL_S = 1.0
+DEFAULT_WAIT_S = 600.0  # ten minutes: a demo-sized run takes one or two
 MONTH = re.compile(r"^(\d{4})-(0[1-9]|1[0-2])$")
 
 
@@ -57,14 +62,30 @@ def month_range(first: str, last: str) -> list[tuple[int, int]]:
     return [(key // 12, key % 12 + 1) for key in range(bounds[0], bounds[1] + 1)]
 
 
-def check_worker_online(client: Any, deployment: Any) -> None:
-    """Fail in one sentence when no worker of the deployment's pool is online."""
-    pool = deployment.work_pool_name
-    workers = client.read_workers_for_work_pool(pool)
-    if not any(str(getattr(w.status, "value", w.status)).upper() == "ONLINE" for w in workers):
+def check_params(params: dict[str, Any], deployment: Any) -> None:
+    """Refuse, in one sentence and before any run exists, parameters the flow would reject.
+
+    ``year`` and ``month`` are read by ``models.core.periods.format_period`` (the flow's own check);
+    every parameter is then checked against the deployment's parameter schema with Prefect's own
+    validator, the check the server makes (a 409 Conflict) when a run is created.
+    """
+    from prefect.utilities.schema_tools import ValidationError, validate
+
+    if params.get("year") is not None:
+        format_period(params["year"], params.get("month"))
+    elif params.get("month") is not None:
+        format_period("2000", params["month"])  # no year: the latest one; the month must still be one
+    schema = deployment.parameter_openapi_schema or {}
+    known = schema.get("properties", {})
+    unknown = sorted(set(params) - set(known))
+    if known and unknown:
         raise UserError(
-            f"no worker polls work pool {pool!r}; start one with `make agent` in another terminal."
+            f"Parameter {unknown[0]!r} is not one of {deployment.name!r}'s: {', '.join(sorted(known))}."
         )
+    try:
+        validate(params, schema, raise_on_error=True)
+    except ValidationError as exc:
+        raise UserError(f"Parameters {json.dumps(params, sort_keys=True)} are refused: {exc}") from exc
 
 
 def flow_run_url(flow_run_id: Any) -> str:
@@ -74,44 +95,57 @@ def flow_run_url(flow_run_id: Any) -> str:
     return f"{PREFECT_UI_URL.value()}/runs/flow-run/{flow_run_id}"
 
 
-def wait_final(client: Any, flow_run_id: Any, timeout_s: float) -> Any:
-    """Poll the run until it reaches a final state (or the timeout); returns the last state."""
-    deadline = time.monotonic() + timeout_s
-    while True:
-        state = client.read_flow_run(flow_run_id).state
-        if state is not None and state.is_final():
-            return state
-        if time.monotonic() > deadline:
-            return state
-        time.sleep(POLL_S)
-
-
-def run_deployment_once(name: str, params: dict[str, Any], timeout_s: float) -> tuple[bool, str]:
-    """Create one run, wait for it; ``(completed, one-line report)``."""
-    from prefect.client.orchestration import get_client
+def read_deployment(client: Any, name: str) -> Any:
+    """The deployment, or one sentence saying how to create it."""
     from prefect.exceptions import ObjectNotFound
 
-    with get_client(sync_client=True) as client:
-        try:
-            deployment = client.read_deployment_by_name(name)
-        except ObjectNotFound as exc:
-            raise UserError(f"deployment {name!r} does not exist on this API; run `make deploy`.") from exc
-        check_worker_online(client, deployment)
-        started = time.monotonic()
-        flow_run = client.create_flow_run_from_deployment(deployment.id, parameters=params)
-        print(f"{name} {json.dumps(params, sort_keys=True)}: {flow_run_url(flow_run.id)}", flush=True)
-        state = wait_final(client, flow_run.id, timeout_s)
-    seconds = time.monotonic() - started
-    label = state.name if state is not None else "unknown"
+    try:
+        return client.read_deployment_by_name(name)
+    except ObjectNotFound as exc:
+        raise UserError(f"deployment {name!r} does not exist on this API; run `make deploy`.") from exc
+
+
+def describe_end(client: Any, flow_run: Any, state: Any, seconds: float, url: str) -> tuple[bool, list[str]]:
+    """``(completed, lines)``: what happened, the reason of a failure or the figures of a success."""
+    label = state.name if state is not None else "Scheduled"
     if state is None or not state.is_final():
-        return False, f"{flow_run.name}: still {label} after {seconds:.0f} s (timeout)"
-    return state.is_completed(), f"{flow_run.name}: {label} in {seconds:.1f} s (trigger to final state)"
+        return False, [f"{flow_run.name}: still {label} after {seconds:.0f} s; it goes on: {url}"]
+    head = f"{flow_run.name}: {label} in {seconds:.1f} s (trigger to final state)"
+    if state.is_completed():
+        return True, [head, *outcome.describe_success(client, flow_run.id, state)]
+    return False, [f"{head}: {outcome.failure_reason(client, flow_run.id, state)}"]
+
+
+def run_deployment_once(name: str, params: dict[str, Any], timeout_s: float) -> tuple[bool, list[str]]:
+    """Check the parameters, create one run, say what it waits for; ``(completed, report lines)``."""
+    from prefect.client.orchestration import get_client
+    from prefect.settings import PREFECT_API_URL
+
+    caller = waiting.ApiCaller(str(PREFECT_API_URL.value()), say=print_now)
+    with get_client(sync_client=True) as client:
+        deployment = caller.call(read_deployment, client, name)
+        check_params(params, deployment)
+        pool = deployment.work_pool_name
+        if not caller.call(waiting.read_fresh_workers, client, pool):
+            print_now(waiting.describe_no_worker(pool))
+        started = time.monotonic()
+        flow_run = caller.call(client.create_flow_run_from_deployment, deployment.id, parameters=params)
+        url = flow_run_url(flow_run.id)
+        print_now(f"{name} {json.dumps(params, sort_keys=True)}: {url}")
+        state = waiting.wait_final(client, caller, flow_run.id, pool, timeout_s)
+        return caller.call(describe_end, client, flow_run, state, time.monotonic() - started, url)
+
+
+def print_now(line: str) -> None:
+    """One line to stdout, flushed (``make run`` is often piped or watched)."""
+    print(line, flush=True)
 
 
 def run_command(args: argparse.Namespace) -> int:
     """``run``: one run of a deployment."""
-    completed, report = run_deployment_once(args.deployment, parse_params(args.param), args.timeout)
-    print(report)
+    completed, lines = run_deployment_once(args.deployment, parse_params(args.param), args.wait_seconds)
+    for line in lines:
+        print_now(line)
     return 0 if completed else 1
 
 
@@ -121,10 +155,10 @@ def backfill_command(args: argparse.Namespace) -> int:
     extra = parse_params(args.param)
     failed = 0
     for year, month in months:
-        completed, report = run_deployment_once(
-            args.deployment, {**extra, "year": year, "month": month}, args.timeout
+        completed, lines = run_deployment_once(
+            args.deployment, {**extra, "year": year, "month": month}, args.wait_seconds
         )
-        print(f"{year}-{month:02d}: {report}", flush=True)
+        print_now(f"{year}-{month:02d}: {' | '.join(lines)}")
         failed += not completed
     print(f"backfill {args.first}..{args.last}: {len(months) - failed} of {len(months)} month(s) Completed")
     return 0 if failed == 0 else 1
@@ -147,7 +181,12 @@ def build_parser() -> argparse.ArgumentParser:
             "--param", action="append", default=[], help="key=value (JSON value), repeatable"
         )
         command.add_argument(
-            "--timeout", type=float, default=DEFAULT_TIMEOUT_S, help="seconds to wait per run"
+            "--wait-seconds",
+            "--timeout",
+            dest="wait_seconds",
+            type=float,
+            default=DEFAULT_WAIT_S,
+            help=f"seconds to wait per run before leaving it running (default {DEFAULT_WAIT_S:.0f})",
         )
     return parser
 
@@ -156,7 +195,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Dispatch to ``run`` or ``backfill``."""
     logging.getLogger("httpx").setLevel(logging.WARNING)
     args = build_parser().parse_args(argv)
-    check_prefect_api(load_settings())  # a malformed .env or a dead API fails here, in one sentence
+    settings = load_settings()
+    check_prefect_api(settings)  # a malformed .env or a dead API fails here, in one sentence
+    # Prefect's client uses the configured API, never a throw-away local server.
+    os.environ.setdefault("PREFECT_API_URL", settings.prefect_api_url)
     return run_command(args) if args.command == "run" else backfill_command(args)
 
 

@@ -2,11 +2,14 @@
 
     agent/.venv/bin/python -m orchestration.deployment.worker run          # foreground; Ctrl-C stops it
     agent/.venv/bin/python -m orchestration.deployment.worker start|stop   # background, pid file (make demo)
+    agent/.venv/bin/python -m orchestration.deployment.worker resume       # make up: start it again if wanted
 
 The worker starts in ``<state dir>/worker`` (no project code there), without ``PYTHONPATH``, so a
 flow run can only import the code its ``pull`` step downloaded from S3. The background worker runs
 in its own session and process group; its pid file ``<state dir>/run/worker.pid`` has the stack's
 format (pid, start time, port 0), so ``stop`` (or the stack's ``make down``) ends exactly it.
+``start`` also leaves ``<state dir>/worker.wanted``: ``make down`` keeps it, so ``make up`` (``resume``)
+brings the demo worker back; an explicit ``stop`` removes it.
 """
 
 from __future__ import annotations
@@ -32,6 +35,7 @@ from stack.services import state_dir_of
 log = logging.getLogger(__name__)
 
 WORKER_NAME = "worker"
+WANTED_MARKER = "worker.wanted"
 DEFAULT_QUERY_SECONDS = "1"  # a local API takes it easily; Prefect Cloud users may raise it
 ONLINE_TIMEOUT_S = 90.0
 # Outlive a restart of the servers (prefect.yaml's job env carries the same values, for workers not
@@ -128,6 +132,7 @@ def start_background(settings: Settings) -> str:
     except BaseException:
         stop_background(settings)  # a start that failed leaves no worker behind
         raise
+    (state / WANTED_MARKER).write_text(f"started {time.strftime('%Y-%m-%d %H:%M:%S')}\n")
     return f"worker started (pid {process.pid}, log {logfile}, pid file {state / 'run' / 'worker.pid'})"
 
 
@@ -167,23 +172,37 @@ def stop_background(settings: Settings) -> str:
     record = read_pid(state, WORKER_NAME)
     stopped = record is not None and stop_record(WORKER_NAME, record)
     (state / "run" / "worker.pid").unlink(missing_ok=True)
+    (state / WANTED_MARKER).unlink(missing_ok=True)
     return f"worker stopped (pid {record.pid})" if stopped and record else "worker was not running"
 
 
+def resume_background(settings: Settings) -> str:
+    """``make up``: start the background worker again when ``make demo`` had started one."""
+    if not (state_dir_of(settings) / WANTED_MARKER).exists():
+        return (
+            f"{WORKER_NAME:8} not started: no background worker was running before; `make agent` runs one "
+            "(make demo starts one in the background)"
+        )
+    return start_background(settings)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
-    """``run`` in the foreground, or ``start``/``stop`` a background worker."""
+    """``run`` in the foreground, ``start``/``stop`` a background worker, ``resume`` it after make up."""
     logging.getLogger("httpx").setLevel(logging.WARNING)
     parser = argparse.ArgumentParser(
         prog="python -m orchestration.deployment.worker", description=__doc__.splitlines()[0]
     )
-    parser.add_argument("action", choices=("run", "start", "stop"))
+    parser.add_argument("action", choices=("run", "start", "stop", "resume"))
     args = parser.parse_args(argv)
     settings = load_settings()
+    # Prefect clients in this process use the configured API, never a throw-away local server.
+    os.environ.setdefault("PREFECT_API_URL", settings.prefect_api_url)
     if args.action != "stop":
         check_prefect_api(settings)
     if args.action == "run":
         return run_foreground(settings)
-    print(start_background(settings) if args.action == "start" else stop_background(settings))
+    actions = {"start": start_background, "stop": stop_background, "resume": resume_background}
+    print(actions[args.action](settings))
     return 0
 
 

@@ -270,3 +270,15 @@ def test_the_code_bundle_is_one_archive_of_the_files_prefectignore_lets_through(
     assert members["models/a.py"].uid == 0 and members["models/a.py"].uname == ""
     time.sleep(1.1)  # gzip would otherwise stamp the time of packing
     assert bundle.build_bundle(tmp_path)[0] == body  # same files, same bytes
+
+
+def test_the_projects_prefectignore_keeps_every_stage_package_and_drops_data(tmp_path: Path) -> None:
+    """The project's own .prefectignore: an unanchored ``data/`` once dropped ``models/data/``."""
+    kept = ["models/data/preprocess.py", "models/core/s3.py", "orchestration/monthly.py", "prefect.yaml"]
+    dropped = ["data/sample/2025/a.csv", ".stack/run/worker.pid", ".env", "tests/t.py"]
+    for name in kept + dropped:
+        (tmp_path / name).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / name).write_text("x\n")
+    (tmp_path / ".prefectignore").write_text((PROJECT_ROOT / ".prefectignore").read_text())
+    files = bundle.bundle_files(tmp_path, ".prefectignore")
+    assert sorted(files) == sorted([".prefectignore", *kept])

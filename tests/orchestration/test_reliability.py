@@ -41,7 +41,8 @@ from models.core.errors import UserError
 from models.core.settings import PROJECT_ROOT
 from models.registry.register import register_model
 from models.training.train import train_model
-from orchestration.deployment.trigger import PIPELINE, PREPROCESS, wait_final
+from orchestration.deployment.trigger import PIPELINE, PREPROCESS
+from orchestration.deployment.waiting import ApiCaller, wait_final
 from stack.control import start_stack
 from stack.embedded import StackEnv
 from stack.processes import process_start_ticks, read_pid, stop_record
@@ -346,7 +347,8 @@ def create_run(deployed: Deployed, deployment: str, parameters: dict[str, Any]) 
 
 def final_state(deployed: Deployed, flow_run_id: str) -> Any:
     with prefect_client(deployed) as client:
-        return wait_final(client, flow_run_id, WAIT_S * 2)
+        caller = ApiCaller(deployed.env["PREFECT_API_URL"], say=print)
+        return wait_final(client, caller, flow_run_id, "to-bikes", WAIT_S * 2)
 
 
 @pytest.mark.e2e

@@ -8,13 +8,15 @@ from types import SimpleNamespace
 import mlflow
 import pandas as pd
 import pytest
+from mlflow.environment_variables import MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR
 
 from models.core import storage
 from models.core.errors import UserError, run_cli
+from models.core.settings import load_settings
 from models.data.features import FEATURE_COLUMNS
 from models.registry.mlflow_client import allow_model_loading
 from models.registry.register import register_model
-from models.scoring.predict import main, predict
+from models.scoring.predict import main, period_end_key, predict
 from models.training.dataset import select_features
 from models.training.train import train_model
 from tests.models.training.trips import build_trips, make_tracking_uri, write_trips
@@ -106,3 +108,53 @@ def test_scores_from_and_to_s3(champion, s3_env, tmp_path):
     scored = pd.read_parquet(local)
     assert summary["rows"] == len(scored) == 4000
     assert set(FEATURE_COLUMNS).isdisjoint(scored.columns)
+
+
+@pytest.mark.unit
+def test_the_latest_period_is_the_one_ending_last_a_year_before_its_months() -> None:
+    periods = ["2024", "2025-03", "2025-01", "2024-12"]
+    assert max(periods, key=period_end_key) == "2025-03"
+    assert max([*periods, "2025"], key=period_end_key) == "2025"
+    assert max(["2025-12", "2025"], key=period_end_key) == "2025"
+
+
+@pytest.mark.integration
+def test_no_arguments_score_the_latest_processed_period_on_s3_into_data_predictions(
+    champion, s3_env, tmp_path, monkeypatch, capsys
+):
+    bucket = "predict-defaults"
+    s3_env.s3_client().create_bucket(Bucket=bucket)
+    monkeypatch.setenv("TO_BIKES_BUCKET", bucket)
+    monkeypatch.setenv("TO_BIKES_MODEL_NAME", NAME)
+    monkeypatch.delenv("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", raising=False)
+    monkeypatch.chdir(tmp_path)
+    settings = load_settings()
+    for period in ("2024", "2025-02", "2025-03"):
+        storage.write_file_atomic(
+            champion.features, f"s3://{bucket}/processed/{period}/trips.parquet", settings
+        )
+    assert run_cli(main, ["--tracking-uri", champion.uri]) == 0
+    out, err = capsys.readouterr()
+    lines = out.strip().splitlines()
+    assert lines[0] == (
+        f"scoring s3://{bucket}/processed/2025-03/trips.parquet with models:/{NAME}@champion "
+        "-> data/predictions/2025-03.parquet"
+    )
+    summary = json.loads(lines[-1])
+    assert summary["output"] == "data/predictions/2025-03.parquet"
+    assert len(pd.read_parquet(tmp_path / "data" / "predictions" / "2025-03.parquet")) == summary["rows"]
+    assert "Traceback" not in err
+    assert MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR.get() is False  # MLflow's download bars are off
+
+
+@pytest.mark.integration
+def test_no_processed_period_is_a_one_sentence_error(s3_env, monkeypatch, capsys):
+    bucket = "predict-empty"
+    s3_env.s3_client().create_bucket(Bucket=bucket)
+    monkeypatch.setenv("TO_BIKES_BUCKET", bucket)
+    assert run_cli(main, []) == 2
+    err = capsys.readouterr().err.strip()
+    assert err == (
+        f"error: No processed period under s3://{bucket}/processed/; run the pipeline first "
+        "(make run or make demo), or give PREDICT_INPUT."
+    )

@@ -1,0 +1,107 @@
+"""The worker line of ``make status``: the demo worker's pid, its pool, and whether the pool is polled.
+
+Prefect keeps showing a worker ONLINE for a while after its process died (``make down && make up``
+left one so). A worker counts as polling only when its last heartbeat is recent: within three of its
+heartbeat intervals, and never less than 90 s. ``orchestration.deployment.waiting`` uses the same
+rule while ``make run`` waits. This module talks HTTP to the Prefect API (it runs in the model
+environment, without Prefect) and never fails: an unreachable API is shown as such.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import urllib.error
+import urllib.request
+from dataclasses import dataclass
+from typing import Any
+
+from models.core.settings import Settings
+from stack.doctor import HTTP_TIMEOUT_S, prefect_headers
+from stack.processes import read_pid
+from stack.services import state_dir_of
+
+WORKER_NAME = "worker"
+STALE_HEARTBEATS = 3  # a worker silent for three heartbeat intervals is gone
+MIN_STALE_S = 90.0  # and never fewer seconds than this (Prefect's default interval is 30 s)
+
+
+def stale_after_s(worker: Any) -> float:
+    """Seconds of silence after which a worker no longer counts as polling its pool."""
+    interval = getattr(worker, "heartbeat_interval_seconds", None) or 0
+    return max(STALE_HEARTBEATS * float(interval), MIN_STALE_S)
+
+
+def heartbeat_age_s(worker: Any, now: dt.datetime | None = None) -> float | None:
+    """Seconds since the worker's last heartbeat (None if it never sent one)."""
+    last = getattr(worker, "last_heartbeat_time", None)
+    if last is None:
+        return None
+    if isinstance(last, str):
+        last = dt.datetime.fromisoformat(last.replace("Z", "+00:00"))
+    if last.tzinfo is None:
+        last = last.replace(tzinfo=dt.UTC)
+    return ((now or dt.datetime.now(dt.UTC)) - last).total_seconds()
+
+
+def is_worker_fresh(worker: Any, now: dt.datetime | None = None) -> bool:
+    """ONLINE by Prefect's account and heard from within ``stale_after_s``: a worker that polls."""
+    status = str(getattr(worker.status, "value", worker.status)).upper()
+    age = heartbeat_age_s(worker, now)
+    return status == "ONLINE" and age is not None and age <= stale_after_s(worker)
+
+
+@dataclass(frozen=True)
+class PoolWorker:
+    """One worker as the REST API lists it (the fields the freshness rule reads)."""
+
+    name: str
+    status: str
+    last_heartbeat_time: str | None
+    heartbeat_interval_seconds: int | None
+
+
+def read_pool_workers(settings: Settings) -> list[PoolWorker] | None:
+    """The pool's workers (POST /work_pools/<pool>/workers/filter); None when the API does not answer."""
+    url = f"{settings.prefect_api_url.rstrip('/')}/work_pools/{settings.work_pool}/workers/filter"
+    headers = {"Content-Type": "application/json", **prefect_headers(settings)}
+    request = urllib.request.Request(url, data=b"{}", headers=headers, method="POST")  # noqa: S310
+    try:
+        with urllib.request.urlopen(request, timeout=HTTP_TIMEOUT_S) as response:  # noqa: S310
+            found = json.loads(response.read().decode())
+    except urllib.error.HTTPError as exc:
+        return [] if exc.code == 404 else None  # 404: the pool does not exist yet
+    except (urllib.error.URLError, OSError, ValueError):
+        return None
+    return [
+        PoolWorker(
+            str(w.get("name")),
+            str(w.get("status")),
+            w.get("last_heartbeat_time"),
+            w.get("heartbeat_interval_seconds"),
+        )
+        for w in found
+    ]
+
+
+def describe_pool(workers: list[PoolWorker] | None) -> tuple[str, str]:
+    """``(state, detail)``: online / stale / offline / unknown, and the freshest heartbeat's age."""
+    if workers is None:
+        return "unknown", "the Prefect API does not answer"
+    fresh = [w for w in workers if is_worker_fresh(w)]
+    ages = [a for a in (heartbeat_age_s(w) for w in workers) if a is not None]
+    last = f"last heartbeat {min(ages):.0f} s ago" if ages else "no heartbeat"
+    if fresh:
+        return "online", f"{len(fresh)} polling, {last}"
+    if any(w.status.upper() == "ONLINE" for w in workers):
+        return "stale", f"Prefect says ONLINE but {last}"
+    return "offline", last if workers else "no worker ever polled it"
+
+
+def describe_worker(settings: Settings) -> str:
+    """One ``make status`` line: pool state, the demo worker's pid (or how to start one)."""
+    record = read_pid(state_dir_of(settings), WORKER_NAME)
+    alive = record is not None and record.leader_alive()
+    state, detail = describe_pool(read_pool_workers(settings))
+    pid = f"pid {record.pid}" if alive and record else "no background worker (`make agent` starts one)"
+    return f"{WORKER_NAME:8} {state:10} pool {settings.work_pool} ({detail})  {pid}"

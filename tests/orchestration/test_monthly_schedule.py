@@ -1,0 +1,38 @@
+"""The scheduled deployment: the newest month with trips on S3, and what prefect.yaml declares."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import yaml
+
+from models.core.errors import UserError
+from models.core.settings import PROJECT_ROOT
+from orchestration.monthly import find_newest_month
+
+
+def read_deployments() -> dict[str, dict]:
+    document = yaml.safe_load(Path(PROJECT_ROOT, "prefect.yaml").read_text())
+    return {d["name"]: d for d in document["deployments"]}
+
+
+@pytest.mark.unit
+def test_the_newest_month_is_the_latest_of_the_year_with_trips() -> None:
+    shares = {"2025-01": 0.7, "2025-03": 0.6, "2025-02": None, "2024-12": 0.7}
+    assert find_newest_month(shares, 2025) == "2025-03"
+    assert find_newest_month({"2026-01": 0.5, "2025-11": 0.6}, 2025) == "2025-11"
+    with pytest.raises(UserError, match="No month of 2025 has kept trips under raw/2025/"):
+        find_newest_month({"2024-12": 0.7}, 2025)
+
+
+@pytest.mark.unit
+def test_prefect_yaml_schedules_the_newest_month_daily_and_keeps_weekly_for_make_run() -> None:
+    deployments = read_deployments()
+    monthly = deployments["monthly"]
+    assert monthly["entrypoint"] == "orchestration/monthly.py:newest_month_flow"
+    assert [s["active"] for s in monthly["schedules"]] == [True]
+    assert monthly["schedules"][0]["cron"] == "0 6 * * *"
+    assert deployments["weekly"]["entrypoint"] == "orchestration/flows.py:pipeline_flow"
+    assert not any(s["active"] for s in deployments["weekly"].get("schedules") or [])
+    assert not any(s["active"] for s in deployments["daily"].get("schedules") or [])

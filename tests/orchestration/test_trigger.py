@@ -1,0 +1,247 @@
+"""``make run``'s trigger: parameters refused before a run exists, stale workers, the reason of a failure.
+
+The integration tests start a Prefect server of their own (free port, temporary state) and register
+the pipeline flow's deployment with its real parameter schema, without pushing code: a bad parameter
+must be refused before a flow run exists, so none may be found afterwards.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import os
+import subprocess
+import sys
+from collections.abc import Iterator
+from types import SimpleNamespace
+
+import pytest
+
+from models.core.errors import UserError
+from models.core.settings import PROJECT_ROOT
+from orchestration.deployment import outcome, trigger, waiting
+from stack.embedded import StackEnv, make_stack_env, running_stack
+from stack.worker_status import is_worker_fresh
+
+_PRIVATE = ("AWS_", "MLFLOW_", "PREFECT_", "TO_BIKES_")
+NOW = dt.datetime(2026, 3, 1, 12, 0, tzinfo=dt.UTC)
+
+
+def fake_worker(status: str, seconds_ago: float | None, interval: int | None = 30) -> SimpleNamespace:
+    last = None if seconds_ago is None else NOW - dt.timedelta(seconds=seconds_ago)
+    return SimpleNamespace(status=status, last_heartbeat_time=last, heartbeat_interval_seconds=interval)
+
+
+@pytest.mark.unit
+def test_a_worker_silent_for_three_heartbeats_is_stale_even_if_prefect_says_online() -> None:
+    assert is_worker_fresh(fake_worker("ONLINE", 10), NOW)
+    assert is_worker_fresh(fake_worker("ONLINE", 89), NOW)
+    assert not is_worker_fresh(fake_worker("ONLINE", 91), NOW)
+    assert not is_worker_fresh(fake_worker("ONLINE", 250), NOW)
+    assert is_worker_fresh(fake_worker("ONLINE", 170, interval=60), NOW)
+    assert not is_worker_fresh(fake_worker("ONLINE", None), NOW)
+    assert not is_worker_fresh(fake_worker("OFFLINE", 5), NOW)
+
+
+@pytest.mark.unit
+def test_the_wait_line_names_the_missing_worker_or_the_state() -> None:
+    scheduled = SimpleNamespace(name="Late", type="StateType.SCHEDULED")
+    running = SimpleNamespace(name="Running", type="StateType.RUNNING")
+    assert "no worker polls work pool 'to-bikes'" in waiting.describe_wait(scheduled, 0, "to-bikes")
+    assert waiting.describe_wait(scheduled, 1, "to-bikes") == "waiting: the run is Late"
+    assert waiting.describe_wait(running, 0, "to-bikes") == "waiting: the run is Running"
+
+
+@pytest.mark.unit
+def test_an_api_outage_is_retried_then_reported_in_one_sentence(monkeypatch: pytest.MonkeyPatch) -> None:
+    import httpx
+
+    said: list[str] = []
+    calls = iter([httpx.ConnectError("refused"), httpx.ConnectError("refused"), "answer"])
+
+    def flaky() -> str:
+        value = next(calls)
+        if isinstance(value, Exception):
+            raise value
+        return value
+
+    monkeypatch.setattr(waiting.time, "sleep", lambda _: None)
+    caller = waiting.ApiCaller("http://127.0.0.1:1/api", say=said.append)
+    assert caller.call(flaky) == "answer"
+    assert len(said) == 2 and "does not answer" in said[0] and "answers again" in said[1]
+
+    down = waiting.ApiCaller("http://127.0.0.1:1/api", say=said.append, outage_s=0.0)
+
+    def dead() -> None:
+        raise httpx.ConnectError("refused")
+
+    with pytest.raises(UserError, match=r"The Prefect API at http://127.0.0.1:1/api did not answer"):
+        down.call(dead)
+
+
+@pytest.mark.unit
+def test_the_reason_is_the_sentence_the_flow_raised() -> None:
+    message = "Flow run encountered an exception: UserError: Parameter month=13 is not between 1 and 12."
+    assert outcome.clean_message(message) == "Parameter month=13 is not between 1 and 12."
+    assert outcome.clean_message("Task run encountered an exception KeyError: 'x'") == "KeyError: 'x'"
+    assert outcome.is_generic("1/2 states failed.")
+    assert outcome.is_generic(None)
+    assert not outcome.is_generic(message)
+
+
+@pytest.mark.unit
+def test_a_success_prints_rows_metrics_beside_baseline_and_champion_and_the_gate() -> None:
+    figures = {
+        "rows_in": 20274,
+        "rows_out": 18568,
+        "quarantined": 1706,
+        "metric_table": [
+            {"metric": "roc_auc", "model": 0.91, "baseline": 0.5, "previous champion": 0.9},
+            {"metric": "log_loss", "model": 0.3, "baseline": 0.6, "previous champion": "-"},
+        ],
+        "decision": "promoted",
+        "version": "3",
+        "reason": "challenger 0.91 beats champion 0.90 on 2025-12 by more than 0.002",
+        "compared_on": "2025-12",
+    }
+    lines = (
+        outcome.describe_rows(figures) + outcome.describe_metrics(figures) + outcome.describe_gate(figures)
+    )
+    assert lines[0] == "rows: in 20274, out 18568, quarantined 1706"
+    assert lines[1] == "roc_auc: model 0.9100 (baseline 0.5000, previous champion 0.9000)"
+    assert lines[2].startswith("gate: promoted (version 3): challenger 0.91 beats")
+    assert "compared on 2025-12" in lines[3]
+    assert outcome.describe_gate({"promoted": False}) == ["gate: champion kept"]
+    assert outcome.describe_gate({}) == []
+
+
+# --- against a real Prefect server -------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def prefect_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[StackEnv]:
+    """A Prefect server of its own, with the pipeline flow's deployment (real parameter schema)."""
+    env = make_stack_env(tmp_path_factory.mktemp("trigger-prefect"), ("prefect",))
+    with running_stack(env, ("prefect",)):
+        with pytest.MonkeyPatch.context() as patch:
+            for key, value in env.items():
+                patch.setenv(key, value)
+            register_pipeline_deployment(env)
+        yield env
+
+
+def register_pipeline_deployment(env: StackEnv) -> None:
+    """The pool ``to-bikes`` and ``to-bikes-pipeline/weekly`` as ``make deploy`` names them (no code)."""
+    from prefect.client.orchestration import SyncPrefectClient
+    from prefect.client.schemas.actions import WorkPoolCreate
+
+    from orchestration.flows import pipeline_flow
+
+    with SyncPrefectClient(env["PREFECT_API_URL"]) as client:
+        client.create_work_pool(WorkPoolCreate(name="to-bikes", type="process"))
+        flow_id = client.create_flow(pipeline_flow)
+        client.create_deployment(
+            flow_id,
+            "weekly",
+            work_pool_name="to-bikes",
+            work_queue_name="pipeline",
+            parameter_openapi_schema=pipeline_flow.parameters.model_dump_for_openapi(),
+            enforce_parameter_schema=True,
+        )
+
+
+def run_trigger(env: StackEnv, *args: str) -> subprocess.CompletedProcess[str]:
+    """``make run``'s command against the test server."""
+    base = {k: v for k, v in os.environ.items() if not k.startswith(_PRIVATE)}
+    return subprocess.run(
+        [sys.executable, "-m", "orchestration.deployment.trigger", "run", *args],
+        cwd=PROJECT_ROOT,
+        env={**base, **env},
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+
+
+def count_flow_runs(env: StackEnv) -> int:
+    from prefect.client.orchestration import SyncPrefectClient
+
+    with SyncPrefectClient(env["PREFECT_API_URL"]) as client:
+        return len(client.read_flow_runs())
+
+
+@pytest.mark.integration
+@pytest.mark.parametrize(
+    ("params", "sentence"),
+    [
+        (["year=20x5"], "Parameter year='20x5' is not a four-digit year."),
+        (["year=2025", "month=13"], "Parameter month=13 is not between 1 and 12."),
+        (["month=0"], "Parameter month=0 is not between 1 and 12."),
+        (["yeer=2025"], "Parameter 'yeer' is not one of 'weekly''s"),
+        (["max_evals=many"], "Validation failed for field 'max_evals'"),
+    ],
+)
+def test_bad_parameters_are_one_sentence_and_create_no_run(
+    prefect_server: StackEnv, params: list[str], sentence: str
+) -> None:
+    args = [part for param in params for part in ("--param", param)]
+    done = run_trigger(prefect_server, *args)
+    assert done.returncode == 2, done.stdout + done.stderr
+    assert sentence in done.stderr
+    assert len(done.stderr.strip().splitlines()) == 1 and "Traceback" not in done.stderr
+    assert count_flow_runs(prefect_server) == 0
+
+
+@pytest.mark.integration
+def test_a_failed_flow_run_reports_the_user_error_it_raised(
+    prefect_server: StackEnv, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from prefect import flow, task
+    from prefect.client.orchestration import SyncPrefectClient
+    from prefect.settings import PREFECT_API_URL, temporary_settings
+
+    for key, value in prefect_server.items():
+        monkeypatch.setenv(key, value)
+
+    @task(name="read-month")
+    def read_month() -> None:
+        raise UserError("No raw files for 2031-02 under s3://bucket/raw/2031/; run `make sync-data` first.")
+
+    @flow(name="failing-on-purpose")
+    def failing() -> None:
+        read_month()
+
+    # Prefect may have read its settings before this test set the environment: point it at the server.
+    with temporary_settings({PREFECT_API_URL: prefect_server["PREFECT_API_URL"]}):
+        state = failing(return_state=True)
+    flow_run_id = state.state_details.flow_run_id
+    with SyncPrefectClient(prefect_server["PREFECT_API_URL"]) as client:
+        stored = client.read_flow_run(flow_run_id).state
+        reason = outcome.failure_reason(client, flow_run_id, stored)
+        generic = SimpleNamespace(message="1/1 states failed.", name="Failed")
+        from_task = outcome.failure_reason(client, flow_run_id, generic)
+    expected = "No raw files for 2031-02 under s3://bucket/raw/2031/; run `make sync-data` first."
+    assert stored.is_failed()
+    assert reason == expected
+    assert from_task == expected
+
+
+@pytest.mark.unit
+def test_params_and_wait_default() -> None:
+    args = trigger.build_parser().parse_args(["run", "--param", "year=2025"])
+    assert args.wait_seconds == trigger.DEFAULT_WAIT_S == 600
+    assert trigger.build_parser().parse_args(["run", "--wait-seconds", "30"]).wait_seconds == 30
+    assert json.loads(json.dumps(trigger.parse_params(["year=2025"]))) == {"year": 2025}
+
+
+@pytest.mark.unit
+def test_make_up_resumes_only_a_worker_make_demo_had_started(tmp_path, monkeypatch) -> None:
+    from models.core.settings import Settings
+    from orchestration.deployment import worker
+
+    settings = Settings(state_dir=tmp_path)
+    line = worker.resume_background(settings)
+    assert line.startswith("worker   not started: no background worker was running before; `make agent`")
+    (tmp_path / worker.WANTED_MARKER).write_text("started\n")
+    monkeypatch.setattr(worker, "start_background", lambda s: f"worker started in {s.state_dir}")
+    assert worker.resume_background(settings) == f"worker started in {tmp_path}"
