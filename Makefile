@@ -89,6 +89,7 @@ lock: $(VENV_STAMP) ## Recompile requirements/*.txt from *.in (upgrades; UPGRADE
 	cd requirements && CUSTOM_COMPILE_COMMAND="make lock" ../$(LOCK_COMPILE) $(UPGRADE) -o constraints.txt constraints.in
 	cd requirements && CUSTOM_COMPILE_COMMAND="make lock" ../$(LOCK_COMPILE) -o model.txt model.in
 	cd requirements && CUSTOM_COMPILE_COMMAND="make lock" ../$(LOCK_COMPILE) -o agent.txt agent.in
+	cd requirements && CUSTOM_COMPILE_COMMAND="make lock" ../$(LOCK_COMPILE) -o image.txt image.in
 	cd requirements && CUSTOM_COMPILE_COMMAND="make lock" ../$(LOCK_COMPILE) -o uv.txt uv.in
 
 # --- quality ------------------------------------------------------------------------------
