@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import base64
 import json
-import os
 import re
 import urllib.error
 import urllib.request
@@ -201,7 +200,7 @@ def describe_prefect_target(settings: Settings) -> str:
     url = settings.prefect_api_url
     cloud = CLOUD_URL.match(url)
     if cloud:
-        key = "set" if os.environ.get("PREFECT_API_KEY") else "NOT set (export PREFECT_API_KEY)"
+        key = "set" if settings.prefect_api_key else "NOT set: export PREFECT_API_KEY"
         return (
             f"Prefect Cloud account {cloud.group(1)} workspace {cloud.group(2)}: GET {url}/ (and blocks, "
             f"work pool) with Authorization: Bearer $PREFECT_API_KEY ({key})"
