@@ -223,11 +223,11 @@ TO ?=
 ALLOW_DIRTY ?=
 .PHONY: deploy agent run backfill demo
 
-deploy: $(AGENT_STAMP) ## Pool, queues, code bundle flows/<sha>/ on S3, deployments, zombie-run automation (ALLOW_DIRTY=1 for a dirty tree)
+deploy: $(AGENT_STAMP) ## Pool of TO_BIKES_WORK_POOL_TYPE (process|docker|kubernetes|ecs), queues, code bundle flows/<sha>/, its deployments, automation (ALLOW_DIRTY=1)
 	$(ORCH).deployment.deploy $(if $(filter-out 0,$(ALLOW_DIRTY)),--allow-dirty)
 	$(ORCH).deployment.automations
 
-agent: $(AGENT_STAMP) ## Process worker polling pool to-bikes (queues pipeline, preprocess) in the foreground; Ctrl-C stops it
+agent: $(AGENT_STAMP) ## Worker of TO_BIKES_WORK_POOL_TYPE (default process: pool to-bikes, queues pipeline, preprocess) in the foreground
 	$(ORCH).deployment.worker run
 
 run: $(AGENT_STAMP) ## Run the pipeline deployment over the API (YEAR, MONTH optional), wait, print its URL; exit 0 only if Completed
