@@ -15,11 +15,10 @@ from collections.abc import Iterator
 
 import pytest
 
-from models.training.lineage import run_git
 from orchestration.deployment.pools import image_tag
 from stack.embedded import StackEnv
 from tests.agent.conftest import TEST_IMAGE, BuiltImage
-from tests.agent.docker_helpers import clean_env, docker
+from tests.agent.docker_helpers import clean_env, docker, wait_for
 from tests.orchestration.test_pipeline_e2e import (
     PIPELINE,
     Deployed,
@@ -103,11 +102,14 @@ def test_the_pipeline_completes_in_a_container_of_the_commit_image(
     ours = [c for c in inspected.values() if c["Config"]["Labels"].get(FLOW_RUN_LABEL) == run.flow_run_id]
     assert len(ours) == 1, sorted(c["Config"]["Labels"].get(FLOW_RUN_LABEL) for c in inspected.values())
     container = ours[0]
-    sha = run_git(["rev-parse", "HEAD"]) or ""
-    dirty = bool(run_git(["status", "--porcelain"]))
-    assert container["Config"]["Image"] == f"{TEST_IMAGE}:{image_tag(sha, dirty)}"
+    # The image of the deployed commit, under the tag make agent-image gave it (dirty: the work tree's).
+    assert container["Config"]["Image"] == deployment.job_variables["image"]
+    assert container["Config"]["Image"] in {
+        f"{TEST_IMAGE}:{image_tag(deployed.sha, d)}" for d in (False, True)
+    }
     assert container["HostConfig"]["NetworkMode"] == "host"
     assert container["HostConfig"]["AutoRemove"] is True
+    assert container["Config"]["Healthcheck"]["Test"] == ["NONE"]  # the image's worker check does not apply
     env = dict(item.split("=", 1) for item in container["Config"]["Env"])
     assert env["PREFECT__FLOW_RUN_ID"] == run.flow_run_id
     assert env["TO_BIKES_GIT_COMMIT"] == deployed.sha
@@ -122,8 +124,12 @@ def test_the_container_is_gone_and_held_no_secret(
 ) -> None:
     deployed, run, inspected = docker_pool_run
     assert inspected
+    # auto_remove: the engine removes each container once it has exited (just after the run's final state).
     for cid in inspected:
-        assert docker("container", "inspect", cid, check=False).returncode != 0, f"{cid[:12]} still exists"
+        wait_for(
+            lambda cid=cid: docker("container", "inspect", cid, check=False).returncode != 0,
+            f"{cid[:12]} gone",
+        )
     left = docker("ps", "-a", "-q", "--filter", f"label={FLOW_RUN_LABEL}={run.flow_run_id}").stdout.strip()
     assert left == ""
     # The AWS key pair stays in the block to-bikes-aws, which the flow run reads at run time.
