@@ -203,7 +203,7 @@ def describe_prefect_target(settings: Settings) -> str:
         key = "set" if settings.prefect_api_key else "NOT set: export PREFECT_API_KEY"
         return (
             f"Prefect Cloud account {cloud.group(1)} workspace {cloud.group(2)}: GET {url}/ (and blocks, "
-            f"work pool) with Authorization: Bearer $PREFECT_API_KEY ({key})"
+            f"the pool) with Authorization: Bearer $PREFECT_API_KEY ({key})"
         )
     if "api.prefect.cloud" in url:
         return f"Prefect Cloud URL {url} names no workspace; expected .../api/accounts/<id>/workspaces/<id>"
@@ -231,7 +231,7 @@ def describe_targets(settings: Settings) -> list[str]:
         f"plan  prefect: {describe_prefect_target(settings)}",
         f"plan  s3: {describe_s3_target(settings)}",
         f"plan  mlflow: {settings.mlflow_tracking_uri} (experiments API, artifact listing)",
-        f"plan  work pool: {pool} (type {pool_type}: TO_BIKES_WORK_POOL_TYPE) and the blocks of make blocks",
+        f"plan  pool: {pool} (type {pool_type}: TO_BIKES_WORK_POOL_TYPE) and the blocks of make blocks",
     ]
 
 
