@@ -103,6 +103,7 @@ lock: $(VENV_STAMP) ## Recompile requirements/*.txt from *.in (upgrades; UPGRADE
 	cd requirements && CUSTOM_COMPILE_COMMAND="make lock" ../$(LOCK_COMPILE) -o model.txt model.in
 	cd requirements && CUSTOM_COMPILE_COMMAND="make lock" ../$(LOCK_COMPILE) -o agent.txt agent.in
 	cd requirements && CUSTOM_COMPILE_COMMAND="make lock" ../$(LOCK_COMPILE) -o bench.txt bench.in
+	cd requirements && CUSTOM_COMPILE_COMMAND="make lock" ../$(LOCK_COMPILE) -o image.txt image.in
 	cd requirements && CUSTOM_COMPILE_COMMAND="make lock" ../$(LOCK_COMPILE) -o uv.txt uv.in
 
 # --- quality ------------------------------------------------------------------------------
@@ -241,11 +242,11 @@ TO ?=
 ALLOW_DIRTY ?=
 .PHONY: deploy agent run backfill demo
 
-deploy: $(AGENT_STAMP) ## Pool, queues, code bundle flows/<sha>/ on S3, deployments, zombie-run automation (ALLOW_DIRTY=1 for a dirty tree)
+deploy: $(AGENT_STAMP) ## Pool of TO_BIKES_WORK_POOL_TYPE (process|docker|kubernetes|ecs), queues, code bundle flows/<sha>/, its deployments, automation (ALLOW_DIRTY=1)
 	$(ORCH).deployment.deploy $(if $(filter-out 0,$(ALLOW_DIRTY)),--allow-dirty)
 	$(ORCH).deployment.automations
 
-agent: $(AGENT_STAMP) ## Process worker polling pool to-bikes (queues pipeline, preprocess) in the foreground; Ctrl-C stops it
+agent: $(AGENT_STAMP) ## Worker of TO_BIKES_WORK_POOL_TYPE (default process: pool to-bikes, queues pipeline, preprocess) in the foreground
 	$(ORCH).deployment.worker run
 
 run: $(AGENT_STAMP) ## Run the pipeline over the API (YEAR, MONTH optional; WAIT seconds, default 600): what it waits for, then rows, metrics and the gate, or the reason it failed

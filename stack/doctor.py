@@ -2,13 +2,17 @@
 
 The checks talk HTTP to the Prefect and MLflow APIs and S3 to the bucket, using the settings only,
 so they work the same against the local stack and against Prefect Cloud / AWS. Prefect is not
-imported (this runs in the model environment). Nothing secret is printed.
+imported (this runs in the model environment). Nothing secret is printed. First it names what it is
+about to check (``plan`` lines): the Prefect target (local server, or the Cloud account and workspace
+with the API key's bearer header), the S3 target (local endpoint with path-style addressing, or AWS's
+regional endpoint with virtual-hosted addressing), and the work pool of ``TO_BIKES_WORK_POOL_TYPE``.
 """
 
 from __future__ import annotations
 
 import base64
 import json
+import re
 import urllib.error
 import urllib.request
 from dataclasses import dataclass
@@ -22,6 +26,9 @@ from models.core.settings import Settings
 from stack.sync import s3_client
 
 HTTP_TIMEOUT_S = 5
+CLOUD_URL = re.compile(
+    r"^https://api\.prefect\.cloud/api/accounts/([0-9a-f-]{36})/workspaces/([0-9a-f-]{36})/?$"
+)
 EXIT_FAILED = 3
 BLOCKS = (
     ("aws-credentials", AWS_BLOCK),
@@ -173,13 +180,65 @@ def check_prefect_objects(settings: Settings) -> list[Check]:
         )
         for slug, name in BLOCKS
     ]
-    pool = settings.work_pool
-    checks.append(check_prefect_object(settings, f"work pool {pool}", f"/work_pools/{pool}", "make blocks"))
+    pool_type, pool = pool_of_type()
+    pool = settings.work_pool if pool_type == "process" else pool
+    fix = "make blocks" if pool_type == "process" else f"TO_BIKES_WORK_POOL_TYPE={pool_type} make deploy"
+    checks.append(check_prefect_object(settings, f"work pool {pool}", f"/work_pools/{pool}", fix))
     return checks
 
 
+def pool_of_type() -> tuple[str, str]:
+    """(type, pool name) of ``TO_BIKES_WORK_POOL_TYPE`` from prefect.yaml; the settings' pool for process."""
+    from orchestration.deployment.pools import pool_name, read_pool_type, read_spec
+
+    pool_type = read_pool_type()
+    return pool_type, pool_name(pool_type, read_spec())
+
+
+def describe_prefect_target(settings: Settings) -> str:
+    """What the Prefect checks will talk to, and with which credential (named, never shown)."""
+    url = settings.prefect_api_url
+    cloud = CLOUD_URL.match(url)
+    if cloud:
+        key = "set" if settings.prefect_api_key else "NOT set: export PREFECT_API_KEY"
+        return (
+            f"Prefect Cloud account {cloud.group(1)} workspace {cloud.group(2)}: GET {url}/ (and blocks, "
+            f"the pool) with Authorization: Bearer $PREFECT_API_KEY ({key})"
+        )
+    if "api.prefect.cloud" in url:
+        return f"Prefect Cloud URL {url} names no workspace; expected .../api/accounts/<id>/workspaces/<id>"
+    auth = "with PREFECT_API_AUTH_STRING (basic)" if settings.prefect_auth_string else "without credentials"
+    return f"Prefect server {url}/health {auth}"
+
+
+def describe_s3_target(settings: Settings) -> str:
+    """Where S3 requests go: the custom endpoint (path-style) or AWS's regional one (virtual-hosted)."""
+    if settings.s3_endpoint:
+        return f"S3 endpoint {settings.s3_endpoint} (path-style) bucket s3://{settings.bucket}/"
+    region = settings.aws_region
+    key = "AWS_ACCESS_KEY_ID set" if settings.aws_access_key_id else "profile, SSO or role"
+    return (
+        f"AWS S3 https://s3.{region}.amazonaws.com, virtual-hosted "
+        f"({settings.bucket}.s3.{region}.amazonaws.com): "
+        f"HeadBucket and ListObjectsV2 {settings.raw_prefix}/ with boto3's credential chain ({key})"
+    )
+
+
+def describe_targets(settings: Settings) -> list[str]:
+    """The ``plan`` lines printed before the checks."""
+    pool_type, pool = pool_of_type()
+    return [
+        f"plan  prefect: {describe_prefect_target(settings)}",
+        f"plan  s3: {describe_s3_target(settings)}",
+        f"plan  mlflow: {settings.mlflow_tracking_uri} (experiments API, artifact listing)",
+        f"plan  pool: {pool} (type {pool_type}: TO_BIKES_WORK_POOL_TYPE) and the blocks of make blocks",
+    ]
+
+
 def run_doctor(settings: Settings) -> int:
-    """Run every check, print one line each; exit 3 when one failed."""
+    """Name the targets, run every check, print one line each; exit 3 when one failed."""
+    for line in describe_targets(settings):
+        print(line)
     checks = (
         check_s3_endpoint,
         check_bucket,

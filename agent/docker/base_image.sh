@@ -3,14 +3,17 @@
 # official Python image. The Debian mirror is read from this machine's apt sources at run
 # time (deb822 *.sources or sources.list), so no mirror host is written into the repo.
 #
-#   agent/docker/base_image.sh [IMAGE]   # default local/debian:bookworm; no-op if it exists
+#   agent/docker/base_image.sh [IMAGE]   # default local/debian:bookworm-slim; no-op if it exists
+#
+# Slim: dpkg is told (/etc/dpkg/dpkg.cfg.d/) to leave out docs, man and info pages and locales, for
+# the packages the Dockerfile installs later too, and what debootstrap put there is removed.
 #
 # Needs root, debootstrap and a running engine (agent/docker/engine.sh start).
 set -euo pipefail
 
 # shellcheck source-path=SCRIPTDIR source=common.sh
 source "$(dirname "${BASH_SOURCE[0]}")/common.sh"
-IMAGE="${1:-local/debian:bookworm}"
+IMAGE="${1:-local/debian:bookworm-slim}"
 SUITE="${TO_BIKES_DEBIAN_SUITE:-bookworm}"
 
 read_mirror() {
@@ -34,6 +37,26 @@ read_mirror() {
       awk -v suite="$SUITE" '$1 == "deb" && $3 == suite { print $2; exit }')"
   fi
   echo "$found"
+}
+
+slim_rootfs() {
+  # No docs, man/info pages or locales now or for any package installed later; no apt caches.
+  cat >"$ROOTFS/etc/dpkg/dpkg.cfg.d/01-to-bikes-slim" <<'EOF'
+path-exclude=/usr/share/doc/*
+path-include=/usr/share/doc/*/copyright
+path-exclude=/usr/share/man/*
+path-exclude=/usr/share/info/*
+path-exclude=/usr/share/locale/*
+path-include=/usr/share/locale/locale.alias
+path-exclude=/usr/share/lintian/*
+EOF
+  find "$ROOTFS/usr/share/doc" -mindepth 1 -not -name copyright -not -type d -delete
+  find "$ROOTFS/usr/share/doc" -mindepth 1 -type d -empty -delete
+  rm -rf "$ROOTFS"/usr/share/man/* "$ROOTFS"/usr/share/info/* "$ROOTFS"/usr/share/lintian/*
+  find "$ROOTFS/usr/share/locale" -mindepth 1 -maxdepth 1 -not -name locale.alias -exec rm -rf {} +
+  # Keep the package index out of the image; the Dockerfile runs apt-get update itself.
+  rm -rf "$ROOTFS"/var/cache/apt/archives/*.deb "$ROOTFS"/var/cache/apt/*.bin "$ROOTFS"/var/lib/apt/lists/*
+  rm -rf "$ROOTFS"/var/log/*.log "$ROOTFS"/var/log/apt/*
 }
 
 if docker image inspect "$IMAGE" >/dev/null 2>&1; then
@@ -61,8 +84,7 @@ debootstrap --variant=minbase "$SUITE" "$ROOTFS" "$MIRROR" >"$STATE_DIR/debootst
   tail -n 15 "$STATE_DIR/debootstrap.log" >&2
   exit 1
 }
-# Keep the package index out of the image; the Dockerfile runs apt-get update itself.
-rm -rf "$ROOTFS"/var/cache/apt/archives/*.deb "$ROOTFS"/var/lib/apt/lists/*
+slim_rootfs
 tar -C "$ROOTFS" -c . | docker import \
   --change 'ENV PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin' \
   --change 'CMD ["/bin/bash"]' - "$IMAGE" >/dev/null

@@ -5,7 +5,7 @@
 #
 # Environment: TO_BIKES_AGENT_IMAGE (default to-bikes-agent; tagged :latest and :<git sha>),
 # TO_BIKES_AGENT_BASE_IMAGE (default: the Dockerfile's pinned official image if it is present
-# or can be pulled, else local/debian:bookworm made with debootstrap).
+# or can be pulled, else local/debian:bookworm-slim made with debootstrap).
 # The build context is agent/.build/context with only what the Dockerfile copies, so nothing
 # else from the checkout (.env, data, .stack) can reach the image.
 set -euo pipefail
@@ -13,7 +13,7 @@ set -euo pipefail
 # shellcheck source-path=SCRIPTDIR source=common.sh
 source "$(dirname "${BASH_SOURCE[0]}")/common.sh"
 IMAGE="${TO_BIKES_AGENT_IMAGE:-to-bikes-agent}"
-LOCAL_BASE="local/debian:bookworm"
+LOCAL_BASE="local/debian:bookworm-slim"
 CONTEXT="$REPO_ROOT/agent/.build/context"
 UV="$REPO_ROOT/.tools/bin/uv"
 PULL_SECONDS=120
@@ -40,8 +40,9 @@ choose_base() {
 stage_context() {
   rm -rf "$CONTEXT"
   mkdir -p "$CONTEXT/requirements"
-  cp "$REPO_ROOT/requirements/agent.txt" "$CONTEXT/requirements/agent.txt"
+  cp "$REPO_ROOT/requirements/image.txt" "$CONTEXT/requirements/image.txt"
   cp "$REPO_ROOT/agent/entrypoint.sh" "$CONTEXT/entrypoint.sh"
+  cp "$REPO_ROOT/agent/runtime_imports.py" "$CONTEXT/runtime_imports.py"
   # The hash-pinned uv of requirements/uv.txt (make install puts it in .tools/) installs the venv.
   cp "$UV" "$CONTEXT/uv"
   # Hard links: no copy of ~200 MB of wheels; the build cache keys on content, not mtimes.

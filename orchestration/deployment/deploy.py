@@ -1,12 +1,16 @@
 """``make deploy``: push the code of one exact commit to S3 and register the deployments of prefect.yaml.
 
-    agent/.venv/bin/python -m orchestration.deployment.deploy [--allow-dirty]
+    agent/.venv/bin/python -m orchestration.deployment.deploy [--allow-dirty] [--pool-type TYPE]
 
 Refuses a work tree with uncommitted changes (unless ``--allow-dirty`` or ``ALLOW_DIRTY=1``), so every
 bundle on S3 is exactly one commit; a forced dirty deploy goes to a folder of its own
 (``flows/<sha>-dirty-<UTC time>/``) and never overwrites a clean commit's bundle. Checks the API and
-the blocks first, creates the work pool and the queues named in prefect.yaml if they are missing,
-then runs ``prefect --no-prompt deploy --all`` with ``TO_BIKES_GIT_SHA``/``TO_BIKES_BUNDLE`` set.
+the blocks first, creates the work pool of the selected type (``TO_BIKES_WORK_POOL_TYPE``: process,
+docker, kubernetes or ecs; see orchestration.deployment.pools) and its queues if they are missing,
+then runs ``prefect --no-prompt deploy --all`` on that pool's deployments of prefect.yaml with
+``TO_BIKES_GIT_SHA``/``TO_BIKES_BUNDLE`` set, and for container pools ``TO_BIKES_AGENT_IMAGE`` (default
+to-bikes-agent; a registry repository for kubernetes and ecs) and ``TO_BIKES_IMAGE_TAG`` (the tag
+``make agent-image`` gives this commit).
 """
 
 from __future__ import annotations
@@ -29,11 +33,20 @@ from models.core.errors import UserError, run_cli
 from models.core.settings import PROJECT_ROOT, Settings, load_settings
 from models.training.lineage import run_git
 from orchestration.deployment.bundle import stage_bundle
+from orchestration.deployment.pools import (
+    ensure_pool,
+    image_tag,
+    pool_name,
+    read_pool_type,
+    read_spec,
+    write_prefect_file,
+)
 
 log = logging.getLogger(__name__)
 
 PREFECT_FILE = PROJECT_ROOT / "prefect.yaml"
 DEPLOY_TIMEOUT_S = 900
+AGENT_IMAGE = "to-bikes-agent"
 
 
 @dataclass(frozen=True)
@@ -83,14 +96,14 @@ def read_work_queues(prefect_file: Path = PREFECT_FILE) -> dict[str, list[str]]:
     return queues
 
 
-def ensure_queues(pool: str, queues: list[str]) -> list[str]:
-    """Create the process work pool and its named queues when missing; one line per object."""
+def ensure_queues(pool: str, queues: list[str], pool_type: str = "process") -> list[str]:
+    """Create the work pool of ``pool_type`` and its named queues when missing; one line per object."""
     from prefect.client.orchestration import get_client
     from prefect.exceptions import ObjectNotFound
 
     from orchestration.deployment.save_blocks import ensure_work_pool
 
-    lines = [ensure_work_pool(pool)]
+    lines = [ensure_work_pool(pool) if pool_type == "process" else ensure_pool(pool, pool_type)]
     with get_client(sync_client=True) as client:
         for name in queues:
             try:
@@ -115,48 +128,66 @@ def check_blocks() -> Any:
     return load_block(ToBikesConfig, CONFIG_BLOCK)
 
 
-def run_prefect_deploy(state: GitState, root: Path = PROJECT_ROOT) -> None:
-    """``prefect --no-prompt deploy --all`` from this venv in a staged copy of the commit."""
-    with tempfile.TemporaryDirectory(prefix="to-bikes-bundle-") as staging:
-        count = stage_bundle(root, state.sha, state.dirty, Path(staging))
+def run_prefect_deploy(state: GitState, pool_type: str = "process", root: Path = PROJECT_ROOT) -> None:
+    """``prefect --no-prompt deploy --all`` from this venv in a staged copy of the commit.
+
+    The deployments of the other pool types are left out through a prefect file of their own, written
+    beside the staged copy (never into it: the bundle stays exactly the commit).
+    """
+    with tempfile.TemporaryDirectory(prefix="to-bikes-bundle-") as scratch:
+        staging = Path(scratch) / "bundle"
+        staging.mkdir()
+        count = stage_bundle(root, state.sha, state.dirty, staging)
         log.info("staged %s files of %s in %s", count, state.bundle, staging)
-        run_prefect_cli(state, Path(staging))
+        prefect_file = write_prefect_file(pool_type, Path(scratch), staging / "prefect.yaml")
+        run_prefect_cli(state, staging, prefect_file)
 
 
-def run_prefect_cli(state: GitState, cwd: Path) -> None:
-    """Run ``prefect deploy`` in ``cwd`` with the commit and bundle folder in its environment."""
+def run_prefect_cli(state: GitState, cwd: Path, prefect_file: Path | None = None) -> None:
+    """Run ``prefect deploy`` in ``cwd`` with the commit, bundle folder and image tag in its environment."""
     prefect = Path(sys.executable).parent / "prefect"
     env = {
         **os.environ,
         "TO_BIKES_GIT_SHA": state.sha,
         "TO_BIKES_GIT_DIRTY": str(state.dirty).lower(),
         "TO_BIKES_BUNDLE": state.bundle,
+        "TO_BIKES_AGENT_IMAGE": os.environ.get("TO_BIKES_AGENT_IMAGE") or AGENT_IMAGE,
+        "TO_BIKES_IMAGE_TAG": image_tag(state.sha, state.dirty),
         "PYTHONPATH": str(
             cwd
         ),  # the push step (orchestration.deployment.bundle.push_code_bundle) imports from here
     }
+    command = [str(prefect), "--no-prompt", "deploy", "--all"]
+    if prefect_file is not None:
+        command += ["--prefect-file", str(prefect_file)]
     try:
-        done = subprocess.run(
-            [str(prefect), "--no-prompt", "deploy", "--all"], cwd=cwd, env=env, timeout=DEPLOY_TIMEOUT_S
-        )
+        done = subprocess.run(command, cwd=cwd, env=env, timeout=DEPLOY_TIMEOUT_S)
     except subprocess.TimeoutExpired as exc:
         raise UserError(f"`prefect deploy` did not finish within {DEPLOY_TIMEOUT_S} s.") from exc
     if done.returncode != 0:
         raise UserError(f"`prefect deploy --all` failed (exit {done.returncode}); see the output above.")
 
 
-def deploy(settings: Settings, allow_dirty: bool = False, root: Path = PROJECT_ROOT) -> list[str]:
+def deploy(
+    settings: Settings, allow_dirty: bool = False, root: Path = PROJECT_ROOT, pool_type: str | None = None
+) -> list[str]:
     """Check, create pool and queues, push and register; returns one line per step."""
     from orchestration.deployment.save_blocks import check_prefect_api
 
+    pool_type = read_pool_type(pool_type)
     state = read_checkout_state(root)
     check_clean(state, allow_dirty)
     check_prefect_api(settings)
     config = check_blocks()
-    lines = [line for pool, queues in read_work_queues().items() for line in ensure_queues(pool, queues)]
-    run_prefect_deploy(state, root)
+    pool = pool_name(pool_type, read_spec())
+    lines = ensure_queues(pool, read_work_queues().get(pool, []), pool_type)
+    run_prefect_deploy(state, pool_type, root)
     bundle = config.s3_uri(config.flows_prefix, state.bundle) + "/"
-    return [*lines, f"code bundle: {bundle}", f"commit: {state.sha}{' (dirty)' if state.dirty else ''}"]
+    lines += [f"code bundle: {bundle}", f"commit: {state.sha}{' (dirty)' if state.dirty else ''}"]
+    if pool_type != "process":
+        image = os.environ.get("TO_BIKES_AGENT_IMAGE") or AGENT_IMAGE
+        lines.append(f"image: {image}:{image_tag(state.sha, state.dirty)} (pool {pool}, {pool_type})")
+    return lines
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -166,9 +197,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         prog="python -m orchestration.deployment.deploy", description=__doc__.splitlines()[0]
     )
     parser.add_argument("--allow-dirty", action="store_true", help="deploy uncommitted changes (own folder)")
+    parser.add_argument(
+        "--pool-type", help="process, docker, kubernetes or ecs (default: TO_BIKES_WORK_POOL_TYPE)"
+    )
     args = parser.parse_args(argv)
     allow_dirty = args.allow_dirty or os.environ.get("ALLOW_DIRTY", "") not in ("", "0")
-    for line in deploy(load_settings(), allow_dirty):
+    for line in deploy(load_settings(), allow_dirty, pool_type=args.pool_type):
         print(line)
     return 0
 

@@ -1,9 +1,13 @@
-"""``make agent``: the process worker of agent/.venv, polling the pool's work queues.
+"""``make agent``: the worker of agent/.venv for the selected pool type, polling the pool's work queues.
 
     agent/.venv/bin/python -m orchestration.deployment.worker run          # foreground; Ctrl-C stops it
     agent/.venv/bin/python -m orchestration.deployment.worker start|stop   # background, pid file (make demo)
     agent/.venv/bin/python -m orchestration.deployment.worker resume       # make up: start it again if wanted
 
+``TO_BIKES_WORK_POOL_TYPE`` (process by default; docker, kubernetes, ecs) picks the pool of prefect.yaml
+and the worker type: a process worker runs each flow run as its subprocess; a docker worker starts
+one container per flow run from the deployment's image (prefect-docker, needs a Docker engine); a
+kubernetes or ecs worker submits a Job or a task to the cluster its credentials reach.
 The worker starts in ``<state dir>/worker`` (no project code there), without ``PYTHONPATH``, so a
 flow run can only import the code its ``pull`` step downloaded from S3. The background worker runs
 in its own session and process group; its pid file ``<state dir>/run/worker.pid`` has the stack's
@@ -28,6 +32,7 @@ from typing import Any
 from models.core.errors import UserError, run_cli
 from models.core.settings import Settings, load_settings
 from orchestration.deployment.deploy import read_work_queues
+from orchestration.deployment.pools import pool_name, read_pool_type, read_spec
 from stack.doctor import require_prefect_api as check_prefect_api
 from stack.processes import PidRecord, process_start_ticks, read_pid, stop_record, write_pid
 from stack.services import state_dir_of
@@ -51,11 +56,17 @@ OUTAGE_ENV = {
 POLL_S = 1.0
 
 
-def worker_command(pool: str) -> list[str]:
-    """``prefect worker start`` for the pool and every queue the deployments use."""
+def selected_pool(settings: Settings, pool_type: str | None = None) -> tuple[str, str]:
+    """(pool name, type): the settings' pool for process, prefect.yaml's pool of the type otherwise."""
+    pool_type = read_pool_type(pool_type)
+    return (settings.work_pool if pool_type == "process" else pool_name(pool_type, read_spec())), pool_type
+
+
+def worker_command(pool: str, pool_type: str = "process") -> list[str]:
+    """``prefect worker start`` of ``pool_type`` for the pool and every queue the deployments use."""
     queues = read_work_queues().get(pool, [])
     prefect = Path(sys.executable).parent / "prefect"
-    command = [str(prefect), "worker", "start", "--pool", pool, "--type", "process"]
+    command = [str(prefect), "worker", "start", "--pool", pool, "--type", pool_type]
     for queue in queues:
         command += ["--work-queue", queue]
     return command
@@ -89,9 +100,10 @@ def worker_home(settings: Settings) -> Path:
 
 def run_foreground(settings: Settings) -> int:
     """Replace this process by the worker, so Ctrl-C reaches it directly and it ends cleanly."""
-    command = worker_command(settings.work_pool)
+    pool, pool_type = selected_pool(settings)
+    command = worker_command(pool, pool_type)
     os.chdir(worker_home(settings))
-    print(f"worker for pool {settings.work_pool} at {settings.prefect_api_url}; Ctrl-C stops it", flush=True)
+    print(f"{pool_type} worker for pool {pool} at {settings.prefect_api_url}; Ctrl-C stops it", flush=True)
     os.execve(command[0], command, worker_env(settings))  # noqa: S606 (the worker replaces this process)
     return 0  # not reached
 
@@ -115,9 +127,10 @@ def start_background(settings: Settings) -> str:
     logfile = state / "logs" / "worker.log"
     logfile.parent.mkdir(parents=True, exist_ok=True)
     started = time.time()
+    pool, pool_type = selected_pool(settings)
     with logfile.open("ab") as out:
         process = subprocess.Popen(
-            worker_command(settings.work_pool),
+            worker_command(pool, pool_type),
             cwd=worker_home(settings),
             env=worker_env(settings),
             stdin=subprocess.DEVNULL,
@@ -128,7 +141,7 @@ def start_background(settings: Settings) -> str:
         )
     write_pid(state, WORKER_NAME, PidRecord(process.pid, process_start_ticks(process.pid) or 0, 0))
     try:
-        wait_online(settings, started, process, logfile)
+        wait_online(settings, started, process, logfile, pool)
     except BaseException:
         stop_background(settings)  # a start that failed leaves no worker behind
         raise
@@ -148,22 +161,23 @@ def read_pool_workers(client: Any, pool: str) -> list[Any]:
         raise
 
 
-def wait_online(settings: Settings, since: float, process: subprocess.Popen, logfile: Path) -> None:
+def wait_online(
+    settings: Settings, since: float, process: subprocess.Popen, logfile: Path, pool: str | None = None
+) -> None:
     """Wait (bounded) until the pool lists a worker that sent a heartbeat after ``since``."""
     from prefect.client.orchestration import get_client
 
+    pool = pool or settings.work_pool
     deadline = time.monotonic() + ONLINE_TIMEOUT_S
     with get_client(sync_client=True) as client:
         while time.monotonic() < deadline:
             if process.poll() is not None:
                 raise UserError(f"the worker exited at start (code {process.returncode}); see {logfile}.")
-            workers = read_pool_workers(client, settings.work_pool)
+            workers = read_pool_workers(client, pool)
             if any(w.last_heartbeat_time and w.last_heartbeat_time.timestamp() >= since for w in workers):
                 return
             time.sleep(POLL_S)
-    raise UserError(
-        f"no worker of pool {settings.work_pool} came online in {ONLINE_TIMEOUT_S:.0f} s; see {logfile}."
-    )
+    raise UserError(f"no worker of pool {pool} came online in {ONLINE_TIMEOUT_S:.0f} s; see {logfile}.")
 
 
 def stop_background(settings: Settings) -> str:

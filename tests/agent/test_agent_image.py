@@ -26,7 +26,7 @@ def test_image_runs_as_non_root_with_health_check_and_worker_entrypoint(agent_im
 def test_image_has_the_locked_runtime_but_not_the_project(agent_image: BuiltImage) -> None:
     probe = (
         "import importlib.metadata as m, importlib.util as u, json; "
-        "print(json.dumps({p: m.version(p) for p in ('prefect', 'prefect-aws', 'mlflow', 'pandas')} "
+        "print(json.dumps({p: m.version(p) for p in ('prefect', 'prefect-aws', 'mlflow-skinny', 'pandas')} "
         "| {n: u.find_spec(n) is not None for n in ('models', 'orchestration')}))"
     )
     result = docker("run", "--rm", "--network", "host", agent_image.name, "python", "-c", probe)
@@ -34,7 +34,7 @@ def test_image_has_the_locked_runtime_but_not_the_project(agent_image: BuiltImag
     assert found == {
         "prefect": "3.9.1",
         "prefect-aws": "0.7.12",
-        "mlflow": "3.17.2",
+        "mlflow-skinny": "3.17.2",
         "pandas": "3.1.1",
         "models": False,
         "orchestration": False,

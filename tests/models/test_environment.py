@@ -108,9 +108,21 @@ def test_shared_packages_have_identical_pins_in_both_environments() -> None:
     assert {"prefect", "prefect-aws"} <= agent.keys()
 
 
+def test_image_lock_is_the_runtime_on_the_model_pins() -> None:
+    """The agent image's lock: what a flow run imports, at the model environment's versions."""
+    model, image = _pins(REQUIREMENTS / "model.txt"), _pins(REQUIREMENTS / "image.txt")
+    shared = model.keys() & image.keys()
+    assert {"pandas", "pyarrow", "scikit-learn", "mlflow-skinny", "skops", "boto3", "botocore"} <= shared
+    assert {name: (model[name], image[name]) for name in shared if model[name] != image[name]} == {}
+    assert {"prefect", "prefect-aws"} <= image.keys()
+    # Runtime only: no MLflow server (full mlflow, flask, gunicorn), no test or developer tools.
+    unwanted = {"mlflow", "flask", "gunicorn", "graphene", "pytest", "ruff", "pip-tools", "awscli"}
+    assert not image.keys() & unwanted
+
+
 def test_every_lock_follows_the_superset() -> None:
     constraints = _pins(REQUIREMENTS / "constraints.txt")
-    for lock in ("model.txt", "agent.txt", "bench.txt"):
+    for lock in ("model.txt", "agent.txt", "bench.txt", "image.txt"):
         pins = _pins(REQUIREMENTS / lock)
         assert {n: v for n, v in pins.items() if constraints.get(n) != v} == {}, lock
 

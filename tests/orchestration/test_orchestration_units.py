@@ -178,6 +178,9 @@ def test_only_io_errors_are_retried() -> None:
     assert not caching.is_transient(_Task(), None, _State(UserError("Period 'x' is not YYYY")))
 
 
+POOLS = ("to-bikes", "to-bikes-docker", "to-bikes-kubernetes", "to-bikes-ecs")
+
+
 def test_prefect_yaml_pushes_per_commit_and_pulls_with_the_credentials_block() -> None:
     spec = yaml.safe_load((PROJECT_ROOT / "prefect.yaml").read_text())
     push = spec["push"][0]["orchestration.deployment.bundle.push_code_bundle"]
@@ -196,7 +199,8 @@ def test_prefect_yaml_pushes_per_commit_and_pulls_with_the_credentials_block() -
         assert deployment["work_pool"]["job_variables"]["command"] == "python -m prefect.engine"
         assert automations.RUN_TAG in deployment["tags"]  # the zombie-run automation watches that tag
         assert env["TO_BIKES_GIT_COMMIT"] == "{{ $TO_BIKES_GIT_SHA }}"
-    assert deploy.read_work_queues() == {"to-bikes": ["pipeline", "preprocess"]}
+    queues = deploy.read_work_queues()  # one pool per work pool type, the same two queues on each
+    assert queues == {pool: ["pipeline", "preprocess"] for pool in POOLS}
 
 
 def git(repo: Path, *args: str) -> str:

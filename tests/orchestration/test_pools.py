@@ -1,0 +1,60 @@
+"""Work pool types: the setting, the deployments each type registers, the image tag they name."""
+
+from __future__ import annotations
+
+import pytest
+
+from models.core.errors import UserError
+from orchestration.deployment.pools import (
+    POOL_TYPES,
+    base_job_template,
+    image_tag,
+    pool_name,
+    read_pool_type,
+    read_spec,
+    select_deployments,
+    write_prefect_file,
+)
+
+pytestmark = pytest.mark.unit
+
+
+def test_the_pool_type_comes_from_the_setting_and_defaults_to_process(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.delenv("TO_BIKES_WORK_POOL_TYPE", raising=False)
+    assert read_pool_type() == "process"
+    monkeypatch.setenv("TO_BIKES_WORK_POOL_TYPE", "Docker")
+    assert read_pool_type() == "docker"
+    assert read_pool_type("ecs") == "ecs"
+    monkeypatch.setenv("TO_BIKES_WORK_POOL_TYPE", "lambda")
+    with pytest.raises(UserError, match="TO_BIKES_WORK_POOL_TYPE='lambda' is not a work pool type"):
+        read_pool_type()
+
+
+def test_each_type_deploys_weekly_and_daily_on_its_own_pool_and_process_is_unchanged() -> None:
+    spec = read_spec()
+    for pool_type in POOL_TYPES:
+        chosen = select_deployments(pool_type, spec)["deployments"]
+        assert [d["name"] for d in chosen] == ["weekly", "daily"]
+        assert {d["work_pool"]["name"] for d in chosen} == {pool_name(pool_type, spec)}
+        image = {d["work_pool"]["job_variables"].get("image") for d in chosen}
+        assert image == (
+            {None} if pool_type == "process" else {"{{ $TO_BIKES_AGENT_IMAGE }}:{{ $TO_BIKES_IMAGE_TAG }}"}
+        )
+    assert pool_name("process", spec) == "to-bikes"
+
+
+def test_the_written_prefect_file_holds_only_the_selected_deployments(tmp_path) -> None:
+    import yaml
+
+    written = yaml.safe_load(write_prefect_file("docker", tmp_path).read_text())
+    assert {d["work_pool"]["name"] for d in written["deployments"]} == {"to-bikes-docker"}
+    assert written["pull"] == read_spec()["pull"] and written["push"] == read_spec()["push"]
+
+
+def test_templates_and_image_tag() -> None:
+    assert base_job_template("docker")["variables"]["properties"]["network_mode"]["default"] == "host"
+    assert "job_configuration" in base_job_template("process")
+    assert image_tag("0123456789abcdef", False) == "0123456789ab"
+    assert image_tag("0123456789abcdef", True) == "0123456789ab-dirty"
