@@ -32,11 +32,13 @@ def test_the_pool_type_comes_from_the_setting_and_defaults_to_process(
         read_pool_type()
 
 
-def test_each_type_deploys_weekly_and_daily_on_its_own_pool_and_process_is_unchanged() -> None:
+def test_each_type_deploys_weekly_daily_and_monthly_on_its_own_pool_and_process_is_unchanged() -> None:
     spec = read_spec()
     for pool_type in POOL_TYPES:
         chosen = select_deployments(pool_type, spec)["deployments"]
-        assert [d["name"] for d in chosen] == ["weekly", "daily"]
+        assert [d["name"] for d in chosen] == ["weekly", "daily", "monthly"]
+        scheduled = [d["name"] for d in chosen if any(s.get("active") for s in d.get("schedules", []))]
+        assert scheduled == ["monthly"]
         assert {d["work_pool"]["name"] for d in chosen} == {pool_name(pool_type, spec)}
         image = {d["work_pool"]["job_variables"].get("image") for d in chosen}
         assert image == (
