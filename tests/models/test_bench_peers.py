@@ -85,7 +85,7 @@ def inputs(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
 @pytest.mark.parametrize("name", ["sample", "odd"])
 @pytest.mark.parametrize("engine", PEERS)
 def test_peer_keeps_and_quarantines_the_same_rows_as_models(inputs, tmp_path, engine, name):
-    expected = preprocess(str(inputs[name]), str(tmp_path / "models.parquet"))
+    expected = preprocess(str(inputs[name]), str(tmp_path / "models.parquet")).to_dict()
     peer = importlib.import_module(f"bench.peers.{engine}_peer")
     output = tmp_path / f"{engine}.parquet"
     found = peer.clean_input(inputs[name], output)
