@@ -147,7 +147,7 @@ def test_prefect_yaml_pushes_per_commit_and_pulls_with_the_credentials_block() -
         assert deployment["work_pool"]["job_variables"]["command"] == "python -m prefect.engine"
         assert automations.RUN_TAG in deployment["tags"]  # the zombie-run automation watches that tag
         assert env["TO_BIKES_GIT_COMMIT"] == "{{ $TO_BIKES_GIT_SHA }}"
-    assert deploy.read_work_queues() == {"to-bikes": ["pipeline", "preprocess"]}
+    assert deploy.read_work_queues() == {"to-bikes": ["pipeline", "preprocess", "score"]}
 
 
 def git(repo: Path, *args: str) -> str:
