@@ -51,10 +51,13 @@ def serve_command(settings: Settings, port: int) -> list[str]:
     ]
 
 
-def serve_environment(settings: Settings) -> dict[str, str]:
-    """The server's environment: the tracking server, and model loading allowed (see the docstring)."""
+def serve_environment(settings: Settings, program: str) -> dict[str, str]:
+    """The server's environment: the tracking server, model loading allowed (see the docstring), and the
+    model env's bin first on PATH (MLflow starts ``uvicorn`` by name; make calls .venv/bin/python directly).
+    """
     return {
         **os.environ,
+        "PATH": os.pathsep.join([str(Path(program).parent), os.environ.get("PATH", "")]),
         "MLFLOW_TRACKING_URI": settings.mlflow_tracking_uri,
         ALLOW_LOADING_ENV: "true",
     }
@@ -86,7 +89,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     check_tracking_uri(settings.mlflow_tracking_uri)
     print(f"serving {command[4]} on http://{LOCAL_HOST}:{args.port}/invocations (restart for a new champion)")
     sys.stdout.flush()
-    os.execve(command[0], command, serve_environment(settings))  # noqa: S606 (the server replaces this process)
+    os.execve(command[0], command, serve_environment(settings, command[0]))  # noqa: S606 (the server replaces this process)
     return 0  # not reached: execve replaces the process
 
 
