@@ -17,12 +17,12 @@ from typing import Any
 
 from prefect import flow, get_run_logger, runtime, task
 from prefect.artifacts import create_markdown_artifact, create_table_artifact
-from prefect.cache_policies import INPUTS, NO_CACHE, CachePolicy
+from prefect.cache_policies import INPUTS, NO_CACHE, TASK_SOURCE, CachePolicy
 from prefect.events import emit_event
 from prefect.utilities.hashing import hash_objects
 
 from models.core import s3
-from models.core.names import BREACH_EVENT, CHAMPION, DEFAULT_MIN_DURATION_S
+from models.core.names import BREACH_EVENT, DEFAULT_MIN_DURATION_S
 from models.core.settings import Settings
 from orchestration.caching import is_transient, object_checksum, results_storage
 from orchestration.flow_settings import format_period
@@ -46,16 +46,17 @@ class ProcessedChecksum(CachePolicy):
         return hash_objects(object_checksum(processed_uri(settings, inputs["period"]), settings))
 
 
-SCORE_CACHE = INPUTS - "settings" + ProcessedChecksum()
+# TASK_SOURCE: scoring and monitoring take the same inputs and must not find each other's results.
+SCORE_CACHE = INPUTS - "settings" + ProcessedChecksum() + TASK_SOURCE
 
 
 @task(name="read-champion", cache_policy=NO_CACHE, **IO_RETRIES)
 def read_champion(settings: Settings) -> str:
     """The version the champion alias names now (part of the scoring cache key)."""
     from models.registry.mlflow_client import connect_tracking
+    from models.scoring.score import champion_version
 
-    client = connect_tracking(settings.mlflow_tracking_uri, settings)
-    return str(client.get_model_version_by_alias(settings.model_name, CHAMPION).version)
+    return champion_version(connect_tracking(settings.mlflow_tracking_uri, settings), settings)
 
 
 @task(name="score-period", cache_policy=SCORE_CACHE, persist_result=True, retry_condition_fn=is_transient)
@@ -63,8 +64,7 @@ def score_period(period: str, model_version: str, settings: Settings) -> dict[st
     """``models.scoring.score.score_period`` with that exact version (the alias may move meanwhile)."""
     from models.scoring.score import score_period as score
 
-    model_uri = f"models:/{settings.model_name}/{model_version}"
-    return score(period, settings, model_uri=model_uri).to_dict()
+    return score(period, settings, model_version=model_version).to_dict()
 
 
 @task(name="monitor-period", cache_policy=SCORE_CACHE, persist_result=True)

@@ -19,7 +19,10 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
-from models.core.errors import run_cli
+from mlflow import MlflowClient
+from mlflow.exceptions import MlflowException
+
+from models.core.errors import UserError, run_cli
 from models.core.names import CHAMPION
 from models.core.periods import check_period
 from models.core.settings import Settings, load_settings
@@ -71,28 +74,40 @@ def predictions_uri(settings: Settings, period: str) -> str:
     return settings.s3_uri(settings.predictions_prefix, period, PREDICTIONS_FILE)
 
 
+def champion_version(client: MlflowClient, settings: Settings) -> str:
+    """The version the champion alias names now."""
+    try:
+        return str(client.get_model_version_by_alias(settings.model_name, CHAMPION).version)
+    except MlflowException as exc:
+        raise UserError(
+            f"There is no model models:/{settings.model_name}@{CHAMPION} in the registry; "
+            "train and register one first (make run)."
+        ) from exc
+
+
 def score_period(
     period: str,
     settings: Settings | None = None,
     *,
-    model_uri: str | None = None,
+    model_version: str | None = None,
     input_uri: str | None = None,
 ) -> ScoreResult:
-    """Score the processed trips of ``period`` (default input: ``processed/<period>/trips.parquet``)."""
+    """Score the processed trips of ``period`` with a version (default: the champion's, now)."""
     settings = settings or load_settings()
     period = check_period(period)
     source = input_uri or processed_uri(settings, period)
     output = predictions_uri(settings, period)
     client = connect_tracking(settings.mlflow_tracking_uri, settings)
-    model, pinned, version = load_model(client, model_uri or f"models:/{settings.model_name}@{CHAMPION}")
-    run_id = client.get_model_version(settings.model_name, version).run_id if version else ""
+    version = model_version or champion_version(client, settings)
+    model, pinned, _ = load_model(client, f"models:/{settings.model_name}/{version}")
+    run_id = str(client.get_model_version(settings.model_name, version).run_id)
     with tempfile.TemporaryDirectory(prefix="to-bikes-score-") as workdir:
         local = localise_input(source, Path(workdir), settings)
         frame = read_parquet_columns(local, FEATURE_COLUMNS + KEPT_COLUMNS, FEATURE_COLUMNS)
-        scored = score_trips(model, frame).assign(model_version=version or "", run_id=run_id)
+        scored = score_trips(model, frame).assign(model_version=version, run_id=run_id)
         write_output(scored[PREDICTION_COLUMNS], output, Path(workdir), settings)
     log.info("scored %s trips of %s with %s into %s", len(scored), period, pinned, output)
-    return ScoreResult(period, source, output, len(scored), pinned, version or "", run_id)
+    return ScoreResult(period, source, output, len(scored), pinned, version, run_id)
 
 
 def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
