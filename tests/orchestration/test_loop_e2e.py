@@ -9,13 +9,14 @@ automation, which completes through the gate as usual).
 
 from __future__ import annotations
 
+import csv
 import os
 import time
 from collections.abc import Iterator
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-import pandas as pd
 import pytest
 
 from tests.orchestration.test_pipeline_e2e import (
@@ -36,18 +37,31 @@ BUCKET = "to-bikes-loop-e2e"
 POLL_S = 2.0
 POLLS = 450  # how long an automation may take to act, on a loaded machine: 15 minutes
 SAMPLE_MONTH = "Bike share ridership 2025-12.csv"
+TIME_FORMAT = "%Y-%m-%d %H:%M:%S"
+NINE_HOURS = timedelta(hours=9)
+
+
+def shift_trip(row: dict[str, str]) -> dict[str, str]:
+    """One trip of 2025-12 as a trip of 2026-01: the other rider type, nine hours later."""
+    row["User_Type"] = {"Member": "Casual", "Casual": "Member"}.get(row["User_Type"], row["User_Type"])
+    for column in ("Start_Time", "End_Time"):
+        try:
+            moved = datetime.strptime(row[column].replace("2025-12-", "2026-01-"), TIME_FORMAT) + NINE_HOURS
+        except ValueError:  # the sample's deliberately dirty rows stay as they are (quarantined)
+            continue
+        row[column] = moved.strftime(TIME_FORMAT)
+    return row
 
 
 def shift_raw_month(source: Path, target: Path) -> Path:
     """2025-12's raw file as 2026-01: member and casual swapped, every trip nine hours later."""
-    frame = pd.read_csv(source, dtype=str)
-    frame["User_Type"] = frame["User_Type"].map({"Member": "Casual", "Casual": "Member"})
-    for column in ("Start_Time", "End_Time"):
-        times = pd.to_datetime(frame[column].str.replace("2025-12-", "2026-01-", regex=False)) + pd.Timedelta(
-            hours=9
-        )
-        frame[column] = times.dt.strftime("%Y-%m-%d %H:%M:%S")
-    frame.to_csv(target, index=False)
+    with source.open(newline="") as src, target.open("w", newline="") as out:
+        reader = csv.DictReader(src)
+        writer = csv.DictWriter(out, fieldnames=reader.fieldnames, extrasaction="ignore")
+        writer.writeheader()
+        for row in reader:
+            if None not in row and all(value is not None for value in row.values()):
+                writer.writerow(shift_trip(row))
     return target
 
 
