@@ -102,7 +102,7 @@ def publish_verdict(summary: dict[str, Any], cached: bool, history: list[dict[st
     markdown = (
         f"# {summary['period']}: **{summary['verdict'].upper()}** ({reasons})\n\n"
         f"Champion version {summary['model_version']} on {summary['rows']} trips ({origin}). "
-        f"ROC AUC {metrics['roc_auc']:.4f} (validation {summary['validation_roc_auc']:.4f}), "
+        f"ROC AUC {metrics['roc_auc']:.4f} (validation {summary['validation_roc_auc'] or float('nan'):.4f}), "
         f"PR AUC casual {metrics['pr_auc_casual']:.4f}, F1 member {metrics['f1_member']:.4f}, "
         f"F1 casual {metrics['f1_casual']:.4f}; member share predicted "
         f"{metrics['member_share_predicted']:.1%} vs actual {metrics['member_share_actual']:.1%}; "

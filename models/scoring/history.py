@@ -74,7 +74,7 @@ def describe_summary(summary: dict[str, Any], predictions: str) -> list[str]:
     reasons = "; ".join(summary["reasons"]) or "within the thresholds"
     return [
         f"predictions: {predictions} ({summary['rows']} trips, champion version {summary['model_version']})",
-        f"ROC AUC {metrics['roc_auc']:.4f} (validation {summary['validation_roc_auc']:.4f}), "
+        f"ROC AUC {metrics['roc_auc']:.4f} (validation {summary['validation_roc_auc'] or float('nan'):.4f}), "
         f"PR AUC casual {metrics['pr_auc_casual']:.4f}, F1 member {metrics['f1_member']:.4f}, "
         f"F1 casual {metrics['f1_casual']:.4f}",
         f"member share predicted {metrics['member_share_predicted']:.1%}, "
