@@ -1,10 +1,10 @@
 """End to end, the closed loop: score -> monitor -> breach event -> automation -> retrain pipeline run.
 
 On the session's local stack (its own bucket), with the deployments and all of ``make deploy``'s
-automations: the pipeline trains a champion on 2025-11; ``make score``'s command scores the normal month
-2025-12 (verdict ok, no retrain) and a month generated from it with flipped labels and shifted hours,
-2026-01 (breach: a ``to-bikes.monitoring.breach`` event, then a pipeline run for 2026-01 created by the
-automation, which completes through the gate as usual).
+automations: the pipeline trains a champion on 2025 (validated on 2025-12); ``make score``'s command
+scores the normal month 2025-12 (verdict ok, no retrain) and a month generated from it with flipped labels
+and shifted hours, 2026-01 (breach: a ``to-bikes.monitoring.breach`` event, then a pipeline run for
+2026-01 created by the automation, which completes through the gate as usual).
 """
 
 from __future__ import annotations
@@ -67,7 +67,7 @@ def shift_raw_month(source: Path, target: Path) -> Path:
 
 @pytest.fixture(scope="module")
 def loop(local_stack: Any, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Deployed]:
-    """Deployed project with the loop automations, a worker, and a champion trained on 2025-11."""
+    """The deployed project with the loop automations, a worker, and a champion trained on 2025."""
     base = {k: v for k, v in os.environ.items() if not k.startswith(_PRIVATE) and k != "PYTHONPATH"}
     env = {**base, **local_stack, "TO_BIKES_BUCKET": BUCKET, "PREFECT_WORKER_QUERY_SECONDS": "1"}
     folder = tmp_path_factory.mktemp("loop-sample")
@@ -82,7 +82,7 @@ def loop(local_stack: Any, tmp_path_factory: pytest.TempPathFactory) -> Iterator
             "orchestration.deployment.trigger",
             env,
             "run",
-            *("--param", "year=2025", "--param", "month=11", "--param", "max_evals=1"),
+            *("--param", "year=2025", "--param", "max_evals=1"),
         )
         assert "Completed" in trained.stdout, trained.stdout
         yield deployed
