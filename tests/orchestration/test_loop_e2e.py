@@ -37,6 +37,7 @@ BUCKET = "to-bikes-loop-e2e"
 POLL_S = 2.0
 POLLS = 450  # how long an automation may take to act, on a loaded machine: 15 minutes
 SAMPLE_MONTH = "Bike share ridership 2025-12.csv"
+SAMPLE_ROWS = 40_000
 TIME_FORMAT = "%Y-%m-%d %H:%M:%S"
 NINE_HOURS = timedelta(hours=9)
 
@@ -71,7 +72,9 @@ def loop(local_stack: Any, tmp_path_factory: pytest.TempPathFactory) -> Iterator
     base = {k: v for k, v in os.environ.items() if not k.startswith(_PRIVATE) and k != "PYTHONPATH"}
     env = {**base, **local_stack, "TO_BIKES_BUCKET": BUCKET, "PREFECT_WORKER_QUERY_SECONDS": "1"}
     folder = tmp_path_factory.mktemp("loop-sample")
-    upload_sample(local_stack, folder, bucket=BUCKET, years=("2025",))
+    # The demo's sample size: 2025-12 then holds ~1,700 trips, enough for Evidently's drift tests to tell a
+    # normal month (3 of 9 features drifted: the calendar month and the two stations) from a shifted one.
+    upload_sample(local_stack, folder, bucket=BUCKET, years=("2025",), rows=SAMPLE_ROWS)
     shifted = shift_raw_month(folder / "2025" / SAMPLE_MONTH, folder / "Bike share ridership 2026-01.csv")
     local_stack.s3_client().upload_file(str(shifted), BUCKET, f"raw/2026/{shifted.name}")
     deploy_project(env)
