@@ -240,13 +240,14 @@ WAIT ?=
 FROM ?=
 TO ?=
 ALLOW_DIRTY ?=
-.PHONY: deploy agent run backfill demo
+.PHONY: deploy agent run backfill demo score serve screenshots
 
-deploy: $(AGENT_STAMP) ## Pool of TO_BIKES_WORK_POOL_TYPE (process|docker|kubernetes|ecs), queues, code bundle flows/<sha>/, its deployments, automation (ALLOW_DIRTY=1)
+deploy: $(AGENT_STAMP) ## Pool of TO_BIKES_WORK_POOL_TYPE (process|docker|kubernetes|ecs), queues, code bundle flows/<sha>/, its deployments, automations (ALLOW_DIRTY=1)
 	$(ORCH).deployment.deploy $(if $(filter-out 0,$(ALLOW_DIRTY)),--allow-dirty)
 	$(ORCH).deployment.automations
+	$(ORCH).deployment.loop_automations
 
-agent: $(AGENT_STAMP) ## Worker of TO_BIKES_WORK_POOL_TYPE (default process: pool to-bikes, queues pipeline, preprocess) in the foreground
+agent: $(AGENT_STAMP) ## Worker of TO_BIKES_WORK_POOL_TYPE (default process: pool to-bikes, queues pipeline, preprocess, score) in the foreground
 	$(ORCH).deployment.worker run
 
 run: $(AGENT_STAMP) ## Run the pipeline over the API (YEAR, MONTH optional; WAIT seconds, default 600): what it waits for, then rows, metrics and the gate, or the reason it failed
@@ -265,7 +266,26 @@ demo: ## From a fresh clone: venvs, stack, sample, sync, blocks, deploy, worker,
 	$(ORCH).deployment.worker start
 	$(MAKE) run
 	$(ORCH).champion
+	$(MAKE) score YEAR=$(DEMO_SCORE_YEAR) MONTH=$(DEMO_SCORE_MONTH)
 	@echo "The stack and a worker keep running; \`make down\` stops them (worker pid file: .stack/run/worker.pid)."
+
+# Issue 17: score and monitor a month through the `score` deployment (queue score); serve the champion.
+# The demo scores the sample's last month (models/sample generates 2025-01..2025-12).
+DEMO_SCORE_YEAR ?= 2025
+DEMO_SCORE_MONTH ?= 12
+TO_BIKES_SERVE_PORT ?= 5100
+SCREENSHOTS_DIR ?= docs/images
+
+score: $(AGENT_STAMP) ## Score and monitor YEAR (MONTH optional) with the champion via the score deployment; prints the figures and verdict
+	@test -n "$(YEAR)" || { echo "error: give YEAR=YYYY (and MONTH=M for a month), e.g. make score YEAR=2025 MONTH=12." >&2; exit 2; }
+	$(ORCH).deployment.score_trigger --year $(YEAR) $(if $(MONTH),--month $(MONTH))
+
+serve: $(VENV_STAMP) ## MLflow's model server for the champion on 127.0.0.1:TO_BIKES_SERVE_PORT (5100); restart it for a new champion
+	$(PY) -m models.scoring.serve --port $(TO_BIKES_SERVE_PORT)
+
+screenshots: $(AGENT_STAMP) ## PNGs of the flow-run graph, monitoring history, Evidently report and MLflow model page (headless Chromium) into docs/images/
+	command -v chromium >/dev/null || { apt-get update -qq && apt-get install -y -qq chromium; }
+	$(APY) -m orchestration.screenshots --dest $(SCREENSHOTS_DIR)
 
 # --- docker agent (issue 10): agent-image, agent-docker ----------------------------------
 # The worker image (agent/Dockerfile): the locked runtime only; flow code comes from S3 per run.

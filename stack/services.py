@@ -111,6 +111,9 @@ def prefect_service(settings: Settings, state: Path) -> Service:
         "PATH": f"{AGENT_BIN}{os.pathsep}{os.environ.get('PATH', '')}",
         "PREFECT_HOME": str(state / "prefect"),
         "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
+        # The UI asks /ui-settings for its API; without this it answers port 4200 whatever --port says.
+        "PREFECT_UI_API_URL": settings.prefect_api_url_override
+        or f"http://{settings.host}:{settings.prefect_port}/api",
     }
     if settings.prefect_auth_string is not None:
         extra["PREFECT_SERVER_API_AUTH_STRING"] = settings.prefect_auth_string.get_secret_value()

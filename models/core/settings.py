@@ -58,6 +58,8 @@ class Settings(BaseSettings):
     processed_prefix: str = "processed"
     flows_prefix: str = "flows"
     mlflow_prefix: str = "mlflow"
+    predictions_prefix: str = "predictions"
+    reports_prefix: str = "reports"
 
     # MLflow and Prefect.
     mlflow_tracking_uri_override: str | None = Field(
@@ -84,6 +86,13 @@ class Settings(BaseSettings):
     prefect_api_key: SecretStr | None = Field(
         default=None, validation_alias=AliasChoices("PREFECT_API_KEY", "TO_BIKES_PREFECT_API_KEY")
     )
+
+    # Monitoring (models.scoring.monitor): a month breaches when its ROC AUC is more than this below the
+    # model's own validation ROC AUC, or when more than this share of the features drifted.
+    monitor_max_auc_drop: float = Field(default=0.05, ge=0)
+    monitor_max_drift_share: float = Field(default=0.5, ge=0, le=1)
+    # `make serve`: MLflow's model server for the champion on 127.0.0.1.
+    serve_port: int = 5100
 
     # Local stack: how long `python -m stack up` waits for every server to answer its health check.
     stack_timeout_s: float = 180.0

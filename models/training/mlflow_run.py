@@ -31,6 +31,7 @@ from models.registry.gate import (
     NONE,
 )
 from models.registry.mlflow_client import SKOPS_TRUSTED_TYPES, build_run_url, pinned_requirements
+from models.scoring.reference import log_reference
 from models.training.candidates import Evaluation, Fitted
 from models.training.comparison import describe_window, window_tags
 from models.training.dataset import Split, TrainingData, TrainingInput
@@ -190,12 +191,16 @@ def log_plots(evaluation: Evaluation, fitted: Fitted, seed: int) -> None:
 
 
 def log_model(model: Any, features: pd.DataFrame) -> mlflow.models.model.ModelInfo:
-    """The fitted pipeline with its signature, an input example and pinned requirements."""
+    """The fitted pipeline with its signature, an input example and pinned requirements.
+
+    As a pyfunc (``make serve``) it answers ``predict_proba``: one [P(casual), P(member)] pair per trip.
+    """
     sample = features.head(100)
     return mlflow.sklearn.log_model(
         model,
         name=MODEL_ARTIFACT,
-        signature=infer_signature(sample, model.predict(sample)),
+        signature=infer_signature(sample, model.predict_proba(sample)),
+        pyfunc_predict_fn="predict_proba",
         input_example=sample.head(5),
         pip_requirements=pinned_requirements(),
         serialization_format="skops",
@@ -219,6 +224,7 @@ def log_training_run(
         log_params_and_metrics(data, split, fitted, evaluation, options)
         log_datasets(data, split)
         log_plots(evaluation, fitted, options["seed"])
+        log_reference(split.train, fitted.model, options["seed"])
         info = log_model(fitted.model, evaluation.features)
         mlflow.set_tags({"model.uri": info.model_uri, "model.id": info.model_id or ""})
         mlflow.log_dict(json.loads(json.dumps(options, default=str)), "options.json")

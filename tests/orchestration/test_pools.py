@@ -36,9 +36,14 @@ def test_each_type_deploys_weekly_daily_and_monthly_on_its_own_pool_and_process_
     spec = read_spec()
     for pool_type in POOL_TYPES:
         chosen = select_deployments(pool_type, spec)["deployments"]
-        assert [d["name"] for d in chosen] == ["weekly", "daily", "monthly"]
+        assert [(d["name"], d["work_pool"]["work_queue_name"]) for d in chosen] == [
+            ("weekly", "pipeline"),
+            ("daily", "preprocess"),
+            ("monthly", "pipeline"),
+            ("monthly", "score"),
+        ]
         scheduled = [d["name"] for d in chosen if any(s.get("active") for s in d.get("schedules", []))]
-        assert scheduled == ["monthly"]
+        assert scheduled == ["monthly"]  # the pipeline for the newest month; scoring follows by automation
         assert {d["work_pool"]["name"] for d in chosen} == {pool_name(pool_type, spec)}
         image = {d["work_pool"]["job_variables"].get("image") for d in chosen}
         assert image == (

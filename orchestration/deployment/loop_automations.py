@@ -1,0 +1,134 @@
+"""``make deploy``'s automations that close the loop: score after preprocessing, retrain on a breach.
+
+    agent/.venv/bin/python -m orchestration.deployment.loop_automations
+
+- ``to-bikes-score-after-preprocess``: when a ``to-bikes-pipeline`` or ``preprocess`` flow run of the
+  project's deployments Completes, run the ``score`` deployment for the same year and month (the
+  run's own parameters; none means the latest year, as for those flows). Scoring therefore follows every
+  preprocessed period on its own, scheduled or not, and no second schedule has to be kept in step.
+- ``to-bikes-retrain-on-breach``: on each ``to-bikes.monitoring.breach`` event (orchestration.scoring_flows),
+  run the pipeline deployment for the breached month: preprocess (cached), train on it with the months
+  before, and let the champion/challenger gate decide as usual.
+
+The loop ends: the retrain's completion scores the month again, which is a cache hit (no event) unless
+the gate promoted a new champion, whose month is then monitored once more.
+Idempotent, like the zombie automation: found by name, created, updated in place or left alone.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+from collections.abc import Sequence
+from typing import Any
+
+from models.core.errors import UserError, run_cli
+from models.core.names import BREACH_EVENT
+from models.core.settings import load_settings
+from orchestration.deployment.automations import RUN_TAG, ensure_automation
+from orchestration.deployment.trigger import PIPELINE
+
+SCORE = "score/monthly"
+SCORE_AFTER = "to-bikes-score-after-preprocess"
+RETRAIN_ON_BREACH = "to-bikes-retrain-on-breach"
+PREPROCESSING_FLOWS = ("to-bikes-pipeline", "preprocess")
+PERIOD_RESOURCES = "to-bikes.period.*"
+
+
+def read_deployment_id(name: str) -> Any:
+    """The id of a deployment of prefect.yaml (the automations name it by id)."""
+    from prefect.client.orchestration import get_client
+    from prefect.exceptions import ObjectNotFound
+
+    with get_client(sync_client=True) as client:
+        try:
+            return client.read_deployment_by_name(name).id
+        except ObjectNotFound as exc:
+            raise UserError(f"deployment {name!r} does not exist on this API; run `make deploy`.") from exc
+
+
+def build_score_after(score_id: Any) -> Any:
+    """Completed pipeline/preprocess deployment run -> a score run with the same year and month."""
+    from prefect.events.actions import RunDeployment
+    from prefect.events.schemas.automations import AutomationCore, EventTrigger, Posture
+    from prefect.events.schemas.events import ResourceSpecification
+
+    trigger = EventTrigger(
+        match=ResourceSpecification({"prefect.resource.id": "prefect.flow-run.*"}),
+        match_related=[
+            ResourceSpecification(
+                {"prefect.resource.role": "flow", "prefect.resource.name": list(PREPROCESSING_FLOWS)}
+            ),
+            ResourceSpecification(
+                {"prefect.resource.role": "tag", "prefect.resource.id": f"prefect.tag.{RUN_TAG}"}
+            ),
+        ],
+        expect={"prefect.flow-run.Completed"},
+        posture=Posture.Reactive,
+        threshold=1,
+    )
+    parameters = {
+        "year": "{{ flow_run.parameters.get('year') }}",
+        "month": "{{ flow_run.parameters.get('month') }}",
+    }
+    return AutomationCore(
+        name=SCORE_AFTER,
+        description=(
+            f"Score and monitor each period a {' or '.join(PREPROCESSING_FLOWS)} run completed; "
+            "created by `make deploy`."
+        ),
+        enabled=True,
+        trigger=trigger,
+        actions=[RunDeployment(source="selected", deployment_id=score_id, parameters=parameters)],
+    )
+
+
+def build_retrain_on_breach(pipeline_id: Any) -> Any:
+    """A breach event -> a pipeline run for the breached year and month (the gate decides)."""
+    from prefect.events.actions import RunDeployment
+    from prefect.events.schemas.automations import AutomationCore, EventTrigger, Posture
+    from prefect.events.schemas.events import ResourceSpecification
+
+    trigger = EventTrigger(
+        match=ResourceSpecification({"prefect.resource.id": PERIOD_RESOURCES}),
+        expect={BREACH_EVENT},
+        posture=Posture.Reactive,
+        threshold=1,
+    )
+    parameters = {"year": "{{ event.payload.year }}", "month": "{{ event.payload.month }}"}
+    return AutomationCore(
+        name=RETRAIN_ON_BREACH,
+        description=f"Retrain (pipeline for the month) on each {BREACH_EVENT} event; made by `make deploy`.",
+        enabled=True,
+        trigger=trigger,
+        actions=[RunDeployment(source="selected", deployment_id=pipeline_id, parameters=parameters)],
+    )
+
+
+def save_loop_automations() -> list[str]:
+    """Ensure both automations against the deployments as they are now; one line each."""
+    score_id, pipeline_id = read_deployment_id(SCORE), read_deployment_id(PIPELINE)
+    return [
+        ensure_automation(build_score_after(score_id))
+        + f" (runs {SCORE} after {', '.join(PREPROCESSING_FLOWS)})",
+        ensure_automation(build_retrain_on_breach(pipeline_id)) + f" (runs {PIPELINE} on {BREACH_EVENT})",
+    ]
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Ensure the automations and print one line each."""
+    logging.getLogger("httpx").setLevel(logging.WARNING)
+    parser = argparse.ArgumentParser(
+        prog="python -m orchestration.deployment.loop_automations", description=__doc__.splitlines()[0]
+    )
+    parser.parse_args(argv)
+    from stack.doctor import require_prefect_api
+
+    require_prefect_api(load_settings())
+    for line in save_loop_automations():
+        print(line)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(run_cli(main))

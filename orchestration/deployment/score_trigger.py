@@ -1,0 +1,56 @@
+"""``make score``: run the ``score`` deployment for one period, wait, print what it wrote and the figures.
+
+    agent/.venv/bin/python -m orchestration.deployment.score_trigger --year 2025 [--month 12]
+
+The run is started and awaited by ``orchestration.deployment.trigger`` (the same machinery as
+``make run``); once it Completed, the month's monitoring summary is read back from
+``reports/<period>/monitoring.json`` and printed with the predictions' location and the verdict.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+from collections.abc import Sequence
+
+from models.core.errors import run_cli
+from models.core.settings import load_settings
+from orchestration.deployment.loop_automations import SCORE
+from orchestration.deployment.trigger import DEFAULT_TIMEOUT_S, check_prefect_api, run_deployment_once
+from orchestration.flow_settings import format_period
+
+
+def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
+    """Year (required), month (optional), deployment and timeout."""
+    parser = argparse.ArgumentParser(
+        prog="python -m orchestration.deployment.score_trigger", description=__doc__.splitlines()[0]
+    )
+    parser.add_argument("--year", type=int, required=True, help="year of the period (YEAR=)")
+    parser.add_argument("--month", type=int, help="month of the period (MONTH=); none scores the year")
+    parser.add_argument("--deployment", default=SCORE, help=f"flow/deployment (default {SCORE})")
+    parser.add_argument("--timeout", type=float, default=DEFAULT_TIMEOUT_S, help="seconds to wait")
+    return parser.parse_args(argv)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run, wait, then print the month's figures (exit 0 only when the run Completed)."""
+    from models.scoring.history import describe_summary, read_summary
+    from models.scoring.score import predictions_uri
+
+    logging.getLogger("httpx").setLevel(logging.WARNING)
+    args = parse_args(argv)
+    settings = load_settings()
+    check_prefect_api(settings)
+    period = format_period(args.year, args.month)
+    params = {"year": args.year, **({"month": args.month} if args.month else {})}
+    completed, report = run_deployment_once(args.deployment, params, args.timeout)
+    print(report)
+    if not completed:
+        return 1
+    for line in describe_summary(read_summary(settings, period), predictions_uri(settings, period)):
+        print(line)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(run_cli(main))

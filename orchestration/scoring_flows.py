@@ -1,0 +1,175 @@
+"""The ``score`` flow: predictions and monitoring for one period, and an event when the month breaches.
+
+Thin Prefect wrappers over ``models.scoring``: the period is preprocessed first (the pipeline's own cached
+steps, so a month already processed costs a cache lookup), scored with the champion into
+``predictions/<period>/`` and monitored (Evidently report in ``reports/<period>/`` and in an MLflow run).
+Scoring and monitoring are cached on the processed file's checksum and the champion's version: an
+unchanged month with an unchanged champion is not scored twice, and only a month monitored in this run
+emits ``to-bikes.monitoring.breach`` (so a retrain that keeps the champion does not start another).
+Deployed by ``prefect.yaml`` (queue ``score``); ``orchestration.deployment.loop_automations`` starts it
+after every pipeline or preprocess run and retrains on a breach.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from prefect import flow, get_run_logger, runtime, task
+from prefect.artifacts import create_markdown_artifact, create_table_artifact
+from prefect.cache_policies import INPUTS, NO_CACHE, TASK_SOURCE, CachePolicy
+from prefect.events import emit_event
+from prefect.utilities.hashing import hash_objects
+
+from models.core import s3
+from models.core.names import BREACH_EVENT, DEFAULT_MIN_DURATION_S
+from models.core.settings import Settings
+from orchestration.caching import is_transient, object_checksum, results_storage
+from orchestration.flow_settings import format_period
+from orchestration.flows import IO_RETRIES, find_latest_year, preprocess_period_steps, start_flow_run
+from orchestration.reports import artifact_key
+
+HISTORY_KEY = "monitoring-history"
+PERIOD_RESOURCE = "to-bikes.period.{period}"
+
+
+@dataclass
+class ProcessedChecksum(CachePolicy):
+    """Cache key part: the checksum of the processed trips of the task's ``period``."""
+
+    def compute_key(
+        self, task_ctx: Any, inputs: dict[str, Any], flow_parameters: dict[str, Any], **kwargs: Any
+    ) -> str | None:
+        from models.scoring.score import processed_uri
+
+        settings = inputs["settings"]
+        return hash_objects(object_checksum(processed_uri(settings, inputs["period"]), settings))
+
+
+# TASK_SOURCE: scoring and monitoring take the same inputs and must not find each other's results.
+SCORE_CACHE = INPUTS - "settings" + ProcessedChecksum() + TASK_SOURCE
+
+
+@task(name="read-champion", cache_policy=NO_CACHE, **IO_RETRIES)
+def read_champion(settings: Settings) -> str:
+    """The version the champion alias names now (part of the scoring cache key)."""
+    from models.registry.mlflow_client import connect_tracking
+    from models.scoring.score import champion_version
+
+    return champion_version(connect_tracking(settings.mlflow_tracking_uri, settings), settings)
+
+
+@task(name="score-period", cache_policy=SCORE_CACHE, persist_result=True, retry_condition_fn=is_transient)
+def score_period(period: str, model_version: str, settings: Settings) -> dict[str, Any]:
+    """``models.scoring.score.score_period`` with that exact version (the alias may move meanwhile)."""
+    from models.scoring.score import score_period as score
+
+    return score(period, settings, model_version=model_version).to_dict()
+
+
+@task(name="monitor-period", cache_policy=SCORE_CACHE, persist_result=True)
+def monitor_period(period: str, model_version: str, settings: Settings) -> dict[str, Any]:
+    """``models.scoring.monitor.monitor_period``: one Evidently report and one MLflow monitoring run."""
+    from models.scoring.monitor import monitor_period as monitor
+
+    return monitor(period, settings)
+
+
+@task(name="read-monitoring-history", cache_policy=NO_CACHE, **IO_RETRIES)
+def read_history(settings: Settings) -> list[dict[str, Any]]:
+    """Every monitored period's row (``models.scoring.history``)."""
+    from models.scoring.history import read_history as read
+
+    return read(settings)
+
+
+def run_cached(step: Any, output_uri: str, period: str, version: str, settings: Settings):
+    """Run a cached step; run it again when its cached output has vanished from S3."""
+    cached_task = step.with_options(result_storage=results_storage(), result_serializer="json")
+    state = cached_task(period, version, settings, return_state=True)
+    if state.name == "Cached" and not s3.object_exists(output_uri, settings):
+        get_run_logger().warning("cached output %s is missing; running %s again", output_uri, step.name)
+        state = cached_task.with_options(refresh_cache=True)(period, version, settings, return_state=True)
+    return state.result(), state.name == "Cached"
+
+
+def publish_verdict(summary: dict[str, Any], cached: bool, history: list[dict[str, Any]]) -> None:
+    """The month's verdict with its report links, and the month-by-month table."""
+    link = summary.get("monitoring_run_url") or summary["monitoring_run_id"]
+    reasons = "; ".join(summary["reasons"]) or "within the thresholds"
+    metrics = summary["metrics"]
+    origin = "cached: same processed data and champion" if cached else "computed in this run"
+    markdown = (
+        f"# {summary['period']}: **{summary['verdict'].upper()}** ({reasons})\n\n"
+        f"Champion version {summary['model_version']} on {summary['rows']} trips ({origin}). "
+        f"ROC AUC {metrics['roc_auc']:.4f} (validation {summary['validation_roc_auc'] or float('nan'):.4f}), "
+        f"PR AUC casual {metrics['pr_auc_casual']:.4f}, F1 member {metrics['f1_member']:.4f}, "
+        f"F1 casual {metrics['f1_casual']:.4f}; member share predicted "
+        f"{metrics['member_share_predicted']:.1%} vs actual {metrics['member_share_actual']:.1%}; "
+        f"{summary['drift_share']:.0%} of features drifted ({', '.join(summary['drifted']) or 'none'}).\n\n"
+        f"Evidently report: `{summary['report']}`; MLflow monitoring run: {link}"
+    )
+    create_markdown_artifact(key=artifact_key("monitoring", summary["period"]), markdown=markdown)
+    create_table_artifact(
+        key=HISTORY_KEY, table=history, description="Every scored month so far, one row each."
+    )
+
+
+def emit_breach(summary: dict[str, Any], year: int, month: int | None) -> Any:
+    """The Prefect event the retrain automation listens for; the period is its resource."""
+    period = summary["period"]
+    return emit_event(
+        event=BREACH_EVENT,
+        resource={
+            "prefect.resource.id": PERIOD_RESOURCE.format(period=period),
+            "prefect.resource.name": period,
+        },
+        related=[
+            {
+                "prefect.resource.id": f"prefect.flow-run.{runtime.flow_run.id}",
+                "prefect.resource.role": "flow-run",
+            }
+        ],
+        payload={
+            "year": year,
+            "month": month,
+            "period": period,
+            "model_version": summary["model_version"],
+            "reasons": summary["reasons"],
+            "report": summary["report"],
+        },
+    )
+
+
+@flow(name="score")
+def score_flow(year: int | None = None, month: int | None = None) -> dict:
+    """Preprocess (cached), score with the champion, monitor; a breach computed now emits the event."""
+    settings = start_flow_run()
+    year = year if year is not None else find_latest_year(settings)
+    period = format_period(year, month)
+    preprocess_period_steps(settings, year, month, DEFAULT_MIN_DURATION_S)
+    version = read_champion(settings)
+    from models.scoring.monitor import SUMMARY_FILE, report_uri
+    from models.scoring.score import predictions_uri
+
+    scored, _ = run_cached(score_period, predictions_uri(settings, period), period, version, settings)
+    summary, cached = run_cached(
+        monitor_period, report_uri(settings, period, SUMMARY_FILE), period, version, settings
+    )
+    publish_verdict(summary, cached, read_history(settings))
+    event = emit_breach(summary, year, month) if summary["verdict"] == "breach" and not cached else None
+    get_run_logger().info(
+        "%s: %s trips -> %s; verdict %s%s; report %s",
+        period,
+        scored["rows"],
+        scored["output"],
+        summary["verdict"],
+        f" (event {event.id} emitted)" if event else "",
+        summary["report"],
+    )
+    return {
+        "scored": scored,
+        "monitoring": summary,
+        "cached": cached,
+        "event_id": str(event.id) if event else None,
+    }
