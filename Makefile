@@ -232,8 +232,9 @@ agent: $(AGENT_STAMP) ## Process worker polling pool to-bikes (queues pipeline, 
 run: $(AGENT_STAMP) ## Run the pipeline deployment over the API (YEAR, MONTH optional), wait, print its URL; exit 0 only if Completed
 	$(ORCH).deployment.trigger run $(if $(YEAR),--param year=$(YEAR)) $(if $(MONTH),--param month=$(MONTH)) $(RUN_ARGS)
 
-backfill: $(AGENT_STAMP) ## One preprocess run per month, in order: make backfill FROM=2024-01 TO=2024-06
-	$(ORCH).deployment.trigger backfill --from "$(FROM)" --to "$(TO)" $(RUN_ARGS)
+PER_MONTH ?=
+backfill: $(AGENT_STAMP) ## Months (or years) FROM..TO in one run on Dask, then a table (PER_MONTH=1: a run per month)
+	$(ORCH).deployment.trigger backfill --from "$(FROM)" --to "$(TO)" $(if $(filter-out 0,$(PER_MONTH)),--per-month) $(RUN_ARGS)
 
 demo: ## From a fresh clone: venvs, stack, sample, sync, blocks, deploy, worker, one pipeline run, champion
 	$(MAKE) install
