@@ -178,14 +178,25 @@ PREFECT_API_AUTH_STRING ?= $(PREFECT_SERVER_API_AUTH_STRING)
 export PREFECT_API_AUTH_STRING
 endif
 
-.PHONY: stack-deps up down status logs sync-data blocks doctor
+.PHONY: stack-deps postgres-deps up down status logs sync-data blocks doctor
+
+# TO_BIKES_PREFECT_DB=postgres (in .env): `make up` starts PostgreSQL (Debian's package) for the Prefect server.
+TO_BIKES_PREFECT_DB ?= sqlite
+POSTGRES_DEPS := $(if $(filter postgres,$(TO_BIKES_PREFECT_DB)),postgres-deps)
 
 $(STACK_NODE_STAMP): stack/package.json stack/package-lock.json
 	npm ci --prefix stack --no-audit --no-fund --loglevel=error
 
 stack-deps: $(STACK_NODE_STAMP) ## Install the local S3 server (s3rver) from stack/package-lock.json (npm ci)
 
-up: $(VENV_STAMP) $(AGENT_STAMP) $(STACK_NODE_STAMP) ## Start Prefect, S3 and MLflow servers on 127.0.0.1 and wait for health
+postgres-deps: ## Install Debian's postgresql package (apt-get) unless its server binaries are there
+	if ! ls /usr/lib/postgresql/*/bin/postgres >/dev/null 2>&1; then \
+		sudo=$$([ "$$(id -u)" = 0 ] || echo sudo); \
+		$$sudo apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$sudo apt-get install -y -qq postgresql >/dev/null; \
+	fi
+	ls -d /usr/lib/postgresql/*/bin/postgres
+
+up: $(VENV_STAMP) $(AGENT_STAMP) $(STACK_NODE_STAMP) $(POSTGRES_DEPS) ## Start Prefect (+PostgreSQL if TO_BIKES_PREFECT_DB=postgres), S3, MLflow on 127.0.0.1
 	$(STACK) up
 
 down: ## Stop exactly what make started: demo worker, agent container, then the servers (pid files in .stack/run)
