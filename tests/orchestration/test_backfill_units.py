@@ -61,3 +61,11 @@ def test_the_task_runner_is_a_local_cluster_unless_an_address_is_set() -> None:
     remote = build_task_runner(Settings(_env_file=None, dask_address="tcp://10.0.0.5:8786"))
     assert remote.address == "tcp://10.0.0.5:8786"
     assert isinstance(build_task_runner(Settings(_env_file=None), sequential=True), ThreadPoolTaskRunner)
+
+
+def test_the_code_bundle_holds_the_preprocessing_package_but_not_the_data_folder() -> None:
+    from orchestration.deployment.bundle import bundle_files
+
+    files = bundle_files(PROJECT_ROOT, ".prefectignore")
+    assert "models/data/preprocess.py" in files and "orchestration/backfill.py" in files
+    assert not [name for name in files if name.startswith(("data/", ".stack/"))]
