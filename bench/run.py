@@ -21,13 +21,13 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from bench import orchestration, sections
+from bench import orchestration, scale, sections
 from bench.measure import ROOT, median_of
 from bench.report import write_results
 
 log = logging.getLogger("bench")
 
-SECTIONS = ("preprocess", "memory", "training", "orchestration")
+SECTIONS = ("preprocess", "memory", "training", "orchestration", "scale")
 PACKAGES = ("pandas", "pyarrow", "numpy", "scikit-learn", "mlflow")
 
 
@@ -94,6 +94,8 @@ def run_sections(args: argparse.Namespace, wanted: list[str]) -> dict[str, Any]:
         results["training"] = sections.measure_training(ctx)
     if "orchestration" in wanted:
         results["orchestration"] = orchestration.measure_orchestration(ctx)
+    if "scale" in wanted:
+        results["scale"] = scale.measure_scale(ctx)
     return results
 
 
@@ -158,4 +160,5 @@ def collect_notes(results: dict[str, Any], args: argparse.Namespace) -> list[str
             "plots, MLflow logging to a throw-away SQLite store); interpreter start and imports not included."
         )
     notes += results.get("orchestration", {}).get("notes", [])
+    notes += results.get("scale", {}).get("notes", [])
     return notes

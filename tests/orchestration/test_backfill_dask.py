@@ -1,19 +1,15 @@
 """The backfill flow on Dask: a real two-worker cluster and a LocalCluster, against the sequential path.
 
-The module starts ``dask scheduler`` and two ``dask worker`` processes from agent/.venv on 127.0.0.1
-(stopped by pid, whatever happens), saves blocks pointing at them, and runs a three-year backfill of a
-small generated sample in this process. Dask's own records (each worker's transition log) must show
-both workers finished preprocess tasks, and every period's Parquet and quarantine must equal what
-``models.data.preprocess.preprocess`` writes when called directly, one period after another.
+``bench.scale_dask.external_cluster`` starts ``dask scheduler`` and two ``dask worker`` processes from
+agent/.venv on 127.0.0.1 (stopped by pid, whatever happens); the test saves blocks pointing at them
+and runs a three-year backfill of a small generated sample in this process. Dask's own records (each
+worker's transition log) must show both workers finished preprocess tasks, and every period's
+Parquet and quarantine must equal what ``models.data.preprocess.preprocess`` writes when called
+directly, one period after another.
 """
 
 from __future__ import annotations
 
-import contextlib
-import os
-import signal
-import subprocess
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -21,52 +17,15 @@ from typing import Any
 import pandas as pd
 import pytest
 
-from models.core.settings import PROJECT_ROOT
-from stack.embedded import StackEnv, free_ports
+from bench.scale_dask import cluster_env, external_cluster
+from stack.embedded import StackEnv
 from tests.orchestration.test_pipeline_e2e import upload_sample
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
 BUCKET = "to-bikes-dask"
 YEARS = ("2023", "2024", "2025")
-DASK = Path(sys.executable).parent / "dask"
 COMPARED = ("rows_in", "rows_out", "quarantined", "by_reason", "by_era", "kept_with_nulls", "label_share")
-
-
-@contextlib.contextmanager
-def dask_cluster(env: dict[str, str], logs: Path) -> Iterator[str]:
-    """``dask scheduler`` and two ``dask worker`` (no nanny) on 127.0.0.1; each stopped by its pid."""
-    port = free_ports(1)[0]
-    address = f"tcp://127.0.0.1:{port}"
-    common = ["--host", "127.0.0.1", "--no-dashboard"]
-    commands = [[str(DASK), "scheduler", "--port", str(port), *common]]
-    commands += [
-        [str(DASK), "worker", address, "--name", f"worker-{n}", "--nthreads", "1", "--no-nanny", *common]
-        for n in (1, 2)
-    ]
-    started: list[subprocess.Popen] = []
-    try:
-        for n, command in enumerate(commands):
-            with (logs / f"dask-{n}.log").open("wb") as out:
-                started.append(
-                    subprocess.Popen(command, env=env, stdout=out, stderr=subprocess.STDOUT, cwd=logs)
-                )
-        yield address
-    finally:
-        for process in reversed(started):
-            process.send_signal(signal.SIGTERM)
-            try:
-                process.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                process.kill()
-                process.wait()
-
-
-def wait_for_workers(address: str, count: int) -> None:
-    from distributed import Client
-
-    with Client(address, timeout=60) as client:
-        client.wait_for_workers(count, timeout=120)
 
 
 def finished_keys(address: str) -> dict[str, list[str]]:
@@ -153,11 +112,8 @@ def reference(dask_stack: StackEnv, tmp_path_factory: pytest.TempPathFactory) ->
 def test_backfill_on_a_two_worker_cluster_equals_the_sequential_run(
     dask_stack: StackEnv, reference: dict[str, Any], tmp_path: Path
 ) -> None:
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("TO_BIKES_", "AWS_", "PREFECT_"))}
-    env |= {"PYTHONPATH": str(PROJECT_ROOT), "PREFECT_API_URL": dask_stack["PREFECT_API_URL"]}
-    env |= {"PREFECT_HOME": str(tmp_path / "prefect-home")}
-    with dask_cluster(env, tmp_path) as address:
-        wait_for_workers(address, 2)
+    env = cluster_env(dask_stack["PREFECT_API_URL"], tmp_path / "prefect-home")
+    with external_cluster(env, tmp_path) as address:
         rows = run_backfill(dask_stack, processed_prefix="processed-cluster", dask_address=address)
         keys = finished_keys(address)
     assert sorted(keys) == ["worker-1", "worker-2"]
