@@ -84,7 +84,7 @@ def run_periods(runner: Any, parameters: list[dict[str, Any]]) -> list[tuple[Any
 
 
 def task_seconds(state: Any, waited: float) -> float:
-    """The task run's own run time from Prefect's record (0 for a cache hit), else the time waited."""
+    """The task run's run time from Prefect's record (a cache hit: reading its result), else the wait."""
     from prefect.client.orchestration import get_client
 
     task_run_id = state.state_details.task_run_id

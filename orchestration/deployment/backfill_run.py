@@ -2,7 +2,8 @@
 
 The run preprocesses every period in one flow run on Dask (``orchestration.backfill``) and leaves a
 table artifact, one row per period; this prints that table after the run reached its final state:
-period, rows in/out/quarantined, seconds of the period's task (0 when cached) and whether it was cached.
+period, rows in/out/quarantined, seconds of the period's task run (a cache hit only reads its stored
+result) and whether it was cached.
 """
 
 from __future__ import annotations
