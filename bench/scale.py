@@ -74,7 +74,7 @@ def database_row(found: dict[str, dict[str, Any]]) -> dict[str, Any]:
 
 def scale_notes(dask: dict[str, Any], runs: dict[str, dict[str, Any]]) -> list[str]:
     notes = [
-        f"Scale (Dask): every period's Parquet equal in rows across the three ways "
+        f"Scale (Dask): rows kept in total by the three ways "
         f"({dask['sequential']['rows_out']:,} / {dask['local_cluster']['rows_out']:,} / "
         f"{dask['external_cluster']['rows_out']:,} rows kept); cluster times include starting the "
         "LocalCluster's worker processes, not the external cluster's."
