@@ -195,14 +195,25 @@ PREFECT_API_AUTH_STRING ?= $(PREFECT_SERVER_API_AUTH_STRING)
 export PREFECT_API_AUTH_STRING
 endif
 
-.PHONY: stack-deps up down status logs sync-data blocks doctor
+.PHONY: stack-deps postgres-deps up down status logs sync-data blocks doctor
+
+# TO_BIKES_PREFECT_DB=postgres (in .env): `make up` starts PostgreSQL (Debian's package) for the Prefect server.
+TO_BIKES_PREFECT_DB ?= sqlite
+POSTGRES_DEPS := $(if $(filter postgres,$(TO_BIKES_PREFECT_DB)),postgres-deps)
 
 $(STACK_NODE_STAMP): stack/package.json stack/package-lock.json
 	npm ci --prefix stack --no-audit --no-fund --loglevel=error
 
 stack-deps: $(STACK_NODE_STAMP) ## Install the local S3 server (s3rver) from stack/package-lock.json (npm ci)
 
-up: $(VENV_STAMP) $(AGENT_STAMP) $(STACK_NODE_STAMP) ## Start Prefect, S3 and MLflow servers on 127.0.0.1 and wait for health; the demo worker again if make demo had started one
+postgres-deps: ## Install Debian's postgresql package (apt-get) unless its server binaries are there
+	if ! ls /usr/lib/postgresql/*/bin/postgres >/dev/null 2>&1; then \
+		sudo=$$([ "$$(id -u)" = 0 ] || echo sudo); \
+		$$sudo apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$sudo apt-get install -y -qq postgresql >/dev/null; \
+	fi
+	ls -d /usr/lib/postgresql/*/bin/postgres
+
+up: $(VENV_STAMP) $(AGENT_STAMP) $(STACK_NODE_STAMP) $(POSTGRES_DEPS) ## Start Prefect (+PostgreSQL if TO_BIKES_PREFECT_DB=postgres), S3, MLflow on 127.0.0.1; the demo worker again if make demo had started one
 	$(STACK) up
 	$(APY) -m orchestration.deployment.worker resume
 
@@ -253,8 +264,9 @@ agent: $(AGENT_STAMP) ## Worker of TO_BIKES_WORK_POOL_TYPE (default process: poo
 run: $(AGENT_STAMP) ## Run the pipeline over the API (YEAR, MONTH optional; WAIT seconds, default 600): what it waits for, then rows, metrics and the gate, or the reason it failed
 	$(ORCH).deployment.trigger run $(if $(YEAR),--param year=$(YEAR)) $(if $(MONTH),--param month=$(MONTH)) $(if $(WAIT),--wait-seconds $(WAIT)) $(RUN_ARGS)
 
-backfill: $(AGENT_STAMP) ## One preprocess run per month, in order: make backfill FROM=2024-01 TO=2024-06
-	$(ORCH).deployment.trigger backfill --from "$(FROM)" --to "$(TO)" $(if $(WAIT),--wait-seconds $(WAIT)) $(RUN_ARGS)
+PER_MONTH ?=
+backfill: $(AGENT_STAMP) ## Months (or years) FROM..TO in one run on Dask, then a table (PER_MONTH=1: a run per month)
+	$(ORCH).deployment.trigger backfill --from "$(FROM)" --to "$(TO)" $(if $(filter-out 0,$(PER_MONTH)),--per-month) $(if $(WAIT),--wait-seconds $(WAIT)) $(RUN_ARGS)
 
 demo: ## From a fresh clone: venvs, stack, sample, sync, blocks, deploy, worker, one pipeline run, champion
 	$(MAKE) install

@@ -88,6 +88,7 @@ def build_rows(results: dict[str, Any]) -> list[dict[str, Any]]:
     if "training" in results:
         rows.append(training_row(results["training"]))
     rows += results.get("orchestration", {}).get("rows", [])
+    rows += results.get("scale", {}).get("rows", [])
     return rows
 
 

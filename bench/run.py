@@ -21,13 +21,13 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from bench import orchestration, peer_runs, sections
+from bench import orchestration, peer_runs, scale, sections
 from bench.measure import ROOT, median_of
 from bench.report import write_results
 
 log = logging.getLogger("bench")
 
-SECTIONS = ("preprocess", "memory", "peers", "training", "orchestration")
+SECTIONS = ("preprocess", "memory", "peers", "training", "orchestration", "scale")
 PACKAGES = ("pandas", "pyarrow", "numpy", "scikit-learn", "mlflow")
 PEER_PACKAGES = ("polars", "duckdb")  # requirements/bench.txt, installed by `make bench`
 
@@ -105,6 +105,8 @@ def run_sections(args: argparse.Namespace, wanted: list[str]) -> dict[str, Any]:
         results["training"] = sections.measure_training(ctx)
     if "orchestration" in wanted:
         results["orchestration"] = orchestration.measure_orchestration(ctx)
+    if "scale" in wanted:
+        results["scale"] = scale.measure_scale(ctx)
     return results
 
 
@@ -175,4 +177,5 @@ def collect_notes(results: dict[str, Any], args: argparse.Namespace) -> list[str
             "plots, MLflow logging to a throw-away SQLite store); interpreter start and imports not included."
         )
     notes += results.get("orchestration", {}).get("notes", [])
+    notes += results.get("scale", {}).get("notes", [])
     return notes

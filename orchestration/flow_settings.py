@@ -58,6 +58,8 @@ def load_flow_settings() -> Settings:
         experiment=config.experiment,
         model_name=config.model_name,
         work_pool=config.work_pool,
+        dask_address=config.dask_address,
+        dask_workers=config.dask_workers,
     )
 
 

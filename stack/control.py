@@ -27,7 +27,7 @@ from stack.processes import (
     state_lock,
     stop_record,
 )
-from stack.services import SERVICE_NAMES, Service, build_services, state_dir_of
+from stack.services import POSTGRES, SERVICE_NAMES, Service, build_services, state_dir_of
 
 log = logging.getLogger(__name__)
 
@@ -116,14 +116,26 @@ def start_stack(
     state = state_dir_of(settings)
     with state_lock(state):
         missing = check_ports(state, services)
-        for service in missing:
-            spawn(service, state, die_with_parent)
         try:
+            start_database(settings, state, [s for s in missing if s.name == POSTGRES], die_with_parent)
+            for service in missing:
+                if service.name != POSTGRES:
+                    spawn(service, state, die_with_parent)
             wait_healthy(state, services, settings.stack_timeout_s)
         except UserError:
             stop_services(state, missing)
             raise
     return stack_status(settings, names)
+
+
+def start_database(settings: Settings, state: Path, services: list[Service], die_with_parent: bool) -> None:
+    """PostgreSQL first (its cluster made on the first start): the Prefect server migrates it on start."""
+    from stack.postgres import ensure_cluster
+
+    for service in services:
+        ensure_cluster(settings, state)
+        spawn(service, state, die_with_parent)
+        wait_healthy(state, [service], settings.stack_timeout_s)
 
 
 def stop_services(state: Path, services: list[Service]) -> list[str]:
@@ -161,16 +173,20 @@ def stop_stack(settings: Settings, names: tuple[str, ...] = SERVICE_NAMES) -> li
     """Stop exactly the processes this stack started (pid files under the state folder)."""
     state = state_dir_of(settings)
     with state_lock(state):
-        clients = stop_clients(state, SERVICE_NAMES) if names == SERVICE_NAMES else []
+        clients = stop_clients(state, (*SERVICE_NAMES, POSTGRES)) if names == SERVICE_NAMES else []
         return clients + stop_services(state, build_services_quietly(settings, names))
 
 
 def build_services_quietly(settings: Settings, names: tuple[str, ...]) -> list[Service]:
-    """Service descriptions for stopping/status, even when a server's binary is missing."""
+    """Service descriptions for stopping/status, even when a server's binary is missing. A PostgreSQL
+    server that runs (pid file) is included with the Prefect server even after TO_BIKES_PREFECT_DB changed."""
+    if "prefect" in names and read_pid(state_dir_of(settings), POSTGRES) is not None:
+        names = (POSTGRES, *(n for n in names if n != POSTGRES))
     try:
         return build_services(settings, names)
     except UserError:
         ports = {"s3": settings.s3_port, "prefect": settings.prefect_port, "mlflow": settings.mlflow_port}
+        ports[POSTGRES] = settings.postgres_port
         return [Service(n, ports[n], settings.host, [], {}, "/") for n in names if n in ports]
 
 

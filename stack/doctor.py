@@ -13,6 +13,7 @@ from __future__ import annotations
 import base64
 import json
 import re
+import subprocess
 import urllib.error
 import urllib.request
 from dataclasses import dataclass
@@ -140,6 +141,26 @@ def require_prefect_api(settings: Settings) -> None:
         raise UserError(f"The Prefect API at {result.detail}; {result.fix}.")
 
 
+def check_prefect_database(settings: Settings) -> Check:
+    """SQLite (the default, inside the Prefect server) or the stack's PostgreSQL, accepting connections."""
+    if settings.prefect_db != "postgres":
+        return Check(
+            "prefect database", True, "SQLite (default; TO_BIKES_PREFECT_DB=postgres for PostgreSQL)"
+        )
+    from stack.postgres import health_command
+
+    where = f"PostgreSQL on {settings.host}:{settings.postgres_port}"
+    try:
+        done = subprocess.run(
+            health_command(settings), capture_output=True, timeout=HTTP_TIMEOUT_S, check=False
+        )
+    except UserError as exc:
+        return Check("prefect database", False, str(exc), "make postgres-deps")
+    if done.returncode == 0:
+        return Check("prefect database", True, f"{where} accepts connections")
+    return Check("prefect database", False, f"{where} does not answer", "make up")
+
+
 def check_mlflow(settings: Settings) -> Check:
     status, reason = http_get(settings.mlflow_tracking_uri.rstrip("/") + "/health")
     uri = mask_secrets(settings.mlflow_tracking_uri)
@@ -244,6 +265,7 @@ def run_doctor(settings: Settings) -> int:
         check_bucket,
         check_raw_data,
         check_prefect,
+        check_prefect_database,
         check_mlflow,
         check_mlflow_artifacts,
     )

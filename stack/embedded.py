@@ -80,9 +80,13 @@ def free_ports(count: int, host: str = LOCAL_HOST) -> list[int]:
 
 
 def make_stack_env(
-    state_dir: Path, names: tuple[str, ...] = SERVICE_NAMES, auth_string: str | None = None
+    state_dir: Path,
+    names: tuple[str, ...] = SERVICE_NAMES,
+    auth_string: str | None = None,
+    prefect_db: str = "sqlite",
 ) -> StackEnv:
-    """The environment of a new stack in ``state_dir``: free ports, a random secret, a test bucket."""
+    """The environment of a new stack in ``state_dir``: free ports, a random secret, a test bucket;
+    ``prefect_db="postgres"``: the Prefect server on a PostgreSQL server of its own (stack/postgres.py)."""
     ports = dict(zip(names, free_ports(len(names)), strict=True))
     env = StackEnv(
         TO_BIKES_HOST=LOCAL_HOST,
@@ -102,6 +106,9 @@ def make_stack_env(
     if "mlflow" in ports:
         env["TO_BIKES_MLFLOW_PORT"] = str(ports["mlflow"])
         env["MLFLOW_TRACKING_URI"] = f"http://{LOCAL_HOST}:{ports['mlflow']}"
+    if prefect_db == "postgres":
+        env["TO_BIKES_PREFECT_DB"] = "postgres"
+        env["TO_BIKES_POSTGRES_PORT"] = str(free_ports(1)[0])
     if auth_string is not None:
         env["PREFECT_SERVER_API_AUTH_STRING"] = auth_string
         env["PREFECT_API_AUTH_STRING"] = auth_string

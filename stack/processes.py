@@ -133,7 +133,15 @@ def is_port_free(host: str, port: int) -> bool:
 
 
 def probe(service: Service) -> bool:
-    """One health request: True when the service answers as healthy."""
+    """One health request (or the service's health command): True when the service answers as healthy."""
+    if service.health_command is not None:
+        try:
+            done = subprocess.run(
+                service.health_command, capture_output=True, timeout=PROBE_TIMEOUT_S, check=False
+            )
+        except (OSError, subprocess.TimeoutExpired):
+            return False
+        return done.returncode == 0
     url = service.url + service.health_path
     try:
         with urllib.request.urlopen(url, timeout=PROBE_TIMEOUT_S) as response:  # noqa: S310 (http on loopback)
@@ -174,6 +182,7 @@ def spawn(service: Service, state: Path, die_with_parent: bool = False) -> PidRe
             start_new_session=True,
             cwd=state,
             preexec_fn=set_parent_death_signal if die_with_parent else None,
+            user=service.user,
         )
     ticks = process_start_ticks(process.pid) or 0
     record = PidRecord(process.pid, ticks, service.port, marker)

@@ -22,6 +22,8 @@ NODE_MODULES = STACK_DIR / "node_modules"
 MODEL_BIN = PROJECT_ROOT / ".venv" / "bin"
 AGENT_BIN = PROJECT_ROOT / "agent" / ".venv" / "bin"
 SERVICE_NAMES = ("s3", "prefect", "mlflow")
+# Started before the Prefect server when TO_BIKES_PREFECT_DB=postgres (stack/postgres.py).
+POSTGRES = "postgres"
 # Variables no server inherits from the caller; each server gets back only what it needs.
 _PRIVATE_PREFIXES = ("AWS_", "MLFLOW_", "PREFECT_", "TO_BIKES_")
 # Server-side Prefect settings (e.g. a Postgres database URL) that the Prefect server does inherit.
@@ -39,10 +41,15 @@ class Service:
     env: dict[str, str] = field(repr=False)
     health_path: str
     any_http_status_is_healthy: bool = False
+    # A command that exits 0 when the server is up (for a server that does not speak HTTP).
+    health_command: list[str] | None = None
+    # The account the server runs as (PostgreSQL refuses root); None: ours.
+    user: str | None = None
 
     @property
     def url(self) -> str:
-        return f"http://{self.host}:{self.port}"
+        scheme = "postgresql" if self.name == POSTGRES else "http"
+        return f"{scheme}://{self.host}:{self.port}"
 
 
 def state_dir_of(settings: Settings) -> Path:
@@ -115,6 +122,10 @@ def prefect_service(settings: Settings, state: Path) -> Service:
         "PREFECT_UI_API_URL": settings.prefect_api_url_override
         or f"http://{settings.host}:{settings.prefect_port}/api",
     }
+    if settings.prefect_db == "postgres":
+        from stack.postgres import connection_url
+
+        extra["PREFECT_API_DATABASE_CONNECTION_URL"] = connection_url(settings, state)
     if settings.prefect_auth_string is not None:
         extra["PREFECT_SERVER_API_AUTH_STRING"] = settings.prefect_auth_string.get_secret_value()
     command = [str(prefect), "server", "start", "--host", settings.host, "--port", str(settings.prefect_port)]
@@ -145,11 +156,35 @@ def mlflow_service(settings: Settings, state: Path) -> Service:
     return Service("mlflow", settings.mlflow_port, settings.host, command, base_env(extra), "/health")
 
 
+def postgres_service(settings: Settings, state: Path) -> Service:
+    """PostgreSQL on 127.0.0.1 for the Prefect server, data under ``state/postgres`` (stack/postgres.py)."""
+    from stack.postgres import health_command, run_as_user, server_command
+
+    command, health = server_command(settings, state), health_command(settings)
+    env = base_env({"LC_ALL": "C"})
+    return Service(
+        POSTGRES, settings.postgres_port, settings.host, command, env, "", False, health, run_as_user()
+    )
+
+
+def with_database(settings: Settings, names: tuple[str, ...]) -> tuple[str, ...]:
+    """``names`` with PostgreSQL first when the Prefect server uses it (it must answer before Prefect)."""
+    if settings.prefect_db == "postgres" and "prefect" in names and POSTGRES not in names:
+        return (POSTGRES, *names)
+    return names
+
+
 def build_services(settings: Settings, names: tuple[str, ...] = SERVICE_NAMES) -> list[Service]:
-    """The services named, in start order, for these settings."""
+    """The services named, in start order, for these settings (PostgreSQL added before Prefect if used)."""
     check_loopback(settings.host)
     state = state_dir_of(settings)
-    builders = {"s3": s3_service, "prefect": prefect_service, "mlflow": mlflow_service}
+    builders = {
+        "s3": s3_service,
+        "prefect": prefect_service,
+        "mlflow": mlflow_service,
+        POSTGRES: postgres_service,
+    }
+    names = with_database(settings, names)
     unknown = [n for n in names if n not in builders]
     if unknown:
         raise UserError(f"unknown service {unknown[0]!r}; choose from {', '.join(SERVICE_NAMES)}.")

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from functools import cached_property
 from pathlib import Path
+from typing import Literal
 
 from pydantic import AliasChoices, Field, SecretStr, ValidationError, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -94,13 +95,26 @@ class Settings(BaseSettings):
     # `make serve`: MLflow's model server for the champion on 127.0.0.1.
     serve_port: int = 5100
 
+    # Dask (orchestration/backfill.py): an existing scheduler (tcp://host:8786) runs the backfill's
+    # per-period tasks; empty means a LocalCluster on the flow run's machine with dask_workers worker
+    # processes (0: one per core). Saved into the config block by `make blocks`.
+    dask_address: str | None = None
+    dask_workers: int = Field(default=0, ge=0)
+
+    # The Prefect server's database: SQLite under the state folder, or a PostgreSQL server that
+    # `make up` starts on host:postgres_port with its data directory under the state folder.
+    prefect_db: Literal["sqlite", "postgres"] = "sqlite"
+    postgres_port: int = 5432
+
     # Local stack: how long `python -m stack up` waits for every server to answer its health check.
     stack_timeout_s: float = 180.0
     # Seconds between a flow run's heartbeats (the worker passes it to Prefect); the automation that
     # marks a silent run Crashed waits three of them. Prefect refuses less than 30.
     heartbeat_seconds: int = Field(default=30, ge=30)
 
-    @field_validator("s3_endpoint_url", "mlflow_tracking_uri_override", "prefect_api_url_override")
+    @field_validator(
+        "s3_endpoint_url", "mlflow_tracking_uri_override", "prefect_api_url_override", "dask_address"
+    )
     @classmethod
     def _empty_is_none(cls, value: str | None) -> str | None:
         return value or None

@@ -170,7 +170,22 @@ def log_dataset(frame: pd.DataFrame, item: TrainingInput, split: Split) -> None:
     # MLflow infers a data set's schema from every row (a minute for 7.8M trips): a sample has the
     # same columns and types, so the schema is set from it; the profile still counts every row.
     dataset.__dict__["schema"] = infer_signature(frame.head(SCHEMA_ROWS)).inputs
-    mlflow.log_input(dataset, context="training")
+    log_input_once(dataset)
+
+
+def log_input_once(dataset: Any) -> None:
+    """``mlflow.log_input``, again once when a concurrent run stored the same data set first.
+
+    MLflow's server looks a data set up, then inserts it: two runs logging one data set at the same
+    moment collide on its unique key (seen with ten pipeline runs at once); the retry finds the row.
+    """
+    try:
+        mlflow.log_input(dataset, context="training")
+    except MlflowException as exc:
+        if "unique constraint" not in str(exc).lower():
+            raise
+        log.info("data set %s was stored by a concurrent run; linking it", dataset.name)
+        mlflow.log_input(dataset, context="training")
 
 
 def log_plots(evaluation: Evaluation, fitted: Fitted, seed: int) -> None:

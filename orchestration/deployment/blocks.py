@@ -37,6 +37,10 @@ class ToBikesConfig(Block):
     experiment: str = Field(default=EXPERIMENT, description="MLflow experiment name.")
     model_name: str = Field(default=MODEL_NAME, description="Registered model name.")
     work_pool: str = Field(default="to-bikes", description="Prefect work pool that runs the flows.")
+    dask_address: str | None = Field(
+        default=None, description="Dask scheduler for the backfill's tasks; empty means a LocalCluster."
+    )
+    dask_workers: int = Field(default=0, description="LocalCluster worker processes; 0 means one per core.")
 
     def s3_uri(self, prefix: str, *parts: str) -> str:
         """``s3://bucket/prefix/part/...``, the same layout as ``models.core.settings.Settings.s3_uri``."""

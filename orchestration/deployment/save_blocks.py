@@ -57,6 +57,8 @@ def build_config(settings: Settings) -> ToBikesConfig:
         experiment=settings.experiment,
         model_name=settings.model_name,
         work_pool=settings.work_pool,
+        dask_address=settings.dask_address,
+        dask_workers=settings.dask_workers,
     )
 
 

@@ -150,7 +150,15 @@ def run_command(args: argparse.Namespace) -> int:
 
 
 def backfill_command(args: argparse.Namespace) -> int:
-    """``backfill``: one run per month, in order; a summary line per month."""
+    """``backfill``: one Dask backfill run (``backfill_run``), or with ``--per-month`` one run per month."""
+    if not args.per_month:
+        from orchestration.deployment.backfill_run import period_range, run_backfill
+
+        completed, report = run_backfill(
+            period_range(args.first, args.last), parse_params(args.param), args.timeout
+        )
+        print(report)
+        return 0 if completed else 1
     months = month_range(args.first, args.last)
     extra = parse_params(args.param)
     failed = 0
@@ -172,9 +180,10 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True)
     run = sub.add_parser("run", help="one run of a deployment; exit 0 only if it Completed")
     run.add_argument("--deployment", default=PIPELINE, help=f"flow/deployment (default {PIPELINE})")
-    backfill = sub.add_parser("backfill", help="one run per month FROM..TO")
-    backfill.add_argument("--from", dest="first", required=True, help="first month, YYYY-MM")
-    backfill.add_argument("--to", dest="last", required=True, help="last month, YYYY-MM")
+    backfill = sub.add_parser("backfill", help="periods FROM..TO in one run on Dask (or one run per month)")
+    backfill.add_argument("--from", dest="first", required=True, help="first month YYYY-MM (or year)")
+    backfill.add_argument("--to", dest="last", required=True, help="last month YYYY-MM (or year)")
+    backfill.add_argument("--per-month", action="store_true", help=f"one {PREPROCESS} run per month instead")
     backfill.add_argument("--deployment", default=PREPROCESS, help=f"flow/deployment (default {PREPROCESS})")
     for command in (run, backfill):
         command.add_argument(

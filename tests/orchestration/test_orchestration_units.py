@@ -196,14 +196,14 @@ def test_prefect_yaml_pushes_per_commit_and_pulls_with_the_credentials_block() -
     assert names["monthly"]["entrypoint"] == "orchestration/scoring_flows.py:score_flow"
     assert "schedules" not in names["monthly"]  # started by the score-after-preprocess automation instead
     for deployment in names.values():
-        schedules = deployment.get("schedules", [{"timezone": "America/Toronto"}])
-        assert schedules[0]["timezone"] == "America/Toronto"
+        for schedule in deployment.get("schedules", []):  # backfill/dask runs on demand only
+            assert schedule["timezone"] == "America/Toronto"
         env = deployment["work_pool"]["job_variables"]["env"]
         assert deployment["work_pool"]["job_variables"]["command"] == "python -m prefect.engine"
         assert automations.RUN_TAG in deployment["tags"]  # the zombie-run automation watches that tag
         assert env["TO_BIKES_GIT_COMMIT"] == "{{ $TO_BIKES_GIT_SHA }}"
-    queues = deploy.read_work_queues()  # one pool per work pool type, the same three queues on each
-    assert queues == {pool: ["pipeline", "preprocess", "score"] for pool in POOLS}
+    queues = deploy.read_work_queues()  # one pool per work pool type, the same four queues on each
+    assert queues == {pool: ["pipeline", "preprocess", "score", "backfill"] for pool in POOLS}
 
 
 def git(repo: Path, *args: str) -> str:

@@ -41,6 +41,7 @@ def test_each_type_deploys_weekly_daily_and_monthly_on_its_own_pool_and_process_
             ("daily", "preprocess"),
             ("monthly", "pipeline"),
             ("monthly", "score"),
+            ("dask", "backfill"),
         ]
         scheduled = [d["name"] for d in chosen if any(s.get("active") for s in d.get("schedules", []))]
         assert scheduled == ["monthly"]  # the pipeline for the newest month; scoring follows by automation

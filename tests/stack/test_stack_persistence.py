@@ -133,7 +133,7 @@ def test_doctor_passes_on_a_ready_stack_and_names_a_fix(own_stack: StackEnv, tmp
     assert run_make_blocks(own_stack).returncode == 0
     healthy = run_stack_cli(own_stack, "doctor")
     assert healthy.returncode == 0, healthy.stdout
-    assert healthy.stdout.splitlines()[-1] == "10 passed, 0 failed"
+    assert healthy.stdout.splitlines()[-1] == "11 passed, 0 failed"
     missing_pool = run_stack_cli(own_stack, "doctor", extra={"TO_BIKES_WORK_POOL": "no-such-pool"})
     assert missing_pool.returncode == 3
     failures = [line for line in missing_pool.stdout.splitlines() if line.startswith("FAIL")]

@@ -1,0 +1,207 @@
+"""Many pipeline flow runs at once against a Prefect server on SQLite or on PostgreSQL (issue 18).
+
+    agent/.venv/bin/python -m bench.concurrent_runs --db postgres --runs 10
+
+Starts a throw-away stack (S3, MLflow, Prefect on ``--db``) in a temporary folder on free ports,
+uploads three years of a small generated sample, deploys the project (blocks, code bundle on S3),
+starts one process worker with ``--limit`` = the number of runs, submits every run at once (one
+thread each) and waits for all of them. Prints one JSON line: final state per run, runs lost or
+duplicated, wall seconds, runs per minute, and the lines of the Prefect server log that say
+"database is locked". Stops exactly what it started (the worker's process group, the stack's pid
+files) and removes the folder. ``tests/orchestration/test_concurrent_runs.py`` asserts on it.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from collections import Counter
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Any
+
+from models.core.settings import PROJECT_ROOT
+
+PIPELINE = "to-bikes-pipeline/weekly"
+YEARS = ("2023", "2024", "2025")
+LOCKED = "database is locked"
+TIMEOUT_S = 1800.0
+POLL_S = 2.0
+_PRIVATE = ("AWS_", "MLFLOW_", "PREFECT_", "TO_BIKES_")
+
+
+def run_step(args: list[str], env: dict[str, str]) -> None:
+    """One project command (as the Makefile runs it); its output in the error when it fails."""
+    done = subprocess.run(args, cwd=PROJECT_ROOT, env=env, capture_output=True, text=True, check=False)
+    if done.returncode != 0:
+        raise RuntimeError(
+            f"{' '.join(args[:4])} exited {done.returncode}: {done.stdout[-2000:]}{done.stderr[-2000:]}"
+        )
+
+
+def upload_sample(env: Any, folder: Path, rows: int) -> None:
+    """Three years of a generated sample under raw/ of the stack's bucket."""
+    from models.sample.generate import generate_sample
+
+    generate_sample(folder, seed=7, rows=rows)
+    client = env.s3_client()
+    with contextlib.suppress(Exception):
+        client.create_bucket(Bucket=env.bucket)
+    for year in YEARS:
+        for path in sorted((folder / year).iterdir()):
+            client.upload_file(str(path), env.bucket, f"raw/{year}/{path.name}")
+
+
+def deploy(env: dict[str, str]) -> None:
+    """``make blocks deploy`` with this environment (a dirty tree deploys its working copy)."""
+    python = sys.executable
+    prefect = str(Path(python).parent / "prefect")
+    run_step([prefect, "--no-prompt", "block", "register", "-f", "orchestration/deployment/blocks.py"], env)
+    run_step([python, "-m", "orchestration.deployment.save_blocks"], env)
+    run_step([python, "-m", "orchestration.deployment.deploy", "--allow-dirty"], env)
+
+
+@contextlib.contextmanager
+def worker(env: dict[str, str], settings: Any, limit: int) -> Iterator[None]:
+    """One process worker (``--limit``) in a folder without code, in its own group; stopped with it."""
+    from orchestration.deployment.worker import worker_command, worker_env, worker_home
+
+    command = [*worker_command(settings.work_pool), "--limit", str(limit)]
+    own_env = worker_env(settings)
+    own_env |= env | {"PATH": own_env["PATH"]}  # the stack's variables; agent/.venv first on PATH
+    with (settings.state_dir / "logs" / "worker.log").open("ab") as out:
+        process = subprocess.Popen(
+            command, env=own_env, cwd=worker_home(settings), stdout=out, stderr=out,
+            start_new_session=True,
+        )  # fmt: skip
+    try:
+        yield
+    finally:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(process.pid, signal.SIGTERM)
+        try:
+            process.wait(timeout=60)
+        except subprocess.TimeoutExpired:
+            os.killpg(process.pid, signal.SIGKILL)
+            process.wait()
+
+
+@contextlib.contextmanager
+def deployed_stack(db: str, runs: int, rows: int) -> Iterator[dict[str, str]]:
+    """A full stack on ``db``, the project deployed, a worker running ``runs`` flow runs at a time."""
+    from stack.embedded import make_stack_env, running_stack
+
+    folder = Path(tempfile.mkdtemp(prefix=f"to-bikes-{db}-"))
+    folder.chmod(0o711)  # as root, PostgreSQL runs as the postgres account, which must enter it
+    stack = make_stack_env(folder / "state", prefect_db=db)
+    base = {k: v for k, v in os.environ.items() if not k.startswith(_PRIVATE) and k != "PYTHONPATH"}
+    env = {**base, **stack, "PREFECT_WORKER_QUERY_SECONDS": "1"}
+    try:
+        with running_stack(stack):
+            upload_sample(stack, folder / "sample", rows)
+            deploy(env)
+            with worker(env, stack.settings(), runs):
+                yield env | {"TO_BIKES_STATE_DIR": str(stack.state_dir)}
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)
+
+
+def wait_online(client: Any, pool: str) -> None:
+    """Until the pool's worker reports itself online (bounded)."""
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline:
+        if any(str(w.status).upper().endswith("ONLINE") for w in client.read_workers_for_work_pool(pool)):
+            return
+        time.sleep(1)
+    raise RuntimeError(f"no worker of pool {pool} came online")
+
+
+def submit_and_wait(api_url: str, runs: int) -> dict[str, Any]:
+    """``runs`` pipeline runs created at once (one thread each), then polled to their final states."""
+    from prefect.client.orchestration import SyncPrefectClient
+    from prefect.client.schemas.filters import DeploymentFilter, DeploymentFilterId
+
+    with SyncPrefectClient(api_url) as client:
+        deployment = client.read_deployment_by_name(PIPELINE)
+        wait_online(client, deployment.work_pool_name)
+
+        def create(seed: int) -> Any:
+            with SyncPrefectClient(api_url) as own:
+                params = {"year": int(YEARS[-1]), "max_evals": 1, "seed": seed}
+                return own.create_flow_run_from_deployment(deployment.id, parameters=params).id
+
+        started = time.monotonic()
+        with ThreadPoolExecutor(max_workers=runs) as pool:
+            ids = list(pool.map(create, range(runs)))
+        states = wait_all(client, ids)
+        seconds = time.monotonic() - started
+        found = client.read_flow_runs(
+            deployment_filter=DeploymentFilter(id=DeploymentFilterId(any_=[deployment.id]))
+        )
+        started_runs = [run for run in found if run.state_name != "Scheduled"]  # not the cron's future runs
+        failures = [run.state.message for run in started_runs if not run.state.is_completed()]
+    return {
+        "runs": runs,
+        "states": dict(Counter(states.values())),
+        "lost": runs - len(states),
+        "runs_on_server": len(started_runs),
+        "duplicated": len(started_runs) - len(set(ids)),
+        "failures": [str(message)[:300] for message in failures[:3]],
+        "seconds": round(seconds, 1),
+        "runs_per_minute": round(60 * runs / seconds, 2),
+    }
+
+
+def wait_all(client: Any, ids: list[Any]) -> dict[Any, str]:
+    """Final state name per flow run id (a run still not final after the timeout keeps its state)."""
+    states: dict[Any, str] = {}
+    deadline = time.monotonic() + TIMEOUT_S
+    while time.monotonic() < deadline:
+        for run_id in ids:
+            state = client.read_flow_run(run_id).state
+            states[run_id] = state.name if state is not None else "none"
+            if state is not None and not state.is_final():
+                states[run_id] = f"not final: {state.name}"
+        if not any(name.startswith("not final") for name in states.values()):
+            break
+        time.sleep(POLL_S)
+    return states
+
+
+def locked_lines(state_dir: Path) -> list[str]:
+    """The Prefect server log's lines saying the database was locked."""
+    text = (state_dir / "logs" / "prefect.log").read_text(errors="replace")
+    return [line[:200] for line in text.splitlines() if LOCKED in line]
+
+
+def measure(db: str, runs: int, rows: int) -> dict[str, Any]:
+    """The whole experiment on one database; the JSON this module prints."""
+    with deployed_stack(db, runs, rows) as env:
+        result = submit_and_wait(env["PREFECT_API_URL"], runs)
+        locked = locked_lines(Path(env["TO_BIKES_STATE_DIR"]))
+    return {"db": db, **result, "database_is_locked": len(locked), "locked_examples": locked[:3]}
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(
+        prog="python -m bench.concurrent_runs", description=__doc__.splitlines()[0]
+    )
+    parser.add_argument("--db", choices=("sqlite", "postgres"), required=True)
+    parser.add_argument("--runs", type=int, default=10)
+    parser.add_argument("--rows", type=int, default=3000, help="rows of the generated sample (all years)")
+    args = parser.parse_args()
+    print(json.dumps(measure(args.db, args.runs, args.rows)), flush=True)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

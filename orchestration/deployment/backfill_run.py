@@ -1,0 +1,85 @@
+"""``make backfill``: one run of the ``backfill/dask`` deployment for a range of periods, then its table.
+
+The run preprocesses every period in one flow run on Dask (``orchestration.backfill``) and leaves a
+table artifact, one row per period; this prints that table after the run reached its final state:
+period, rows in/out/quarantined, seconds of the period's task run (a cache hit only reads its stored
+result) and whether it was cached.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from typing import Any
+
+from models.core.errors import UserError
+from models.core.periods import YEAR_PATTERN, month_range
+
+BACKFILL = "backfill/dask"
+TABLE_KEY = "backfill"  # orchestration.backfill.TABLE_KEY (not imported: that module needs prefect-dask)
+HEADER = ("period", "rows_in", "rows_out", "quarantined", "seconds", "cached")
+
+
+def period_range(first: str, last: str) -> list[str]:
+    """Years ``FROM..TO`` when both are ``YYYY``, else every month (``YYYY-MM``) from ``FROM`` to ``TO``."""
+    if YEAR_PATTERN.match(first or "") and YEAR_PATTERN.match(last or ""):
+        if int(first) > int(last):
+            raise UserError(f"FROM={first} is after TO={last}.")
+        return [str(year) for year in range(int(first), int(last) + 1)]
+    return month_range(first, last)
+
+
+def read_table(client: Any, flow_run_id: Any) -> list[dict[str, Any]]:
+    """The rows of the run's ``backfill`` table artifact (empty when the run failed before writing it)."""
+    from prefect.client.schemas.filters import ArtifactFilter, ArtifactFilterFlowRunId, ArtifactFilterKey
+
+    artifacts = client.read_artifacts(
+        artifact_filter=ArtifactFilter(
+            flow_run_id=ArtifactFilterFlowRunId(any_=[flow_run_id]), key=ArtifactFilterKey(any_=[TABLE_KEY])
+        )
+    )
+    if not artifacts:
+        return []
+    data = artifacts[0].data
+    return json.loads(data) if isinstance(data, str) else list(data)
+
+
+def format_table(rows: list[dict[str, Any]]) -> str:
+    """A fixed-width table: a header line, then one line per period."""
+    lines = [f"{HEADER[0]:8} {'rows in':>9} {'rows out':>9} {'quarant.':>9} {'seconds':>8}  cached"]
+    for row in rows:
+        lines.append(
+            f"{row['period']:8} {row['rows_in']:>9} {row['rows_out']:>9} {row['quarantined']:>9} "
+            f"{float(row['seconds']):>8.1f}  {'yes' if row['cached'] else 'no'}"
+        )
+    return "\n".join(lines)
+
+
+def run_backfill(
+    periods: list[str], params: dict[str, Any], timeout_s: float, name: str = BACKFILL
+) -> tuple[bool, str]:
+    """One run of the backfill deployment for ``periods``; ``(completed, report with the table)``."""
+    from prefect.client.orchestration import get_client
+    from prefect.exceptions import ObjectNotFound
+
+    from orchestration.deployment.trigger import check_worker_online, flow_run_url, wait_final
+
+    with get_client(sync_client=True) as client:
+        try:
+            deployment = client.read_deployment_by_name(name)
+        except ObjectNotFound as exc:
+            raise UserError(f"deployment {name!r} does not exist on this API; run `make deploy`.") from exc
+        check_worker_online(client, deployment)
+        started = time.monotonic()
+        flow_run = client.create_flow_run_from_deployment(
+            deployment.id, parameters={**params, "periods": periods}
+        )
+        print(f"{name} {periods[0]}..{periods[-1]}: {flow_run_url(flow_run.id)}", flush=True)
+        state = wait_final(client, flow_run.id, timeout_s)
+        rows = read_table(client, flow_run.id)
+    seconds = time.monotonic() - started
+    label = state.name if state is not None else "unknown"
+    if state is None or not state.is_final():
+        return False, f"{flow_run.name}: still {label} after {seconds:.0f} s (timeout)"
+    report = f"{flow_run.name}: {label} in {seconds:.1f} s, {len(rows)} of {len(periods)} period(s)"
+    return state.is_completed(), (format_table(rows) + "\n" if rows else "") + report

@@ -1,0 +1,71 @@
+"""Units of the Dask backfill: its period range, its table, its deployment and its task runner choice."""
+
+from __future__ import annotations
+
+import pytest
+import yaml
+
+from models.core.errors import UserError
+from models.core.settings import PROJECT_ROOT, Settings
+from orchestration.deployment.backfill_run import format_table, period_range
+
+pytestmark = pytest.mark.unit
+
+
+def test_period_range_takes_years_or_months() -> None:
+    assert period_range("2023", "2025") == ["2023", "2024", "2025"]
+    assert period_range("2024-11", "2025-02") == ["2024-11", "2024-12", "2025-01", "2025-02"]
+    with pytest.raises(UserError, match="after"):
+        period_range("2025", "2023")
+    with pytest.raises(UserError, match="not a month"):
+        period_range("2024", "2025-01")
+
+
+def test_the_table_has_one_line_per_period() -> None:
+    rows = [
+        {
+            "period": "2024-01",
+            "rows_in": 10,
+            "rows_out": 8,
+            "quarantined": 2,
+            "seconds": 1.25,
+            "cached": False,
+        },
+        {"period": "2024-02", "rows_in": 5, "rows_out": 5, "quarantined": 0, "seconds": 0.0, "cached": True},
+    ]
+    lines = format_table(rows).splitlines()
+    assert len(lines) == 3 and lines[0].startswith("period")
+    assert lines[1].split() == ["2024-01", "10", "8", "2", "1.2", "no"]
+    assert lines[2].split() == ["2024-02", "5", "5", "0", "0.0", "yes"]
+
+
+def test_the_backfill_deployment_runs_the_dask_flow_on_its_own_queue() -> None:
+    spec = yaml.safe_load((PROJECT_ROOT / "prefect.yaml").read_text())
+    dask = {d["name"]: d for d in spec["deployments"]}["dask"]
+    assert dask["entrypoint"] == "orchestration/backfill.py:backfill_flow"
+    assert dask["work_pool"]["work_queue_name"] == "backfill"
+
+
+def test_the_task_runner_is_a_local_cluster_unless_an_address_is_set() -> None:
+    from prefect.task_runners import ThreadPoolTaskRunner
+    from prefect_dask import DaskTaskRunner
+
+    from orchestration.backfill import build_task_runner
+
+    local = build_task_runner(Settings(_env_file=None, dask_workers=2))
+    assert isinstance(local, DaskTaskRunner) and local.address is None
+    assert local.cluster_kwargs["n_workers"] == 2 and local.cluster_kwargs["host"] == "127.0.0.1"
+    assert (
+        "n_workers" not in build_task_runner(Settings(_env_file=None)).cluster_kwargs
+    )  # sized to the machine
+    remote = build_task_runner(Settings(_env_file=None, dask_address="tcp://10.0.0.5:8786"))
+    assert remote.address == "tcp://10.0.0.5:8786"
+    assert isinstance(build_task_runner(Settings(_env_file=None), sequential=True), ThreadPoolTaskRunner)
+
+
+def test_the_code_bundle_holds_the_preprocessing_package_but_not_the_data_folder() -> None:
+    from orchestration.deployment.bundle import bundle_files
+
+    files = bundle_files(PROJECT_ROOT, ".prefectignore")
+    assert "models/data/preprocess.py" in files and "orchestration/backfill.py" in files
+    assert not [name for name in files if name.startswith(("data/", ".stack/"))]

@@ -1,0 +1,88 @@
+"""The Prefect server on PostgreSQL (TO_BIKES_PREFECT_DB=postgres): a real server, kept across down and up.
+
+The stack's state folder is a ``mkdtemp`` folder opened to other users for traversal only (0711): as
+root the cluster belongs to Debian's ``postgres`` account, which cannot enter pytest's 0700 folders.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from stack.control import stack_status, start_stack, stop_stack
+from stack.embedded import StackEnv, make_stack_env
+from stack.postgres import DB_NAME, DB_USER, postgres_bin, read_password
+from stack.processes import read_pid
+from tests.stack.stack_helpers import run_stack_cli
+
+pytestmark = [pytest.mark.integration, pytest.mark.slow]
+
+
+@pytest.fixture(scope="module")
+def pg_env() -> Iterator[StackEnv]:
+    """A Prefect server on PostgreSQL (no S3, no MLflow); stopped and its folder removed at the end."""
+    folder = Path(tempfile.mkdtemp(prefix="to-bikes-pg-"))
+    folder.chmod(0o711)
+    env = make_stack_env(folder / "state", prefect_db="postgres")
+    try:
+        start_stack(env.settings(), ("prefect",), die_with_parent=True)
+        yield env
+    finally:
+        stop_stack(env.settings(), ("prefect",))
+        shutil.rmtree(folder, ignore_errors=True)
+
+
+def psql(env: StackEnv, sql: str) -> str:
+    """One query through ``psql`` over TCP with the cluster's password (environment only)."""
+    settings = env.settings()
+    command = [str(postgres_bin() / "psql"), "-h", settings.host, "-p", str(settings.postgres_port)]
+    command += ["-U", DB_USER, "-d", DB_NAME, "-Atc", sql]
+    secret = {"PGPASSWORD": read_password(env.state_dir)}
+    done = subprocess.run(command, env={**os.environ, **secret}, capture_output=True, text=True, check=True)
+    return done.stdout.strip()
+
+
+def create_variable(env: StackEnv, name: str) -> None:
+    from prefect.client.orchestration import SyncPrefectClient
+    from prefect.client.schemas.actions import VariableCreate
+
+    with SyncPrefectClient(env["PREFECT_API_URL"]) as client:
+        client.create_variable(VariableCreate(name=name, value="kept"))
+
+
+def test_prefect_migrates_into_postgres_which_listens_on_loopback(pg_env: StackEnv) -> None:
+    names = [state.name for state in stack_status(pg_env.settings(), ("prefect",))]
+    assert names == ["postgres", "prefect"]
+    assert (
+        int(psql(pg_env, "select count(*) from information_schema.tables where table_schema='public'")) > 20
+    )
+    assert psql(pg_env, "show listen_addresses") == "127.0.0.1"
+    assert (pg_env.state_dir / "postgres" / "PG_VERSION").exists()
+    assert oct((pg_env.state_dir / "postgres.secret").stat().st_mode & 0o777) == "0o600"
+
+
+def test_status_and_doctor_cover_postgres(pg_env: StackEnv) -> None:
+    status = run_stack_cli(pg_env, "status")
+    assert "postgres running    postgresql://127.0.0.1:" in status.stdout
+    doctor = run_stack_cli(pg_env, "doctor")
+    assert "ok    prefect database" in doctor.stdout and "accepts connections" in doctor.stdout
+    secret = read_password(pg_env.state_dir)
+    assert secret not in status.stdout + status.stderr + doctor.stdout + doctor.stderr
+
+
+def test_data_survive_down_and_up(pg_env: StackEnv) -> None:
+    create_variable(pg_env, "kept_across_restart")
+    first = read_pid(pg_env.state_dir, "postgres")
+    stopped = run_stack_cli(pg_env, "down", "prefect")
+    assert "postgres stopped" in stopped.stdout, stopped.stdout + stopped.stderr
+    assert "postgres stopped" in run_stack_cli(pg_env, "status").stdout
+    start_stack(pg_env.settings(), ("prefect",), die_with_parent=True)
+    assert read_pid(pg_env.state_dir, "postgres").pid != first.pid
+    names = psql(pg_env, "select name from variable")
+    assert "kept_across_restart" in names.splitlines()
