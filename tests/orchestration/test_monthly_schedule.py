@@ -13,8 +13,10 @@ from orchestration.monthly import find_newest_month
 
 
 def read_deployments() -> dict[str, dict]:
+    """The process pool's deployments by flow and name (``monthly`` is both the pipeline's and score's)."""
     document = yaml.safe_load(Path(PROJECT_ROOT, "prefect.yaml").read_text())
-    return {d["name"]: d for d in document["deployments"]}
+    pool = [d for d in document["deployments"] if d["work_pool"]["name"] == "to-bikes"]
+    return {d["name"]: d for d in pool if d["work_pool"]["work_queue_name"] != "score"}
 
 
 @pytest.mark.unit
