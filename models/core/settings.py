@@ -16,6 +16,7 @@ from pydantic import AliasChoices, Field, SecretStr, ValidationError, field_vali
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from models.core.errors import UserError
+from models.core.names import EXPERIMENT, MODEL_NAME
 
 LOCAL_HOST = "127.0.0.1"
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
@@ -71,8 +72,8 @@ class Settings(BaseSettings):
     )
     # The City of Toronto's CKAN package_show endpoint (models.data.fetch); a test points it at a fake portal.
     ckan_api_url: str = "https://ckan0.cf.opendata.inter.prod-toronto.ca/api/3/action/package_show"
-    model_name: str = "to-bikes-member"
-    experiment: str = "to-bikes"
+    model_name: str = MODEL_NAME
+    experiment: str = EXPERIMENT
     work_pool: str = "to-bikes"
     # A self-hosted Prefect server started with PREFECT_SERVER_API_AUTH_STRING requires clients
     # to send the same string (PREFECT_API_AUTH_STRING); either variable sets it here.

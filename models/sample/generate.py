@@ -21,6 +21,7 @@ from pathlib import Path
 import numpy as np
 
 from models.core.errors import UserError, run_cli
+from models.core.names import DEFAULT_SEED
 from models.sample.files import PLAN, FileSpec, allocate_rows, render_file, write_outputs
 from models.sample.trips import make_stations
 
@@ -30,7 +31,7 @@ DEFAULT_ROWS = 40_000
 MIN_ROWS = 2_000
 
 
-def generate_sample(dest: str | Path, *, seed: int = 7, rows: int = DEFAULT_ROWS) -> dict:
+def generate_sample(dest: str | Path, *, seed: int = DEFAULT_SEED, rows: int = DEFAULT_ROWS) -> dict:
     """Write the sample under ``dest``; returns the manifest (also written as ``manifest.json``)."""
     if rows < MIN_ROWS:
         raise UserError(f"--rows {rows} is too small; the sample needs at least {MIN_ROWS} rows.")
@@ -79,7 +80,9 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         prog="python -m models.sample.generate", description=__doc__.splitlines()[0]
     )
     parser.add_argument("--dest", default="data/sample", help="folder to write (default data/sample)")
-    parser.add_argument("--seed", type=int, default=7, help="random seed (default 7)")
+    parser.add_argument(
+        "--seed", type=int, default=DEFAULT_SEED, help=f"random seed (default {DEFAULT_SEED})"
+    )
     parser.add_argument(
         "--rows", type=int, default=DEFAULT_ROWS, help=f"rows in all (default {DEFAULT_ROWS})"
     )

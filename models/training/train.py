@@ -24,7 +24,7 @@ from threadpoolctl import threadpool_limits
 
 from models.core.contracts import TrainResult
 from models.core.errors import UserError, run_cli
-from models.core.names import MODEL_NAME
+from models.core.names import DEFAULT_MAX_EVALS, DEFAULT_SEED, EXPERIMENT, MODEL_NAME
 from models.core.periods import format_month_ranges
 from models.core.settings import Settings, load_settings
 from models.registry.gate import Window
@@ -46,10 +46,10 @@ def train_model(
     features_uri: str | Sequence[str],
     *,
     tracking_uri: str | None = None,
-    experiment: str = "to-bikes",
+    experiment: str = EXPERIMENT,
     model_name: str = MODEL_NAME,
-    max_evals: int = 8,
-    seed: int = 7,
+    max_evals: int = DEFAULT_MAX_EVALS,
+    seed: int = DEFAULT_SEED,
     settings: Settings | None = None,
     time_budget_s: float = TIME_BUDGET_S,
     threads: int | None = None,
@@ -121,12 +121,17 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument(
         "--model-name", help="registered model to compare with (default: settings.model_name)"
     )
-    parser.add_argument("--max-evals", type=int, default=8, help="hyper-parameter trials at most (default 8)")
+    parser.add_argument(
+        "--max-evals",
+        type=int,
+        default=DEFAULT_MAX_EVALS,
+        help=f"hyper-parameter trials at most (default {DEFAULT_MAX_EVALS})",
+    )
     parser.add_argument(
         "--time-budget", type=float, default=TIME_BUDGET_S, help="seconds of fitting: search + final fit"
     )
     parser.add_argument("--threads", type=int, help="OpenMP threads (default: the idle cores, at least 1)")
-    parser.add_argument("--seed", type=int, default=7, help="random seed (recorded in the run)")
+    parser.add_argument("--seed", type=int, default=DEFAULT_SEED, help="random seed (recorded in the run)")
     return parser.parse_args(argv)
 
 
