@@ -22,8 +22,8 @@ from models.core.contracts import PreprocessSummary
 from models.core.names import DEFAULT_MIN_DURATION_S
 from models.core.periods import check_period
 from models.core.settings import LOCAL_HOST, Settings
-from orchestration.caching import results_storage
-from orchestration.flows import output_exists, preprocess_period, start_flow_run
+from orchestration.caching import find_output_problem, results_storage
+from orchestration.flows import preprocess_period, start_flow_run
 from orchestration.reports import publish_quality
 
 TABLE_KEY = "backfill"
@@ -65,17 +65,18 @@ def submit_periods(runner: Any, parameters: list[dict[str, Any]], refresh: bool 
 
 
 def run_periods(runner: Any, parameters: list[dict[str, Any]]) -> list[tuple[Any, float]]:
-    """States and seconds per period; a cached period whose Parquet has vanished is computed again."""
+    """States and seconds per period; a cached period whose Parquet is not the one it recorded (missing,
+    replaced: ``orchestration.caching.find_output_problem``) is computed again."""
     started = time.monotonic()
     states = submit_periods(runner, parameters)
     seconds = [time.monotonic() - started] * len(states)
     stale = [
         i
         for i, (state, params) in enumerate(zip(states, parameters, strict=True))
-        if state.name == "Cached" and not output_exists(params["output_uri"], params["settings"])
+        if state.name == "Cached" and find_output_problem(state.result(), params["settings"])
     ]
     if stale:
-        get_run_logger().warning("%s cached output(s) missing; preprocessing them again", len(stale))
+        get_run_logger().warning("%s cached output(s) not as recorded; preprocessing them again", len(stale))
         started = time.monotonic()
         redone = submit_periods(runner, [parameters[i] for i in stale], refresh=True)
         for i, state in zip(stale, redone, strict=True):

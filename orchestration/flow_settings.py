@@ -9,7 +9,6 @@ worker's machine needs only its Prefect API settings. The result is a
 from __future__ import annotations
 
 import os
-import re
 from typing import Any
 
 from prefect import runtime
@@ -20,7 +19,6 @@ from models.core.settings import Settings
 
 FLOW_RUN_ENV = "TO_BIKES_FLOW_RUN_ID"
 DEPLOYMENT_ENV = "TO_BIKES_DEPLOYMENT"
-_YEAR = re.compile(r"^\d{4}$")
 
 
 def load_block(block_type: type, name: str) -> Any:
@@ -61,17 +59,6 @@ def load_flow_settings() -> Settings:
         dask_address=config.dask_address,
         dask_workers=config.dask_workers,
     )
-
-
-def format_period(year: int, month: int | None) -> str:
-    """``"YYYY"`` or ``"YYYY-MM"``; an impossible year or month is a UserError."""
-    if not _YEAR.match(str(year)):
-        raise UserError(f"Parameter year={year!r} is not a four-digit year.")
-    if month is None:
-        return str(year)
-    if not 1 <= int(month) <= 12:
-        raise UserError(f"Parameter month={month!r} is not between 1 and 12.")
-    return f"{int(year):04d}-{int(month):02d}"
 
 
 def export_lineage() -> dict[str, str]:

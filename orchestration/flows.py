@@ -20,6 +20,7 @@ from models.core import s3
 from models.core.contracts import PreprocessSummary, TrainResult
 from models.core.errors import UserError
 from models.core.names import DEFAULT_MARGIN, DEFAULT_MAX_EVALS, DEFAULT_MIN_DURATION_S, DEFAULT_SEED
+from models.core.periods import format_period
 from models.core.settings import Settings
 from orchestration.caching import (
     InputObjectChecksums,
@@ -34,7 +35,7 @@ from orchestration.caching import (
     record_output,
     results_storage,
 )
-from orchestration.flow_settings import export_lineage, format_period, load_flow_settings
+from orchestration.flow_settings import export_lineage, load_flow_settings
 from orchestration.reports import publish_quality, publish_training
 
 if TYPE_CHECKING:

@@ -23,9 +23,9 @@ from prefect.utilities.hashing import hash_objects
 
 from models.core import s3
 from models.core.names import BREACH_EVENT, DEFAULT_MIN_DURATION_S
+from models.core.periods import format_period
 from models.core.settings import Settings
 from orchestration.caching import is_transient, object_checksum, results_storage
-from orchestration.flow_settings import format_period
 from orchestration.flows import IO_RETRIES, find_latest_year, preprocess_period_steps, start_flow_run
 from orchestration.reports import artifact_key
 

@@ -14,10 +14,10 @@ import logging
 from collections.abc import Sequence
 
 from models.core.errors import run_cli
+from models.core.periods import format_period
 from models.core.settings import load_settings
 from orchestration.deployment.loop_automations import SCORE
-from orchestration.deployment.trigger import DEFAULT_TIMEOUT_S, check_prefect_api, run_deployment_once
-from orchestration.flow_settings import format_period
+from orchestration.deployment.trigger import DEFAULT_WAIT_S, check_prefect_api, print_now, run_deployment_once
 
 
 def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
@@ -28,7 +28,14 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument("--year", type=int, required=True, help="year of the period (YEAR=)")
     parser.add_argument("--month", type=int, help="month of the period (MONTH=); none scores the year")
     parser.add_argument("--deployment", default=SCORE, help=f"flow/deployment (default {SCORE})")
-    parser.add_argument("--timeout", type=float, default=DEFAULT_TIMEOUT_S, help="seconds to wait")
+    parser.add_argument(
+        "--wait-seconds",
+        "--timeout",
+        dest="timeout",
+        type=float,
+        default=DEFAULT_WAIT_S,
+        help=f"seconds to wait before leaving the run running (default {DEFAULT_WAIT_S:.0f})",
+    )
     return parser.parse_args(argv)
 
 
@@ -43,8 +50,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     check_prefect_api(settings)
     period = format_period(args.year, args.month)
     params = {"year": args.year, **({"month": args.month} if args.month else {})}
-    completed, report = run_deployment_once(args.deployment, params, args.timeout)
-    print(report)
+    completed, lines = run_deployment_once(args.deployment, params, args.timeout)
+    for line in lines:
+        print_now(line)
     if not completed:
         return 1
     for line in describe_summary(read_summary(settings, period), predictions_uri(settings, period)):

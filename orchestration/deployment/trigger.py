@@ -18,13 +18,12 @@ import argparse
 import json
 import logging
 import os
-import re
 import time
 from collections.abc import Sequence
 from typing import Any
 
 from models.core.errors import UserError, run_cli
-from models.core.periods import format_period
+from models.core.periods import format_period, month_range
 from models.core.settings import load_settings
 from orchestration.deployment import outcome, waiting
 from stack.doctor import require_prefect_api as check_prefect_api
@@ -32,7 +31,6 @@ from stack.doctor import require_prefect_api as check_prefect_api
 PIPELINE = "to-bikes-pipeline/weekly"
 PREPROCESS = "preprocess/daily"
 DEFAULT_WAIT_S = 600.0  # ten minutes: a demo-sized run takes one or two
-MONTH = re.compile(r"^(\d{4})-(0[1-9]|1[0-2])$")
 
 
 def parse_params(pairs: Sequence[str]) -> dict[str, Any]:
@@ -47,19 +45,6 @@ def parse_params(pairs: Sequence[str]) -> dict[str, Any]:
         except json.JSONDecodeError:
             params[key] = text
     return params
-
-
-def month_range(first: str, last: str) -> list[tuple[int, int]]:
-    """Every (year, month) from ``first`` to ``last`` inclusive, both ``YYYY-MM``."""
-    bounds = []
-    for name, text in (("FROM", first), ("TO", last)):
-        match = MONTH.match(text or "")
-        if not match:
-            raise UserError(f"{name}={text!r} is not a month like 2024-01.")
-        bounds.append(int(match[1]) * 12 + int(match[2]) - 1)
-    if bounds[0] > bounds[1]:
-        raise UserError(f"FROM={first} is after TO={last}.")
-    return [(key // 12, key % 12 + 1) for key in range(bounds[0], bounds[1] + 1)]
 
 
 def check_params(params: dict[str, Any], deployment: Any) -> None:
@@ -155,18 +140,18 @@ def backfill_command(args: argparse.Namespace) -> int:
         from orchestration.deployment.backfill_run import period_range, run_backfill
 
         completed, report = run_backfill(
-            period_range(args.first, args.last), parse_params(args.param), args.timeout
+            period_range(args.first, args.last), parse_params(args.param), args.wait_seconds
         )
         print(report)
         return 0 if completed else 1
     months = month_range(args.first, args.last)
     extra = parse_params(args.param)
     failed = 0
-    for year, month in months:
+    for month in months:
         completed, lines = run_deployment_once(
-            args.deployment, {**extra, "year": year, "month": month}, args.wait_seconds
+            args.deployment, {**extra, "year": int(month[:4]), "month": int(month[5:])}, args.wait_seconds
         )
-        print_now(f"{year}-{month:02d}: {' | '.join(lines)}")
+        print_now(f"{month}: {' | '.join(lines)}")
         failed += not completed
     print(f"backfill {args.first}..{args.last}: {len(months) - failed} of {len(months)} month(s) Completed")
     return 0 if failed == 0 else 1

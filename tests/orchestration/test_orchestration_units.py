@@ -13,10 +13,10 @@ import yaml
 
 from models.core.contracts import PreprocessSummary, TrainResult
 from models.core.errors import UserError
+from models.core.periods import format_period
 from models.core.settings import PROJECT_ROOT
 from orchestration import caching, reports
 from orchestration.deployment import automations, bundle, deploy, trigger
-from orchestration.flow_settings import format_period
 
 pytestmark = pytest.mark.unit
 
@@ -31,8 +31,8 @@ def test_period_is_year_or_year_month_and_rejects_nonsense() -> None:
 
 
 def test_backfill_months_span_years_inclusively() -> None:
-    assert trigger.month_range("2024-11", "2025-02") == [(2024, 11), (2024, 12), (2025, 1), (2025, 2)]
-    assert trigger.month_range("2024-01", "2024-01") == [(2024, 1)]
+    assert trigger.month_range("2024-11", "2025-02") == ["2024-11", "2024-12", "2025-01", "2025-02"]
+    assert trigger.month_range("2024-01", "2024-01") == ["2024-01"]
     with pytest.raises(UserError, match="after"):
         trigger.month_range("2024-06", "2024-01")
     with pytest.raises(UserError, match="FROM=''"):
