@@ -31,13 +31,13 @@ from models.core.names import MONITORING_EXPERIMENT, POSITIVE_LABEL
 from models.core.periods import check_period
 from models.core.settings import Settings, load_settings
 from models.data.features import FEATURE_COLUMNS, LABEL_COLUMN
-from models.registry.mlflow_client import connect_tracking, reported_mlflow_errors
+from models.registry.mlflow_client import build_run_url, connect_tracking, reported_mlflow_errors
 from models.scoring.drift import build_report
 from models.scoring.reference import PREDICTED_COLUMN, PROBABILITY_COLUMN, load_reference
 from models.scoring.score import PREDICTION_COLUMNS, predictions_uri, processed_uri
 from models.training.dataset import localise_input, read_parquet_columns
 from models.training.metrics import compute_metrics
-from models.training.mlflow_run import build_run_url, ensure_experiment
+from models.training.mlflow_run import ensure_experiment
 
 log = logging.getLogger(__name__)
 
@@ -94,7 +94,7 @@ def log_monitoring_run(
     client: MlflowClient, summary: dict[str, Any], html: Path, settings: Settings
 ) -> tuple[str, str | None]:
     """An MLflow run in the monitoring experiment holding the report, tagged with the model version."""
-    experiment_id = ensure_experiment(MONITORING_EXPERIMENT)
+    experiment_id = ensure_experiment(client, MONITORING_EXPERIMENT)
     tags = {
         "period": summary["period"],
         "verdict": summary["verdict"],
@@ -112,7 +112,7 @@ def log_monitoring_run(
         mlflow.log_dict(summary, SUMMARY_FILE)
     key = f"monitoring.{summary['period']}"
     client.set_model_version_tag(settings.model_name, summary["model_version"], key, summary["verdict"])
-    return run.info.run_id, build_run_url(client, experiment_id, run.info.run_id)
+    return run.info.run_id, build_run_url(client.tracking_uri, experiment_id, run.info.run_id)
 
 
 def publish_report(html: Path, summary: dict[str, Any], settings: Settings, workdir: Path) -> None:
