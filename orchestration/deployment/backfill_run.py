@@ -60,23 +60,24 @@ def run_backfill(
 ) -> tuple[bool, str]:
     """One run of the backfill deployment for ``periods``; ``(completed, report with the table)``."""
     from prefect.client.orchestration import get_client
-    from prefect.exceptions import ObjectNotFound
+    from prefect.settings import PREFECT_API_URL
 
-    from orchestration.deployment.trigger import check_worker_online, flow_run_url, wait_final
+    from orchestration.deployment import waiting
+    from orchestration.deployment.trigger import flow_run_url, print_now, read_deployment
 
+    caller = waiting.ApiCaller(str(PREFECT_API_URL.value()), say=print_now)
     with get_client(sync_client=True) as client:
-        try:
-            deployment = client.read_deployment_by_name(name)
-        except ObjectNotFound as exc:
-            raise UserError(f"deployment {name!r} does not exist on this API; run `make deploy`.") from exc
-        check_worker_online(client, deployment)
+        deployment = caller.call(read_deployment, client, name)
+        pool = deployment.work_pool_name
+        if not caller.call(waiting.read_fresh_workers, client, pool):
+            print_now(waiting.describe_no_worker(pool))
         started = time.monotonic()
-        flow_run = client.create_flow_run_from_deployment(
-            deployment.id, parameters={**params, "periods": periods}
+        flow_run = caller.call(
+            client.create_flow_run_from_deployment, deployment.id, parameters={**params, "periods": periods}
         )
-        print(f"{name} {periods[0]}..{periods[-1]}: {flow_run_url(flow_run.id)}", flush=True)
-        state = wait_final(client, flow_run.id, timeout_s)
-        rows = read_table(client, flow_run.id)
+        print_now(f"{name} {periods[0]}..{periods[-1]}: {flow_run_url(flow_run.id)}")
+        state = waiting.wait_final(client, caller, flow_run.id, pool, timeout_s)
+        rows = caller.call(read_table, client, flow_run.id)
     seconds = time.monotonic() - started
     label = state.name if state is not None else "unknown"
     if state is None or not state.is_final():
