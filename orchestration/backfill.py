@@ -27,7 +27,7 @@ from orchestration.flows import preprocess_period, start_flow_run
 from orchestration.reports import publish_quality
 
 TABLE_KEY = "backfill"
-TABLE_COLUMNS = ("period", "rows_in", "rows_out", "quarantined", "seconds", "cached")
+TABLE_COLUMNS = ("period", "rows_in", "rows_out", "quarantined", "other_period", "seconds", "cached")
 
 
 def build_task_runner(settings: Settings, sequential: bool = False) -> Any:

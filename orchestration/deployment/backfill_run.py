@@ -17,7 +17,7 @@ from models.core.periods import YEAR_PATTERN, month_range
 
 BACKFILL = "backfill/dask"
 TABLE_KEY = "backfill"  # orchestration.backfill.TABLE_KEY (not imported: that module needs prefect-dask)
-HEADER = ("period", "rows_in", "rows_out", "quarantined", "seconds", "cached")
+HEADER = ("period", "rows_in", "rows_out", "quarantined", "other_period", "seconds", "cached")
 
 
 def period_range(first: str, last: str) -> list[str]:
@@ -46,11 +46,13 @@ def read_table(client: Any, flow_run_id: Any) -> list[dict[str, Any]]:
 
 def format_table(rows: list[dict[str, Any]]) -> str:
     """A fixed-width table: a header line, then one line per period."""
-    lines = [f"{HEADER[0]:8} {'rows in':>9} {'rows out':>9} {'quarant.':>9} {'seconds':>8}  cached"]
+    head = f"{HEADER[0]:8} {'rows in':>9} {'rows out':>9} {'quarant.':>9} {'other':>9} {'seconds':>8}  cached"
+    lines = [head]
     for row in rows:
+        cached = "yes" if row["cached"] else "no"
         lines.append(
             f"{row['period']:8} {row['rows_in']:>9} {row['rows_out']:>9} {row['quarantined']:>9} "
-            f"{float(row['seconds']):>8.1f}  {'yes' if row['cached'] else 'no'}"
+            f"{row.get('other_period', 0):>9} {float(row['seconds']):>8.1f}  {cached}"
         )
     return "\n".join(lines)
 

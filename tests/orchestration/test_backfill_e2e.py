@@ -19,7 +19,7 @@ deployed_project = e2e.deployed
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
 
-ROW = re.compile(r"^(2025-0[1-3])\s+(\d+)\s+(\d+)\s+(\d+)\s+([\d.]+)\s+(yes|no)$")
+ROW = re.compile(r"^(2025-0[1-3])\s+(\d+)\s+(\d+)\s+(\d+)\s+(\d+)\s+([\d.]+)\s+(yes|no)$")
 
 
 def backfill(deployed: Deployed) -> list[tuple[str, ...]]:
@@ -34,7 +34,7 @@ def backfill(deployed: Deployed) -> list[tuple[str, ...]]:
 def test_make_backfill_prints_one_line_per_month_then_caches(deployed_project: Deployed) -> None:
     first = backfill(deployed_project)
     assert [row[0] for row in first] == ["2025-01", "2025-02", "2025-03"]
-    assert all(int(row[2]) > 0 and int(row[1]) == int(row[2]) + int(row[3]) for row in first)
+    assert all(int(row[2]) > 0 and int(row[1]) == int(row[2]) + int(row[3]) + int(row[4]) for row in first)
     again = backfill(deployed_project)
-    assert [row[5] for row in again] == ["yes", "yes", "yes"]
-    assert [row[1:4] for row in again] == [row[1:4] for row in first]
+    assert [row[6] for row in again] == ["yes", "yes", "yes"]
+    assert [row[1:5] for row in again] == [row[1:5] for row in first]

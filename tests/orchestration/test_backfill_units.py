@@ -28,6 +28,7 @@ def test_the_table_has_one_line_per_period() -> None:
             "rows_in": 10,
             "rows_out": 8,
             "quarantined": 2,
+            "other_period": 30,
             "seconds": 1.25,
             "cached": False,
         },
@@ -35,8 +36,8 @@ def test_the_table_has_one_line_per_period() -> None:
     ]
     lines = format_table(rows).splitlines()
     assert len(lines) == 3 and lines[0].startswith("period")
-    assert lines[1].split() == ["2024-01", "10", "8", "2", "1.2", "no"]
-    assert lines[2].split() == ["2024-02", "5", "5", "0", "0.0", "yes"]
+    assert lines[1].split() == ["2024-01", "10", "8", "2", "30", "1.2", "no"]
+    assert lines[2].split() == ["2024-02", "5", "5", "0", "0", "0.0", "yes"]  # older rows: no count
 
 
 def test_the_backfill_deployment_runs_the_dask_flow_on_its_own_queue() -> None:
