@@ -92,10 +92,12 @@ def upload_sample(
     years: tuple[str, ...] = ("2024", "2025"),
     rows: int = 3000,
 ) -> None:
-    """A generated sample's ``years`` under ``raw/<year>/`` of ``bucket`` (created here)."""
+    """A generated sample's ``years`` under ``raw/<year>/`` of ``bucket`` (created here unless another
+    module on the same session stack made it already: ``deployed`` is shared by several e2e modules)."""
     generate_sample(folder, seed=seed, rows=rows)
     client = s3_client(stack)
-    client.create_bucket(Bucket=bucket)
+    if bucket not in {item["Name"] for item in client.list_buckets().get("Buckets", [])}:
+        client.create_bucket(Bucket=bucket)
     for year in years:
         for path in sorted((folder / year).iterdir()):
             client.upload_file(str(path), bucket, f"raw/{year}/{path.name}")
