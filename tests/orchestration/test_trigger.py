@@ -192,29 +192,42 @@ def test_bad_parameters_are_one_sentence_and_create_no_run(
     assert count_flow_runs(prefect_server) == 0
 
 
+FAILING_FLOW = """
+from prefect import flow, task
+
+from models.core.errors import UserError
+
+
+@task(name="read-month")
+def read_month():
+    raise UserError("No raw files for 2031-02 under s3://bucket/raw/2031/; run `make sync-data` first.")
+
+
+@flow(name="failing-on-purpose")
+def failing():
+    read_month()
+
+
+print(failing(return_state=True).state_details.flow_run_id)
+"""
+
+
 @pytest.mark.integration
-def test_a_failed_flow_run_reports_the_user_error_it_raised(
-    prefect_server: StackEnv, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    from prefect import flow, task
+def test_a_failed_flow_run_reports_the_user_error_it_raised(prefect_server: StackEnv) -> None:
     from prefect.client.orchestration import SyncPrefectClient
-    from prefect.settings import PREFECT_API_URL, temporary_settings
 
-    for key, value in prefect_server.items():
-        monkeypatch.setenv(key, value)
-
-    @task(name="read-month")
-    def read_month() -> None:
-        raise UserError("No raw files for 2031-02 under s3://bucket/raw/2031/; run `make sync-data` first.")
-
-    @flow(name="failing-on-purpose")
-    def failing() -> None:
-        read_month()
-
-    # Prefect may have read its settings before this test set the environment: point it at the server.
-    with temporary_settings({PREFECT_API_URL: prefect_server["PREFECT_API_URL"]}):
-        state = failing(return_state=True)
-    flow_run_id = state.state_details.flow_run_id
+    # A process of its own: an in-process flow would send its task-run events through the session's
+    # events client, which may still point at a server an earlier test started.
+    env = {**os.environ, **prefect_server, "PYTHONPATH": str(PROJECT_ROOT)}
+    done = subprocess.run(
+        [sys.executable, "-c", FAILING_FLOW],
+        env=env,
+        cwd=PROJECT_ROOT,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    flow_run_id = done.stdout.strip().splitlines()[-1]
     with SyncPrefectClient(prefect_server["PREFECT_API_URL"]) as client:
         stored = client.read_flow_run(flow_run_id).state
         reason = outcome.failure_reason(client, flow_run_id, stored)
