@@ -167,7 +167,9 @@ def task_states(stack: StackEnv, flow_run_id: str) -> dict[str, str]:
 
     with SyncPrefectClient(stack["PREFECT_API_URL"]) as client:
         runs = client.read_task_runs(flow_run_filter=FlowRunFilter(id=FlowRunFilterId(any_=[flow_run_id])))
-    return {run.name.rsplit("-", 1)[0]: run.state.name for run in runs}  # name-<suffix> -> state
+    # name-<suffix> -> the state of the task's last run (a cache hit whose output was gone runs again).
+    ordered = sorted(runs, key=lambda run: run.start_time or run.expected_start_time or run.created)
+    return {run.name.rsplit("-", 1)[0]: run.state.name for run in ordered}
 
 
 def test_two_identical_runs_at_once_preprocess_once_and_make_one_version(faults_stack: StackEnv) -> None:
