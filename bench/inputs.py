@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import logging
+import math
 import os
 import subprocess
 import sys
@@ -47,3 +48,18 @@ def ensure_sample(work: Path, rows: int, seed: int) -> Path:
 def input_bytes(folder: Path) -> int:
     """Bytes on disk of the sample's CSV and ZIP files."""
     return sum(p.stat().st_size for p in folder.rglob("*") if p.suffix.lower() in DATA_SUFFIXES)
+
+
+def rows_for_year(year_rows: int, year: int) -> int:
+    """The smallest sample size whose ``year`` holds at least ``year_rows`` rows (the plan's weights)."""
+    from models.sample.files import PLAN, allocate_rows
+
+    def in_year(total: int) -> int:
+        return sum(size for spec, size in zip(PLAN, allocate_rows(total), strict=True) if spec.year == year)
+
+    weights = sum(spec.weight for spec in PLAN)
+    year_weights = sum(spec.weight for spec in PLAN if spec.year == year)
+    total = math.ceil(year_rows * weights / year_weights)
+    while in_year(total) < year_rows:
+        total += 1
+    return total
