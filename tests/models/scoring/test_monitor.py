@@ -15,14 +15,12 @@ from models.core import storage
 from models.core.names import MONITORING_EXPERIMENT
 from models.core.settings import load_settings
 from models.data.features import FEATURE_COLUMNS
-from models.registry.register import register_model
 from models.scoring.history import read_history
 from models.scoring.monitor import BREACH, OK, SUMMARY_FILE, decide, monitor_period, report_uri
 from models.scoring.reference import load_reference
 from models.scoring.score import PREDICTION_COLUMNS, predictions_uri, processed_uri, score_period
 from models.training.dataset import select_features
-from models.training.train import train_model
-from tests.models.training.trips import build_trips, make_tracking_uri, write_trips
+from tests.models.training.trips import build_trips, train_champion, write_trips
 
 NAME = "monitor-test"
 
@@ -30,14 +28,7 @@ NAME = "monitor-test"
 @pytest.fixture(scope="module")
 def trained(tmp_path_factory: pytest.TempPathFactory) -> SimpleNamespace:
     """A registry whose champion was trained on June-August (validated on August)."""
-    workdir = tmp_path_factory.mktemp("monitor")
-    uri = make_tracking_uri(tmp_path_factory, workdir)
-    features = write_trips(workdir / "trips.parquet", build_trips(rows=4000, seed=3))
-    with pytest.MonkeyPatch.context() as patch:
-        patch.chdir(workdir)
-        run = train_model(features, tracking_uri=uri, model_name=NAME, max_evals=1)
-        registration = register_model(run.run_id, name=NAME, tracking_uri=uri)
-    return SimpleNamespace(uri=uri, run_id=run.run_id, version=registration.version, workdir=workdir)
+    return train_champion(tmp_path_factory, NAME)
 
 
 def shift_month(frame: pd.DataFrame) -> pd.DataFrame:

@@ -16,11 +16,9 @@ from models.core.errors import UserError, run_cli
 from models.core.settings import load_settings
 from models.data.features import FEATURE_COLUMNS
 from models.registry.mlflow_client import allow_model_loading
-from models.registry.register import register_model
 from models.scoring.predict import main, period_end_key, predict
 from models.training.dataset import select_features
-from models.training.train import train_model
-from tests.models.training.trips import build_trips, make_tracking_uri, write_trips
+from tests.models.training.trips import build_trips, train_champion, write_trips
 
 NAME = "predict-test"
 
@@ -28,15 +26,7 @@ NAME = "predict-test"
 @pytest.fixture(scope="module")
 def champion(tmp_path_factory: pytest.TempPathFactory) -> SimpleNamespace:
     """A store whose registry has a champion, and a features file to score."""
-    workdir = tmp_path_factory.mktemp("predict")
-    uri = make_tracking_uri(tmp_path_factory, workdir)
-    features = write_trips(workdir / "trips.parquet", build_trips(rows=4000, seed=3))
-    with pytest.MonkeyPatch.context() as patch:
-        patch.chdir(workdir)
-        run = train_model(features, tracking_uri=uri, model_name=NAME, max_evals=1)
-        registration = register_model(run.run_id, name=NAME, tracking_uri=uri)
-    assert registration.promoted
-    return SimpleNamespace(uri=uri, features=features, workdir=workdir)
+    return train_champion(tmp_path_factory, NAME)
 
 
 @pytest.mark.integration

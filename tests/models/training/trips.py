@@ -10,6 +10,7 @@ from __future__ import annotations
 import shutil
 import socket
 from pathlib import Path
+from types import SimpleNamespace
 
 import numpy as np
 import pandas as pd
@@ -112,3 +113,25 @@ def write_trips(path, frame: pd.DataFrame):
     """Write a frame as the processed Parquet file training reads; returns the path as a string."""
     frame.to_parquet(path, index=False)
     return str(path)
+
+
+def train_champion(tmp_path_factory: pytest.TempPathFactory, name: str) -> SimpleNamespace:
+    """A fresh store whose registry has ``name``'s champion, trained on June-August (validated on August).
+
+    Returns ``uri``, ``run_id``, ``version``, ``features`` (the trips file it was trained on) and
+    ``workdir`` (run artifacts sit under its ``./mlruns``: chdir there before loading the model).
+    """
+    from models.registry.register import register_model
+    from models.training.train import train_model
+
+    workdir = tmp_path_factory.mktemp(name)
+    uri = make_tracking_uri(tmp_path_factory, workdir)
+    features = write_trips(workdir / "trips.parquet", build_trips(rows=4000, seed=3))
+    with pytest.MonkeyPatch.context() as patch:
+        patch.chdir(workdir)
+        run = train_model(features, tracking_uri=uri, model_name=name, max_evals=1)
+        registration = register_model(run.run_id, name=name, tracking_uri=uri)
+    assert registration.promoted, registration.reason
+    return SimpleNamespace(
+        uri=uri, run_id=run.run_id, version=registration.version, features=features, workdir=workdir
+    )
