@@ -256,8 +256,11 @@ def overhead_rows(found: dict[str, Any]) -> list[dict[str, Any]]:
     ]
 
 
-def cache_rows(cache: dict[str, Any]) -> list[dict[str, Any]]:
-    """One size's cached rerun vs its cold run: whole flow run (the goal), then each cached task alone."""
+def cache_rows(cache: dict[str, Any], judged: bool) -> list[dict[str, Any]]:
+    """One size's cached rerun vs its cold run: whole flow run, then each cached task alone.
+
+    The goal is judged on the largest size only (a full year); a smaller input's pair is a second row.
+    """
     size = f", {cache['cache_rows']:,} rows"
     cold = statistics.median(run["seconds"] for run in cache["cache_cold_runs"])
     cached = statistics.median(run["seconds"] for run in cache["cache_cached_runs"])
@@ -267,8 +270,8 @@ def cache_rows(cache: dict[str, Any]) -> list[dict[str, Any]]:
             "value": f"{cached:.1f} s",
             "reference": f"cold run (preprocess, train, register): {cold:.1f} s",
             "ratio": cached / cold,
-            "goal": f"<= {GOAL_CACHE:.0%}",
-            "holds": cached / cold <= GOAL_CACHE,
+            "goal": f"<= {GOAL_CACHE:.0%}" if judged else "- (judged at full-year size)",
+            "holds": cached / cold <= GOAL_CACHE if judged else None,
         }
     ]
     for task, label in (("preprocess-period", "preprocess"), ("train-model", "train")):
@@ -291,7 +294,8 @@ def cache_rows(cache: dict[str, Any]) -> list[dict[str, Any]]:
 def orchestration_rows(found: dict[str, Any]) -> list[dict[str, Any]]:
     """Overhead, trigger-to-running latency and cached rerun, each with its reference."""
     caches = sorted(found["caches"], key=lambda cache: -cache["cache_rows"])  # the full year first
-    return overhead_rows(found) + [row for cache in caches for row in cache_rows(cache)]
+    pairs = [row for number, cache in enumerate(caches) for row in cache_rows(cache, judged=number == 0)]
+    return overhead_rows(found) + pairs
 
 
 def orchestration_notes(found: dict[str, Any]) -> list[str]:
