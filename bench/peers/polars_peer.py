@@ -1,11 +1,14 @@
-"""The preprocessing rules in Polars: every file's lines read in parallel, checks as one expression each.
+"""The preprocessing rules in Polars: one lazy query over every file, run on the streaming engine.
 
-Lines are read whole (a one-column CSV) and split with ``str.splitn``, so rows with too few or too
-many fields stay visible instead of failing the reader; each file's checks and parsing run as a
-lazy query on Polars' thread pool, and the first failing check per row is a ``coalesce`` of
-``when`` expressions in the data stage's order. Duplicates are found over the kept rows of all files
-(``is_first_distinct`` in input order), features are built on the kept rows, and both outputs are
-written with ``write_parquet``.
+Each file is scanned (``scan_csv``) as one column of whole lines and split with ``str.splitn``, so
+rows with too few or too many fields stay visible instead of failing the reader. A first streaming
+pass per file collects only its start times, to pick the file's date format (evidence over all of
+them, formats tried on a sample) and the years whose Ontario holidays the features need. The checks
+are then one lazy query per file (the first failing check per row a ``coalesce`` of ``when``
+expressions in the data stage's order), the files are concatenated in input order, duplicates are
+``is_first_distinct`` over the kept rows of all files, and both outputs are sunk to Parquet by one
+``collect_all`` on the streaming engine, so the common plan runs once and no table is held whole;
+the raw line travels with every row only until the sinks drop it from the kept trips.
 """
 
 from __future__ import annotations
@@ -19,15 +22,52 @@ from bench.peers import rules
 from bench.peers.files import CsvInput, list_csvs, utf8_copy
 
 NULL_TEXT = pl.lit(None, pl.String)
+ENGINE = "streaming"
 
 
-def read_lines(csv: CsvInput, scratch: Path) -> pl.DataFrame:
-    """The file's data lines as one string column (cp1252 files through a UTF-8 copy)."""
-    options = {"has_header": False, "skip_rows": 1, "separator": "\x1f", "quote_char": None}
-    try:
-        return pl.read_csv(csv.path, schema={"line": pl.String}, **options)
-    except pl.exceptions.ComputeError:
-        return pl.read_csv(utf8_copy(csv, scratch), schema={"line": pl.String}, **options)
+def scan_fields(path: Path, layout: rules.Layout) -> pl.LazyFrame:
+    """The file's non-blank data lines, split into ``field_0..field_n`` with repaired and odd flags.
+
+    A line with more fields than the header whose extra fields are blank is repaired (kept); any
+    other field count is odd (quarantined); a line of only commas and spaces is dropped.
+    """
+    n = layout.fields
+    lines = pl.scan_csv(
+        path,
+        schema={"line": pl.String},
+        has_header=False,
+        skip_rows=1,
+        separator="\x1f",
+        quote_char=None,
+    )
+    split = lines.filter(pl.col("line").is_not_null()).with_columns(
+        pl.col("line").str.splitn(",", n + 1).alias("f")
+    )
+    split = split.unnest("f")
+    too_few, rest = pl.col(f"field_{n - 1}").is_null(), pl.col(f"field_{n}")
+    odd = too_few | rest.is_not_null()
+    blank = odd & (pl.col("line").str.strip_chars(rules.BLANK_CHARS) == "")
+    repaired = rest.is_not_null() & (rest.str.strip_chars(rules.BLANK_CHARS) == "")
+    return split.filter(~blank).with_columns(repaired.alias("repaired"), (odd & ~repaired).alias("odd"))
+
+
+def collect_starts(csv: CsvInput, scratch: Path) -> tuple[Path, pl.DataFrame]:
+    """The path Polars can read (cp1252 files through a UTF-8 copy) and the file's start times.
+
+    ``exact``: the row has exactly the header's field count (the rows the format is decided on).
+    """
+    field = f"field_{csv.layout.position['start_time']}"
+    for path in (csv.path, None):
+        path = path or utf8_copy(csv, scratch)
+        query = scan_fields(path, csv.layout).select(
+            pl.col(field).str.strip_chars().alias("t"), (~pl.col("odd") & ~pl.col("repaired")).alias("exact")
+        )
+        try:
+            return path, query.collect(engine=ENGINE)
+        except pl.exceptions.ComputeError:
+            if path != csv.path:
+                raise
+    raise AssertionError("unreachable")
 
 
 def clean(field: str) -> pl.Expr:
@@ -50,10 +90,19 @@ def timestamp(field: str, fmt: str) -> tuple[pl.Expr, pl.Expr, pl.Expr]:
     return parsed, text.is_null(), text.is_not_null() & parsed.is_null()
 
 
-def pick_format(frame: pl.DataFrame, layout: rules.Layout, source: str) -> str:
+def user_label(field: str) -> pl.Expr:
+    """``member``/``casual`` from the published user type, null when unknown.
+
+    A ``when`` per label rather than ``replace_strict``: ``replace`` is not elementwise on the
+    streaming engine and would hold the whole column in memory.
+    """
+    text = clean(field).str.to_lowercase()
+    return pl.coalesce(pl.when(text == raw).then(pl.lit(canon)) for raw, canon in rules.LABELS.items())
+
+
+def pick_format(starts: pl.DataFrame, layout: rules.Layout, source: str) -> str:
     """The file's date format, decided from its start times (evidence over all of them)."""
-    field = f"field_{layout.position['start_time']}"
-    starts = frame.select(pl.col(field).str.strip_chars().alias("t")).filter(pl.col("t").str.contains(r"^\d"))
+    starts = starts.filter(pl.col("exact") & pl.col("t").str.contains(r"^\d"))
     slash = starts.select(
         pl.col("t").str.extract(rules.SLASH_DATE, 1).cast(pl.Int32).alias("first"),
         pl.col("t").str.extract(rules.SLASH_DATE, 2).cast(pl.Int32).alias("second"),
@@ -77,21 +126,19 @@ def pick_format(frame: pl.DataFrame, layout: rules.Layout, source: str) -> str:
     return rules.pick_format(share_of, candidates, source)
 
 
-def checked_file(csv: CsvInput, scratch: Path) -> pl.LazyFrame:
+def start_years(starts: pl.DataFrame, fmt: str) -> set[int]:
+    """The years of the file's start times in its format (the years whose holidays may be needed)."""
+    years = starts["t"].str.strptime(pl.Datetime("us"), fmt, strict=False, exact=True).dt.year()
+    return set(years.drop_nulls().unique().to_list())
+
+
+def checked_file(csv: CsvInput, path: Path, fmt: str) -> pl.LazyFrame:
     """One file's rows (repaired ones last) with their canonical columns and first failing check."""
-    layout, n = csv.layout, csv.layout.fields
-    frame = read_lines(csv, scratch).filter(pl.col("line").is_not_null())
-    frame = frame.with_columns(pl.col("line").str.splitn(",", n + 1).alias("f")).unnest("f")
-    too_few, rest = pl.col(f"field_{n - 1}").is_null(), pl.col(f"field_{n}")
-    odd = too_few | rest.is_not_null()
-    blank = odd & (pl.col("line").str.strip_chars(rules.BLANK_CHARS) == "")
-    repaired = rest.is_not_null() & (rest.str.strip_chars(rules.BLANK_CHARS) == "")
-    frame = frame.filter(~blank).with_columns(repaired.alias("repaired"), (odd & ~repaired).alias("odd"))
-    fmt = pick_format(frame.filter(~pl.col("odd") & ~pl.col("repaired")), layout, csv.source)
-    lazy = pl.concat([frame.lazy().filter(~pl.col("repaired")), frame.lazy().filter(pl.col("repaired"))])
-    columns, reason = columns_and_reason(layout, fmt)
+    fields = scan_fields(path, csv.layout)
+    ordered = pl.concat([fields.filter(~pl.col("repaired")), fields.filter(pl.col("repaired"))])
+    columns, reason = columns_and_reason(csv.layout, fmt)
     return (
-        lazy.with_columns(columns)
+        ordered.with_columns(columns)
         .with_columns(reason)
         .with_columns(pl.lit(csv.source).alias("source_file"))
         .select(*rules.CANONICAL_COLUMNS, "reason", "line")
@@ -131,11 +178,7 @@ def columns_and_reason(layout: rules.Layout, fmt: str) -> tuple[list[pl.Expr], p
             checks.append((f"{side}_name_missing", "missing_station"))
         columns[f"{side}_station_id"] = ids
     columns["label_text"] = clean(at["user_type"])
-    columns["user_type"] = (
-        clean(at["user_type"])
-        .str.to_lowercase()
-        .replace_strict(rules.LABELS, default=None, return_dtype=pl.String)
-    )
+    columns["user_type"] = user_label(at["user_type"])
     columns["bike_id"] = integer(at["bike_id"])[0] if "bike_id" in at else pl.lit(None, pl.Int64)
     columns["bike_model"] = clean(at["bike_model"]) if "bike_model" in at else NULL_TEXT
     duration, text = pl.col("duration_s"), pl.col("label_text")
@@ -160,10 +203,20 @@ def columns_and_reason(layout: rules.Layout, fmt: str) -> tuple[list[pl.Expr], p
     return [expr.alias(name) for name, expr in columns.items()], reason.alias("reason")
 
 
-def add_features(trips: pl.DataFrame) -> pl.DataFrame:
+def with_duplicates(checked: pl.LazyFrame) -> pl.LazyFrame:
+    """A kept row whose trip id an earlier kept row (input order) already had gets the duplicate reason.
+
+    Only kept rows take part: quarantined rows' ids are masked to null before ``is_first_distinct``.
+    """
+    kept_id = pl.when(pl.col("reason").is_null()).then(pl.col("trip_id"))
+    repeated = kept_id.is_not_null() & ~kept_id.is_first_distinct()
+    duplicate = pl.when(repeated).then(pl.lit("duplicate_trip_id"))
+    return checked.with_columns(pl.coalesce("reason", duplicate).alias("reason"))
+
+
+def add_features(trips: pl.LazyFrame, holidays: list) -> pl.LazyFrame:
     """Hour, weekday (Monday 0), month, weekend, Ontario holiday, round trip (by id, else by name)."""
     start = pl.col("start_time")
-    years = trips.select(start.dt.year().unique().drop_nulls())["start_time"].to_list()
     same_id = pl.col("start_station_id") == pl.col("end_station_id")
     same_name = pl.col("start_station_name") == pl.col("end_station_name")
     return trips.with_columns(
@@ -171,27 +224,39 @@ def add_features(trips: pl.DataFrame) -> pl.DataFrame:
         (start.dt.weekday() - 1).cast(pl.Int8).alias("weekday"),
         start.dt.month().cast(pl.Int8).alias("month"),
         (start.dt.weekday() >= 6).fill_null(False).cast(pl.Int8).alias("is_weekend"),
-        start.dt.date().is_in(rules.holiday_dates(years)).fill_null(False).cast(pl.Int8).alias("is_holiday"),
+        start.dt.date().is_in(holidays).fill_null(False).cast(pl.Int8).alias("is_holiday"),
         pl.coalesce(same_id, same_name).fill_null(False).cast(pl.Int8).alias("round_trip"),
     )
 
 
 def clean_input(input_dir: str | Path, output: str | Path) -> dict[str, object]:
-    """Clean every CSV under ``input_dir``; write trips and quarantine Parquet; return the counts."""
+    """Clean every CSV under ``input_dir``; sink trips and quarantine Parquet; return the counts."""
+    quarantine_path = str(output).removesuffix(".parquet") + ".quarantine.parquet"
     with tempfile.TemporaryDirectory(prefix="bench-polars-") as tmp:
         scratch = Path(tmp)
-        files = list_csvs(input_dir, scratch)
-        checked = pl.concat([checked_file(csv, scratch) for csv in files]).collect()
-    kept = checked.filter(pl.col("reason").is_null())
-    repeated = ~kept["trip_id"].is_first_distinct()
-    trips = add_features(kept.filter(~repeated)).select(rules.OUTPUT_COLUMNS)
-    quarantine = pl.concat(
-        [
-            checked.filter(pl.col("reason").is_not_null()).select("source_file", "reason", raw="line"),
-            kept.filter(repeated).select("source_file", reason=pl.lit("duplicate_trip_id"), raw="line"),
-        ]
+        queries, years = [], set()
+        for csv in list_csvs(input_dir, scratch):
+            path, starts = collect_starts(csv, scratch)
+            fmt = pick_format(starts, csv.layout, csv.source)
+            years |= start_years(starts, fmt)
+            queries.append(checked_file(csv, path, fmt))
+        checked = with_duplicates(pl.concat(queries))
+        trips = add_features(checked.filter(pl.col("reason").is_null()), rules.holiday_dates(sorted(years)))
+        quarantine = checked.filter(pl.col("reason").is_not_null()).select(
+            "source_file", "reason", raw="line"
+        )
+        pl.collect_all(
+            [
+                trips.select(rules.OUTPUT_COLUMNS).sink_parquet(output, lazy=True),
+                quarantine.sink_parquet(quarantine_path, lazy=True),
+            ],
+            engine=ENGINE,
+        )
+    rows_out = pl.scan_parquet(output).select(pl.len()).collect().item()
+    reasons = (
+        pl.scan_parquet(quarantine_path)
+        .group_by(pl.col("reason").str.split(":").list.first())
+        .len()
+        .collect()
     )
-    trips.write_parquet(output)
-    quarantine.write_parquet(str(output).removesuffix(".parquet") + ".quarantine.parquet")
-    reasons = quarantine.group_by(pl.col("reason").str.split(":").list.first()).len()
-    return rules.summary(trips.height, dict(reasons.iter_rows()))
+    return rules.summary(rows_out, dict(reasons.iter_rows()))
