@@ -5,7 +5,8 @@ split with ``string_split``, and one ``INSERT ... SELECT`` per file parses, chec
 row the first failing check (a ``CASE`` in the data stage's order) with SQL macros for the shared
 cleaning. The date format of a file is decided from an aggregate (day-first evidence) and a
 reservoir sample of its start times. Duplicates are a window over the kept rows of all files (first
-in input order wins), features are SQL expressions, and both outputs are ``COPY ... TO`` Parquet.
+in input order wins) that keeps only the repeated rows' keys, so the checked table is never copied;
+features are SQL expressions, and both outputs are streamed from it by ``COPY ... TO`` Parquet.
 DuckDB runs every query on all cores and spills to disk when memory runs short.
 """
 
@@ -166,7 +167,13 @@ FEATURES = """
         coalesce(start_time::DATE IN (SELECT day FROM holidays), false)::TINYINT AS is_holiday,
         coalesce(start_station_id = end_station_id, start_station_name = end_station_name, false)::TINYINT
             AS round_trip
-    FROM ranked WHERE reason IS NULL AND seen = 1
+    FROM checked ANTI JOIN duplicates USING (file_no, pos)
+    WHERE reason IS NULL
+"""
+# Only the keys of the repeated kept rows: the window reads four narrow columns, not the whole table.
+DUPLICATES = """
+    CREATE TABLE duplicates AS SELECT file_no, pos FROM checked WHERE reason IS NULL
+    QUALIFY row_number() OVER (PARTITION BY trip_id ORDER BY file_no, repaired, pos) > 1
 """
 
 
@@ -182,18 +189,16 @@ def clean_input(input_dir: str | Path, output: str | Path) -> dict[str, object]:
             load_lines(con, csv, scratch)
             insert_checked(con, number, csv, pick_format(con, csv))
         con.execute("DROP TABLE lines")
-        con.execute("""
-            CREATE TABLE ranked AS SELECT *, row_number() OVER (
-                PARTITION BY trip_id, reason IS NULL ORDER BY file_no, repaired, pos) AS seen
-            FROM checked""")
-        years = [row[0] for row in con.execute("SELECT DISTINCT year(start_time) FROM ranked").fetchall()]
+        con.execute(DUPLICATES)
+        years = [row[0] for row in con.execute("SELECT DISTINCT year(start_time) FROM checked").fetchall()]
         holidays = rules.holiday_dates([year for year in years if year is not None])
         con.execute("CREATE TABLE holidays AS SELECT unnest(?::DATE[]) AS day", [holidays])
         con.execute(f"COPY ({FEATURES}) TO {quote(str(output))} (FORMAT parquet)")
         con.execute(f"""COPY (
-            SELECT source_file, coalesce(reason, 'duplicate_trip_id') AS reason, line AS raw FROM ranked
-            WHERE reason IS NOT NULL OR seen > 1) TO {quote(quarantine_path)} (FORMAT parquet)""")
-        kept = con.execute("SELECT count(*) FROM ranked WHERE reason IS NULL AND seen = 1").fetchone()[0]
+            SELECT source_file, coalesce(reason, 'duplicate_trip_id') AS reason, line AS raw FROM checked
+            WHERE reason IS NOT NULL OR (file_no, pos) IN (SELECT (file_no, pos) FROM duplicates)
+            ) TO {quote(quarantine_path)} (FORMAT parquet)""")
+        kept = con.execute("SELECT count(*) FROM read_parquet(?)", [str(output)]).fetchone()[0]
         by_reason = con.execute(f"""
             SELECT split_part(reason, ':', 1), count(*) FROM read_parquet({quote(quarantine_path)})
             GROUP BY ALL""").fetchall()
