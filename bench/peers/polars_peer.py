@@ -1,4 +1,4 @@
-"""The preprocessing rules in Polars: one lazy query over every file, run on the streaming engine.
+"""The preprocessing rules in Polars: lazy queries over every file, run on the streaming engine.
 
 Each file is scanned (``scan_csv``) as one column of whole lines and split with ``str.splitn``, so
 rows with too few or too many fields stay visible instead of failing the reader. A first streaming
@@ -6,13 +6,14 @@ pass per file collects only its start times, to pick the file's date format (evi
 them, formats tried on a sample) and the years whose Ontario holidays the features need. The checks
 are then one lazy query per file (the first failing check per row a ``coalesce`` of ``when``
 expressions in the data stage's order), the files are concatenated in input order, duplicates are
-``is_first_distinct`` over the kept rows of all files, and both outputs are sunk to Parquet by one
-``collect_all`` on the streaming engine, so the common plan runs once and no table is held whole;
-the raw line travels with every row only until the sinks drop it from the kept trips.
+``is_first_distinct`` over the kept rows' trip ids, and the raw line is kept on quarantined rows
+only. That query is sunk once to a scratch Parquet file, and the trips (with their features) and
+the quarantine are sunk from scans of it: memory holds morsels and the seen trip ids, not tables.
 """
 
 from __future__ import annotations
 
+import datetime as dt
 import tempfile
 from pathlib import Path
 
@@ -51,23 +52,21 @@ def scan_fields(path: Path, layout: rules.Layout) -> pl.LazyFrame:
     return split.filter(~blank).with_columns(repaired.alias("repaired"), (odd & ~repaired).alias("odd"))
 
 
-def collect_starts(csv: CsvInput, scratch: Path) -> tuple[Path, pl.DataFrame]:
-    """The path Polars can read (cp1252 files through a UTF-8 copy) and the file's start times.
+def start_times(path: Path, layout: rules.Layout) -> pl.DataFrame:
+    """The file's trimmed start times; ``exact``: the row has the header's field count (format evidence)."""
+    field = f"field_{layout.position['start_time']}"
+    exact = ~pl.col("odd") & ~pl.col("repaired")
+    query = scan_fields(path, layout).select(pl.col(field).str.strip_chars().alias("t"), exact.alias("exact"))
+    return query.collect(engine=ENGINE)
 
-    ``exact``: the row has exactly the header's field count (the rows the format is decided on).
-    """
-    field = f"field_{csv.layout.position['start_time']}"
-    for path in (csv.path, None):
-        path = path or utf8_copy(csv, scratch)
-        query = scan_fields(path, csv.layout).select(
-            pl.col(field).str.strip_chars().alias("t"), (~pl.col("odd") & ~pl.col("repaired")).alias("exact")
-        )
-        try:
-            return path, query.collect(engine=ENGINE)
-        except pl.exceptions.ComputeError:
-            if path != csv.path:
-                raise
-    raise AssertionError("unreachable")
+
+def collect_starts(csv: CsvInput, scratch: Path) -> tuple[Path, pl.DataFrame]:
+    """The path Polars can read (cp1252 files through a UTF-8 copy) and the file's start times."""
+    try:
+        return csv.path, start_times(csv.path, csv.layout)
+    except pl.exceptions.ComputeError:  # not UTF-8: Polars reads UTF-8 only
+        path = utf8_copy(csv, scratch)
+        return path, start_times(path, csv.layout)
 
 
 def clean(field: str) -> pl.Expr:
@@ -215,7 +214,7 @@ def with_duplicates(checked: pl.LazyFrame) -> pl.LazyFrame:
     return checked.with_columns(pl.when(pl.col("reason").is_not_null()).then(pl.col("line")).alias("line"))
 
 
-def add_features(trips: pl.LazyFrame, holidays: list) -> pl.LazyFrame:
+def add_features(trips: pl.LazyFrame, holidays: list[dt.date]) -> pl.LazyFrame:
     """Hour, weekday (Monday 0), month, weekend, Ontario holiday, round trip (by id, else by name)."""
     start = pl.col("start_time")
     same_id = pl.col("start_station_id") == pl.col("end_station_id")
