@@ -8,8 +8,9 @@ import pytest
 import yaml
 
 from models.core.settings import PROJECT_ROOT
-from orchestration.caching import OUTPUT_VERSION, find_output_problem, name_work, record_output
+from orchestration.caching import OUTPUT_VERSION, find_output_problem, record_output
 from orchestration.deployment.worker import OUTAGE_ENV, worker_env
+from orchestration.work_locks import name_work
 
 pytestmark = pytest.mark.unit
 
@@ -45,3 +46,29 @@ def test_every_flow_run_gets_the_outage_retry_settings(monkeypatch: pytest.Monke
         env = deployment["work_pool"]["job_variables"]["env"]
         assert OUTAGE_ENV.items() <= env.items(), deployment["name"]
     assert int(OUTAGE_ENV["PREFECT_CLIENT_MAX_RETRIES"]) >= 7  # 2 + 4 + ... + 128 s > 3 minutes
+
+
+def test_the_prefect_api_is_gone_when_an_error_or_its_cause_says_so() -> None:
+    import httpx
+    from prefect.concurrency._asyncio import ConcurrencySlotAcquisitionError
+
+    from orchestration.api_loss import is_api_outage
+
+    refused = httpx.ConnectError("connection refused")
+    try:
+        raise ConcurrencySlotAcquisitionError("Unable to acquire") from refused
+    except ConcurrencySlotAcquisitionError as wrapped:
+        assert is_api_outage(wrapped)
+    assert is_api_outage(httpx.ReadTimeout("no answer"))
+    assert not is_api_outage(ValueError("a bad parameter"))
+    assert not is_api_outage(None)
+
+
+def test_a_completed_training_flow_names_its_version_in_its_state_message() -> None:
+    from orchestration.reports import registered_state
+
+    summary = {"version": "12", "decision": "kept-champion", "run_id": "abc"}
+    state = registered_state(summary, "to-bikes-member")
+    assert state.is_completed()
+    assert state.message == "registered version 12 of to-bikes-member: kept-champion"
+    assert state.data == summary
