@@ -31,6 +31,7 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
+API_OUTAGE_S = 210  # the outage flow runs, `make run` and the zombie automation wait out (3 min + slack)
 EXIT_API_LOST = 75  # EX_TEMPFAIL: run it again once the server is back
 LOST_RUN_KEY = "registered-after-api-loss"
 

@@ -90,11 +90,11 @@ def hold_work_lock(name: str) -> Iterator[None]:
             raise
         release_slot(slot, name)
         raise
-    release_slot(slot, name)
-    sweep_idle_limits()
+    if release_slot(slot, name):
+        sweep_quietly()
 
 
-def release_slot(slot: ExitStack, name: str) -> None:
+def release_slot(slot: ExitStack, name: str) -> bool:
     """Give the slot back; when the API cannot be reached, leave it to expire (one warning)."""
     import httpx
 
@@ -102,6 +102,18 @@ def release_slot(slot: ExitStack, name: str) -> None:
         slot.close()
     except httpx.HTTPError as exc:
         log.warning("could not release %s (%s); it expires in %s s", name, exc, WORK_LEASE_S)
+        return False
+    return True
+
+
+def sweep_quietly() -> None:
+    """``sweep_idle_limits`` after a release; an API error there leaves them to the next run's sweep."""
+    import httpx
+
+    try:
+        sweep_idle_limits()
+    except httpx.HTTPError as exc:
+        log.info("idle work limits not swept this time: %s", exc)
 
 
 def sweep_idle_limits(idle_s: float = WORK_LEASE_S) -> list[str]:
