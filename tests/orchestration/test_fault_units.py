@@ -72,3 +72,16 @@ def test_a_completed_training_flow_names_its_version_in_its_state_message() -> N
     assert state.is_completed()
     assert state.message == "registered version 12 of to-bikes-member: kept-champion"
     assert state.data == summary
+
+
+def test_the_local_prefect_server_keeps_concurrency_leases_on_disk(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from models.core.settings import load_settings
+    from stack.services import prefect_service
+
+    monkeypatch.delenv("PREFECT_SERVER_CONCURRENCY_LEASE_STORAGE", raising=False)
+    env = prefect_service(load_settings(), tmp_path).env
+    # In memory, a slot held while the server restarts would stay taken for ever.
+    assert env["PREFECT_SERVER_CONCURRENCY_LEASE_STORAGE"].endswith("lease_storage.filesystem")
+    assert env["PREFECT_HOME"] == str(tmp_path / "prefect")  # the leases live in the state folder
