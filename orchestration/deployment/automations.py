@@ -8,13 +8,12 @@ Flow runs started by the project's worker send a ``prefect.flow-run.heartbeat`` 
 ``TO_BIKES_HEARTBEAT_SECONDS`` (orchestration.deployment.worker, agent/entrypoint.sh). This automation is
 Prefect's documented answer ("Detect zombie flows"): a proactive trigger that, after each heartbeat
 of a flow run, expects another heartbeat or a final state of the same run within
-``MISSED_HEARTBEATS`` heartbeat periods plus the API outage runs survive (``window_seconds``: 300 s
-by default), and otherwise sets the run to Crashed. The server's
+``MISSED_HEARTBEATS`` heartbeat periods, and otherwise sets the run to Crashed. The server's
 triggers service evaluates proactive triggers every 5 s, also on the local SQLite server.
 
 Only runs tagged ``to-bikes`` are watched: the deployments of prefect.yaml carry the tag (a unit test
 keeps them in step), and their heartbeat and state events name it. A flow called in-process from a
-shell or a test beats on Prefect's default of 180 s and must not be taken for a zombie.
+shell or a test beats on Prefect's default of 180 s and must not be taken for a zombie after 90 s.
 
 Idempotent: the automation is found by name; a missing one is created, a different one is updated
 in place (same id), an equal one is left alone, and newer copies with the same name are deleted. The
@@ -31,7 +30,6 @@ from typing import Any
 
 from models.core.errors import run_cli
 from models.core.settings import Settings, load_settings
-from orchestration.api_loss import API_OUTAGE_S
 
 log = logging.getLogger(__name__)
 
@@ -43,14 +41,8 @@ RUN_TAG = "to-bikes"  # the tag of every deployment in prefect.yaml
 
 
 def window_seconds(heartbeat_seconds: int) -> int:
-    """How long a run may stay silent: three heartbeat periods, so one late beat is not a crash, plus
-    the Prefect API outage a run survives (``API_OUTAGE_S``).
-
-    A run cannot beat to a server that is down, and a restarted server evaluates at once the windows
-    that ran out while it was away, before the run's next beat can arrive: with three periods alone,
-    every run that lived through an outage of more than about a minute was marked Crashed.
-    """
-    return heartbeat_seconds * MISSED_HEARTBEATS + int(API_OUTAGE_S)
+    """How long a run may stay silent: three heartbeat periods, so one late beat is not a crash."""
+    return heartbeat_seconds * MISSED_HEARTBEATS
 
 
 def build_automation(heartbeat_seconds: int) -> Any:
@@ -78,8 +70,7 @@ def build_automation(heartbeat_seconds: int) -> Any:
         name=AUTOMATION_NAME,
         description=(
             f"Crash a flow run that sent no heartbeat for {window} s ({MISSED_HEARTBEATS} missed beats "
-            f"of TO_BIKES_HEARTBEAT_SECONDS={heartbeat_seconds} and a {API_OUTAGE_S:.0f} s API outage); "
-            "created by `make deploy`."
+            f"of TO_BIKES_HEARTBEAT_SECONDS={heartbeat_seconds}); created by `make deploy`."
         ),
         enabled=True,
         trigger=trigger,

@@ -1,8 +1,7 @@
 """Zombie flow runs: heartbeats from the worker's flow runs, and the automation that crashes silent ones.
 
 Unit: the automation is Prefect's documented "Detect zombie flows" spec with a window of three
-heartbeat periods plus the API outage runs survive, and the worker and the agent image pass
-TO_BIKES_HEARTBEAT_SECONDS to Prefect.
+heartbeat periods, and the worker and the agent image pass TO_BIKES_HEARTBEAT_SECONDS to Prefect.
 Integration (the session's ``local_stack``): ``python -m orchestration.deployment.automations`` creates the
 automation once, leaves it alone on a rerun, updates it in place when the setting changes, and
 names a down API in one sentence. End to end: a flow run in the project's worker, then the worker
@@ -87,7 +86,7 @@ def test_spec_crashes_a_run_silent_for_three_heartbeats() -> None:
     trigger, (action,) = automation.trigger, automation.actions
     assert automation.name == AUTOMATION_NAME and automation.enabled
     assert trigger.posture == Posture.Proactive and trigger.threshold == 1
-    assert trigger.within.total_seconds() == 300 == window_seconds(30)  # 3 beats + a 210 s API outage
+    assert trigger.within.total_seconds() == 90 == window_seconds(30)
     assert trigger.after == {"prefect.flow-run.heartbeat"}
     finals = {f"prefect.flow-run.{name}" for name in ("Completed", "Failed", "Cancelled", "Crashed")}
     assert trigger.expect == {"prefect.flow-run.heartbeat", *finals}
@@ -96,8 +95,8 @@ def test_spec_crashes_a_run_silent_for_three_heartbeats() -> None:
     tagged = {"prefect.resource.role": "tag", "prefect.resource.id": "prefect.tag.to-bikes"}
     assert trigger.match_related.root == tagged
     assert (action.type, action.state, action.force) == ("change-flow-run-state", StateType.CRASHED, False)
-    assert action.message == CRASH_MESSAGE.format(seconds=300, name=AUTOMATION_NAME)
-    assert build_automation(45).trigger.within.total_seconds() == 135 + 210
+    assert action.message == CRASH_MESSAGE.format(seconds=90, name=AUTOMATION_NAME)
+    assert build_automation(45).trigger.within.total_seconds() == 135
 
 
 @pytest.mark.unit
@@ -154,13 +153,13 @@ def test_automation_is_created_once_then_kept_or_updated_in_place(no_automation:
         ids.append(stored.id)
     assert outcomes == ["created", "unchanged", "updated"]
     assert len(set(ids)) == 1
-    assert stored.trigger.within.total_seconds() == 120 + 210
+    assert stored.trigger.within.total_seconds() == 120
     with prefect_client(no_automation) as client:
         client.create_automation(build_automation(30))  # e.g. made by hand from Prefect's docs page
     done = save_automation(env)
     assert "updated, 1 duplicate(s) deleted" in done.stdout, done.stdout + done.stderr
     (kept,) = stored_automations(no_automation)
-    assert kept.id == ids[0] and kept.trigger.within.total_seconds() == 300
+    assert kept.id == ids[0] and kept.trigger.within.total_seconds() == 90
 
 
 def free_port() -> int:
@@ -356,9 +355,9 @@ def test_a_flow_run_whose_processes_are_killed_becomes_crashed(zombie_setup: Zom
 @pytest.mark.e2e
 @pytest.mark.slow
 def test_a_run_on_the_worker_lives_through_a_three_minute_api_outage(zombie_setup: ZombieSetup) -> None:
-    # A run the automation watches, with the worker's retry settings; the server away for 3 minutes.
-    # The run goes on long enough after the outage that its beats must resume, or the window would
-    # run out (last beat before the outage + window) before it completes.
+    # A run the automation watches, with the worker's retry settings; the server away for 3 minutes,
+    # twice the window. The run goes on for a window after the outage, so its beats must resume or
+    # the automation would crash it; it must not crash it when the server comes back either.
     from stack.control import start_stack
     from stack.processes import stop_record
 
@@ -378,4 +377,6 @@ def test_a_run_on_the_worker_lives_through_a_three_minute_api_outage(zombie_setu
         start_stack(stack.settings(), ("prefect",), die_with_parent=True)
     ended = lambda: (s := state_of(stack, run.id)).is_final() and s  # noqa: E731
     final = wait_until("a final state", ended, seconds + WAIT_S)
-    assert final.is_completed(), final
+    with prefect_client(stack) as client:  # never Crashed on the way (make run stops at a final state)
+        history = [state.name for state in client.read_flow_run_states(run.id)]
+    assert final.is_completed() and "Crashed" not in history, history
