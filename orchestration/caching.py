@@ -18,20 +18,13 @@ honoured only while that very object is in place (``find_output_problem``). Othe
 after a rerun on fewer raw files replaced the output and the raw files came back, or when someone
 overwrote or deleted it, the flow preprocesses again and logs why.
 
-Identical work runs once (``hold_work_lock``): a Prefect global concurrency limit of one slot per
-unit of work (a period's preprocessing, a training data set), held with a lease. A second flow run
-for the same work waits for the first, then finds its cached result. Chosen over a transaction with
-``isolation_level=SERIALIZABLE``: Prefect's file lock manager only serialises processes of one host
-and keeps the lock of a killed process for ever, while the server's lease expires
-``WORK_LEASE_S`` after its holder stops renewing it, whichever worker or host that was.
+Identical work runs once: ``orchestration.work_locks``.
 """
 
 from __future__ import annotations
 
 import hashlib
 import logging
-from collections.abc import Iterator
-from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
@@ -53,7 +46,6 @@ log = logging.getLogger(__name__)
 MODELS_DIR = Path(models.__file__).resolve().parent
 RESULTS_FOLDER = "prefect-results"
 OUTPUT_VERSION = "output_version"  # the cached summary's record of the Parquet it wrote
-WORK_LEASE_S = 120  # a crashed holder's slot is free again this long after its last renewal
 
 
 def list_object_checksums(uri: str, settings: Settings | None) -> list[tuple[str, str, int]]:
@@ -186,58 +178,6 @@ def results_storage_of(flow_run_id: str) -> Any:
 
     bucket = load_block(S3Bucket, BUCKET_BLOCK)
     return bucket.model_copy(update={"bucket_folder": RESULTS_FOLDER})
-
-
-def ensure_work_limit(client: Any, name: str) -> None:
-    """The one-slot global concurrency limit ``name``, created on first use (a race is harmless)."""
-    from prefect.client.schemas.actions import GlobalConcurrencyLimitCreate
-    from prefect.exceptions import ObjectAlreadyExists, ObjectNotFound
-
-    try:
-        client.read_global_concurrency_limit_by_name(name)
-    except ObjectNotFound:
-        try:
-            client.create_global_concurrency_limit(GlobalConcurrencyLimitCreate(name=name, limit=1))
-        except ObjectAlreadyExists:
-            log.debug("concurrency limit %s was created by another run", name)
-
-
-@contextmanager
-def hold_work_lock(name: str) -> Iterator[None]:
-    """Do the work called ``name`` in one flow run at a time (see the module docstring)."""
-    from prefect import get_client
-    from prefect.concurrency.sync import concurrency
-
-    with get_client(sync_client=True) as client:
-        ensure_work_limit(client, name)
-    log.info("waiting for the slot of %s (another run may be doing the same work)", name)
-    slot = ExitStack()
-    # A lease that cannot be renewed or released (the API is down) is no reason to fail the work
-    # done: it expires WORK_LEASE_S later. Prefect's client fails a new connection at once.
-    slot.enter_context(
-        concurrency(
-            name, occupy=1, lease_duration=WORK_LEASE_S, strict=True, raise_on_lease_renewal_failure=False
-        )
-    )
-    try:
-        yield
-    finally:
-        release_slot(slot, name)
-
-
-def release_slot(slot: ExitStack, name: str) -> None:
-    """Give the slot back; when the API cannot be reached, leave it to expire (one warning)."""
-    import httpx
-
-    try:
-        slot.close()
-    except httpx.HTTPError as exc:
-        log.warning("could not release %s (%s); it expires in %s s", name, exc, WORK_LEASE_S)
-
-
-def name_work(stage: str, *parts: object) -> str:
-    """A concurrency-limit name for one unit of work: the stage and a digest of what decides it."""
-    return f"to-bikes-{stage}-{hash_objects(*parts)[:16]}"
 
 
 def read_flow_run_end(flow_run_id: str) -> str | None:

@@ -22,21 +22,21 @@ from models.core.errors import UserError
 from models.core.names import DEFAULT_MARGIN, DEFAULT_MAX_EVALS, DEFAULT_MIN_DURATION_S, DEFAULT_SEED
 from models.core.periods import format_period
 from models.core.settings import Settings
+from orchestration.api_loss import ending_on_api_loss, record_lost_registration
 from orchestration.caching import (
     InputObjectChecksums,
     ModelsCodeVersion,
     RawObjectChecksums,
     TrainingTarget,
     find_output_problem,
-    hold_work_lock,
     is_transient,
-    name_work,
     read_flow_run_end,
     record_output,
     results_storage,
 )
 from orchestration.flow_settings import export_lineage, load_flow_settings
-from orchestration.reports import publish_quality, publish_training
+from orchestration.reports import publish_quality, publish_training, registered_state, training_summary
+from orchestration.work_locks import hold_work_lock, name_work
 
 if TYPE_CHECKING:
     from models.registry.register import RegistrationResult
@@ -183,28 +183,12 @@ def train_steps(
         result, cached = run_training(features_uris, max_evals, seed, settings)
         registration = register_candidate(result.run_id, margin, settings)
     publish_training(result, registration)
+    if cached:  # a run trained by another flow run, which may have lost the API before saying so
+        record_lost_registration(settings, registration)
     get_run_logger().info(
         "run %s -> version %s: %s", result.run_id, registration.version, registration.reason
     )
-    return {
-        "run_id": result.run_id,
-        "run_url": registration.run_url or result.run_url,
-        "version_url": registration.version_url,
-        "metrics": result.metrics,
-        "baseline_metrics": result.baseline_metrics,
-        "valid_month": result.valid_month,
-        "train_months": result.train_months,
-        "version": registration.version,
-        "promoted": registration.promoted,
-        "decision": registration.decision,
-        "reason": registration.reason,
-        "compared_on": registration.compared_on,
-        "challenger_score": registration.challenger_score,
-        "champion_score": registration.champion_score,
-        "champion_version": registration.champion_version,
-        "previous_champion_version": result.champion_version,
-        "training_cached": cached,
-    }
+    return training_summary(result, registration, cached)
 
 
 def start_flow_run() -> Settings:
@@ -224,7 +208,9 @@ def preprocess_flow(
     year: int | None = None, month: int | None = None, min_duration_s: int = DEFAULT_MIN_DURATION_S
 ) -> dict:
     """Raw files of ``year`` (latest if omitted), kept to ``month`` if given -> processed/<period>/."""
-    return preprocess_period_steps(start_flow_run(), year, month, min_duration_s)
+    settings = start_flow_run()
+    with ending_on_api_loss(settings):
+        return preprocess_period_steps(settings, year, month, min_duration_s)
 
 
 @flow(name="train")
@@ -238,8 +224,12 @@ def train_flow(
 
     The run is cached (``orchestration.caching``): unchanged inputs, code, parameters and champion
     reuse the MLflow run, which is registered again (idempotent) so a run that failed there resumes.
+    Its Completed state's message names the version.
     """
-    return train_steps(start_flow_run(), list(features_uris), max_evals, seed, margin)
+    settings = start_flow_run()
+    with ending_on_api_loss(settings):
+        trained = train_steps(settings, list(features_uris), max_evals, seed, margin)
+    return registered_state(trained, settings.model_name)
 
 
 @flow(name="to-bikes-pipeline")
@@ -254,9 +244,13 @@ def pipeline_flow(
 
     One flow run whose tasks are the preprocess and train flows' tasks: subflow runs cost about half a
     second each in API round trips, which a cached rerun of the pipeline would mostly be made of.
+    Its Completed state's message names the version; a Prefect API gone for longer than the client's
+    retries ends the process in one line (``orchestration.api_loss``).
     """
     settings = start_flow_run()
-    processed = preprocess_period_steps(settings, year, month, DEFAULT_MIN_DURATION_S)
-    inputs = select_inputs(processed["period"], settings)
-    trained = train_steps(settings, inputs, max_evals, seed, margin)
-    return {"period": processed["period"], "cached": processed["cached"], **trained}
+    with ending_on_api_loss(settings):
+        processed = preprocess_period_steps(settings, year, month, DEFAULT_MIN_DURATION_S)
+        inputs = select_inputs(processed["period"], settings)
+        trained = train_steps(settings, inputs, max_evals, seed, margin)
+    result = {"period": processed["period"], "cached": processed["cached"], **trained}
+    return registered_state(result, settings.model_name)

@@ -14,6 +14,8 @@ from prefect.artifacts import create_link_artifact, create_markdown_artifact, cr
 from models.core.contracts import PreprocessSummary, TrainResult
 
 if TYPE_CHECKING:
+    from prefect.states import State
+
     from models.registry.register import RegistrationResult
 
 NO_CHAMPION = "none"  # no previous champion, or no month to compare on
@@ -133,3 +135,34 @@ def publish_training(result: TrainResult, registration: RegistrationResult) -> N
             link_text=f"{registration.name} version {registration.version}",
             description=f"The registered version; the gate decided: {registration.reason}",
         )
+
+
+def training_summary(result: TrainResult, registration: RegistrationResult, cached: bool) -> dict[str, Any]:
+    """What a training flow returns: the run, its scores and the gate's decision on its version."""
+    return {
+        "run_id": result.run_id,
+        "run_url": registration.run_url or result.run_url,
+        "version_url": registration.version_url,
+        "metrics": result.metrics,
+        "baseline_metrics": result.baseline_metrics,
+        "valid_month": result.valid_month,
+        "train_months": result.train_months,
+        "version": registration.version,
+        "promoted": registration.promoted,
+        "decision": registration.decision,
+        "reason": registration.reason,
+        "compared_on": registration.compared_on,
+        "challenger_score": registration.challenger_score,
+        "champion_score": registration.champion_score,
+        "champion_version": registration.champion_version,
+        "previous_champion_version": result.champion_version,
+        "training_cached": cached,
+    }
+
+
+def registered_state(summary: dict[str, Any], model_name: str) -> State:
+    """A Completed state holding ``summary`` whose message (the run's line in the UI) names the version."""
+    from prefect.states import Completed
+
+    message = f"registered version {summary['version']} of {model_name}: {summary['decision']}"
+    return Completed(message=message, data=summary)

@@ -118,6 +118,12 @@ def prefect_service(settings: Settings, state: Path) -> Service:
         "PATH": f"{AGENT_BIN}{os.pathsep}{os.environ.get('PATH', '')}",
         "PREFECT_HOME": str(state / "prefect"),
         "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
+        # Concurrency leases on disk (under PREFECT_HOME), not in the server's memory: a slot held while
+        # the server restarts is then freed when its lease expires, instead of staying taken for ever
+        # (orchestration.work_locks: the next identical run would wait without end).
+        "PREFECT_SERVER_CONCURRENCY_LEASE_STORAGE": os.environ.get(
+            "PREFECT_SERVER_CONCURRENCY_LEASE_STORAGE", "prefect.server.concurrency.lease_storage.filesystem"
+        ),
         # The UI asks /ui-settings for its API; without this it answers port 4200 whatever --port says.
         "PREFECT_UI_API_URL": settings.prefect_api_url_override
         or f"http://{settings.host}:{settings.prefect_port}/api",

@@ -91,3 +91,24 @@ def record_decision(client: MlflowClient, version: ModelVersion, run: Run, decis
             client.set_model_version_tag(version.name, version.version, key, value)
         if key != COMPARED_ON_TAG and run.data.tags.get(key) != value:
             client.set_tag(run.info.run_id, key, value)
+
+
+def describe_flow_run_work(client: MlflowClient, experiment: str, name: str, flow_run_id: str) -> str:
+    """What a flow run left in MLflow: its training runs (lineage tag) and their versions of ``name``.
+
+    Read by a flow run that lost the Prefect API, so that its last line says what was done.
+    """
+    found = client.get_experiment_by_name(experiment)
+    runs = []
+    if found is not None:
+        runs = client.search_runs(
+            [found.experiment_id], filter_string=f"tags.`prefect.flow_run_id` = '{flow_run_id}'"
+        )
+    if not runs:
+        return "no MLflow run of this flow run"
+    parts = []
+    for run in runs:
+        version = find_version(client, name, run.info.run_id)
+        held = f"version {version.version} of {name}" if version else "no version"
+        parts.append(f"run {run.info.run_id} {run.info.status} with {held}")
+    return "; ".join(parts)

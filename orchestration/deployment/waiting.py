@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
 from models.core.errors import UserError
+from orchestration.api_loss import API_OUTAGE_S, is_api_outage
 from stack.worker_status import is_worker_fresh
 
 log = logging.getLogger(__name__)
@@ -24,18 +25,7 @@ log = logging.getLogger(__name__)
 T = TypeVar("T")
 POLL_S = 1.0
 API_RETRY_S = 3.0
-API_OUTAGE_S = 210.0  # an outage of up to 3 minutes is waited out, with some slack
 WAITING_STATES = ("SCHEDULED", "PENDING", "LATE", "AWAITINGRETRY", "PAUSED")
-
-
-def is_api_outage(exc: BaseException) -> bool:
-    """True for errors that mean the Prefect API did not answer (connection, timeout, HTTP 5xx)."""
-    import httpx
-    from prefect.exceptions import PrefectHTTPStatusError
-
-    if isinstance(exc, PrefectHTTPStatusError):
-        return exc.response.status_code >= 500
-    return isinstance(exc, httpx.TransportError)
 
 
 @dataclass

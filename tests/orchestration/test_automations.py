@@ -6,7 +6,8 @@ Integration (the session's ``local_stack``): ``python -m orchestration.deploymen
 automation once, leaves it alone on a rerun, updates it in place when the setting changes, and
 names a down API in one sentence. End to end: a flow run in the project's worker, then the worker
 and that flow-run process are SIGKILLed by their pids (so nobody is left to report the run);
-only the automation can then move the run from Running to Crashed.
+only the automation can then move the run from Running to Crashed; and a run on the worker that
+lives through a 3-minute Prefect outage (the server stopped by its recorded pid) ends Completed.
 """
 
 from __future__ import annotations
@@ -45,6 +46,7 @@ PROBE_QUEUE = "preprocess"
 WAIT_S = 600
 HEARTBEAT_S = 30  # the default, and the minimum Prefect accepts
 POLL_S = 1.0
+OUTAGE_S = 180  # the outage a run survives (issue 22)
 
 
 def clean_env(stack: StackEnv | None = None, **extra: str) -> dict[str, str]:
@@ -348,3 +350,33 @@ def test_a_flow_run_whose_processes_are_killed_becomes_crashed(zombie_setup: Zom
     assert final.is_crashed(), final
     assert final.message == CRASH_MESSAGE.format(seconds=window, name=AUTOMATION_NAME)
     print(f"kill to Crashed: {final.timestamp.timestamp() - killed_at:.1f} s (window {window} s)")
+
+
+@pytest.mark.e2e
+@pytest.mark.slow
+def test_a_run_on_the_worker_lives_through_a_three_minute_api_outage(zombie_setup: ZombieSetup) -> None:
+    # A run the automation watches, with the worker's retry settings; the server away for 3 minutes,
+    # twice the window. The run goes on for a window after the outage, so its beats must resume or
+    # the automation would crash it; it must not crash it when the server comes back either.
+    from stack.control import start_stack
+    from stack.processes import stop_record
+
+    stack, window = zombie_setup.stack, window_seconds(HEARTBEAT_S)
+    seconds = OUTAGE_S + window
+    with prefect_client(stack) as client:
+        run = client.create_flow_run_from_deployment(
+            zombie_setup.deployment_id, parameters={"seconds": seconds}
+        )
+    wait_until("the probe run Running", lambda: state_of(stack, run.id).is_running())
+    wait_until("a heartbeat", lambda: heartbeats(stack, run.id) >= 1, 3 * HEARTBEAT_S)
+    record = read_pid(stack.state_dir, "prefect")
+    assert record is not None and stop_record("prefect", record)
+    try:
+        time.sleep(OUTAGE_S)
+    finally:
+        start_stack(stack.settings(), ("prefect",), die_with_parent=True)
+    ended = lambda: (s := state_of(stack, run.id)).is_final() and s  # noqa: E731
+    final = wait_until("a final state", ended, seconds + WAIT_S)
+    with prefect_client(stack) as client:  # never Crashed on the way (make run stops at a final state)
+        history = [state.name for state in client.read_flow_run_states(run.id)]
+    assert final.is_completed() and "Crashed" not in history, history

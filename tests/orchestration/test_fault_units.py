@@ -8,8 +8,9 @@ import pytest
 import yaml
 
 from models.core.settings import PROJECT_ROOT
-from orchestration.caching import OUTPUT_VERSION, find_output_problem, name_work, record_output
+from orchestration.caching import OUTPUT_VERSION, find_output_problem, record_output
 from orchestration.deployment.worker import OUTAGE_ENV, worker_env
+from orchestration.work_locks import name_work
 
 pytestmark = pytest.mark.unit
 
@@ -45,3 +46,42 @@ def test_every_flow_run_gets_the_outage_retry_settings(monkeypatch: pytest.Monke
         env = deployment["work_pool"]["job_variables"]["env"]
         assert OUTAGE_ENV.items() <= env.items(), deployment["name"]
     assert int(OUTAGE_ENV["PREFECT_CLIENT_MAX_RETRIES"]) >= 7  # 2 + 4 + ... + 128 s > 3 minutes
+
+
+def test_the_prefect_api_is_gone_when_an_error_or_its_cause_says_so() -> None:
+    import httpx
+    from prefect.concurrency._asyncio import ConcurrencySlotAcquisitionError
+
+    from orchestration.api_loss import is_api_outage
+
+    refused = httpx.ConnectError("connection refused")
+    try:
+        raise ConcurrencySlotAcquisitionError("Unable to acquire") from refused
+    except ConcurrencySlotAcquisitionError as wrapped:
+        assert is_api_outage(wrapped)
+    assert is_api_outage(httpx.ReadTimeout("no answer"))
+    assert not is_api_outage(ValueError("a bad parameter"))
+    assert not is_api_outage(None)
+
+
+def test_a_completed_training_flow_names_its_version_in_its_state_message() -> None:
+    from orchestration.reports import registered_state
+
+    summary = {"version": "12", "decision": "kept-champion", "run_id": "abc"}
+    state = registered_state(summary, "to-bikes-member")
+    assert state.is_completed()
+    assert state.message == "registered version 12 of to-bikes-member: kept-champion"
+    assert state.data == summary
+
+
+def test_the_local_prefect_server_keeps_concurrency_leases_on_disk(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from models.core.settings import load_settings
+    from stack.services import prefect_service
+
+    monkeypatch.delenv("PREFECT_SERVER_CONCURRENCY_LEASE_STORAGE", raising=False)
+    env = prefect_service(load_settings(), tmp_path).env
+    # In memory, a slot held while the server restarts would stay taken for ever.
+    assert env["PREFECT_SERVER_CONCURRENCY_LEASE_STORAGE"].endswith("lease_storage.filesystem")
+    assert env["PREFECT_HOME"] == str(tmp_path / "prefect")  # the leases live in the state folder

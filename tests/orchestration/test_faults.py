@@ -1,5 +1,5 @@
 """Faults a user meets on the real local stack (issue 22): stale or broken outputs, runs left RUNNING,
-two identical runs at once, and a Prefect server outage in the middle of a run.
+and two identical runs at once (the outages are in ``test_outages``).
 
 The flows run in this process or, where two processes or an outage are the point, as separate
 ``python -c`` processes of their own (a flow run without a deployment, as on a worker). The Prefect
@@ -11,8 +11,9 @@ from __future__ import annotations
 import io
 import subprocess
 import sys
-import time
 from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
 from typing import Any
 
 import pyarrow.parquet as pq
@@ -20,9 +21,7 @@ import pytest
 
 from models.core.settings import PROJECT_ROOT
 from orchestration.deployment.worker import OUTAGE_ENV
-from stack.control import start_stack
 from stack.embedded import StackEnv
-from stack.processes import read_pid, stop_record
 from tests.orchestration.test_pipeline_e2e import upload_sample
 from tests.orchestration.test_reliability import clean_env
 
@@ -31,23 +30,29 @@ pytestmark = [pytest.mark.integration, pytest.mark.slow]
 BUCKET = "to-bikes-faults"
 NAME = "to-bikes-faults"  # experiment and registered model
 DECEMBER = "raw/2025/Bike share ridership 2025-12.csv"
-OUTAGE_S = 100  # beyond the ~62 s Prefect's default client retries span
 
 
-@pytest.fixture(scope="module")
-def faults_stack(local_stack: StackEnv, tmp_path_factory: pytest.TempPathFactory) -> Iterator[StackEnv]:
-    """Blocks for a bucket, experiment and model of this module's own; 2025 of a sample under raw/."""
+@contextmanager
+def fault_blocks(local_stack: StackEnv, folder: Path) -> Iterator[StackEnv]:
+    """Blocks for a bucket, experiment and model of the fault modules; 2025 of a sample under raw/."""
     from prefect.settings import PREFECT_API_URL, temporary_settings
 
     from orchestration.deployment.save_blocks import save_all
 
-    upload_sample(local_stack, tmp_path_factory.mktemp("faults"), bucket=BUCKET, seed=17, years=("2025",))
+    upload_sample(local_stack, folder, bucket=BUCKET, seed=17, years=("2025",))
     settings = local_stack.settings().model_copy(
         update={"bucket": BUCKET, "experiment": NAME, "model_name": NAME}
     )
     with temporary_settings(updates={PREFECT_API_URL: local_stack["PREFECT_API_URL"]}):
         save_all(settings)
         yield local_stack
+
+
+@pytest.fixture(scope="module")
+def faults_stack(local_stack: StackEnv, tmp_path_factory: pytest.TempPathFactory) -> Iterator[StackEnv]:
+    """``fault_blocks`` for this module."""
+    with fault_blocks(local_stack, tmp_path_factory.mktemp("faults")) as stack:
+        yield stack
 
 
 def preprocess(**params: Any) -> dict[str, Any]:
@@ -135,7 +140,7 @@ def test_a_failed_run_is_not_reused_and_runs_left_running_by_ended_flow_runs_are
     assert (third["training_cached"], third["version"]) == (True, second["version"])
 
 
-def start_pipeline_process(stack: StackEnv, seed: int) -> subprocess.Popen[str]:
+def start_pipeline_process(stack: StackEnv, seed: int, **extra_env: str) -> subprocess.Popen[str]:
     """A pipeline flow run for 2025 in a process of its own, with the worker's outage settings."""
     code = (
         "from orchestration.flows import pipeline_flow\n"
@@ -143,7 +148,7 @@ def start_pipeline_process(stack: StackEnv, seed: int) -> subprocess.Popen[str]:
         "print('flow run', state.state_details.flow_run_id, state.type.value)\n"
         "raise SystemExit(0 if state.is_completed() else 1)\n"
     )
-    env = clean_env(stack, **OUTAGE_ENV)
+    env = clean_env(stack, **{**OUTAGE_ENV, **extra_env})
     return subprocess.Popen(
         [sys.executable, "-c", code],
         cwd=PROJECT_ROOT,
@@ -188,43 +193,3 @@ def test_two_identical_runs_at_once_preprocess_once_and_make_one_version(faults_
     _, rerun = pipeline(year=2025, seed=202)
     assert versions(faults_stack).keys() == before.keys() | added.keys()
     assert rerun["version"] in added
-
-
-def wait_for_training_run(stack: StackEnv, seed: int, process: subprocess.Popen[str]) -> None:
-    """Until the pipeline process has an MLflow run logging (the middle of the train task)."""
-    client = mlflow(stack)
-    while process.poll() is None:
-        experiment = client.get_experiment_by_name(NAME)  # created by the run when it comes first
-        ids = [experiment.experiment_id] if experiment else []
-        if ids and client.search_runs(ids, filter_string=f"params.seed = '{seed}'"):
-            return
-        time.sleep(0.5)
-    pytest.fail(f"the pipeline ended before training: {process.communicate()[0][-3000:]}")
-
-
-def test_a_prefect_outage_during_training_is_survived(faults_stack: StackEnv) -> None:
-    from prefect.client.orchestration import SyncPrefectClient
-    from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterId
-
-    before = versions(faults_stack)
-    process = start_pipeline_process(faults_stack, seed=303)
-    wait_for_training_run(faults_stack, 303, process)
-    record = read_pid(faults_stack.state_dir, "prefect")
-    assert record is not None and stop_record("prefect", record)
-    try:
-        time.sleep(OUTAGE_S)
-    finally:
-        start_stack(faults_stack.settings(), ("prefect",), die_with_parent=True)
-    code, output, flow_run_id = finish(process)
-    assert code == 0, output[-20000:]
-    assert "Traceback" not in output, output[-5000:]
-    with SyncPrefectClient(faults_stack["PREFECT_API_URL"]) as client:
-        state = client.read_flow_run(flow_run_id).state
-        runs = FlowRunFilter(id=FlowRunFilterId(any_=[flow_run_id]))
-        artifacts = [a.key for a in client.read_artifacts(flow_run_filter=runs)]
-    assert state.is_completed(), state
-    states = task_states(faults_stack, flow_run_id)
-    assert states["train-model"] == "Completed" and states["register-model"] == "Completed", states
-    assert artifacts, "no artifact recorded after the outage"
-    added = {v: r for v, r in versions(faults_stack).items() if v not in before}
-    assert len(added) == 1, added
