@@ -363,6 +363,7 @@ def test_a_run_on_the_worker_lives_through_a_three_minute_api_outage(zombie_setu
 
     stack, window = zombie_setup.stack, window_seconds(HEARTBEAT_S)
     seconds = OUTAGE_S + window
+    run_worker(zombie_setup.env, "start")  # the killed-run test above SIGKILLs the module's worker
     with prefect_client(stack) as client:
         run = client.create_flow_run_from_deployment(
             zombie_setup.deployment_id, parameters={"seconds": seconds}
