@@ -35,7 +35,7 @@ TO_BIKES_MLFLOW_PORT ?= 5050
 PREFECT_API_URL ?= http://$(TO_BIKES_HOST):$(TO_BIKES_PREFECT_PORT)/api
 export TO_BIKES_HOST TO_BIKES_PREFECT_PORT TO_BIKES_S3_PORT TO_BIKES_MLFLOW_PORT PREFECT_API_URL
 # Every flow run started through make (workers, in-process runs, tests) heartbeats at the period the
-# zombie-run automation of `make deploy` expects (orchestration/deployment/automations.py); Prefect's default is 180 s.
+# zombie-run automation of `make deploy` expects (orchestration/deploy/automations.py); Prefect's default is 180 s.
 TO_BIKES_HEARTBEAT_SECONDS ?= 30
 PREFECT_FLOWS_HEARTBEAT_FREQUENCY ?= $(TO_BIKES_HEARTBEAT_SECONDS)
 export PREFECT_FLOWS_HEARTBEAT_FREQUENCY
@@ -215,7 +215,7 @@ postgres-deps: ## Install Debian's postgresql package (apt-get) unless its serve
 
 up: $(VENV_STAMP) $(AGENT_STAMP) $(STACK_NODE_STAMP) $(POSTGRES_DEPS) ## Start Prefect (+PostgreSQL if TO_BIKES_PREFECT_DB=postgres), S3, MLflow on 127.0.0.1; the demo worker again if make demo had started one
 	$(STACK) up
-	$(APY) -m orchestration.deployment.worker resume
+	$(APY) -m stack.worker resume
 
 down: ## Stop exactly what make started: demo worker, agent container, then the servers (pid files in .stack/run)
 	if [ -f $(TO_BIKES_STATE_DIR_MK)/agent-docker.cid ]; then $(MAKE) agent-docker-stop; fi
@@ -232,8 +232,8 @@ sync-data: $(VENV_STAMP) ## aws s3 sync DATA (default data/sample) to s3://BUCKE
 
 blocks: $(AGENT_STAMP) ## Register the ToBikesConfig block type; save AWS, S3 bucket and config blocks (idempotent)
 	$(STACK) check-prefect
-	$(AGENT_VENV)/bin/prefect --no-prompt block register -f orchestration/deployment/blocks.py
-	$(APY) -m orchestration.deployment.save_blocks
+	$(AGENT_VENV)/bin/prefect --no-prompt block register -f orchestration/flows/config_block.py
+	$(APY) -m orchestration.deploy.blocks
 
 doctor: ## Check services, bucket, raw data, blocks and work pool; one line each with a fix
 	$(STACK) doctor
@@ -297,7 +297,7 @@ serve: $(VENV_STAMP) ## MLflow's model server for the champion on 127.0.0.1:TO_B
 
 screenshots: $(AGENT_STAMP) ## PNGs of the flow-run graph, monitoring history, Evidently report and MLflow model page (headless Chromium) into docs/images/
 	command -v chromium >/dev/null || { apt-get update -qq && apt-get install -y -qq chromium; }
-	$(APY) -m orchestration.screenshots --dest $(SCREENSHOTS_DIR)
+	$(APY) -m orchestration.commands.screenshots --dest $(SCREENSHOTS_DIR)
 
 # --- docker agent (issue 10): agent-image, agent-docker ----------------------------------
 # The worker image (agent/Dockerfile): the locked runtime only; flow code comes from S3 per run.

@@ -65,15 +65,15 @@ def deploy(env: dict[str, str]) -> None:
     """``make blocks deploy`` with this environment (a dirty tree deploys its working copy)."""
     python = sys.executable
     prefect = str(Path(python).parent / "prefect")
-    run_step([prefect, "--no-prompt", "block", "register", "-f", "orchestration/deployment/blocks.py"], env)
-    run_step([python, "-m", "orchestration.deployment.save_blocks"], env)
-    run_step([python, "-m", "orchestration.deployment.deploy", "--allow-dirty"], env)
+    run_step([prefect, "--no-prompt", "block", "register", "-f", "orchestration/flows/config_block.py"], env)
+    run_step([python, "-m", "orchestration.deploy.blocks"], env)
+    run_step([python, "-m", "orchestration.deploy.deployments", "--allow-dirty"], env)
 
 
 @contextlib.contextmanager
 def worker(env: dict[str, str], settings: Any, limit: int) -> Iterator[None]:
     """One process worker (``--limit``) in a folder without code, in its own group; stopped with it."""
-    from orchestration.deployment.worker import worker_command, worker_env, worker_home
+    from stack.worker import worker_command, worker_env, worker_home
 
     command = [*worker_command(settings.work_pool), "--limit", str(limit)]
     own_env = worker_env(settings)

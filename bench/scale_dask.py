@@ -1,7 +1,7 @@
 """A multi-year backfill three ways, from agent/.venv: ``python -m bench.scale_dask ROWS WORK_FOLDER``.
 
 Starts S3 and Prefect on free ports (state under ``WORK_FOLDER/stack``), uploads every year of a
-generated sample (``ROWS`` rows in all), then runs ``orchestration.backfill.backfill_flow`` over all
+generated sample (``ROWS`` rows in all), then runs ``orchestration.flows.backfill.backfill_flow`` over all
 years: one task at a time in the flow's process (sequential), on a LocalCluster of two worker
 processes, and on an external cluster (``dask scheduler`` + two ``dask worker`` started here), each
 into a processed prefix of its own so none is a cache hit. Prints one JSON line of wall seconds and
@@ -74,8 +74,8 @@ def timed_backfill(stack: Any, years: list[str], **updates: Any) -> dict[str, An
     """Blocks saved with ``updates``, then one backfill flow run in this process, timed."""
     from prefect.settings import PREFECT_API_URL, temporary_settings
 
-    from orchestration.backfill import backfill_flow
-    from orchestration.deployment.save_blocks import save_all
+    from orchestration.deploy.blocks import save_all
+    from orchestration.flows.backfill import backfill_flow
 
     sequential = updates.pop("sequential", False)
     settings = stack.settings().model_copy(update=updates)

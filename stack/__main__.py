@@ -76,7 +76,7 @@ def print_exports() -> int:
 
 def check_prefect_api() -> int:
     """Fail in one sentence before a Prefect command would fail with a traceback."""
-    from stack.doctor import require_prefect_api
+    from stack.prefect_api import require_prefect_api
 
     require_prefect_api(load_settings())
     return 0

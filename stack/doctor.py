@@ -10,23 +10,18 @@ regional endpoint with virtual-hosted addressing), and the work pool of ``TO_BIK
 
 from __future__ import annotations
 
-import base64
-import json
 import re
 import subprocess
-import urllib.error
-import urllib.request
 from dataclasses import dataclass
-from typing import Any
 
 from models.core import s3
 from models.core.errors import UserError
 from models.core.names import AWS_BLOCK, BUCKET_BLOCK, CONFIG_BLOCK
 from models.core.secrets import mask_secrets
 from models.core.settings import Settings
+from stack.prefect_api import HTTP_TIMEOUT_S, http_get, prefect_headers, probe_prefect_api
 from stack.sync import s3_client
 
-HTTP_TIMEOUT_S = 5
 CLOUD_URL = re.compile(
     r"^https://api\.prefect\.cloud/api/accounts/([0-9a-f-]{36})/workspaces/([0-9a-f-]{36})/?$"
 )
@@ -51,33 +46,6 @@ class Check:
         if self.ok:
             return f"ok    {self.name:36} {self.detail}"
         return f"FAIL  {self.name:36} {self.detail} -> fix: {self.fix}"
-
-
-def http_get(url: str, headers: dict[str, str] | None = None) -> tuple[int, Any]:
-    """Status and parsed JSON (or text) of a GET; status 0 with the reason when unreachable."""
-    request = urllib.request.Request(url, headers=headers or {})  # noqa: S310 (configured API URLs)
-    try:
-        with urllib.request.urlopen(request, timeout=HTTP_TIMEOUT_S) as response:  # noqa: S310
-            body = response.read().decode(errors="replace")
-            status = response.status
-    except urllib.error.HTTPError as exc:
-        return exc.code, exc.reason
-    except (urllib.error.URLError, OSError) as exc:
-        return 0, str(getattr(exc, "reason", exc))
-    try:
-        return status, json.loads(body)
-    except ValueError:
-        return status, body
-
-
-def prefect_headers(settings: Settings) -> dict[str, str]:
-    """Prefect Cloud's API key (bearer) or a self-hosted server's auth string (basic)."""
-    if settings.prefect_api_key is not None:
-        return {"Authorization": f"Bearer {settings.prefect_api_key.get_secret_value()}"}
-    if settings.prefect_auth_string is not None:
-        token = base64.b64encode(settings.prefect_auth_string.get_secret_value().encode()).decode()
-        return {"Authorization": f"Basic {token}"}
-    return {}
 
 
 def check_s3_endpoint(settings: Settings) -> Check:
@@ -113,32 +81,11 @@ def check_raw_data(settings: Settings) -> Check:
 
 
 def check_prefect(settings: Settings) -> Check:
-    """The API answers and accepts our credentials.
-
-    ``/health`` answers everyone, so an endpoint that needs the auth string (self-hosted) or the API key
-    (Cloud) is probed, with the same headers Prefect clients send; a workspace URL may answer 404 there,
-    which still proves it is reachable and did not refuse us.
-    """
-    url = settings.prefect_api_url
-    status, reason = http_get(url.rstrip("/") + "/admin/version", prefect_headers(settings))
-    if status in (401, 403):
-        fix = "set PREFECT_API_AUTH_STRING to the server's auth string (Cloud: PREFECT_API_KEY)"
-        return Check("prefect api", False, f"{url} refused the request (HTTP {status})", fix)
-    if status == 0 or status >= 500:
-        return Check(
-            "prefect api",
-            False,
-            f"{url} does not answer ({status or reason})",
-            "make up, or set PREFECT_API_URL",
-        )
-    return Check("prefect api", True, f"{url} answers (HTTP {status})")
-
-
-def require_prefect_api(settings: Settings) -> None:
-    """Stop in one sentence, before a Prefect command would fail with a traceback."""
-    result = check_prefect(settings)
-    if not result.ok:
-        raise UserError(f"The Prefect API at {result.detail}; {result.fix}.")
+    """The API answers and accepts our credentials (``stack.prefect_api.probe_prefect_api``)."""
+    problem = probe_prefect_api(settings)
+    if problem is None:
+        return Check("prefect api", True, f"{settings.prefect_api_url} answers")
+    return Check("prefect api", False, problem.detail, problem.fix)
 
 
 def check_prefect_database(settings: Settings) -> Check:
@@ -210,7 +157,7 @@ def check_prefect_objects(settings: Settings) -> list[Check]:
 
 def pool_of_type() -> tuple[str, str]:
     """(type, pool name) of ``TO_BIKES_WORK_POOL_TYPE`` from prefect.yaml; the settings' pool for process."""
-    from orchestration.deployment.pools import pool_name, read_pool_type, read_spec
+    from stack.prefect_yaml import pool_name, read_pool_type, read_spec
 
     pool_type = read_pool_type()
     return pool_type, pool_name(pool_type, read_spec())

@@ -120,7 +120,7 @@ def prefect_service(settings: Settings, state: Path) -> Service:
         "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
         # Concurrency leases on disk (under PREFECT_HOME), not in the server's memory: a slot held while
         # the server restarts is then freed when its lease expires, instead of staying taken for ever
-        # (orchestration.work_locks: the next identical run would wait without end).
+        # (orchestration.flows.work_locks: the next identical run would wait without end).
         "PREFECT_SERVER_CONCURRENCY_LEASE_STORAGE": os.environ.get(
             "PREFECT_SERVER_CONCURRENCY_LEASE_STORAGE", "prefect.server.concurrency.lease_storage.filesystem"
         ),

@@ -2,7 +2,7 @@
 
 Prefect keeps showing a worker ONLINE for a while after its process died (``make down && make up``
 left one so). A worker counts as polling only when its last heartbeat is recent: within three of its
-heartbeat intervals, and never less than 90 s. ``orchestration.deployment.waiting`` uses the same
+heartbeat intervals, and never less than 90 s. ``orchestration.commands.waiting`` uses the same
 rule while ``make run`` waits. This module talks HTTP to the Prefect API (it runs in the model
 environment, without Prefect) and never fails: an unreachable API is shown as such.
 """
@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from models.core.settings import Settings
-from stack.doctor import HTTP_TIMEOUT_S, prefect_headers
+from stack.prefect_api import HTTP_TIMEOUT_S, prefect_headers
 from stack.processes import read_pid
 from stack.services import state_dir_of
 

@@ -96,7 +96,7 @@ class Settings(BaseSettings):
     # `make serve`: MLflow's model server for the champion on 127.0.0.1.
     serve_port: int = 5100
 
-    # Dask (orchestration/backfill.py): an existing scheduler (tcp://host:8786) runs the backfill's
+    # Dask (orchestration/flows/backfill.py): an existing scheduler (tcp://host:8786) runs the backfill's
     # per-period tasks; empty means a LocalCluster on the flow run's machine with dask_workers worker
     # processes (0: one per core). Saved into the config block by `make blocks`.
     dask_address: str | None = None

@@ -15,7 +15,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from orchestration.deployment.pools import image_tag
+from orchestration.deploy.pools import image_tag
 from stack.embedded import StackEnv
 from tests.agent.conftest import TEST_IMAGE, BuiltImage
 from tests.agent.docker_helpers import clean_env, docker, wait_for

@@ -23,7 +23,8 @@ from prefect.client.schemas.objects import Flow, FlowRun
 from prefect.settings import PREFECT_API_KEY, PREFECT_API_URL, temporary_settings
 from prefect.utilities.templating import apply_values
 
-from orchestration.deployment.pools import TEMPLATES, base_job_template, read_spec, select_deployments
+from orchestration.deploy.pools import TEMPLATES, base_job_template, select_deployments
+from stack.prefect_yaml import read_spec
 
 pytestmark = pytest.mark.unit
 

@@ -51,8 +51,8 @@ def run_backfill(stack: StackEnv, **updates: Any) -> list[dict[str, Any]]:
     """Save the blocks with ``updates`` (bucket, prefix, Dask settings) and run the flow in this process."""
     from prefect.settings import PREFECT_API_URL, temporary_settings
 
-    from orchestration.backfill import backfill_flow
-    from orchestration.deployment.save_blocks import save_all
+    from orchestration.deploy.blocks import save_all
+    from orchestration.flows.backfill import backfill_flow
 
     settings = stack.settings().model_copy(update={"bucket": BUCKET, **updates})
     with temporary_settings(updates={PREFECT_API_URL: stack["PREFECT_API_URL"]}):

@@ -24,7 +24,7 @@ ROW = re.compile(r"^(2025-0[1-3])\s+(\d+)\s+(\d+)\s+(\d+)\s+(\d+)\s+([\d.]+)\s+(
 
 def backfill(deployed: Deployed) -> list[tuple[str, ...]]:
     done = run_module(
-        "orchestration.deployment.trigger", deployed.env, "backfill", "--from", "2025-01", "--to", "2025-03"
+        "orchestration.commands.run", deployed.env, "backfill", "--from", "2025-01", "--to", "2025-03"
     )
     print(done.stdout)
     assert "Completed" in done.stdout and "3 of 3 period(s)" in done.stdout

@@ -7,7 +7,7 @@ import yaml
 
 from models.core.errors import UserError
 from models.core.settings import PROJECT_ROOT, Settings
-from orchestration.deployment.backfill_run import format_table, period_range
+from orchestration.commands.backfill import format_table, period_range
 
 pytestmark = pytest.mark.unit
 
@@ -43,7 +43,7 @@ def test_the_table_has_one_line_per_period() -> None:
 def test_the_backfill_deployment_runs_the_dask_flow_on_its_own_queue() -> None:
     spec = yaml.safe_load((PROJECT_ROOT / "prefect.yaml").read_text())
     dask = {d["name"]: d for d in spec["deployments"]}["dask"]
-    assert dask["entrypoint"] == "orchestration/backfill.py:backfill_flow"
+    assert dask["entrypoint"] == "orchestration/flows/backfill.py:backfill_flow"
     assert dask["work_pool"]["work_queue_name"] == "backfill"
 
 
@@ -51,7 +51,7 @@ def test_the_task_runner_is_a_local_cluster_unless_an_address_is_set() -> None:
     from prefect.task_runners import ThreadPoolTaskRunner
     from prefect_dask import DaskTaskRunner
 
-    from orchestration.backfill import build_task_runner
+    from orchestration.flows.backfill import build_task_runner
 
     local = build_task_runner(Settings(_env_file=None, dask_workers=2))
     assert isinstance(local, DaskTaskRunner) and local.address is None
@@ -65,8 +65,8 @@ def test_the_task_runner_is_a_local_cluster_unless_an_address_is_set() -> None:
 
 
 def test_the_code_bundle_holds_the_preprocessing_package_but_not_the_data_folder() -> None:
-    from orchestration.deployment.bundle import bundle_files
+    from orchestration.deploy.bundle import bundle_files
 
     files = bundle_files(PROJECT_ROOT, ".prefectignore")
-    assert "models/data/preprocess.py" in files and "orchestration/backfill.py" in files
+    assert "models/data/preprocess.py" in files and "orchestration/flows/backfill.py" in files
     assert not [name for name in files if name.startswith(("data/", ".stack/"))]

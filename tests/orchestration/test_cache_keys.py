@@ -1,11 +1,11 @@
-"""The preprocessing cache key over S3 objects (orchestration.caching) against a local S3 server."""
+"""The preprocessing cache key over S3 objects (orchestration.flows.caching) against a local S3 server."""
 
 from __future__ import annotations
 
 import pytest
 
 from models.core import storage
-from orchestration import caching
+from orchestration.flows import caching
 from stack.embedded import StackEnv
 
 pytestmark = pytest.mark.integration

@@ -35,8 +35,9 @@ import json, logging, os
 logging.basicConfig(level=logging.DEBUG)
 from prefect.client.orchestration import get_client
 from models.core.settings import load_settings
-from orchestration.deployment.worker import worker_env
-from stack.doctor import describe_targets, prefect_headers
+from stack.worker import worker_env
+from stack.doctor import describe_targets
+from stack.prefect_api import prefect_headers
 settings = load_settings()
 client = get_client(sync_client=True)
 key = os.environ["PREFECT_API_KEY"]

@@ -8,9 +8,9 @@ import pytest
 import yaml
 
 from models.core.settings import PROJECT_ROOT
-from orchestration.caching import OUTPUT_VERSION, find_output_problem, record_output
-from orchestration.deployment.worker import OUTAGE_ENV, worker_env
-from orchestration.work_locks import name_work
+from orchestration.flows.caching import OUTPUT_VERSION, find_output_problem, record_output
+from orchestration.flows.work_locks import name_work
+from stack.worker import OUTAGE_ENV, worker_env
 
 pytestmark = pytest.mark.unit
 
@@ -52,7 +52,7 @@ def test_the_prefect_api_is_gone_when_an_error_or_its_cause_says_so() -> None:
     import httpx
     from prefect.concurrency._asyncio import ConcurrencySlotAcquisitionError
 
-    from orchestration.api_loss import is_api_outage
+    from orchestration.flows.api_loss import is_api_outage
 
     refused = httpx.ConnectError("connection refused")
     try:
@@ -65,7 +65,7 @@ def test_the_prefect_api_is_gone_when_an_error_or_its_cause_says_so() -> None:
 
 
 def test_a_completed_training_flow_names_its_version_in_its_state_message() -> None:
-    from orchestration.reports import registered_state
+    from orchestration.flows.reports import registered_state
 
     summary = {"version": "12", "decision": "kept-champion", "run_id": "abc"}
     state = registered_state(summary, "to-bikes-member")

@@ -20,8 +20,8 @@ import pyarrow.parquet as pq
 import pytest
 
 from models.core.settings import PROJECT_ROOT
-from orchestration.deployment.worker import OUTAGE_ENV
 from stack.embedded import StackEnv
+from stack.worker import OUTAGE_ENV
 from tests.orchestration.test_pipeline_e2e import upload_sample
 from tests.orchestration.test_reliability import clean_env
 
@@ -37,7 +37,7 @@ def fault_blocks(local_stack: StackEnv, folder: Path) -> Iterator[StackEnv]:
     """Blocks for a bucket, experiment and model of the fault modules; 2025 of a sample under raw/."""
     from prefect.settings import PREFECT_API_URL, temporary_settings
 
-    from orchestration.deployment.save_blocks import save_all
+    from orchestration.deploy.blocks import save_all
 
     upload_sample(local_stack, folder, bucket=BUCKET, seed=17, years=("2025",))
     settings = local_stack.settings().model_copy(
@@ -56,7 +56,7 @@ def faults_stack(local_stack: StackEnv, tmp_path_factory: pytest.TempPathFactory
 
 
 def preprocess(**params: Any) -> dict[str, Any]:
-    from orchestration.flows import preprocess_flow
+    from orchestration.flows.pipeline import preprocess_flow
 
     state = preprocess_flow(**params, return_state=True)
     assert state.is_completed(), state.message
@@ -65,7 +65,7 @@ def preprocess(**params: Any) -> dict[str, Any]:
 
 def pipeline(**params: Any) -> tuple[str, dict[str, Any]]:
     """One in-process pipeline run (one search trial): its flow run id and result."""
-    from orchestration.flows import pipeline_flow
+    from orchestration.flows.pipeline import pipeline_flow
 
     state = pipeline_flow(max_evals=1, **params, return_state=True)
     assert state.is_completed(), state.message
@@ -143,7 +143,7 @@ def test_a_failed_run_is_not_reused_and_runs_left_running_by_ended_flow_runs_are
 def start_pipeline_process(stack: StackEnv, seed: int, **extra_env: str) -> subprocess.Popen[str]:
     """A pipeline flow run for 2025 in a process of its own, with the worker's outage settings."""
     code = (
-        "from orchestration.flows import pipeline_flow\n"
+        "from orchestration.flows.pipeline import pipeline_flow\n"
         f"state = pipeline_flow(year=2025, max_evals=1, seed={seed}, return_state=True)\n"
         "print('flow run', state.state_details.flow_run_id, state.type.value)\n"
         "raise SystemExit(0 if state.is_completed() else 1)\n"

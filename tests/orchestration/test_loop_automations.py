@@ -8,14 +8,14 @@ import pytest
 from prefect.events.schemas.events import Resource
 
 from models.core.names import BREACH_EVENT
-from orchestration.deployment.automations import RUN_TAG, comparable_spec
-from orchestration.deployment.loop_automations import (
+from orchestration.deploy.automations import RUN_TAG, comparable_spec
+from orchestration.deploy.loop_automations import (
     RETRAIN_ON_BREACH,
     SCORE_AFTER,
     build_retrain_on_breach,
     build_score_after,
 )
-from orchestration.scoring_flows import PERIOD_RESOURCE
+from orchestration.flows.scoring import PERIOD_RESOURCE
 
 
 @pytest.mark.unit

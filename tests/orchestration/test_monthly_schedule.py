@@ -9,7 +9,7 @@ import yaml
 
 from models.core.errors import UserError
 from models.core.settings import PROJECT_ROOT
-from orchestration.monthly import find_newest_month
+from orchestration.flows.monthly import find_newest_month
 
 
 def read_deployments() -> dict[str, dict]:
@@ -32,9 +32,9 @@ def test_the_newest_month_is_the_latest_of_the_year_with_trips() -> None:
 def test_prefect_yaml_schedules_the_newest_month_daily_and_keeps_weekly_for_make_run() -> None:
     deployments = read_deployments()
     monthly = deployments["monthly"]
-    assert monthly["entrypoint"] == "orchestration/monthly.py:newest_month_flow"
+    assert monthly["entrypoint"] == "orchestration/flows/monthly.py:newest_month_flow"
     assert [s["active"] for s in monthly["schedules"]] == [True]
     assert monthly["schedules"][0]["cron"] == "0 6 * * *"
-    assert deployments["weekly"]["entrypoint"] == "orchestration/flows.py:pipeline_flow"
+    assert deployments["weekly"]["entrypoint"] == "orchestration/flows/pipeline.py:pipeline_flow"
     assert not any(s["active"] for s in deployments["weekly"].get("schedules") or [])
     assert not any(s["active"] for s in deployments["daily"].get("schedules") or [])

@@ -15,8 +15,10 @@ from models.core.contracts import PreprocessSummary, TrainResult
 from models.core.errors import UserError
 from models.core.periods import format_period
 from models.core.settings import PROJECT_ROOT
-from orchestration import caching, reports
-from orchestration.deployment import automations, bundle, deploy, trigger
+from orchestration.commands import run as trigger
+from orchestration.deploy import automations, bundle
+from orchestration.deploy import deployments as deploy
+from orchestration.flows import caching, reports
 
 pytestmark = pytest.mark.unit
 
@@ -183,7 +185,7 @@ POOLS = ("to-bikes", "to-bikes-docker", "to-bikes-kubernetes", "to-bikes-ecs")
 
 def test_prefect_yaml_pushes_per_commit_and_pulls_with_the_credentials_block() -> None:
     spec = yaml.safe_load((PROJECT_ROOT / "prefect.yaml").read_text())
-    push = spec["push"][0]["orchestration.deployment.bundle.push_code_bundle"]
+    push = spec["push"][0]["orchestration.deploy.bundle.push_code_bundle"]
     pull = spec["pull"][0]["prefect_aws.deployments.steps.pull_from_s3"]
     unpack = spec["pull"][1]["prefect.deployments.steps.run_shell_script"]
     assert push["folder"].endswith("/{{ $TO_BIKES_BUNDLE }}")
@@ -191,9 +193,9 @@ def test_prefect_yaml_pushes_per_commit_and_pulls_with_the_credentials_block() -
     assert pull["folder"] == "{{ push_code.folder }}"
     assert unpack["script"] == f"tar -xzf {bundle.BUNDLE_NAME}"
     names = {d["name"]: d for d in spec["deployments"]}
-    assert names["weekly"]["entrypoint"] == "orchestration/flows.py:pipeline_flow"
-    assert names["daily"]["entrypoint"] == "orchestration/flows.py:preprocess_flow"
-    assert names["monthly"]["entrypoint"] == "orchestration/scoring_flows.py:score_flow"
+    assert names["weekly"]["entrypoint"] == "orchestration/flows/pipeline.py:pipeline_flow"
+    assert names["daily"]["entrypoint"] == "orchestration/flows/pipeline.py:preprocess_flow"
+    assert names["monthly"]["entrypoint"] == "orchestration/flows/scoring.py:score_flow"
     assert "schedules" not in names["monthly"]  # started by the score-after-preprocess automation instead
     for deployment in names.values():
         for schedule in deployment.get("schedules", []):  # backfill/dask runs on demand only
@@ -281,7 +283,8 @@ def test_the_code_bundle_is_one_archive_of_the_files_prefectignore_lets_through(
 
 def test_the_projects_prefectignore_keeps_every_stage_package_and_drops_data(tmp_path: Path) -> None:
     """The project's own .prefectignore: an unanchored ``data/`` once dropped ``models/data/``."""
-    kept = ["models/data/preprocess.py", "models/core/s3.py", "orchestration/monthly.py", "prefect.yaml"]
+    kept = ["models/data/preprocess.py", "models/core/s3.py", "orchestration/flows/monthly.py"]
+    kept.append("prefect.yaml")
     dropped = ["data/sample/2025/a.csv", ".stack/run/worker.pid", ".env", "tests/t.py"]
     for name in kept + dropped:
         (tmp_path / name).parent.mkdir(parents=True, exist_ok=True)

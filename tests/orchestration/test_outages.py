@@ -15,7 +15,7 @@ from typing import Any
 
 import pytest
 
-from orchestration.api_loss import EXIT_API_LOST, LOST_RUN_KEY
+from orchestration.flows.api_loss import EXIT_API_LOST, LOST_RUN_KEY
 from stack.control import start_stack
 from stack.embedded import StackEnv
 from stack.processes import read_pid, stop_record
@@ -78,7 +78,7 @@ def test_a_version_registered_by_a_run_that_lost_the_api_is_recorded_on_it_by_th
     from prefect.client.orchestration import SyncPrefectClient
     from prefect.states import Running
 
-    from orchestration.flows import pipeline_flow
+    from orchestration.flows.pipeline import pipeline_flow
 
     _, first = pipeline(year=2025, seed=505)
     with SyncPrefectClient(outage_stack["PREFECT_API_URL"]) as client:

@@ -2,8 +2,8 @@
 
 Uses the session's ``local_stack`` (Prefect, S3, MLflow on free ports) with a bucket of its own, a small
 synthetic sample (2024 and 2025) under ``raw/``, and the same commands as the Makefile:
-``orchestration.deployment.save_blocks``, ``orchestration.deployment.deploy``,
-``orchestration.deployment.worker start|stop`` and ``orchestration.deployment.trigger run``. The worker
+``orchestration.deploy.blocks``, ``orchestration.deploy.deployments``,
+``stack.worker start|stop`` and ``orchestration.commands.run run``. The worker
 is stopped (by its pid file) even when a test fails.
 """
 
@@ -79,7 +79,7 @@ def s3_client(stack: StackEnv) -> Any:
 
 
 def unpack_bundle(body: bytes) -> dict[str, bytes]:
-    """The files of a ``bundle.tar.gz`` (``orchestration.deployment.bundle``): relative path -> bytes."""
+    """The files of a ``bundle.tar.gz`` (``orchestration.deploy.bundle``): relative path -> bytes."""
     with tarfile.open(fileobj=io.BytesIO(body)) as tar:
         return {m.name: tar.extractfile(m).read() for m in tar.getmembers() if m.isfile()}
 
@@ -107,7 +107,7 @@ def save_blocks(env: dict[str, str]) -> None:
     """``make blocks`` (the block types registered, then the documents saved) with this environment."""
     prefect = str(Path(sys.executable).parent / "prefect")
     registered = subprocess.run(
-        [prefect, "--no-prompt", "block", "register", "-f", "orchestration/deployment/blocks.py"],
+        [prefect, "--no-prompt", "block", "register", "-f", "orchestration/flows/config_block.py"],
         cwd=PROJECT_ROOT,
         env=env,
         capture_output=True,
@@ -116,7 +116,7 @@ def save_blocks(env: dict[str, str]) -> None:
         check=False,
     )
     assert registered.returncode == 0, registered.stdout + registered.stderr
-    run_module("orchestration.deployment.save_blocks", env)
+    run_module("orchestration.deploy.blocks", env)
 
 
 def deploy_project(env: dict[str, str]) -> None:
@@ -126,7 +126,7 @@ def deploy_project(env: dict[str, str]) -> None:
     ``flows/<sha>-dirty-<time>/``.
     """
     save_blocks(env)
-    run_module("orchestration.deployment.deploy", env, "--allow-dirty")
+    run_module("orchestration.deploy.deployments", env, "--allow-dirty")
 
 
 @pytest.fixture(scope="module")
@@ -144,16 +144,16 @@ def deployed(local_stack: StackEnv, tmp_path_factory: pytest.TempPathFactory) ->
 def worker_running(env: dict[str, str], stack: StackEnv) -> Iterator[Deployed]:
     """``make demo``'s background worker for ``env``, stopped on the way out whatever happened."""
     try:
-        run_module("orchestration.deployment.worker", env, "start")
+        run_module("stack.worker", env, "start")
         yield Deployed(env=env, stack=stack, sha=run_git(["rev-parse", "HEAD"]) or "")
     finally:
-        run_module("orchestration.deployment.worker", env, "stop", check=False, timeout=120)
+        run_module("stack.worker", env, "stop", check=False, timeout=120)
 
 
 def trigger_pipeline(deployed: Deployed) -> PipelineRun:
     """``make run``'s command (latest year, one search trial); it must exit 0 (Completed)."""
     done = run_module(
-        "orchestration.deployment.trigger", deployed.env, "run", "--param", "max_evals=1", "--timeout", "600"
+        "orchestration.commands.run", deployed.env, "run", "--param", "max_evals=1", "--timeout", "600"
     )
     match = _RUN_URL.search(done.stdout)
     assert match, done.stdout
@@ -206,7 +206,7 @@ def test_pipeline_completes_with_code_pulled_from_s3(deployed: Deployed, first_r
     assert [item["Key"] for item in listed.get("Contents", [])] == [f"{folder}/bundle.tar.gz"]
     body = s3_client(deployed.stack).get_object(Bucket=BUCKET, Key=f"{folder}/bundle.tar.gz")["Body"].read()
     keys = set(unpack_bundle(body))
-    assert {"orchestration/flows.py", "models/data/preprocess.py", "prefect.yaml"} <= keys
+    assert {"orchestration/flows/pipeline.py", "models/data/preprocess.py", "prefect.yaml"} <= keys
     assert not [k for k in keys if k.startswith(("data/", ".venv/", "agent/.venv/", ".stack/", ".git/"))]
     assert any("'pull_from_s3' completed successfully" in m for m in messages), messages
     assert any("'run_shell_script' completed successfully" in m for m in messages), messages

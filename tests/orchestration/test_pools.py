@@ -5,16 +5,8 @@ from __future__ import annotations
 import pytest
 
 from models.core.errors import UserError
-from orchestration.deployment.pools import (
-    POOL_TYPES,
-    base_job_template,
-    image_tag,
-    pool_name,
-    read_pool_type,
-    read_spec,
-    select_deployments,
-    write_prefect_file,
-)
+from orchestration.deploy.pools import base_job_template, image_tag, select_deployments, write_prefect_file
+from stack.prefect_yaml import POOL_TYPES, pool_name, read_pool_type, read_spec
 
 pytestmark = pytest.mark.unit
 

@@ -30,7 +30,7 @@ def flow_stack(local_stack: StackEnv, tmp_path_factory: pytest.TempPathFactory) 
     """Blocks pointing at a bucket of this module's own, with 2025 of a small sample under raw/."""
     from prefect.settings import PREFECT_API_URL, temporary_settings
 
-    from orchestration.deployment.save_blocks import save_all
+    from orchestration.deploy.blocks import save_all
 
     folder = tmp_path_factory.mktemp("flow-sample")
     upload_sample(local_stack, folder, bucket=BUCKET, seed=11, years=("2025",), rows=2000)
@@ -42,7 +42,7 @@ def flow_stack(local_stack: StackEnv, tmp_path_factory: pytest.TempPathFactory) 
 
 def preprocess_state(**params: Any) -> Any:
     """The final state of one in-process preprocess flow run."""
-    from orchestration.flows import preprocess_flow
+    from orchestration.flows.pipeline import preprocess_flow
 
     return preprocess_flow(**params, return_state=True)
 

@@ -11,7 +11,7 @@ import pytest
 from models.scoring.drift import build_report
 from models.scoring.reference import label_predictions
 from models.training.dataset import select_features
-from orchestration.screenshots import run_chromium, take_screenshot
+from orchestration.commands.screenshots import run_chromium, take_screenshot
 from tests.models.training.trips import build_trips
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"

@@ -108,7 +108,7 @@ def read_bundle(env: StackEnv, folder: str, bucket: str | None = None) -> dict[s
 def test_prefectignore_keeps_env_and_secret_files_out_of_the_code_bundle(
     s3_server: StackEnv, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from orchestration.deployment.bundle import push_code_bundle
+    from orchestration.deploy.bundle import push_code_bundle
 
     secret = s3_server["AWS_SECRET_ACCESS_KEY"]
     project = tmp_path / "project"
@@ -244,13 +244,13 @@ def pipeline_run(
     deploy_project(env)
     deployed = Deployed(env=env, stack=local_stack, sha="")
     try:
-        run_module("orchestration.deployment.worker", env, "start")
+        run_module("stack.worker", env, "start")
         code, output, flow_run_id = trigger(deployed, "--param", "year=2024", "--param", "max_evals=1")
         assert code == 0 and flow_run_id, output
         yield deployed, flow_run_id
     finally:
         subprocess.run(
-            [sys.executable, "-m", "orchestration.deployment.worker", "stop"],
+            [sys.executable, "-m", "stack.worker", "stop"],
             cwd=PROJECT_ROOT,
             env=env,
             timeout=120,
@@ -303,7 +303,7 @@ def test_a_deployed_pipeline_run_leaks_no_secret(pipeline_run: tuple[Any, str]) 
     texts |= {f"log {p.name}": p.read_text(errors="replace") for p in logs.glob("*.log")}
     assert "log worker.log" in texts
     stored = read_bundle(deployed.stack, "flows", SECRETS_BUCKET)
-    assert any(key.endswith("orchestration/flows.py") for key in stored)
+    assert any(key.endswith("orchestration/flows/pipeline.py") for key in stored)
     assert not [key for key in stored if key.rsplit("/", 1)[-1] in (".env", ".env.local")]
     stored |= read_bundle(deployed.stack, "prefect-results", SECRETS_BUCKET)
     texts |= {f"s3 {key}": body.decode("latin-1") for key, body in stored.items()}
@@ -343,7 +343,7 @@ def test_project_commands_work_with_the_prefect_auth_string_and_fail_clearly_wit
     assert with_auth.returncode == 0, with_auth.stdout + with_auth.stderr
     assert "AwsCredentials/to-bikes-aws: created" in with_auth.stdout
     anonymous = {k: v for k, v in auth_prefect.items() if "AUTH_STRING" not in k}
-    refused = run_command([AGENT_BIN / "python", "-m", "orchestration.deployment.save_blocks"], anonymous)
+    refused = run_command([AGENT_BIN / "python", "-m", "orchestration.deploy.blocks"], anonymous)
     assert refused.returncode == 2 and "Traceback" not in refused.stderr, refused.stderr[-3000:]
     assert "PREFECT_API_AUTH_STRING" in refused.stderr, refused.stderr[-3000:]
     shown = with_auth.stdout + with_auth.stderr + refused.stdout + refused.stderr

@@ -27,7 +27,7 @@ def train_stack(local_stack: StackEnv, tmp_path_factory: pytest.TempPathFactory)
     """Blocks for a bucket, experiment and model of this module's own, 2025 of a sample under raw/."""
     from prefect.settings import PREFECT_API_URL, temporary_settings
 
-    from orchestration.deployment.save_blocks import save_all
+    from orchestration.deploy.blocks import save_all
 
     folder = tmp_path_factory.mktemp("train-sample")
     upload_sample(local_stack, folder, bucket=BUCKET, seed=13, years=("2025",), rows=8000)
@@ -41,7 +41,7 @@ def train_stack(local_stack: StackEnv, tmp_path_factory: pytest.TempPathFactory)
 
 def run_pipeline(**params: Any) -> dict[str, Any]:
     """One in-process pipeline run (one search trial); it must complete."""
-    from orchestration.flows import pipeline_flow
+    from orchestration.flows.pipeline import pipeline_flow
 
     state = pipeline_flow(max_evals=1, **params, return_state=True)
     assert state.is_completed(), state.message
@@ -70,7 +70,7 @@ def test_an_unchanged_rerun_reuses_the_run_until_it_is_deleted(train_stack: Stac
 
 
 def test_a_month_trains_on_itself_and_the_months_before(train_stack: StackEnv) -> None:
-    from orchestration.flows import preprocess_flow
+    from orchestration.flows.pipeline import preprocess_flow
 
     for month in (1, 2):
         preprocess_flow(year=2025, month=month)
@@ -95,7 +95,7 @@ def test_a_month_trains_on_itself_and_the_months_before(train_stack: StackEnv) -
 
 
 def test_a_month_without_earlier_months_fails_in_one_sentence(train_stack: StackEnv) -> None:
-    from orchestration.flows import pipeline_flow
+    from orchestration.flows.pipeline import pipeline_flow
 
     state = pipeline_flow(year=2025, month=1, max_evals=1, return_state=True)
     assert state.is_failed()
@@ -106,7 +106,7 @@ def test_a_month_without_earlier_months_fails_in_one_sentence(train_stack: Stack
 def test_a_run_loads_the_bucket_block_once_and_the_next_run_again(
     train_stack: StackEnv, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    import orchestration.caching as caching
+    import orchestration.flows.caching as caching
     from models.core.names import BUCKET_BLOCK
 
     loaded, real_load = [], caching.load_block

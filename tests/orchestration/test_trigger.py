@@ -19,7 +19,8 @@ import pytest
 
 from models.core.errors import UserError
 from models.core.settings import PROJECT_ROOT
-from orchestration.deployment import outcome, trigger, waiting
+from orchestration.commands import outcome, waiting
+from orchestration.commands import run as trigger
 from stack.embedded import StackEnv, make_stack_env, running_stack
 from stack.worker_status import is_worker_fresh
 
@@ -135,7 +136,7 @@ def register_pipeline_deployment(env: StackEnv) -> None:
     from prefect.client.orchestration import SyncPrefectClient
     from prefect.client.schemas.actions import WorkPoolCreate
 
-    from orchestration.flows import pipeline_flow
+    from orchestration.flows.pipeline import pipeline_flow
 
     with SyncPrefectClient(env["PREFECT_API_URL"]) as client:
         client.create_work_pool(WorkPoolCreate(name="to-bikes", type="process"))
@@ -154,7 +155,7 @@ def run_trigger(env: StackEnv, *args: str) -> subprocess.CompletedProcess[str]:
     """``make run``'s command against the test server."""
     base = {k: v for k, v in os.environ.items() if not k.startswith(_PRIVATE)}
     return subprocess.run(
-        [sys.executable, "-m", "orchestration.deployment.trigger", "run", *args],
+        [sys.executable, "-m", "orchestration.commands.run", "run", *args],
         cwd=PROJECT_ROOT,
         env={**base, **env},
         capture_output=True,
@@ -250,7 +251,7 @@ def test_params_and_wait_default() -> None:
 @pytest.mark.unit
 def test_make_up_resumes_only_a_worker_make_demo_had_started(tmp_path, monkeypatch) -> None:
     from models.core.settings import Settings
-    from orchestration.deployment import worker
+    from stack import worker
 
     settings = Settings(state_dir=tmp_path)
     line = worker.resume_background(settings)

@@ -8,8 +8,8 @@ from uuid import uuid4
 
 import pytest
 
-from orchestration import work_locks
-from orchestration.work_locks import hold_work_lock, name_work, read_work_limits, sweep_idle_limits
+from orchestration.flows import work_locks
+from orchestration.flows.work_locks import hold_work_lock, name_work, read_work_limits, sweep_idle_limits
 from stack.embedded import StackEnv
 
 pytestmark = pytest.mark.integration

@@ -42,8 +42,8 @@ def run_make_blocks(
     env: dict[str, str], extra: dict[str, str] | None = None
 ) -> subprocess.CompletedProcess[str]:
     """The two commands of ``make blocks`` (without make, so no developer .env leaks in)."""
-    blocks_file = PROJECT_ROOT / "orchestration" / "deployment" / "blocks.py"
+    blocks_file = PROJECT_ROOT / "orchestration" / "flows" / "config_block.py"
     command = [AGENT_BIN / "prefect", "--no-prompt", "block", "register", "-f", blocks_file]
     register = run_command(command, env, extra)
     assert register.returncode == 0, register.stdout + register.stderr
-    return run_command([AGENT_BIN / "python", "-m", "orchestration.deployment.save_blocks"], env, extra)
+    return run_command([AGENT_BIN / "python", "-m", "orchestration.deploy.blocks"], env, extra)

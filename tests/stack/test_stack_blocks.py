@@ -74,7 +74,7 @@ def test_a_changed_setting_updates_only_its_block_in_place(saved_blocks: StackEn
 def test_loaded_blocks_reach_the_stack_s3(saved_blocks: StackEnv) -> None:
     script = (
         "from prefect_aws import S3Bucket\n"
-        "from orchestration.deployment.blocks import ToBikesConfig\n"
+        "from orchestration.flows.config_block import ToBikesConfig\n"
         "bucket = S3Bucket.load('to-bikes-bucket')\n"
         "config = ToBikesConfig.load('to-bikes')\n"
         "bucket.write_path('probe/blocks.txt', b'written through the block')\n"

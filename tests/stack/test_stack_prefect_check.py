@@ -11,7 +11,8 @@ import pytest
 
 from models.core.errors import UserError
 from models.core.settings import Settings
-from stack.doctor import check_prefect, require_prefect_api
+from stack.doctor import check_prefect
+from stack.prefect_api import require_prefect_api
 
 pytestmark = pytest.mark.unit
 

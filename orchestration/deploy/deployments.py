@@ -1,12 +1,12 @@
 """``make deploy``: push the code of one exact commit to S3 and register the deployments of prefect.yaml.
 
-    agent/.venv/bin/python -m orchestration.deployment.deploy [--allow-dirty] [--pool-type TYPE]
+    agent/.venv/bin/python -m orchestration.deploy.deployments [--allow-dirty] [--pool-type TYPE]
 
 Refuses a work tree with uncommitted changes (unless ``--allow-dirty`` or ``ALLOW_DIRTY=1``), so every
 bundle on S3 is exactly one commit; a forced dirty deploy goes to a folder of its own
 (``flows/<sha>-dirty-<UTC time>/``) and never overwrites a clean commit's bundle. Checks the API and
 the blocks first, creates the work pool of the selected type (``TO_BIKES_WORK_POOL_TYPE``: process,
-docker, kubernetes or ecs; see orchestration.deployment.pools) and its queues if they are missing,
+docker, kubernetes or ecs; see orchestration.deploy.pools) and its queues if they are missing,
 then runs ``prefect --no-prompt deploy --all`` on that pool's deployments of prefect.yaml with
 ``TO_BIKES_GIT_SHA``/``TO_BIKES_BUNDLE`` set, and for container pools ``TO_BIKES_AGENT_IMAGE`` (default
 to-bikes-agent; a registry repository for kubernetes and ecs) and ``TO_BIKES_IMAGE_TAG`` (the tag
@@ -27,24 +27,15 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import yaml
-
 from models.core.errors import UserError, run_cli
 from models.core.settings import PROJECT_ROOT, Settings, load_settings
 from models.training.lineage import run_git
-from orchestration.deployment.bundle import stage_bundle
-from orchestration.deployment.pools import (
-    ensure_pool,
-    image_tag,
-    pool_name,
-    read_pool_type,
-    read_spec,
-    write_prefect_file,
-)
+from orchestration.deploy.bundle import stage_bundle
+from orchestration.deploy.pools import ensure_pool, image_tag, write_prefect_file
+from stack.prefect_yaml import pool_name, read_pool_type, read_spec, read_work_queues
 
 log = logging.getLogger(__name__)
 
-PREFECT_FILE = PROJECT_ROOT / "prefect.yaml"
 DEPLOY_TIMEOUT_S = 900
 AGENT_IMAGE = "to-bikes-agent"
 
@@ -84,24 +75,12 @@ def check_clean(state: GitState, allow_dirty: bool) -> None:
         log.warning("deploying uncommitted changes on top of %s as bundle %s", state.sha, state.bundle)
 
 
-def read_work_queues(prefect_file: Path = PREFECT_FILE) -> dict[str, list[str]]:
-    """Work pool name -> the work queue names the deployments of prefect.yaml use."""
-    spec = yaml.safe_load(prefect_file.read_text(encoding="utf-8"))
-    queues: dict[str, list[str]] = {}
-    for deployment in spec.get("deployments", []):
-        pool = deployment["work_pool"]
-        queues.setdefault(pool["name"], [])
-        if pool.get("work_queue_name") and pool["work_queue_name"] not in queues[pool["name"]]:
-            queues[pool["name"]].append(pool["work_queue_name"])
-    return queues
-
-
 def ensure_queues(pool: str, queues: list[str], pool_type: str = "process") -> list[str]:
     """Create the work pool of ``pool_type`` and its named queues when missing; one line per object."""
     from prefect.client.orchestration import get_client
     from prefect.exceptions import ObjectNotFound
 
-    from orchestration.deployment.save_blocks import ensure_work_pool
+    from orchestration.deploy.blocks import ensure_work_pool
 
     lines = [ensure_work_pool(pool) if pool_type == "process" else ensure_pool(pool, pool_type)]
     with get_client(sync_client=True) as client:
@@ -121,8 +100,8 @@ def check_blocks() -> Any:
     from prefect_aws import AwsCredentials
 
     from models.core.names import AWS_BLOCK, CONFIG_BLOCK
-    from orchestration.deployment.blocks import ToBikesConfig
-    from orchestration.flow_settings import load_block
+    from orchestration.flows.config_block import ToBikesConfig
+    from orchestration.flows.settings import load_block
 
     load_block(AwsCredentials, AWS_BLOCK)
     return load_block(ToBikesConfig, CONFIG_BLOCK)
@@ -155,7 +134,7 @@ def run_prefect_cli(state: GitState, cwd: Path, prefect_file: Path | None = None
         "TO_BIKES_IMAGE_TAG": image_tag(state.sha, state.dirty),
         "PYTHONPATH": str(
             cwd
-        ),  # the push step (orchestration.deployment.bundle.push_code_bundle) imports from here
+        ),  # the push step (orchestration.deploy.bundle.push_code_bundle) imports from here
     }
     command = [str(prefect), "--no-prompt", "deploy", "--all"]
     if prefect_file is not None:
@@ -172,7 +151,7 @@ def deploy(
     settings: Settings, allow_dirty: bool = False, root: Path = PROJECT_ROOT, pool_type: str | None = None
 ) -> list[str]:
     """Check, create pool and queues, push and register; returns one line per step."""
-    from orchestration.deployment.save_blocks import check_prefect_api
+    from orchestration.deploy.blocks import check_prefect_api
 
     pool_type = read_pool_type(pool_type)
     state = read_checkout_state(root)
@@ -194,7 +173,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Deploy and print what was created and where the code went."""
     logging.getLogger("httpx").setLevel(logging.WARNING)
     parser = argparse.ArgumentParser(
-        prog="python -m orchestration.deployment.deploy", description=__doc__.splitlines()[0]
+        prog="python -m orchestration.deploy.deployments", description=__doc__.splitlines()[0]
     )
     parser.add_argument("--allow-dirty", action="store_true", help="deploy uncommitted changes (own folder)")
     parser.add_argument(

@@ -1,6 +1,6 @@
 """``make screenshots``: PNGs of the running stack's pages, taken by headless Chromium, for the README.
 
-    agent/.venv/bin/python -m orchestration.screenshots --dest docs/images
+    agent/.venv/bin/python -m orchestration.commands.screenshots --dest docs/images
 
 Four pages, each found through the APIs so the pictures show what the stack holds now: the newest
 ``score`` flow run's graph and the ``monitoring-history`` artifact (Prefect UI), the newest Evidently
@@ -138,7 +138,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Take the screenshots and print one line per PNG."""
     logging.getLogger("httpx").setLevel(logging.WARNING)
     parser = argparse.ArgumentParser(
-        prog="python -m orchestration.screenshots", description=__doc__.splitlines()[0]
+        prog="python -m orchestration.commands.screenshots", description=__doc__.splitlines()[0]
     )
     parser.add_argument("--dest", type=Path, default=Path("docs/images"), help="folder for the PNGs")
     args = parser.parse_args(argv)

@@ -4,7 +4,7 @@ A failed run's reason is the one sentence the flow raised: Prefect keeps it in t
 message (``Flow run encountered an exception: UserError: ...``); when that message is generic, the
 failed task run's message is used. A completed pipeline run's figures come from the flow's return value
 when Prefect persisted it (``state.result()``), and otherwise from the run's table artifacts
-(``orchestration.reports``): the data-quality table (rows in/out/quarantined) and the metrics table
+(``orchestration.flows.reports``): the data-quality table (rows in/out/quarantined) and the metrics table
 (model, baseline, previous champion) with the gate decision in its description. Missing keys are
 left out, never guessed.
 """

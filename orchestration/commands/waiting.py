@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
 from models.core.errors import UserError
-from orchestration.api_loss import API_OUTAGE_S, is_api_outage
+from orchestration.flows.api_loss import API_OUTAGE_S, is_api_outage
 from stack.worker_status import is_worker_fresh
 
 log = logging.getLogger(__name__)

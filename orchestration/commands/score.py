@@ -1,8 +1,8 @@
 """``make score``: run the ``score`` deployment for one period, wait, print what it wrote and the figures.
 
-    agent/.venv/bin/python -m orchestration.deployment.score_trigger --year 2025 [--month 12]
+    agent/.venv/bin/python -m orchestration.commands.score --year 2025 [--month 12]
 
-The run is started and awaited by ``orchestration.deployment.trigger`` (the same machinery as
+The run is started and awaited by ``orchestration.commands.run`` (the same machinery as
 ``make run``); once it Completed, the month's monitoring summary is read back from
 ``reports/<period>/monitoring.json`` and printed with the predictions' location and the verdict.
 """
@@ -16,14 +16,14 @@ from collections.abc import Sequence
 from models.core.errors import run_cli
 from models.core.periods import format_period
 from models.core.settings import load_settings
-from orchestration.deployment.loop_automations import SCORE
-from orchestration.deployment.trigger import DEFAULT_WAIT_S, check_prefect_api, print_now, run_deployment_once
+from orchestration.commands.run import DEFAULT_WAIT_S, check_prefect_api, print_now, run_deployment_once
+from orchestration.deploy.loop_automations import SCORE
 
 
 def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     """Year (required), month (optional), deployment and timeout."""
     parser = argparse.ArgumentParser(
-        prog="python -m orchestration.deployment.score_trigger", description=__doc__.splitlines()[0]
+        prog="python -m orchestration.commands.score", description=__doc__.splitlines()[0]
     )
     parser.add_argument("--year", type=int, required=True, help="year of the period (YEAR=)")
     parser.add_argument("--month", type=int, help="month of the period (MONTH=); none scores the year")

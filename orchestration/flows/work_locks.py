@@ -24,7 +24,7 @@ from typing import Any
 
 from prefect.utilities.hashing import hash_objects
 
-from orchestration.api_loss import is_api_outage
+from orchestration.flows.api_loss import is_api_outage
 
 log = logging.getLogger(__name__)
 

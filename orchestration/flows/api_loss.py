@@ -1,6 +1,6 @@
 """What a flow run does when the Prefect API stays away past its client's retries (issue 22).
 
-Flow runs get ``PREFECT_CLIENT_MAX_RETRIES=7`` (``OUTAGE_ENV`` in ``orchestration.deployment.worker``):
+Flow runs get ``PREFECT_CLIENT_MAX_RETRIES=7`` (``OUTAGE_ENV`` in ``stack.worker``):
 each API call waits out about 4 minutes of outage, so a 3-minute outage is survived. When a call
 still fails, the flow-run process ends here, in one line naming the server and what this flow run
 left in MLflow (its training runs and their versions, found by the ``prefect.flow_run_id`` lineage
@@ -24,7 +24,7 @@ from contextlib import contextmanager
 from typing import TYPE_CHECKING
 
 from models.core.settings import Settings
-from orchestration.flow_settings import FLOW_RUN_ENV
+from orchestration.flows.settings import FLOW_RUN_ENV
 
 if TYPE_CHECKING:
     from models.registry.register import RegistrationResult

@@ -1,15 +1,15 @@
 """``make run`` / ``make backfill``: start deployment runs over the API and wait for them.
 
-    agent/.venv/bin/python -m orchestration.deployment.trigger run [--deployment NAME] [--param key=value ...]
-    agent/.venv/bin/python -m orchestration.deployment.trigger backfill --from 2024-01 --to 2024-06
+    agent/.venv/bin/python -m orchestration.commands.run run [--deployment NAME] [--param key=value ...]
+    agent/.venv/bin/python -m orchestration.commands.run backfill --from 2024-01 --to 2024-06
 
 ``run`` checks the parameters before a run exists (one sentence, exit 2), prints the flow run's URL,
 then one line whenever what it waits for changes (no worker polling the pool, or the run's state),
 waits up to ``--wait-seconds`` (default ten minutes; then it says the run goes on, with its URL) and
 exits 0 only when the run is Completed. A failed run's own reason is printed; a completed pipeline
-run's rows, headline metrics and gate decision (``orchestration.deployment.outcome``). ``backfill``
+run's rows, headline metrics and gate decision (``orchestration.commands.outcome``). ``backfill``
 starts one run per month, one after another, and exits 0 only when every month Completed. An API
-outage of up to three minutes is waited out (``orchestration.deployment.waiting``).
+outage of up to three minutes is waited out (``orchestration.commands.waiting``).
 """
 
 from __future__ import annotations
@@ -25,8 +25,8 @@ from typing import Any
 from models.core.errors import UserError, run_cli
 from models.core.periods import format_period, month_range
 from models.core.settings import load_settings
-from orchestration.deployment import outcome, waiting
-from stack.doctor import require_prefect_api as check_prefect_api
+from orchestration.commands import outcome, waiting
+from stack.prefect_api import require_prefect_api as check_prefect_api
 
 PIPELINE = "to-bikes-pipeline/weekly"
 PREPROCESS = "preprocess/daily"
@@ -137,7 +137,7 @@ def run_command(args: argparse.Namespace) -> int:
 def backfill_command(args: argparse.Namespace) -> int:
     """``backfill``: one Dask backfill run (``backfill_run``), or with ``--per-month`` one run per month."""
     if not args.per_month:
-        from orchestration.deployment.backfill_run import period_range, run_backfill
+        from orchestration.commands.backfill import period_range, run_backfill
 
         completed, report = run_backfill(
             period_range(args.first, args.last), parse_params(args.param), args.wait_seconds
@@ -160,7 +160,7 @@ def backfill_command(args: argparse.Namespace) -> int:
 def build_parser() -> argparse.ArgumentParser:
     """``run`` and ``backfill`` sub-commands."""
     parser = argparse.ArgumentParser(
-        prog="python -m orchestration.deployment.trigger", description=__doc__.splitlines()[0]
+        prog="python -m orchestration.commands.run", description=__doc__.splitlines()[0]
     )
     sub = parser.add_subparsers(dest="command", required=True)
     run = sub.add_parser("run", help="one run of a deployment; exit 0 only if it Completed")

@@ -1,12 +1,12 @@
 """``make deploy``'s automations that close the loop: score after preprocessing, retrain on a breach.
 
-    agent/.venv/bin/python -m orchestration.deployment.loop_automations
+    agent/.venv/bin/python -m orchestration.deploy.loop_automations
 
 - ``to-bikes-score-after-preprocess``: when a ``to-bikes-pipeline`` or ``preprocess`` flow run of the
   project's deployments Completes, run the ``score`` deployment for the same year and month (the
   run's own parameters; none means the latest year, as for those flows). Scoring therefore follows every
   preprocessed period on its own, scheduled or not, and no second schedule has to be kept in step.
-- ``to-bikes-retrain-on-breach``: on each ``to-bikes.monitoring.breach`` event (orchestration.scoring_flows),
+- ``to-bikes-retrain-on-breach``: on each ``to-bikes.monitoring.breach`` event (orchestration.flows.scoring),
   run the pipeline deployment for the breached month: preprocess (cached), train on it with the months
   before, and let the champion/challenger gate decide as usual.
 
@@ -25,8 +25,8 @@ from typing import Any
 from models.core.errors import UserError, run_cli
 from models.core.names import BREACH_EVENT
 from models.core.settings import load_settings
-from orchestration.deployment.automations import RUN_TAG, ensure_automation
-from orchestration.deployment.trigger import PIPELINE
+from orchestration.commands.run import PIPELINE
+from orchestration.deploy.automations import RUN_TAG, ensure_automation
 
 SCORE = "score/monthly"
 SCORE_AFTER = "to-bikes-score-after-preprocess"
@@ -119,10 +119,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Ensure the automations and print one line each."""
     logging.getLogger("httpx").setLevel(logging.WARNING)
     parser = argparse.ArgumentParser(
-        prog="python -m orchestration.deployment.loop_automations", description=__doc__.splitlines()[0]
+        prog="python -m orchestration.deploy.loop_automations", description=__doc__.splitlines()[0]
     )
     parser.parse_args(argv)
-    from stack.doctor import require_prefect_api
+    from stack.prefect_api import require_prefect_api
 
     require_prefect_api(load_settings())
     for line in save_loop_automations():

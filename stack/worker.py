@@ -1,8 +1,8 @@
 """``make agent``: the worker of agent/.venv for the selected pool type, polling the pool's work queues.
 
-    agent/.venv/bin/python -m orchestration.deployment.worker run          # foreground; Ctrl-C stops it
-    agent/.venv/bin/python -m orchestration.deployment.worker start|stop   # background, pid file (make demo)
-    agent/.venv/bin/python -m orchestration.deployment.worker resume       # make up: start it again if wanted
+    agent/.venv/bin/python -m stack.worker run          # foreground; Ctrl-C stops it
+    agent/.venv/bin/python -m stack.worker start|stop   # background, pid file (make demo)
+    agent/.venv/bin/python -m stack.worker resume       # make up: start it again if wanted
 
 ``TO_BIKES_WORK_POOL_TYPE`` (process by default; docker, kubernetes, ecs) picks the pool of prefect.yaml
 and the worker type: a process worker runs each flow run as its subprocess; a docker worker starts
@@ -31,9 +31,8 @@ from typing import Any
 
 from models.core.errors import UserError, run_cli
 from models.core.settings import Settings, load_settings
-from orchestration.deployment.deploy import read_work_queues
-from orchestration.deployment.pools import pool_name, read_pool_type, read_spec
-from stack.doctor import require_prefect_api as check_prefect_api
+from stack.prefect_api import require_prefect_api as check_prefect_api
+from stack.prefect_yaml import pool_name, read_pool_type, read_spec, read_work_queues
 from stack.processes import PidRecord, process_start_ticks, read_pid, stop_record, write_pid
 from stack.services import state_dir_of
 
@@ -77,7 +76,7 @@ def worker_env(settings: Settings) -> dict[str, str]:
 
     PREFECT_API_URL is always set: without it, Prefect would quietly start a throw-away server.
     Flow runs send heartbeats every TO_BIKES_HEARTBEAT_SECONDS, the setting the zombie automation
-    (orchestration.deployment.automations) is built from, so a different Prefect value cannot make
+    (orchestration.deploy.automations) is built from, so a different Prefect value cannot make
     them disagree.
     """
     env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
@@ -203,9 +202,7 @@ def resume_background(settings: Settings) -> str:
 def main(argv: Sequence[str] | None = None) -> int:
     """``run`` in the foreground, ``start``/``stop`` a background worker, ``resume`` it after make up."""
     logging.getLogger("httpx").setLevel(logging.WARNING)
-    parser = argparse.ArgumentParser(
-        prog="python -m orchestration.deployment.worker", description=__doc__.splitlines()[0]
-    )
+    parser = argparse.ArgumentParser(prog="python -m stack.worker", description=__doc__.splitlines()[0])
     parser.add_argument("action", choices=("run", "start", "stop", "resume"))
     args = parser.parse_args(argv)
     settings = load_settings()

@@ -1,6 +1,6 @@
 """The ``backfill`` flow: many periods preprocessed in one flow run, their tasks fanned out on Dask.
 
-Each period is one run of ``orchestration.flows.preprocess_period`` (the same task, cache and result
+Each period is one run of ``orchestration.flows.pipeline.preprocess_period`` (the same task, cache and result
 storage as the ``preprocess`` flow) submitted through prefect-dask's ``DaskTaskRunner``: by default a
 ``LocalCluster`` on the flow run's machine (``dask_workers`` processes, 0 = one per core), or the
 existing cluster at ``dask_address`` (``TO_BIKES_DASK_ADDRESS``, saved in the config block). Tasks
@@ -22,9 +22,9 @@ from models.core.contracts import PreprocessSummary
 from models.core.names import DEFAULT_MIN_DURATION_S
 from models.core.periods import check_period
 from models.core.settings import LOCAL_HOST, Settings
-from orchestration.caching import find_output_problem, results_storage
-from orchestration.flows import preprocess_period, start_flow_run
-from orchestration.reports import publish_quality
+from orchestration.flows.caching import find_output_problem, results_storage
+from orchestration.flows.pipeline import preprocess_period, start_flow_run
+from orchestration.flows.reports import publish_quality
 
 TABLE_KEY = "backfill"
 TABLE_COLUMNS = ("period", "rows_in", "rows_out", "quarantined", "other_period", "seconds", "cached")
@@ -66,7 +66,7 @@ def submit_periods(runner: Any, parameters: list[dict[str, Any]], refresh: bool 
 
 def run_periods(runner: Any, parameters: list[dict[str, Any]]) -> list[tuple[Any, float]]:
     """States and seconds per period; a cached period whose Parquet is not the one it recorded (missing,
-    replaced: ``orchestration.caching.find_output_problem``) is computed again."""
+    replaced: ``orchestration.flows.caching.find_output_problem``) is computed again."""
     started = time.monotonic()
     states = submit_periods(runner, parameters)
     seconds = [time.monotonic() - started] * len(states)

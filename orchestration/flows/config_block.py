@@ -1,7 +1,7 @@
 """The project's own Prefect block type, ``ToBikesConfig``: where the pipeline's data and models live.
 
-``prefect block register -f orchestration/deployment/blocks.py`` registers the type (``make blocks``
-does, from the project root); ``orchestration.deployment.save_blocks`` saves the document
+``prefect block register -f orchestration/flows/config_block.py`` registers the type (``make blocks``
+does, from the project root); ``orchestration.deploy.blocks`` saves the document
 ``models.core.names.CONFIG_BLOCK`` from the settings. Flows load it by name, so a deployment on
 another machine (or against Prefect Cloud and AWS) finds the bucket, prefixes, MLflow URI and model
 name without reading local environment variables. No secret is held here: credentials live in the

@@ -18,7 +18,7 @@ honoured only while that very object is in place (``find_output_problem``). Othe
 after a rerun on fewer raw files replaced the output and the raw files came back, or when someone
 overwrote or deleted it, the flow preprocesses again and logs why.
 
-Identical work runs once: ``orchestration.work_locks``.
+Identical work runs once: ``orchestration.flows.work_locks``.
 """
 
 from __future__ import annotations
@@ -39,7 +39,7 @@ from models.core import s3, storage
 from models.core.errors import UserError
 from models.core.names import BUCKET_BLOCK
 from models.core.settings import Settings
-from orchestration.flow_settings import load_block
+from orchestration.flows.settings import load_block
 
 log = logging.getLogger(__name__)
 

@@ -15,7 +15,12 @@ from prefect import flow, get_run_logger
 from models.core.errors import UserError
 from models.core.names import DEFAULT_MARGIN, DEFAULT_MAX_EVALS, DEFAULT_MIN_DURATION_S, DEFAULT_SEED
 from models.core.periods import MONTH_PATTERN
-from orchestration.flows import find_latest_year, pipeline_flow, preprocess_period_steps, start_flow_run
+from orchestration.flows.pipeline import (
+    find_latest_year,
+    pipeline_flow,
+    preprocess_period_steps,
+    start_flow_run,
+)
 
 
 def find_newest_month(rows_by_month: dict[str, object], year: int) -> str:

@@ -22,8 +22,8 @@ from models.core.errors import UserError
 from models.core.names import DEFAULT_MARGIN, DEFAULT_MAX_EVALS, DEFAULT_MIN_DURATION_S, DEFAULT_SEED
 from models.core.periods import format_period
 from models.core.settings import Settings
-from orchestration.api_loss import ending_on_api_loss, record_lost_registration
-from orchestration.caching import (
+from orchestration.flows.api_loss import ending_on_api_loss, record_lost_registration
+from orchestration.flows.caching import (
     InputObjectChecksums,
     ModelsCodeVersion,
     RawObjectChecksums,
@@ -34,9 +34,9 @@ from orchestration.caching import (
     record_output,
     results_storage,
 )
-from orchestration.flow_settings import export_lineage, load_flow_settings
-from orchestration.reports import publish_quality, publish_training, registered_state, training_summary
-from orchestration.work_locks import hold_work_lock, name_work
+from orchestration.flows.reports import publish_quality, publish_training, registered_state, training_summary
+from orchestration.flows.settings import export_lineage, load_flow_settings
+from orchestration.flows.work_locks import hold_work_lock, name_work
 
 if TYPE_CHECKING:
     from models.registry.register import RegistrationResult
@@ -60,7 +60,7 @@ def find_latest_year(settings: Settings) -> int:
 def preprocess_period(
     input_uri: str, output_uri: str, period: str, min_duration_s: int, settings: Settings
 ) -> dict[str, Any]:
-    """``models.data.preprocess.preprocess`` for one period (cached as JSON: ``orchestration.caching``)."""
+    """``models.data.preprocess.preprocess`` for one period (cached as JSON: ``flows.caching``)."""
     from models.data.preprocess import preprocess
 
     summary = preprocess(
@@ -125,7 +125,7 @@ def register_candidate(run_id: str, margin: float, settings: Settings) -> Regist
 
 def run_preprocess(input_uri: str, output_uri: str, period: str, min_duration_s: int, settings: Settings):
     """Preprocess through the cache, one run per output at a time; recompute when the cached output
-    is not the one recorded (missing, replaced: ``orchestration.caching.find_output_problem``)."""
+    is not the one recorded (missing, replaced: ``orchestration.flows.caching.find_output_problem``)."""
     cached_task = preprocess_period.with_options(result_storage=results_storage(), result_serializer="json")
     args = (input_uri, output_uri, period, min_duration_s, settings)
     with hold_work_lock(name_work("preprocess", output_uri)):
@@ -222,7 +222,7 @@ def train_flow(
 ) -> dict:
     """Processed Parquet files -> MLflow run (flow run id and deployment as tags) -> registry gate.
 
-    The run is cached (``orchestration.caching``): unchanged inputs, code, parameters and champion
+    The run is cached (``orchestration.flows.caching``): unchanged inputs, code, parameters and champion
     reuse the MLflow run, which is registered again (idempotent) so a run that failed there resumes.
     Its Completed state's message names the version.
     """
@@ -245,7 +245,7 @@ def pipeline_flow(
     One flow run whose tasks are the preprocess and train flows' tasks: subflow runs cost about half a
     second each in API round trips, which a cached rerun of the pipeline would mostly be made of.
     Its Completed state's message names the version; a Prefect API gone for longer than the client's
-    retries ends the process in one line (``orchestration.api_loss``).
+    retries ends the process in one line (``orchestration.flows.api_loss``).
     """
     settings = start_flow_run()
     with ending_on_api_loss(settings):

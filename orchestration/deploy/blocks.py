@@ -9,7 +9,7 @@ nothing; a changed setting updates the block in place (same document id, so refe
 valid). Only block names and "created/updated/unchanged" are printed, never a value.
 
 Run from the project root with the agent environment:
-``agent/.venv/bin/python -m orchestration.deployment.save_blocks``.
+``agent/.venv/bin/python -m orchestration.deploy.blocks``.
 """
 
 from __future__ import annotations
@@ -26,7 +26,7 @@ from pydantic import BaseModel, SecretStr
 from models.core.errors import run_cli
 from models.core.names import AWS_BLOCK, BUCKET_BLOCK, CONFIG_BLOCK
 from models.core.settings import Settings, load_settings
-from orchestration.deployment.blocks import ToBikesConfig
+from orchestration.flows.config_block import ToBikesConfig
 
 log = logging.getLogger(__name__)
 
@@ -121,7 +121,7 @@ def ensure_work_pool(name: str) -> str:
 
 def check_prefect_api(settings: Settings) -> None:
     """Fail in one sentence when the Prefect API does not answer or refuses our credentials."""
-    from stack.doctor import require_prefect_api
+    from stack.prefect_api import require_prefect_api
 
     require_prefect_api(settings)
 

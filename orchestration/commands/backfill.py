@@ -1,6 +1,6 @@
 """``make backfill``: one run of the ``backfill/dask`` deployment for a range of periods, then its table.
 
-The run preprocesses every period in one flow run on Dask (``orchestration.backfill``) and leaves a
+The run preprocesses every period in one flow run on Dask (``orchestration.flows.backfill``) and leaves a
 table artifact, one row per period; this prints that table after the run reached its final state:
 period, rows in/out/quarantined, seconds of the period's task run (a cache hit only reads its stored
 result) and whether it was cached.
@@ -16,7 +16,9 @@ from models.core.errors import UserError
 from models.core.periods import YEAR_PATTERN, month_range
 
 BACKFILL = "backfill/dask"
-TABLE_KEY = "backfill"  # orchestration.backfill.TABLE_KEY (not imported: that module needs prefect-dask)
+TABLE_KEY = (
+    "backfill"  # orchestration.flows.backfill.TABLE_KEY (not imported: that module needs prefect-dask)
+)
 HEADER = ("period", "rows_in", "rows_out", "quarantined", "other_period", "seconds", "cached")
 
 
@@ -64,8 +66,8 @@ def run_backfill(
     from prefect.client.orchestration import get_client
     from prefect.settings import PREFECT_API_URL
 
-    from orchestration.deployment import waiting
-    from orchestration.deployment.trigger import flow_run_url, print_now, read_deployment
+    from orchestration.commands import waiting
+    from orchestration.commands.run import flow_run_url, print_now, read_deployment
 
     caller = waiting.ApiCaller(str(PREFECT_API_URL.value()), say=print_now)
     with get_client(sync_client=True) as client:

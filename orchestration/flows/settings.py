@@ -35,7 +35,7 @@ def load_flow_settings() -> Settings:
     """Settings built from the project block and the AWS credentials block (no local .env involved)."""
     from prefect_aws import AwsCredentials
 
-    from orchestration.deployment.blocks import ToBikesConfig
+    from orchestration.flows.config_block import ToBikesConfig
 
     config = load_block(ToBikesConfig, CONFIG_BLOCK)
     credentials = load_block(AwsCredentials, AWS_BLOCK)

@@ -6,7 +6,7 @@ steps, so a month already processed costs a cache lookup), scored with the champ
 Scoring and monitoring are cached on the processed file's checksum and the champion's version: an
 unchanged month with an unchanged champion is not scored twice, and only a month monitored in this run
 emits ``to-bikes.monitoring.breach`` (so a retrain that keeps the champion does not start another).
-Deployed by ``prefect.yaml`` (queue ``score``); ``orchestration.deployment.loop_automations`` starts it
+Deployed by ``prefect.yaml`` (queue ``score``); ``orchestration.deploy.loop_automations`` starts it
 after every pipeline or preprocess run and retrains on a breach.
 """
 
@@ -25,9 +25,9 @@ from models.core import s3
 from models.core.names import BREACH_EVENT, DEFAULT_MIN_DURATION_S
 from models.core.periods import format_period
 from models.core.settings import Settings
-from orchestration.caching import is_transient, object_checksum, results_storage
-from orchestration.flows import IO_RETRIES, find_latest_year, preprocess_period_steps, start_flow_run
-from orchestration.reports import artifact_key
+from orchestration.flows.caching import is_transient, object_checksum, results_storage
+from orchestration.flows.pipeline import IO_RETRIES, find_latest_year, preprocess_period_steps, start_flow_run
+from orchestration.flows.reports import artifact_key
 
 HISTORY_KEY = "monitoring-history"
 PERIOD_RESOURCE = "to-bikes.period.{period}"

@@ -1,11 +1,11 @@
 """``make deploy``'s Prefect automation that marks a silent flow run Crashed ("zombie" runs).
 
-    agent/.venv/bin/python -m orchestration.deployment.automations
+    agent/.venv/bin/python -m orchestration.deploy.automations
 
 A flow run whose process dies without reporting (kill -9 of the worker and its flow-run process, an
 evicted container, a lost machine) would stay Running forever and overlap the next scheduled run.
 Flow runs started by the project's worker send a ``prefect.flow-run.heartbeat`` event every
-``TO_BIKES_HEARTBEAT_SECONDS`` (orchestration.deployment.worker, agent/entrypoint.sh). This automation is
+``TO_BIKES_HEARTBEAT_SECONDS`` (stack.worker, agent/entrypoint.sh). This automation is
 Prefect's documented answer ("Detect zombie flows"): a proactive trigger that, after each heartbeat
 of a flow run, expects another heartbeat or a final state of the same run within
 ``MISSED_HEARTBEATS`` heartbeat periods, and otherwise sets the run to Crashed. The server's
@@ -124,7 +124,7 @@ def ensure_automation(wanted: Any) -> str:
 
 def save_automations(settings: Settings) -> list[str]:
     """Check the API, then ensure the zombie automation for the configured heartbeat."""
-    from stack.doctor import require_prefect_api
+    from stack.prefect_api import require_prefect_api
 
     require_prefect_api(settings)
     line = ensure_automation(build_automation(settings.heartbeat_seconds))
@@ -136,7 +136,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Ensure the automation and print one line (name, outcome, window)."""
     logging.getLogger("httpx").setLevel(logging.WARNING)
     parser = argparse.ArgumentParser(
-        prog="python -m orchestration.deployment.automations", description=__doc__.splitlines()[0]
+        prog="python -m orchestration.deploy.automations", description=__doc__.splitlines()[0]
     )
     parser.parse_args(argv)
     for line in save_automations(load_settings()):

@@ -1,0 +1,1 @@
+"""Deploy-time registration: work pools, blocks, the code bundle, deployments and automations."""

@@ -1,1 +1,0 @@
-"""Deployment operations: blocks, code bundle, deployments, automations, worker and triggering runs."""

@@ -1,0 +1,1 @@
+"""The Prefect flows and tasks that put models/ functions in order, with caching, locks and reports."""
