@@ -2,7 +2,7 @@
 
 Prefect keeps showing a worker ONLINE for a while after its process died (``make down && make up``
 left one so). A worker counts as polling only when its last heartbeat is recent: within three of its
-heartbeat intervals, and never less than 90 s. ``orchestration.commands.waiting`` uses the same
+heartbeat intervals, and never less than 90 s. ``orchestration.commands.runs`` uses the same
 rule while ``make run`` waits. This module talks HTTP to the Prefect API (it runs in the model
 environment, without Prefect) and never fails: an unreachable API is shown as such.
 """

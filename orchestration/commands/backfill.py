@@ -14,6 +14,7 @@ from typing import Any
 
 from models.core.errors import UserError
 from models.core.periods import YEAR_PATTERN, month_range
+from orchestration.commands import runs
 
 BACKFILL = "backfill/dask"
 TABLE_KEY = (
@@ -66,25 +67,15 @@ def run_backfill(
     from prefect.client.orchestration import get_client
     from prefect.settings import PREFECT_API_URL
 
-    from orchestration.commands import waiting
-    from orchestration.commands.run import flow_run_url, print_now, read_deployment
-
-    caller = waiting.ApiCaller(str(PREFECT_API_URL.value()), say=print_now)
+    caller = runs.ApiCaller(str(PREFECT_API_URL.value()), say=runs.print_now)
+    run = runs.start_run(caller, name, {**params, "periods": periods})
+    runs.print_now(f"{name} {periods[0]}..{periods[-1]}: {run.url}")
+    state = runs.wait_final(caller, run.flow_run.id, run.pool, timeout_s)
     with get_client(sync_client=True) as client:
-        deployment = caller.call(read_deployment, client, name)
-        pool = deployment.work_pool_name
-        if not caller.call(waiting.read_fresh_workers, client, pool):
-            print_now(waiting.describe_no_worker(pool))
-        started = time.monotonic()
-        flow_run = caller.call(
-            client.create_flow_run_from_deployment, deployment.id, parameters={**params, "periods": periods}
-        )
-        print_now(f"{name} {periods[0]}..{periods[-1]}: {flow_run_url(flow_run.id)}")
-        state = waiting.wait_final(client, caller, flow_run.id, pool, timeout_s)
-        rows = caller.call(read_table, client, flow_run.id)
-    seconds = time.monotonic() - started
+        rows = caller.call(read_table, client, run.flow_run.id)
+    seconds = time.monotonic() - run.started
     label = state.name if state is not None else "unknown"
     if state is None or not state.is_final():
-        return False, f"{flow_run.name}: still {label} after {seconds:.0f} s (timeout)"
-    report = f"{flow_run.name}: {label} in {seconds:.1f} s, {len(rows)} of {len(periods)} period(s)"
+        return False, f"{run.flow_run.name}: still {label} after {seconds:.0f} s (timeout)"
+    report = f"{run.flow_run.name}: {label} in {seconds:.1f} s, {len(rows)} of {len(periods)} period(s)"
     return state.is_completed(), (format_table(rows) + "\n" if rows else "") + report

@@ -9,7 +9,7 @@ waits up to ``--wait-seconds`` (default ten minutes; then it says the run goes o
 exits 0 only when the run is Completed. A failed run's own reason is printed; a completed pipeline
 run's rows, headline metrics and gate decision (``orchestration.commands.outcome``). ``backfill``
 starts one run per month, one after another, and exits 0 only when every month Completed. An API
-outage of up to three minutes is waited out (``orchestration.commands.waiting``).
+outage of up to three minutes is waited out (``orchestration.commands.runs``).
 """
 
 from __future__ import annotations
@@ -18,14 +18,15 @@ import argparse
 import json
 import logging
 import os
-import time
 from collections.abc import Sequence
 from typing import Any
 
 from models.core.errors import UserError, run_cli
 from models.core.periods import format_period, month_range
 from models.core.settings import load_settings
-from orchestration.commands import outcome, waiting
+from orchestration.commands import runs
+from orchestration.commands.backfill import period_range, run_backfill
+from orchestration.commands.runs import print_now
 from stack.prefect_api import require_prefect_api as check_prefect_api
 
 PIPELINE = "to-bikes-pipeline/weekly"
@@ -73,57 +74,9 @@ def check_params(params: dict[str, Any], deployment: Any) -> None:
         raise UserError(f"Parameters {json.dumps(params, sort_keys=True)} are refused: {exc}") from exc
 
 
-def flow_run_url(flow_run_id: Any) -> str:
-    """The run's page in the Prefect UI."""
-    from prefect.settings import PREFECT_UI_URL
-
-    return f"{PREFECT_UI_URL.value()}/runs/flow-run/{flow_run_id}"
-
-
-def read_deployment(client: Any, name: str) -> Any:
-    """The deployment, or one sentence saying how to create it."""
-    from prefect.exceptions import ObjectNotFound
-
-    try:
-        return client.read_deployment_by_name(name)
-    except ObjectNotFound as exc:
-        raise UserError(f"deployment {name!r} does not exist on this API; run `make deploy`.") from exc
-
-
-def describe_end(client: Any, flow_run: Any, state: Any, seconds: float, url: str) -> tuple[bool, list[str]]:
-    """``(completed, lines)``: what happened, the reason of a failure or the figures of a success."""
-    label = state.name if state is not None else "Scheduled"
-    if state is None or not state.is_final():
-        return False, [f"{flow_run.name}: still {label} after {seconds:.0f} s; it goes on: {url}"]
-    head = f"{flow_run.name}: {label} in {seconds:.1f} s (trigger to final state)"
-    if state.is_completed():
-        return True, [head, *outcome.describe_success(client, flow_run.id, state)]
-    return False, [f"{head}: {outcome.failure_reason(client, flow_run.id, state)}"]
-
-
 def run_deployment_once(name: str, params: dict[str, Any], timeout_s: float) -> tuple[bool, list[str]]:
-    """Check the parameters, create one run, say what it waits for; ``(completed, report lines)``."""
-    from prefect.client.orchestration import get_client
-    from prefect.settings import PREFECT_API_URL
-
-    caller = waiting.ApiCaller(str(PREFECT_API_URL.value()), say=print_now)
-    with get_client(sync_client=True) as client:
-        deployment = caller.call(read_deployment, client, name)
-        check_params(params, deployment)
-        pool = deployment.work_pool_name
-        if not caller.call(waiting.read_fresh_workers, client, pool):
-            print_now(waiting.describe_no_worker(pool))
-        started = time.monotonic()
-        flow_run = caller.call(client.create_flow_run_from_deployment, deployment.id, parameters=params)
-        url = flow_run_url(flow_run.id)
-        print_now(f"{name} {json.dumps(params, sort_keys=True)}: {url}")
-        state = waiting.wait_final(client, caller, flow_run.id, pool, timeout_s)
-        return caller.call(describe_end, client, flow_run, state, time.monotonic() - started, url)
-
-
-def print_now(line: str) -> None:
-    """One line to stdout, flushed (``make run`` is often piped or watched)."""
-    print(line, flush=True)
+    """Check the parameters, start one run and wait for it (``runs.start_and_wait``)."""
+    return runs.start_and_wait(name, params, timeout_s, check=check_params)
 
 
 def run_command(args: argparse.Namespace) -> int:
@@ -137,8 +90,6 @@ def run_command(args: argparse.Namespace) -> int:
 def backfill_command(args: argparse.Namespace) -> int:
     """``backfill``: one Dask backfill run (``backfill_run``), or with ``--per-month`` one run per month."""
     if not args.per_month:
-        from orchestration.commands.backfill import period_range, run_backfill
-
         completed, report = run_backfill(
             period_range(args.first, args.last), parse_params(args.param), args.wait_seconds
         )

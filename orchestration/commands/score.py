@@ -2,7 +2,7 @@
 
     agent/.venv/bin/python -m orchestration.commands.score --year 2025 [--month 12]
 
-The run is started and awaited by ``orchestration.commands.run`` (the same machinery as
+The run is started and awaited by ``orchestration.commands.runs.start_and_wait`` (as for
 ``make run``); once it Completed, the month's monitoring summary is read back from
 ``reports/<period>/monitoring.json`` and printed with the predictions' location and the verdict.
 """
@@ -16,7 +16,8 @@ from collections.abc import Sequence
 from models.core.errors import run_cli
 from models.core.periods import format_period
 from models.core.settings import load_settings
-from orchestration.commands.run import DEFAULT_WAIT_S, check_prefect_api, print_now, run_deployment_once
+from orchestration.commands.run import DEFAULT_WAIT_S, check_prefect_api
+from orchestration.commands.runs import print_now, start_and_wait
 from orchestration.deploy.loop_automations import SCORE
 
 
@@ -50,7 +51,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     check_prefect_api(settings)
     period = format_period(args.year, args.month)
     params = {"year": args.year, **({"month": args.month} if args.month else {})}
-    completed, lines = run_deployment_once(args.deployment, params, args.timeout)
+    completed, lines = start_and_wait(args.deployment, params, args.timeout)
     for line in lines:
         print_now(line)
     if not completed:

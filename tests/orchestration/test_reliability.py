@@ -42,7 +42,7 @@ from models.core.settings import PROJECT_ROOT
 from models.registry.register import register_model
 from models.training.train import train_model
 from orchestration.commands.run import PIPELINE, PREPROCESS
-from orchestration.commands.waiting import ApiCaller, wait_final
+from orchestration.commands.runs import ApiCaller, start_run, wait_final
 from stack.control import start_stack
 from stack.embedded import StackEnv
 from stack.processes import process_start_ticks, read_pid, stop_record
@@ -340,15 +340,21 @@ def kill_worker(deployed: Deployed) -> list[int]:
 
 
 def create_run(deployed: Deployed, deployment: str, parameters: dict[str, Any]) -> str:
-    with prefect_client(deployed) as client:
-        found = client.read_deployment_by_name(deployment)
-        return str(client.create_flow_run_from_deployment(found.id, parameters=parameters).id)
+    """Start a run with the commands' own helper; its id."""
+    from prefect.settings import PREFECT_API_URL, temporary_settings
+
+    with temporary_settings({PREFECT_API_URL: deployed.env["PREFECT_API_URL"]}):
+        started = start_run(ApiCaller(deployed.env["PREFECT_API_URL"], say=print), deployment, parameters)
+    return str(started.flow_run.id)
 
 
 def final_state(deployed: Deployed, flow_run_id: str) -> Any:
-    with prefect_client(deployed) as client:
+    """Wait with the commands' own helper (a deadline of twice a run's wait); the last state."""
+    from prefect.settings import PREFECT_API_URL, temporary_settings
+
+    with temporary_settings({PREFECT_API_URL: deployed.env["PREFECT_API_URL"]}):
         caller = ApiCaller(deployed.env["PREFECT_API_URL"], say=print)
-        return wait_final(client, caller, flow_run_id, "to-bikes", WAIT_S * 2)
+        return wait_final(caller, flow_run_id, "to-bikes", WAIT_S * 2)
 
 
 @pytest.mark.e2e

@@ -19,7 +19,7 @@ import pytest
 
 from models.core.errors import UserError
 from models.core.settings import PROJECT_ROOT
-from orchestration.commands import outcome, waiting
+from orchestration.commands import outcome, runs
 from orchestration.commands import run as trigger
 from stack.embedded import StackEnv, make_stack_env, running_stack
 from stack.worker_status import is_worker_fresh
@@ -48,9 +48,9 @@ def test_a_worker_silent_for_three_heartbeats_is_stale_even_if_prefect_says_onli
 def test_the_wait_line_names_the_missing_worker_or_the_state() -> None:
     scheduled = SimpleNamespace(name="Late", type="StateType.SCHEDULED")
     running = SimpleNamespace(name="Running", type="StateType.RUNNING")
-    assert "no worker polls work pool 'to-bikes'" in waiting.describe_wait(scheduled, 0, "to-bikes")
-    assert waiting.describe_wait(scheduled, 1, "to-bikes") == "waiting: the run is Late"
-    assert waiting.describe_wait(running, 0, "to-bikes") == "waiting: the run is Running"
+    assert "no worker polls work pool 'to-bikes'" in runs.describe_wait(scheduled, 0, "to-bikes")
+    assert runs.describe_wait(scheduled, 1, "to-bikes") == "waiting: the run is Late"
+    assert runs.describe_wait(running, 0, "to-bikes") == "waiting: the run is Running"
 
 
 @pytest.mark.unit
@@ -66,12 +66,11 @@ def test_an_api_outage_is_retried_then_reported_in_one_sentence(monkeypatch: pyt
             raise value
         return value
 
-    monkeypatch.setattr(waiting.time, "sleep", lambda _: None)
-    caller = waiting.ApiCaller("http://127.0.0.1:1/api", say=said.append)
+    caller = runs.ApiCaller("http://127.0.0.1:1/api", say=said.append, retry_s=0.0)
     assert caller.call(flaky) == "answer"
     assert len(said) == 2 and "does not answer" in said[0] and "answers again" in said[1]
 
-    down = waiting.ApiCaller("http://127.0.0.1:1/api", say=said.append, outage_s=0.0)
+    down = runs.ApiCaller("http://127.0.0.1:1/api", say=said.append, outage_s=0.0, retry_s=0.0)
 
     def dead() -> None:
         raise httpx.ConnectError("refused")
