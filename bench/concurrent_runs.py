@@ -35,7 +35,6 @@ PIPELINE = "to-bikes-pipeline/weekly"
 YEARS = ("2023", "2024", "2025")
 LOCKED = "database is locked"
 TIMEOUT_S = 1800.0
-POLL_S = 2.0
 _PRIVATE = ("AWS_", "MLFLOW_", "PREFECT_", "TO_BIKES_")
 
 
@@ -130,19 +129,20 @@ def submit_and_wait(api_url: str, runs: int) -> dict[str, Any]:
     from prefect.client.orchestration import SyncPrefectClient
     from prefect.client.schemas.filters import DeploymentFilter, DeploymentFilterId
 
+    from orchestration.commands.runs import ApiCaller, start_run
+
     with SyncPrefectClient(api_url) as client:
         deployment = client.read_deployment_by_name(PIPELINE)
         wait_online(client, deployment.work_pool_name)
 
         def create(seed: int) -> Any:
-            with SyncPrefectClient(api_url) as own:
-                params = {"year": int(YEARS[-1]), "max_evals": 1, "seed": seed}
-                return own.create_flow_run_from_deployment(deployment.id, parameters=params).id
+            params = {"year": int(YEARS[-1]), "max_evals": 1, "seed": seed}
+            return start_run(ApiCaller(api_url, say=print), PIPELINE, params).flow_run.id
 
         started = time.monotonic()
         with ThreadPoolExecutor(max_workers=runs) as pool:
             ids = list(pool.map(create, range(runs)))
-        states = wait_all(client, ids)
+        states = wait_all(api_url, ids, deployment.work_pool_name)
         seconds = time.monotonic() - started
         found = client.read_flow_runs(
             deployment_filter=DeploymentFilter(id=DeploymentFilterId(any_=[deployment.id]))
@@ -161,19 +161,17 @@ def submit_and_wait(api_url: str, runs: int) -> dict[str, Any]:
     }
 
 
-def wait_all(client: Any, ids: list[Any]) -> dict[Any, str]:
-    """Final state name per flow run id (a run still not final after the timeout keeps its state)."""
-    states: dict[Any, str] = {}
+def wait_all(api_url: str, ids: list[Any], pool: str) -> dict[Any, str]:
+    """Final state name per flow run id, each awaited with the commands' helper (one deadline for all)."""
+    from orchestration.commands.runs import ApiCaller, wait_final
+
     deadline = time.monotonic() + TIMEOUT_S
-    while time.monotonic() < deadline:
-        for run_id in ids:
-            state = client.read_flow_run(run_id).state
-            states[run_id] = state.name if state is not None else "none"
-            if state is not None and not state.is_final():
-                states[run_id] = f"not final: {state.name}"
-        if not any(name.startswith("not final") for name in states.values()):
-            break
-        time.sleep(POLL_S)
+    caller = ApiCaller(api_url, say=lambda _: None)
+    states: dict[Any, str] = {}
+    for run_id in ids:
+        state = wait_final(caller, run_id, pool, max(1.0, deadline - time.monotonic()))
+        name = state.name if state is not None else "none"
+        states[run_id] = name if state is not None and state.is_final() else f"not final: {name}"
     return states
 
 
@@ -186,7 +184,10 @@ def locked_lines(state_dir: Path) -> list[str]:
 def measure(db: str, runs: int, rows: int) -> dict[str, Any]:
     """The whole experiment on one database; the JSON this module prints."""
     with deployed_stack(db, runs, rows) as env:
-        result = submit_and_wait(env["PREFECT_API_URL"], runs)
+        from prefect.settings import PREFECT_API_URL, temporary_settings
+
+        with temporary_settings({PREFECT_API_URL: env["PREFECT_API_URL"]}):  # run_deployment's client
+            result = submit_and_wait(env["PREFECT_API_URL"], runs)
         locked = locked_lines(Path(env["TO_BIKES_STATE_DIR"]))
     return {"db": db, **result, "database_is_locked": len(locked), "locked_examples": locked[:3]}
 

@@ -1,11 +1,11 @@
 """One timed run of a deployment, from agent/.venv: ``python -m bench.flow_runs DEPLOYMENT PARAMS_JSON``.
 
-Creates the flow run over the API, polls it to a final state and prints one JSON line: seconds from
-the trigger to Running (the worker's pick-up latency) and to the final state, the final state's
-name, and each task run's name, state and duration (to see a cached task next to a computed one).
-Both intervals are read from the server's own timestamps (the run's ``created``, ``start_time`` and
-``end_time``), so the bench's polling, every 0.25 s, adds nothing to them; the polled figures are
-printed too (``*_polled``).
+Starts the flow run and waits for its final state with the commands' own helper
+(``orchestration.commands.runs``, as ``make run`` does) and prints one JSON line: seconds from the
+trigger to Running (the worker's pick-up latency) and to the final state, the final state's name, and
+each task run's name, state and duration (to see a cached task next to a computed one). Both
+intervals are read from the server's own timestamps (the run's ``created``, ``start_time`` and
+``end_time``), so the wait adds nothing to them; the waited figure is printed too (``seconds_polled``).
 Runs in agent/.venv (Prefect); the bench itself stays in the model environment.
 """
 
@@ -16,7 +16,6 @@ import sys
 import time
 from typing import Any
 
-POLL_S = 0.25
 TIMEOUT_S = 900.0
 
 
@@ -56,36 +55,26 @@ def server_interval(start: Any, end: Any, polled: float | None) -> float | None:
 
 
 def run_once(name: str, params: dict[str, Any]) -> dict[str, Any]:
-    """Trigger, watch for Running and for the final state, collect the task runs."""
+    """Start the run and wait for it with the commands' helper; the figures from the server's stamps."""
     from prefect.client.orchestration import get_client
+    from prefect.settings import PREFECT_API_URL
 
+    from orchestration.commands.runs import ApiCaller, start_run, wait_final
+
+    caller = ApiCaller(str(PREFECT_API_URL.value()), say=lambda _: None)
+    started = start_run(caller, name, params)
+    state = wait_final(caller, started.flow_run.id, started.pool, TIMEOUT_S)
+    polled = time.monotonic() - started.started
     with get_client(sync_client=True) as client:
-        deployment = client.read_deployment_by_name(name)
-        triggered = time.monotonic()
-        flow_run = client.create_flow_run_from_deployment(deployment.id, parameters=params)
-        running_after = pending_after = None
-        deadline = triggered + TIMEOUT_S
-        while time.monotonic() < deadline:
-            state = client.read_flow_run(flow_run.id).state
-            if pending_after is None and state is not None and not state.is_scheduled():
-                pending_after = time.monotonic() - triggered
-            if running_after is None and state is not None and (state.is_running() or state.is_final()):
-                running_after = time.monotonic() - triggered
-            if state is not None and state.is_final():
-                break
-            time.sleep(POLL_S)
-        polled = time.monotonic() - triggered
-        final = client.read_flow_run(flow_run.id)
+        final = client.read_flow_run(started.flow_run.id)
         return {
             "deployment": name,
-            "flow_run": str(flow_run.id),
+            "flow_run": str(final.id),
             "state": state.name if state is not None else "unknown",
             "seconds": server_interval(final.created, final.end_time, polled),
             "seconds_polled": polled,
-            "trigger_to_pending_s": pending_after,
-            "trigger_to_running_s": server_interval(final.created, final.start_time, running_after),
-            "trigger_to_running_s_polled": running_after,
-            "tasks": task_runs(client, flow_run.id),
+            "trigger_to_running_s": server_interval(final.created, final.start_time, None),
+            "tasks": task_runs(client, final.id),
         }
 
 

@@ -4,9 +4,10 @@ Flow runs get ``PREFECT_CLIENT_MAX_RETRIES=7`` (``OUTAGE_ENV`` in ``stack.worker
 each API call waits out about 4 minutes of outage, so a 3-minute outage is survived. When a call
 still fails, the flow-run process ends here, in one line naming the server and what this flow run
 left in MLflow (its training runs and their versions, found by the ``prefect.flow_run_id`` lineage
-tag), with exit code ``EXIT_API_LOST``. It ends with ``os._exit`` rather than an exception: Prefect's
-engine would report the failure over the same dead API, waiting out the retries once more per call,
-and end in a traceback; no final state can reach a server that does not answer.
+tag), with exit code ``EXIT_API_LOST``, but only in the process a worker started for the flow run
+(``started_by_worker``): a flow called in-process raises instead. It ends with ``os._exit`` rather
+than an exception: Prefect's engine would report the failure over the same dead API, waiting out the
+retries once more per call, and end in a traceback; no final state can reach a server that does not answer.
 
 Once the server is back, Prefect shows the lost run Running (or Crashed, by the zombie automation
 of ``make deploy``). The next run of the same work reuses its cached training run, registers it again
@@ -34,6 +35,7 @@ log = logging.getLogger(__name__)
 API_OUTAGE_S = 210  # the outage flow runs, `make run` and the zombie automation wait out (3 min + slack)
 EXIT_API_LOST = 75  # EX_TEMPFAIL: run it again once the server is back
 LOST_RUN_KEY = "registered-after-api-loss"
+ENGINE_FLOW_RUN_ENV = "PREFECT__FLOW_RUN_ID"  # what a worker gives `python -m prefect.engine`
 
 
 def is_api_outage(exc: BaseException | None) -> bool:
@@ -75,13 +77,26 @@ def describe_api_loss(settings: Settings, exc: BaseException) -> str:
     )
 
 
+def started_by_worker() -> bool:
+    """True in the process a worker started for a flow run.
+
+    A worker starts ``python -m prefect.engine`` (the deployments' command) with the flow run's id in
+    ``PREFECT__FLOW_RUN_ID``; that entry point is the only one that reads it. A flow called in-process
+    (a test, a notebook, ``flow()``) has no such variable.
+    """
+    return bool(os.environ.get(ENGINE_FLOW_RUN_ENV))
+
+
 @contextmanager
 def ending_on_api_loss(settings: Settings) -> Iterator[None]:
-    """Run the flow's work; when the Prefect API is gone for good, end the process in one line."""
+    """Every flow's work runs in here: in a worker-started process, an API lost for good ends it in one line.
+
+    Called in-process, the exception goes to the caller like any other: the process is the caller's.
+    """
     try:
         yield
     except Exception as exc:
-        if not is_api_outage(exc):
+        if not is_api_outage(exc) or not started_by_worker():
             raise
         end_process(describe_api_loss(settings, exc))
 

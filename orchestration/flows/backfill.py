@@ -22,6 +22,7 @@ from models.core.contracts import PreprocessSummary
 from models.core.names import DEFAULT_MIN_DURATION_S
 from models.core.periods import check_period
 from models.core.settings import LOCAL_HOST, Settings
+from orchestration.flows.api_loss import ending_on_api_loss
 from orchestration.flows.caching import find_output_problem, results_storage
 from orchestration.flows.pipeline import preprocess_period, start_flow_run
 from orchestration.flows.reports import publish_quality
@@ -112,13 +113,14 @@ def backfill_flow(
     ``sequential`` runs the same tasks one at a time in the flow run's process (the reference path).
     """
     settings = start_flow_run()
-    checked = [check_period(str(period), "Backfill period") for period in periods]
-    parameters = [period_parameters(settings, period, min_duration_s) for period in checked]
-    with build_task_runner(settings, sequential) as runner:
-        results = run_periods(runner, parameters)
-    rows = [summarize_period(state, waited) for state, waited in results]
-    table = [{column: row[column] for column in TABLE_COLUMNS} for row in rows]
-    create_table_artifact(key=TABLE_KEY, table=table, description=f"backfill of {len(rows)} period(s)")
+    with ending_on_api_loss(settings):
+        checked = [check_period(str(period), "Backfill period") for period in periods]
+        parameters = [period_parameters(settings, period, min_duration_s) for period in checked]
+        with build_task_runner(settings, sequential) as runner:
+            results = run_periods(runner, parameters)
+        rows = [summarize_period(state, waited) for state, waited in results]
+        table = [{column: row[column] for column in TABLE_COLUMNS} for row in rows]
+        create_table_artifact(key=TABLE_KEY, table=table, description=f"backfill of {len(rows)} period(s)")
     get_run_logger().info(
         "%s period(s): %s rows kept, %s quarantined",
         len(rows),

@@ -15,6 +15,7 @@ from prefect import flow, get_run_logger
 from models.core.errors import UserError
 from models.core.names import DEFAULT_MARGIN, DEFAULT_MAX_EVALS, DEFAULT_MIN_DURATION_S, DEFAULT_SEED
 from models.core.periods import MONTH_PATTERN
+from orchestration.flows.api_loss import ending_on_api_loss
 from orchestration.flows.pipeline import (
     find_latest_year,
     pipeline_flow,
@@ -37,8 +38,9 @@ def newest_month_flow(
 ) -> dict:
     """Find the newest month with trips on S3 and run the pipeline for it."""
     settings = start_flow_run()
-    year = find_latest_year(settings)
-    processed = preprocess_period_steps(settings, year, None, DEFAULT_MIN_DURATION_S)
-    month = find_newest_month(processed.get("label_share_by_month") or {}, year)
+    with ending_on_api_loss(settings):
+        year = find_latest_year(settings)
+        processed = preprocess_period_steps(settings, year, None, DEFAULT_MIN_DURATION_S)
+        month = find_newest_month(processed.get("label_share_by_month") or {}, year)
     get_run_logger().info("newest month with trips on S3: %s", month)
     return pipeline_flow(year=year, month=int(month[5:7]), max_evals=max_evals, seed=seed, margin=margin)

@@ -25,6 +25,7 @@ from models.core import s3
 from models.core.names import BREACH_EVENT, DEFAULT_MIN_DURATION_S
 from models.core.periods import format_period
 from models.core.settings import Settings
+from orchestration.flows.api_loss import ending_on_api_loss
 from orchestration.flows.caching import is_transient, object_checksum, results_storage
 from orchestration.flows.pipeline import IO_RETRIES, find_latest_year, preprocess_period_steps, start_flow_run
 from orchestration.flows.reports import artifact_key
@@ -144,20 +145,22 @@ def emit_breach(summary: dict[str, Any], year: int, month: int | None) -> Any:
 @flow(name="score")
 def score_flow(year: int | None = None, month: int | None = None) -> dict:
     """Preprocess (cached), score with the champion, monitor; a breach computed now emits the event."""
-    settings = start_flow_run()
-    year = year if year is not None else find_latest_year(settings)
-    period = format_period(year, month)
-    preprocess_period_steps(settings, year, month, DEFAULT_MIN_DURATION_S)
-    version = read_champion(settings)
     from models.scoring.monitor import SUMMARY_FILE, report_uri
     from models.scoring.score import predictions_uri
 
-    scored, _ = run_cached(score_period, predictions_uri(settings, period), period, version, settings)
-    summary, cached = run_cached(
-        monitor_period, report_uri(settings, period, SUMMARY_FILE), period, version, settings
-    )
-    publish_verdict(summary, cached, read_history(settings))
-    event = emit_breach(summary, year, month) if summary["verdict"] == "breach" and not cached else None
+    settings = start_flow_run()
+    with ending_on_api_loss(settings):
+        year = year if year is not None else find_latest_year(settings)
+        period = format_period(year, month)
+        preprocess_period_steps(settings, year, month, DEFAULT_MIN_DURATION_S)
+        version = read_champion(settings)
+        scored, _ = run_cached(score_period, predictions_uri(settings, period), period, version, settings)
+        summary, cached = run_cached(
+            monitor_period, report_uri(settings, period, SUMMARY_FILE), period, version, settings
+        )
+        publish_verdict(summary, cached, read_history(settings))
+        breach = summary["verdict"] == "breach" and not cached
+        event = emit_breach(summary, year, month) if breach else None
     get_run_logger().info(
         "%s: %s trips -> %s; verdict %s%s; report %s",
         period,

@@ -85,3 +85,26 @@ def test_the_local_prefect_server_keeps_concurrency_leases_on_disk(
     # In memory, a slot held while the server restarts would stay taken for ever.
     assert env["PREFECT_SERVER_CONCURRENCY_LEASE_STORAGE"].endswith("lease_storage.filesystem")
     assert env["PREFECT_HOME"] == str(tmp_path / "prefect")  # the leases live in the state folder
+
+
+@pytest.mark.unit
+def test_an_api_loss_ends_only_a_process_a_worker_started(monkeypatch: pytest.MonkeyPatch) -> None:
+    """In-process (a test, a notebook) the error reaches the caller; under the engine, one line and exit."""
+    import httpx
+
+    from models.core.settings import Settings
+    from orchestration.flows import api_loss
+
+    ended: list[str] = []
+    monkeypatch.setattr(api_loss, "end_process", ended.append)
+    monkeypatch.setattr(api_loss, "describe_api_loss", lambda settings, exc: f"lost: {type(exc).__name__}")
+    monkeypatch.delenv(api_loss.ENGINE_FLOW_RUN_ENV, raising=False)
+    with pytest.raises(httpx.ConnectError), api_loss.ending_on_api_loss(Settings()):
+        raise httpx.ConnectError("refused")
+    assert ended == []
+    monkeypatch.setenv(api_loss.ENGINE_FLOW_RUN_ENV, "0b7e3f52-0000-4000-8000-000000000000")
+    with api_loss.ending_on_api_loss(Settings()):
+        raise httpx.ConnectError("refused")
+    assert ended == ["lost: ConnectError"]
+    with pytest.raises(ValueError), api_loss.ending_on_api_loss(Settings()):
+        raise ValueError("not an outage")  # any other error is the flow's own

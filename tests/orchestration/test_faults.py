@@ -141,12 +141,23 @@ def test_a_failed_run_is_not_reused_and_runs_left_running_by_ended_flow_runs_are
 
 
 def start_pipeline_process(stack: StackEnv, seed: int, **extra_env: str) -> subprocess.Popen[str]:
-    """A pipeline flow run for 2025 in a process of its own, with the worker's outage settings."""
+    """A pipeline flow run for 2025 in a process of its own, started as a worker starts one.
+
+    The process creates the flow run, then becomes Prefect's engine entry point (``python -m
+    prefect.engine``) with the run's id in ``PREFECT__FLOW_RUN_ID`` and the worker's outage settings:
+    what a process worker does, without a deployment (``PREFECT__FLOW_ENTRYPOINT`` names the flow).
+    """
     code = (
+        "import os, sys\n"
+        "from prefect import get_client\n"
         "from orchestration.flows.pipeline import pipeline_flow\n"
-        f"state = pipeline_flow(year=2025, max_evals=1, seed={seed}, return_state=True)\n"
-        "print('flow run', state.state_details.flow_run_id, state.type.value)\n"
-        "raise SystemExit(0 if state.is_completed() else 1)\n"
+        f"parameters = {{'year': 2025, 'max_evals': 1, 'seed': {seed}}}\n"
+        "with get_client(sync_client=True) as client:\n"
+        "    run = client.create_flow_run(pipeline_flow, parameters=parameters)\n"
+        "print('flow run', run.id, flush=True)\n"
+        "os.environ['PREFECT__FLOW_RUN_ID'] = str(run.id)\n"
+        "os.environ['PREFECT__FLOW_ENTRYPOINT'] = 'orchestration/flows/pipeline.py:pipeline_flow'\n"
+        "os.execv(sys.executable, [sys.executable, '-m', 'prefect.engine'])\n"
     )
     env = clean_env(stack, **{**OUTAGE_ENV, **extra_env})
     return subprocess.Popen(
@@ -163,7 +174,7 @@ def finish(process: subprocess.Popen[str]) -> tuple[int, str, str]:
     """Exit code, output and flow run id of a pipeline process."""
     output, _ = process.communicate(timeout=1800)
     lines = [line for line in output.splitlines() if line.startswith("flow run ")]
-    return process.returncode, output, lines[-1].split()[2] if lines else ""
+    return process.returncode, output, lines[0].split()[2] if lines else ""
 
 
 def task_states(stack: StackEnv, flow_run_id: str) -> dict[str, str]:
