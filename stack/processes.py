@@ -10,7 +10,6 @@ from __future__ import annotations
 import contextlib
 import ctypes
 import errno
-import fcntl
 import json
 import logging
 import os
@@ -23,6 +22,8 @@ import urllib.request
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+
+from filelock import FileLock, Timeout
 
 from models.core.errors import UserError
 from stack.services import Service
@@ -239,24 +240,15 @@ def stop_record(name: str, record: PidRecord, timeout_s: float = STOP_TIMEOUT_S)
 
 
 @contextlib.contextmanager
-def state_lock(state: Path) -> Iterator[None]:
+def state_lock(state: Path, timeout_s: float = LOCK_WAIT_S) -> Iterator[None]:
     """Hold the state folder's lock, so two `up`/`down` at once cannot overwrite each other's pid files."""
     path = state / "run" / "stack.lock"
     path.parent.mkdir(parents=True, exist_ok=True)
-    with path.open("w") as handle:
-        deadline = time.monotonic() + LOCK_WAIT_S
-        while True:
-            try:
-                fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
-                break
-            except BlockingIOError:
-                if time.monotonic() > deadline:
-                    raise UserError(f"another `python -m stack` holds {path}; let it finish.") from None
-                time.sleep(POLL_S)
-        try:
+    try:
+        with FileLock(path, timeout=timeout_s, poll_interval=POLL_S):
             yield
-        finally:
-            fcntl.flock(handle, fcntl.LOCK_UN)
+    except Timeout:
+        raise UserError(f"another `python -m stack` holds {path}; let it finish.") from None
 
 
 def tail_log(state: Path, name: str, lines: int = 20) -> str:

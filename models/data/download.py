@@ -11,7 +11,6 @@ from __future__ import annotations
 import http.client
 import json
 import logging
-import time
 import urllib.error
 import urllib.parse
 import urllib.request
@@ -20,6 +19,14 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar
 
+from tenacity import (
+    RetryCallState,
+    RetryError,
+    Retrying,
+    retry_if_exception_type,
+    stop_after_attempt,
+    wait_exponential,
+)
 from tqdm import tqdm
 
 from models.core.errors import UserError
@@ -32,6 +39,13 @@ READ_CHUNK = 1024 * 1024
 SCHEMES = ("http", "https")
 HTTP_PARTIAL_CONTENT = 206
 HTTP_RANGE_NOT_SATISFIABLE = 416
+
+
+def log_retry(url: str, state: RetryCallState) -> None:
+    """One warning per failed attempt, naming the wait before the next one."""
+    wait = state.next_action.sleep if state.next_action else 0.0
+    error = state.outcome.exception() if state.outcome else None
+    log.warning("attempt %s for %s failed (%s); retrying in %.1f s", state.attempt_number, url, error, wait)
 
 
 class TransientError(Exception):
@@ -54,16 +68,20 @@ class Downloader:
 
     def retrying(self, url: str, action: Callable[[], T]) -> T:
         """Run ``action`` up to ``attempts`` times, waiting 1, 2, 4... seconds between failures."""
-        for attempt in range(1, max(1, self.attempts) + 1):
-            try:
-                return action()
-            except TransientError as exc:
-                if attempt >= self.attempts:
-                    raise UserError(f"Download of {url} failed after {attempt} attempts ({exc}).") from exc
-                wait = min(self.max_backoff_s, self.backoff_s * 2 ** (attempt - 1))
-                log.warning("attempt %s for %s failed (%s); retrying in %.1f s", attempt, url, exc, wait)
-                time.sleep(wait)
-        raise AssertionError("unreachable")  # the loop returns or raises
+        retryer = Retrying(
+            stop=stop_after_attempt(max(1, self.attempts)),
+            wait=wait_exponential(multiplier=self.backoff_s, max=self.max_backoff_s),
+            retry=retry_if_exception_type(TransientError),
+            before_sleep=lambda state: log_retry(url, state),
+        )
+        try:
+            return retryer(action)
+        except RetryError as exc:
+            last = exc.last_attempt
+            cause = last.exception()
+            raise UserError(
+                f"Download of {url} failed after {last.attempt_number} attempts ({cause})."
+            ) from cause
 
     def open(self, url: str, headers: dict[str, str] | None = None) -> http.client.HTTPResponse:
         """Open a URL; retryable failures become TransientError, the others a UserError."""

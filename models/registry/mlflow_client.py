@@ -13,7 +13,6 @@ import contextlib
 import importlib.metadata
 import logging
 import os
-import re
 import urllib.error
 import urllib.request
 from collections.abc import Iterator
@@ -25,6 +24,8 @@ import mlflow
 from mlflow import MlflowClient
 from mlflow.entities.model_registry import ModelVersion
 from mlflow.exceptions import MlflowException
+from packaging.requirements import InvalidRequirement, Requirement
+from packaging.utils import canonicalize_name
 
 from models.core.errors import UserError
 from models.core.secrets import mask_secrets
@@ -48,8 +49,6 @@ SKOPS_TRUSTED_TYPES = [
     "sklearn.ensemble._hist_gradient_boosting.predictor.TreePredictor",
     "sklearn.utils.validation.check_array",
 ]
-_PIN = re.compile(r"^([A-Za-z0-9][A-Za-z0-9._-]*)==([^\s\\;]+)")
-_NAME = re.compile(r"^([A-Za-z0-9][A-Za-z0-9._-]*)")
 
 
 def resolve_tracking_uri(tracking_uri: str | None, settings: Settings | None = None) -> str:
@@ -116,28 +115,36 @@ def describe_failure(uri: str, action: str, exc: MlflowException) -> UserError:
     return UserError(sentence)
 
 
-def normalise_name(name: str) -> str:
-    """PEP 503 form of a distribution name, for matching ``.in`` names against lock pins."""
-    return re.sub(r"[-_.]+", "-", name).lower()
+def read_requirements(path: Path) -> list[Requirement]:
+    """The requirement lines of a pip-tools ``.in`` or compiled ``.txt`` file.
+
+    Comments, options (``-r``, ``-c``, ``--hash``) and line continuations are skipped; what is left
+    on a line is parsed by ``packaging`` (PEP 508).
+    """
+    found = []
+    for line in path.read_text().splitlines():
+        text = line.split(" #", 1)[0].strip().removesuffix("\\").strip()
+        if not text or text.startswith(("#", "-")):
+            continue
+        try:
+            found.append(Requirement(text))
+        except InvalidRequirement as exc:
+            raise UserError(f"{path}: cannot read the requirement {text!r} ({exc}); fix that line.") from None
+    return found
 
 
 def read_names(path: Path) -> list[str]:
-    """Distribution names listed in a pip-tools ``.in`` file (comments and ``-r``/``-c`` lines skipped)."""
-    names = []
-    for line in path.read_text().splitlines():
-        match = _NAME.match(line.strip())
-        if match:
-            names.append(normalise_name(match.group(1)))
-    return names
+    """Canonical (PEP 503) distribution names listed in a pip-tools ``.in`` file."""
+    return [canonicalize_name(req.name) for req in read_requirements(path)]
 
 
 def read_pins(path: Path) -> dict[str, str]:
     """``name -> version`` for every ``name==version`` line of a compiled lock file."""
     pins = {}
-    for line in path.read_text().splitlines():
-        match = _PIN.match(line.strip())
-        if match:
-            pins[normalise_name(match.group(1))] = match.group(2)
+    for req in read_requirements(path):
+        exact = [spec.version for spec in req.specifier if spec.operator == "=="]
+        if len(exact) == 1:
+            pins[canonicalize_name(req.name)] = exact[0]
     return pins
 
 

@@ -57,8 +57,8 @@ def acquire_slot(name: str) -> ExitStack:
     """The slot of ``name``, held with a lease until the returned stack is closed."""
     from prefect import get_client
 
-    # The error `concurrency` documents for a limit that does not exist (not re-exported).
-    from prefect.concurrency._asyncio import ConcurrencySlotAcquisitionError
+    # The error `concurrency` documents for a limit that does not exist (public in the asyncio module).
+    from prefect.concurrency.asyncio import ConcurrencySlotAcquisitionError
     from prefect.concurrency.sync import concurrency
 
     for attempt in range(1, ACQUIRE_TRIES + 1):

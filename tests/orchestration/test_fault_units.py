@@ -50,7 +50,7 @@ def test_every_flow_run_gets_the_outage_retry_settings(monkeypatch: pytest.Monke
 
 def test_the_prefect_api_is_gone_when_an_error_or_its_cause_says_so() -> None:
     import httpx
-    from prefect.concurrency._asyncio import ConcurrencySlotAcquisitionError
+    from prefect.concurrency.asyncio import ConcurrencySlotAcquisitionError
 
     from orchestration.flows.api_loss import is_api_outage
 

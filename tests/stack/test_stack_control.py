@@ -23,6 +23,7 @@ from stack.processes import (
     process_start_ticks,
     read_pid,
     spawn,
+    state_lock,
     stop_record,
     write_pid,
 )
@@ -178,6 +179,18 @@ def test_two_concurrent_starts_share_one_server(tmp_path: Path) -> None:
         assert read_pid(tmp_path, "s3").is_alive()
     finally:
         stop_stack(env.settings(), ("s3",))
+
+
+@pytest.mark.unit
+def test_a_held_state_lock_makes_the_second_caller_wait_then_fail_in_one_sentence(tmp_path: Path) -> None:
+    with state_lock(tmp_path):
+        started = time.monotonic()
+        sentence = r"another `python -m stack` holds .*stack\.lock; let it finish\.$"
+        with pytest.raises(UserError, match=sentence), state_lock(tmp_path, timeout_s=0.5):
+            pass
+        assert time.monotonic() - started >= 0.5
+    with state_lock(tmp_path, timeout_s=0.5):  # released: the next caller gets it at once
+        pass
 
 
 @pytest.mark.unit

@@ -18,6 +18,7 @@ from urllib.parse import parse_qs, urlsplit
 import pytest
 
 from models.core.errors import UserError
+from models.data.download import Downloader, TransientError
 from models.data.fetch import PACKAGE_ID, fetch_years
 from models.data.preprocess import preprocess
 from tests.models.data.rows import HEADER_2024, HEADER_2025, csv_bytes, row_2025
@@ -211,6 +212,29 @@ def test_not_found_is_not_retried_and_persistent_503_gives_up_after_the_attempts
     portal.faults["/dl/bikeshare-ridership-2025.zip"] = ["503"] * 3
     with pytest.raises(UserError, match="after 3 attempts"):
         fetch_years([2025], tmp_path, api_url=portal.api, backoff_s=0, attempts=3)
+
+
+def test_retries_wait_exponentially_up_to_the_cap_then_fail_in_one_sentence(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    waits: list[float] = []
+    monkeypatch.setattr("time.sleep", waits.append)
+    calls = []
+
+    def flaky() -> str:
+        calls.append(1)
+        if len(calls) < 3:
+            raise TransientError("HTTP 503")
+        return "done"
+
+    downloader = Downloader(attempts=5, backoff_s=1.0, max_backoff_s=3.0)
+    assert downloader.retrying("http://x/a.zip", flaky) == "done"
+    assert waits == [1.0, 2.0]
+    waits.clear()
+    with pytest.raises(UserError) as error:
+        downloader.retrying("http://x/a.zip", lambda: (_ for _ in ()).throw(TransientError("HTTP 503")))
+    assert str(error.value) == "Download of http://x/a.zip failed after 5 attempts (HTTP 503)."
+    assert waits == [1.0, 2.0, 3.0, 3.0]
 
 
 def test_cli_prints_a_summary_and_exits_2_with_one_line_on_a_user_error(portal, tmp_path):

@@ -75,10 +75,14 @@ def test_search_respects_its_time_budget_after_the_first_trial():
 
 @pytest.mark.unit
 def test_requirements_are_pinned_from_the_lock(tmp_path):
-    (tmp_path / "base.in").write_text("# runtime\n-c constraints.txt\npandas>=3.1\nscikit_learn>=1.9\n")
-    (tmp_path / "model.txt").write_text("pandas==3.1.1 \\\n    --hash=sha256:00\nscikit-learn==1.9.1 \\\n")
+    (tmp_path / "base.in").write_text("# runtime\n-c constraints.txt\npandas>=3.1  # why\nscikit_learn>=1.9")
+    (tmp_path / "model.txt").write_text(
+        "pandas==3.1.1 \\\n    --hash=sha256:00\n    # via -r base.in\nscikit-learn==1.9.1 \\\n"
+        "tzdata==2025.2 ; sys_platform == 'win32' \\\nboto3[crt]>=1.43\n"
+    )
     assert read_names(tmp_path / "base.in") == ["pandas", "scikit-learn"]
-    assert read_pins(tmp_path / "model.txt") == {"pandas": "3.1.1", "scikit-learn": "1.9.1"}
+    pins = {"pandas": "3.1.1", "scikit-learn": "1.9.1", "tzdata": "2025.2"}  # not boto3: no exact pin
+    assert read_pins(tmp_path / "model.txt") == pins
     pins = pinned_requirements(tmp_path)
     assert pins[:2] == ["pandas==3.1.1", "scikit-learn==1.9.1"]
     assert {p.split("==")[0] for p in pins[2:]} == {"numpy", "skops"}  # installed versions
