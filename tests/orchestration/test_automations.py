@@ -37,7 +37,7 @@ from stack.embedded import StackEnv
 from stack.prefect_yaml import read_work_queues
 from stack.processes import read_pid
 from stack.worker import worker_env
-from tests.orchestration.test_pipeline_e2e import run_module
+from tests.orchestration.e2e import run_module
 
 _PRIVATE = ("AWS_", "MLFLOW_", "PREFECT_", "TO_BIKES_")
 ENTRYPOINT = PROJECT_ROOT / "agent" / "entrypoint.sh"

@@ -18,7 +18,6 @@ from __future__ import annotations
 import contextlib
 import json
 import os
-import re
 import signal
 import subprocess
 import sys
@@ -48,14 +47,16 @@ from stack.embedded import StackEnv
 from stack.processes import process_start_ticks, read_pid, stop_record
 from tests.faultproxy import FaultProxy, FaultRule
 from tests.models.training.trips import build_trips, write_trips
-from tests.orchestration.test_pipeline_e2e import (
+from tests.orchestration.e2e import (
     Deployed,
+    clean_env,
     deploy_project,
     prefect_client,
     read_messages,
     run_module,
     s3_client,
     save_blocks,
+    trigger,
     upload_sample,
     worker_running,
 )
@@ -251,12 +252,6 @@ _PRIVATE = ("AWS_", "MLFLOW_", "PREFECT_", "TO_BIKES_")
 PROCESSED = ("trips.parquet", "trips.quality.json", "trips.quality.md", "trips.quarantine.parquet")
 
 
-def clean_env(local_stack: StackEnv, **extra: str) -> dict[str, str]:
-    """The stack's client environment on top of the caller's, without its project variables."""
-    base = {k: v for k, v in os.environ.items() if not k.startswith(_PRIVATE) and k != "PYTHONPATH"}
-    return {**base, **local_stack, "PREFECT_WORKER_QUERY_SECONDS": "1", **extra}
-
-
 @pytest.fixture(scope="module")
 def s3_proxy(local_stack: StackEnv) -> Iterator[FaultProxy]:
     """The fault proxy in front of the stack's S3, for everything the deployed pipeline does."""
@@ -277,16 +272,6 @@ def pipeline(
             yield deployed
     finally:
         save_blocks(clean_env(local_stack))  # the proxy dies with this module: point the blocks back
-
-
-def trigger(deployed: Deployed, *args: str) -> tuple[int, str, str | None]:
-    """``orchestration.commands.run run ARGS``: (exit code, output, flow run id)."""
-    command = [sys.executable, "-m", "orchestration.commands.run", "run", "--timeout", "600", *args]
-    done = subprocess.run(
-        command, cwd=PROJECT_ROOT, env=deployed.env, capture_output=True, text=True, timeout=900, check=False
-    )
-    match = re.search(r"/runs/flow-run/([0-9a-f-]{36})", done.stdout)
-    return done.returncode, done.stdout + done.stderr, match[1] if match else None
 
 
 def objects(deployed: Deployed, prefix: str) -> dict[str, int]:
