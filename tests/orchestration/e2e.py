@@ -133,6 +133,11 @@ def worker_running(env: dict[str, str], stack: StackEnv) -> Iterator[Deployed]:
         run_module("stack.worker", env, "stop", check=False, timeout=120)
 
 
+def ensure_worker(env: dict[str, str]) -> None:
+    """``stack.worker start``: a live worker is left alone, a dead one (a test SIGKILLed it) replaced."""
+    run_module("stack.worker", env, "start")
+
+
 def trigger_pipeline(deployed: Deployed) -> PipelineRun:
     """``make run``'s command (latest year, one search trial); it must exit 0 (Completed)."""
     done = run_module(

@@ -51,9 +51,9 @@ from tests.orchestration.e2e import (
     Deployed,
     clean_env,
     deploy_project,
+    ensure_worker,
     prefect_client,
     read_messages,
-    run_module,
     s3_client,
     save_blocks,
     trigger,
@@ -260,7 +260,7 @@ def s3_proxy(local_stack: StackEnv) -> Iterator[FaultProxy]:
 
 
 @pytest.fixture(scope="module")
-def pipeline(
+def deployed_pipeline(
     local_stack: StackEnv, s3_proxy: FaultProxy, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[Deployed]:
     """Blocks whose S3 endpoint is the proxy, deployments pushed through it, a worker running."""
@@ -272,6 +272,13 @@ def pipeline(
             yield deployed
     finally:
         save_blocks(clean_env(local_stack))  # the proxy dies with this module: point the blocks back
+
+
+@pytest.fixture
+def pipeline(deployed_pipeline: Deployed) -> Deployed:
+    """The module's deployed pipeline with a live worker: started again if a test SIGKILLed it."""
+    ensure_worker(deployed_pipeline.env)
+    return deployed_pipeline
 
 
 def objects(deployed: Deployed, prefix: str) -> dict[str, int]:
@@ -394,7 +401,7 @@ def test_worker_killed_mid_publish_then_a_new_worker_and_rerun_complete_without_
     s3_proxy.set_rules()
     after_crash = objects(pipeline, "processed/2024/")
     assert "trips.parquet" not in after_crash, f"a crashed run published trips.parquet: {after_crash}"
-    run_module("stack.worker", pipeline.env, "start")
+    ensure_worker(pipeline.env)  # the new worker
     code, output, rerun = trigger(pipeline, "--param", "year=2024", "--param", "max_evals=1")
     assert code == 0 and "Completed" in output, output
     published = objects(pipeline, "processed/2024/")
