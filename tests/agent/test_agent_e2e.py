@@ -17,7 +17,7 @@ from models.training.lineage import run_git
 from stack.embedded import StackEnv
 from tests.agent.conftest import BuiltImage, worker_env
 from tests.agent.docker_helpers import clean_env, container_logs, online_workers, run_script, wait_for
-from tests.orchestration.test_pipeline_e2e import (
+from tests.orchestration.e2e import (
     PIPELINE,
     Deployed,
     PipelineRun,

@@ -19,7 +19,7 @@ from orchestration.deploy.pools import image_tag
 from stack.embedded import StackEnv
 from tests.agent.conftest import TEST_IMAGE, BuiltImage
 from tests.agent.docker_helpers import clean_env, docker, wait_for
-from tests.orchestration.test_pipeline_e2e import (
+from tests.orchestration.e2e import (
     PIPELINE,
     Deployed,
     PipelineRun,

@@ -1,4 +1,5 @@
-"""The bench's peers (bench/peers/) keep and quarantine the same rows per reason as models.data.preprocess.
+"""The bench's peers (bench/peers/) keep the same rows with the same feature values as
+models.data.preprocess, and quarantine the same rows for the same reasons.
 
 Runs in the model environment with requirements/bench.txt on top (``make test-models`` installs it):
 without Polars or DuckDB this module fails to import instead of skipping.
@@ -7,7 +8,9 @@ without Polars or DuckDB this module fails to import instead of skipping.
 from __future__ import annotations
 
 import importlib
+from collections import Counter
 from pathlib import Path
+from typing import Any
 
 import pyarrow.parquet as pq
 import pytest
@@ -75,6 +78,26 @@ def write_odd_rows(folder: Path) -> Path:
     return path.parent
 
 
+def kept_rows(path: Path, columns: list[str]) -> list[dict[str, Any]]:
+    """The kept rows as Python values (a timestamp in ms or us reads the same), by file and trip id."""
+    rows = pq.read_table(path, columns=columns).to_pylist()
+    return sorted(rows, key=lambda row: (row["source_file"], row["trip_id"]))
+
+
+def quarantined_rows(path: Path) -> Counter[tuple[str, str, str]]:
+    """(file, raw line, reason) of every quarantined row."""
+    rows = pq.read_table(path, columns=["source_file", "raw", "reason"]).to_pylist()
+    return Counter((row["source_file"], row["raw"], row["reason"]) for row in rows)
+
+
+def first_difference(found: list[dict[str, Any]], expected: list[dict[str, Any]]) -> str:
+    for peer_row, models_row in zip(found, expected, strict=False):
+        if peer_row != models_row:
+            changed = {k: (peer_row[k], v) for k, v in models_row.items() if peer_row[k] != v}
+            return f"trip {models_row['trip_id']} (peer, models): {changed}"
+    return f"{len(found)} rows, models {len(expected)}"
+
+
 @pytest.fixture(scope="module")
 def inputs(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     root = tmp_path_factory.mktemp("peers")
@@ -86,6 +109,7 @@ def inputs(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
 @pytest.mark.parametrize("engine", PEERS)
 def test_peer_keeps_and_quarantines_the_same_rows_as_models(inputs, tmp_path, engine, name):
     expected = preprocess(str(inputs[name]), str(tmp_path / "models.parquet")).to_dict()
+    columns = pq.read_schema(tmp_path / "models.parquet").names
     peer = importlib.import_module(f"bench.peers.{engine}_peer")
     output = tmp_path / f"{engine}.parquet"
     found = peer.clean_input(inputs[name], output)
@@ -93,6 +117,16 @@ def test_peer_keeps_and_quarantines_the_same_rows_as_models(inputs, tmp_path, en
     assert pq.ParquetFile(output).metadata.num_rows == found["rows_out"]
     quarantine = pq.ParquetFile(tmp_path / f"{engine}.quarantine.parquet")
     assert quarantine.metadata.num_rows == found["quarantined"]
+    peer_rows, models_rows = kept_rows(output, columns), kept_rows(tmp_path / "models.parquet", columns)
+    ids = [(row["source_file"], row["trip_id"]) for row in peer_rows]
+    assert ids == [(row["source_file"], row["trip_id"]) for row in models_rows], "not the same trips kept"
+    assert peer_rows == models_rows, first_difference(peer_rows, models_rows)
+    peer_quarantine = quarantined_rows(tmp_path / f"{engine}.quarantine.parquet")
+    models_quarantine = quarantined_rows(tmp_path / "models.quarantine.parquet")
+    assert peer_quarantine == models_quarantine, (
+        peer_quarantine - models_quarantine,
+        models_quarantine - peer_quarantine,
+    )
     assert pq.read_schema(output).names[-6:] == [
         "hour",
         "weekday",

@@ -1,4 +1,6 @@
-"""The shape of ``models/``: stage packages, no import circle, modules that fit on a few screens."""
+"""The shape of the code: no import circle in the repository, layers that import downward only,
+test modules that share helpers through conftest or helper modules, and ``models/`` in stage packages
+whose modules fit on a few screens."""
 
 from __future__ import annotations
 
@@ -15,28 +17,45 @@ ROOT = Path(models.__file__).resolve().parent
 MAX_LINES = 250
 
 
+REPO = ROOT.parent
+PACKAGES = ("models", "orchestration", "stack", "bench", "agent")  # the Python of the repository
+SKIPPED = {".venv", "node_modules", "__pycache__"}
+
+
 def module_name(path: Path) -> str:
-    parts = path.relative_to(ROOT.parent).with_suffix("").parts
+    parts = path.relative_to(REPO).with_suffix("").parts
     return ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
 
 
-def imported_modules(path: Path, known: set[str]) -> set[str]:
-    """The ``models`` modules a file imports anywhere (module level, functions, TYPE_CHECKING)."""
+def python_files(*folders: str) -> dict[str, Path]:
+    """Module name -> file of every ``.py`` under ``folders`` (no venvs, no node_modules)."""
+    files = (path for folder in folders for path in (REPO / folder).rglob("*.py"))
+    return {module_name(path): path for path in files if not SKIPPED & set(path.relative_to(REPO).parts)}
+
+
+def imported_modules(path: Path, name: str, known: set[str]) -> set[str]:
+    """The ``known`` modules a file imports anywhere (module level, functions, TYPE_CHECKING),
+    relative imports resolved against the file's package."""
+    package = name if path.name == "__init__.py" else name.rpartition(".")[0]
     found = set()
     for node in ast.walk(ast.parse(path.read_text())):
         if isinstance(node, ast.Import):
             names = [alias.name for alias in node.names]
-        elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
-            names = [node.module] + [f"{node.module}.{alias.name}" for alias in node.names]
+        elif isinstance(node, ast.ImportFrom):
+            base = node.module or ""
+            if node.level:
+                anchor = package.split(".")[: len(package.split(".")) - node.level + 1]
+                base = ".".join([*anchor, *([base] if base else [])])
+            names = [base] + [f"{base}.{alias.name}" for alias in node.names]
         else:
             continue
         found.update(name for name in names if name in known)
     return found
 
 
-def import_graph() -> dict[str, set[str]]:
-    files = {module_name(path): path for path in ROOT.rglob("*.py")}
-    return {name: imported_modules(path, set(files)) - {name} for name, path in files.items()}
+def import_graph(*folders: str) -> dict[str, set[str]]:
+    files = python_files(*folders)
+    return {name: imported_modules(path, name, set(files)) - {name} for name, path in files.items()}
 
 
 def find_circle(graph: dict[str, set[str]]) -> list[str] | None:
@@ -62,9 +81,43 @@ def find_circle(graph: dict[str, set[str]]) -> list[str] | None:
     return None
 
 
-def test_no_import_circle_inside_models():
-    circle = find_circle(import_graph())
+def test_no_import_circle_anywhere_in_the_repository():
+    circle = find_circle(import_graph(*PACKAGES))
     assert circle is None, " -> ".join(circle or [])
+
+
+def test_stack_never_imports_orchestration_and_models_imports_neither():
+    graph = import_graph(*PACKAGES)
+    forbidden = {"stack": ("orchestration",), "models": ("orchestration", "stack")}
+    wrong = sorted(
+        f"{name} imports {target}"
+        for name, targets in graph.items()
+        for target in targets
+        if target.split(".")[0] in forbidden.get(name.split(".")[0], ())
+    )
+    assert wrong == []
+
+
+def test_the_import_reader_sees_imports_inside_functions_and_relative_ones(tmp_path: Path):
+    package = tmp_path / "pkg"
+    package.mkdir()
+    source = "def f():\n    import pkg.b\n    from .c import x\n    from . import d\n"
+    (package / "a.py").write_text(source)
+    known = {"pkg.b", "pkg.c", "pkg.d", "pkg.e"}
+    assert imported_modules(package / "a.py", "pkg.a", known) == {"pkg.b", "pkg.c", "pkg.d"}
+
+
+def test_no_test_module_imports_another():
+    tests = python_files("tests")
+    modules = {name for name, path in tests.items() if path.name.startswith("test_")}
+    wrong = sorted(
+        f"{name} imports {target}"
+        for name, path in tests.items()
+        if path.name.startswith("test_")
+        for target in imported_modules(path, name, set(tests))
+        if target in modules
+    )
+    assert wrong == []
 
 
 def test_the_circle_finder_finds_a_circle():
@@ -83,6 +136,8 @@ def test_only_stage_packages_sit_in_models():
 
 def test_every_module_fits_on_a_few_screens():
     long = {
-        module_name(p): n for p in ROOT.rglob("*.py") if (n := len(p.read_text().splitlines())) > MAX_LINES
+        name: n
+        for name, p in python_files("models").items()
+        if (n := len(p.read_text().splitlines())) > MAX_LINES
     }
     assert long == {}

@@ -37,7 +37,7 @@ from stack.embedded import StackEnv
 from stack.prefect_yaml import read_work_queues
 from stack.processes import read_pid
 from stack.worker import worker_env
-from tests.orchestration.test_pipeline_e2e import run_module
+from tests.orchestration.e2e import ensure_worker, run_module
 
 _PRIVATE = ("AWS_", "MLFLOW_", "PREFECT_", "TO_BIKES_")
 ENTRYPOINT = PROJECT_ROOT / "agent" / "entrypoint.sh"
@@ -249,7 +249,7 @@ def cancel_unfinished_probe_runs(stack: StackEnv, deployment_id: Any) -> None:
 
 
 @pytest.fixture(scope="module")
-def zombie_setup(local_stack: StackEnv, tmp_path_factory: pytest.TempPathFactory) -> Iterator[ZombieSetup]:
+def zombie_module(local_stack: StackEnv, tmp_path_factory: pytest.TempPathFactory) -> Iterator[ZombieSetup]:
     """The automation from ``make deploy``'s step, a probe deployment and ``make demo``'s worker."""
     env = clean_env(local_stack, PREFECT_WORKER_QUERY_SECONDS="1")
     deployment_id = create_probe_deployment(local_stack, tmp_path_factory.mktemp("zombie-probe"))
@@ -262,6 +262,13 @@ def zombie_setup(local_stack: StackEnv, tmp_path_factory: pytest.TempPathFactory
         cancel_unfinished_probe_runs(local_stack, deployment_id)
         run_module("stack.worker", env, "stop", check=False, timeout=120)
         delete_automations(local_stack)
+
+
+@pytest.fixture
+def zombie_setup(zombie_module: ZombieSetup) -> ZombieSetup:
+    """The module's setup with a live worker: started again if a test (the killed-run one) SIGKILLed it."""
+    ensure_worker(zombie_module.env)
+    return zombie_module
 
 
 def heartbeats(stack: StackEnv, flow_run_id: Any) -> int:
@@ -363,7 +370,6 @@ def test_a_run_on_the_worker_lives_through_a_three_minute_api_outage(zombie_setu
 
     stack, window = zombie_setup.stack, window_seconds(HEARTBEAT_S)
     seconds = OUTAGE_S + window
-    run_worker(zombie_setup.env, "start")  # the killed-run test above SIGKILLs the module's worker
     with prefect_client(stack) as client:
         run = client.create_flow_run_from_deployment(
             zombie_setup.deployment_id, parameters={"seconds": seconds}

@@ -19,7 +19,7 @@ import pytest
 
 from bench.scale_dask import cluster_env, external_cluster
 from stack.embedded import StackEnv
-from tests.orchestration.test_pipeline_e2e import upload_sample
+from tests.orchestration.e2e import upload_sample
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 

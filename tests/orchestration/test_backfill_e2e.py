@@ -11,11 +11,7 @@ import re
 
 import pytest
 
-from tests.orchestration import test_pipeline_e2e as e2e
-from tests.orchestration.test_pipeline_e2e import Deployed, run_module
-
-# The pipeline module's fixture (module scope: its own worker and bucket), under a name of this module.
-deployed_project = e2e.deployed
+from tests.orchestration.e2e import Deployed, run_module
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
 
@@ -31,10 +27,10 @@ def backfill(deployed: Deployed) -> list[tuple[str, ...]]:
     return [match.groups() for line in done.stdout.splitlines() if (match := ROW.match(line.strip()))]
 
 
-def test_make_backfill_prints_one_line_per_month_then_caches(deployed_project: Deployed) -> None:
-    first = backfill(deployed_project)
+def test_make_backfill_prints_one_line_per_month_then_caches(deployed: Deployed) -> None:
+    first = backfill(deployed)
     assert [row[0] for row in first] == ["2025-01", "2025-02", "2025-03"]
     assert all(int(row[2]) > 0 and int(row[1]) == int(row[2]) + int(row[3]) + int(row[4]) for row in first)
-    again = backfill(deployed_project)
+    again = backfill(deployed)
     assert [row[6] for row in again] == ["yes", "yes", "yes"]
     assert [row[1:5] for row in again] == [row[1:5] for row in first]

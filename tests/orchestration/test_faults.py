@@ -9,43 +9,27 @@ server is stopped by the pid the stack recorded in its state folder, never by na
 from __future__ import annotations
 
 import io
-import subprocess
-import sys
 from collections.abc import Iterator
-from contextlib import contextmanager
-from pathlib import Path
 from typing import Any
 
 import pyarrow.parquet as pq
 import pytest
 
-from models.core.settings import PROJECT_ROOT
 from stack.embedded import StackEnv
-from stack.worker import OUTAGE_ENV
-from tests.orchestration.test_pipeline_e2e import upload_sample
-from tests.orchestration.test_reliability import clean_env
+from tests.orchestration.fault_runs import (
+    BUCKET,
+    fault_blocks,
+    finish,
+    mlflow,
+    pipeline,
+    start_pipeline_process,
+    task_states,
+    versions,
+)
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
-BUCKET = "to-bikes-faults"
-NAME = "to-bikes-faults"  # experiment and registered model
 DECEMBER = "raw/2025/Bike share ridership 2025-12.csv"
-
-
-@contextmanager
-def fault_blocks(local_stack: StackEnv, folder: Path) -> Iterator[StackEnv]:
-    """Blocks for a bucket, experiment and model of the fault modules; 2025 of a sample under raw/."""
-    from prefect.settings import PREFECT_API_URL, temporary_settings
-
-    from orchestration.deploy.blocks import save_all
-
-    upload_sample(local_stack, folder, bucket=BUCKET, seed=17, years=("2025",))
-    settings = local_stack.settings().model_copy(
-        update={"bucket": BUCKET, "experiment": NAME, "model_name": NAME}
-    )
-    with temporary_settings(updates={PREFECT_API_URL: local_stack["PREFECT_API_URL"]}):
-        save_all(settings)
-        yield local_stack
 
 
 @pytest.fixture(scope="module")
@@ -63,30 +47,9 @@ def preprocess(**params: Any) -> dict[str, Any]:
     return state.result()
 
 
-def pipeline(**params: Any) -> tuple[str, dict[str, Any]]:
-    """One in-process pipeline run (one search trial): its flow run id and result."""
-    from orchestration.flows.pipeline import pipeline_flow
-
-    state = pipeline_flow(max_evals=1, **params, return_state=True)
-    assert state.is_completed(), state.message
-    return str(state.state_details.flow_run_id), state.result()
-
-
 def parquet_rows(stack: StackEnv, key: str) -> int:
     body = stack.s3_client().get_object(Bucket=BUCKET, Key=key)["Body"].read()
     return pq.read_metadata(io.BytesIO(body)).num_rows
-
-
-def mlflow(stack: StackEnv) -> Any:
-    from mlflow import MlflowClient
-
-    uri = stack["MLFLOW_TRACKING_URI"]
-    return MlflowClient(uri, registry_uri=uri)
-
-
-def versions(stack: StackEnv) -> dict[str, str]:
-    """Version -> run id of the module's registered model."""
-    return {v.version: v.run_id for v in mlflow(stack).search_model_versions(f"name = '{NAME}'")}
 
 
 def test_an_output_replaced_by_a_shorter_run_is_rebuilt_when_the_raw_file_comes_back(
@@ -138,54 +101,6 @@ def test_a_failed_run_is_not_reused_and_runs_left_running_by_ended_flow_runs_are
     assert kept.info.status == "RUNNING"  # no flow run: nobody knows it is over
     _, third = pipeline(year=2025, seed=101)
     assert (third["training_cached"], third["version"]) == (True, second["version"])
-
-
-def start_pipeline_process(stack: StackEnv, seed: int, **extra_env: str) -> subprocess.Popen[str]:
-    """A pipeline flow run for 2025 in a process of its own, started as a worker starts one.
-
-    The process creates the flow run, then becomes Prefect's engine entry point (``python -m
-    prefect.engine``) with the run's id in ``PREFECT__FLOW_RUN_ID`` and the worker's outage settings:
-    what a process worker does, without a deployment (``PREFECT__FLOW_ENTRYPOINT`` names the flow).
-    """
-    code = (
-        "import os, sys\n"
-        "from prefect import get_client\n"
-        "from orchestration.flows.pipeline import pipeline_flow\n"
-        f"parameters = {{'year': 2025, 'max_evals': 1, 'seed': {seed}}}\n"
-        "with get_client(sync_client=True) as client:\n"
-        "    run = client.create_flow_run(pipeline_flow, parameters=parameters)\n"
-        "print('flow run', run.id, flush=True)\n"
-        "os.environ['PREFECT__FLOW_RUN_ID'] = str(run.id)\n"
-        "os.environ['PREFECT__FLOW_ENTRYPOINT'] = 'orchestration/flows/pipeline.py:pipeline_flow'\n"
-        "os.execv(sys.executable, [sys.executable, '-m', 'prefect.engine'])\n"
-    )
-    env = clean_env(stack, **{**OUTAGE_ENV, **extra_env})
-    return subprocess.Popen(
-        [sys.executable, "-c", code],
-        cwd=PROJECT_ROOT,
-        env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-    )
-
-
-def finish(process: subprocess.Popen[str]) -> tuple[int, str, str]:
-    """Exit code, output and flow run id of a pipeline process."""
-    output, _ = process.communicate(timeout=1800)
-    lines = [line for line in output.splitlines() if line.startswith("flow run ")]
-    return process.returncode, output, lines[0].split()[2] if lines else ""
-
-
-def task_states(stack: StackEnv, flow_run_id: str) -> dict[str, str]:
-    from prefect.client.orchestration import SyncPrefectClient
-    from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterId
-
-    with SyncPrefectClient(stack["PREFECT_API_URL"]) as client:
-        runs = client.read_task_runs(flow_run_filter=FlowRunFilter(id=FlowRunFilterId(any_=[flow_run_id])))
-    # name-<suffix> -> the state of the task's last run (a cache hit whose output was gone runs again).
-    ordered = sorted(runs, key=lambda run: run.start_time or run.expected_start_time or run.created)
-    return {run.name.rsplit("-", 1)[0]: run.state.name for run in ordered}
 
 
 def test_two_identical_runs_at_once_preprocess_once_and_make_one_version(faults_stack: StackEnv) -> None:

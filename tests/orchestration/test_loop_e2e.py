@@ -19,7 +19,7 @@ from typing import Any
 
 import pytest
 
-from tests.orchestration.test_pipeline_e2e import (
+from tests.orchestration.e2e import (
     _PRIVATE,
     PIPELINE,
     Deployed,

@@ -19,7 +19,7 @@ from orchestration.flows.api_loss import EXIT_API_LOST, LOST_RUN_KEY
 from stack.control import start_stack
 from stack.embedded import StackEnv
 from stack.processes import read_pid, stop_record
-from tests.orchestration.test_faults import (
+from tests.orchestration.fault_runs import (
     NAME,
     fault_blocks,
     finish,

@@ -14,7 +14,7 @@ from typing import Any
 import pytest
 
 from stack.embedded import StackEnv
-from tests.orchestration.test_pipeline_e2e import upload_sample
+from tests.orchestration.e2e import upload_sample
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 

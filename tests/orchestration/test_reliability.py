@@ -18,7 +18,6 @@ from __future__ import annotations
 import contextlib
 import json
 import os
-import re
 import signal
 import subprocess
 import sys
@@ -48,14 +47,16 @@ from stack.embedded import StackEnv
 from stack.processes import process_start_ticks, read_pid, stop_record
 from tests.faultproxy import FaultProxy, FaultRule
 from tests.models.training.trips import build_trips, write_trips
-from tests.orchestration.test_pipeline_e2e import (
+from tests.orchestration.e2e import (
     Deployed,
+    clean_env,
     deploy_project,
+    ensure_worker,
     prefect_client,
     read_messages,
-    run_module,
     s3_client,
     save_blocks,
+    trigger,
     upload_sample,
     worker_running,
 )
@@ -251,12 +252,6 @@ _PRIVATE = ("AWS_", "MLFLOW_", "PREFECT_", "TO_BIKES_")
 PROCESSED = ("trips.parquet", "trips.quality.json", "trips.quality.md", "trips.quarantine.parquet")
 
 
-def clean_env(local_stack: StackEnv, **extra: str) -> dict[str, str]:
-    """The stack's client environment on top of the caller's, without its project variables."""
-    base = {k: v for k, v in os.environ.items() if not k.startswith(_PRIVATE) and k != "PYTHONPATH"}
-    return {**base, **local_stack, "PREFECT_WORKER_QUERY_SECONDS": "1", **extra}
-
-
 @pytest.fixture(scope="module")
 def s3_proxy(local_stack: StackEnv) -> Iterator[FaultProxy]:
     """The fault proxy in front of the stack's S3, for everything the deployed pipeline does."""
@@ -265,7 +260,7 @@ def s3_proxy(local_stack: StackEnv) -> Iterator[FaultProxy]:
 
 
 @pytest.fixture(scope="module")
-def pipeline(
+def deployed_pipeline(
     local_stack: StackEnv, s3_proxy: FaultProxy, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[Deployed]:
     """Blocks whose S3 endpoint is the proxy, deployments pushed through it, a worker running."""
@@ -279,14 +274,11 @@ def pipeline(
         save_blocks(clean_env(local_stack))  # the proxy dies with this module: point the blocks back
 
 
-def trigger(deployed: Deployed, *args: str) -> tuple[int, str, str | None]:
-    """``orchestration.commands.run run ARGS``: (exit code, output, flow run id)."""
-    command = [sys.executable, "-m", "orchestration.commands.run", "run", "--timeout", "600", *args]
-    done = subprocess.run(
-        command, cwd=PROJECT_ROOT, env=deployed.env, capture_output=True, text=True, timeout=900, check=False
-    )
-    match = re.search(r"/runs/flow-run/([0-9a-f-]{36})", done.stdout)
-    return done.returncode, done.stdout + done.stderr, match[1] if match else None
+@pytest.fixture
+def pipeline(deployed_pipeline: Deployed) -> Deployed:
+    """The module's deployed pipeline with a live worker: started again if a test SIGKILLed it."""
+    ensure_worker(deployed_pipeline.env)
+    return deployed_pipeline
 
 
 def objects(deployed: Deployed, prefix: str) -> dict[str, int]:
@@ -415,7 +407,7 @@ def test_worker_killed_mid_publish_then_a_new_worker_and_rerun_complete_without_
     s3_proxy.set_rules()
     after_crash = objects(pipeline, "processed/2024/")
     assert "trips.parquet" not in after_crash, f"a crashed run published trips.parquet: {after_crash}"
-    run_module("stack.worker", pipeline.env, "start")
+    ensure_worker(pipeline.env)  # the new worker
     code, output, rerun = trigger(pipeline, "--param", "year=2024", "--param", "max_evals=1")
     assert code == 0 and "Completed" in output, output
     published = objects(pipeline, "processed/2024/")

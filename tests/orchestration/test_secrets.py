@@ -32,18 +32,19 @@ from models.training.train import train_model
 from stack.embedded import StackEnv, free_ports, make_stack_env, running_stack
 from stack.processes import group_members, read_pid
 from tests.models.training.trips import build_trips, write_trips
-from tests.orchestration.test_pipeline_e2e import (
+from tests.orchestration.e2e import (
     Deployed,
+    clean_env,
     deploy_project,
     prefect_client,
     read_messages,
     run_and_subflow_ids,
     run_module,
     save_blocks,
+    trigger,
     unpack_bundle,
     upload_sample,
 )
-from tests.orchestration.test_reliability import clean_env, trigger
 from tests.stack.stack_helpers import AGENT_BIN, run_command, run_make_blocks
 
 pytestmark = pytest.mark.integration
@@ -315,7 +316,7 @@ def test_a_deployed_pipeline_run_leaks_no_secret(pipeline_run: tuple[Any, str]) 
 
 
 def test_every_stack_server_listens_on_127_0_0_1_only(local_stack: StackEnv) -> None:
-    from tests.stack.test_stack_persistence import LOOPBACK_V4, listening_addresses
+    from tests.stack.stack_helpers import LOOPBACK_V4, listening_addresses
 
     for name in ("s3", "prefect", "mlflow"):
         record = read_pid(local_stack.state_dir, name)

@@ -13,7 +13,7 @@ import pytest
 
 from models.core.names import DEFAULT_MARGIN
 from stack.embedded import StackEnv
-from tests.orchestration.test_pipeline_e2e import upload_sample
+from tests.orchestration.e2e import upload_sample
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 

@@ -16,7 +16,7 @@ import pytest
 
 from models.core.settings import PROJECT_ROOT
 from stack.embedded import StackEnv
-from tests.orchestration.test_reliability import clean_env
+from tests.orchestration.e2e import clean_env
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 

@@ -23,32 +23,11 @@ from stack.control import start_stack, stop_stack
 from stack.embedded import StackEnv, make_stack_env
 from stack.processes import group_members, read_pid
 from stack.services import SERVICE_NAMES
-from tests.stack.stack_helpers import run_make_blocks, run_stack_cli
+from tests.stack.stack_helpers import LOOPBACK_V4, listening_addresses, run_make_blocks, run_stack_cli
 
 pytestmark = pytest.mark.integration
 
-LISTEN = "0A"
-LOOPBACK_V4 = "0100007F"
 MODEL = "persist-probe-model"
-
-
-def listening_addresses(pids: list[int]) -> set[tuple[str, int]]:
-    """(hex local address, port) of every TCP socket in LISTEN state owned by these processes."""
-    inodes = set()
-    for pid in pids:
-        fd_dir = Path(f"/proc/{pid}/fd")
-        for fd in fd_dir.iterdir() if fd_dir.exists() else []:
-            target = str(fd.readlink()) if fd.is_symlink() else ""
-            if target.startswith("socket:["):
-                inodes.add(target[8:-1])
-    found = set()
-    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
-        for row in Path(table).read_text().splitlines()[1:]:
-            fields = row.split()
-            address, port = fields[1].split(":")
-            if fields[3] == LISTEN and fields[9] in inodes:
-                found.add((address, int(port, 16)))
-    return found
 
 
 def test_every_server_listens_on_127_0_0_1_only(own_stack: StackEnv) -> None:

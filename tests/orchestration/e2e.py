@@ -1,0 +1,188 @@
+"""Helpers of the end-to-end tests (not a test module: test modules import this, never each other).
+
+A deployed project on the session's ``local_stack``: a small synthetic sample under ``raw/``, the
+same commands as the Makefile (``orchestration.deploy.blocks``, ``orchestration.deploy.deployments``,
+``stack.worker start|stop``, ``orchestration.commands.run run``), and readers of the Prefect API.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import os
+import re
+import subprocess
+import sys
+import tarfile
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from models.core.settings import PROJECT_ROOT
+from models.sample.generate import generate_sample
+from models.training.lineage import run_git
+from stack.embedded import StackEnv
+
+BUCKET = "to-bikes-e2e"
+PIPELINE = "to-bikes-pipeline/weekly"
+MODEL = "to-bikes-member"
+COMMAND_TIMEOUT_S = 900
+_PRIVATE = ("AWS_", "MLFLOW_", "PREFECT_", "TO_BIKES_")
+_RUN_URL = re.compile(r"/runs/flow-run/([0-9a-f-]{36})")
+
+
+@dataclass
+class Deployed:
+    """The environment of the deployed project and how to reach its servers."""
+
+    env: dict[str, str]
+    stack: StackEnv
+    sha: str
+
+
+@dataclass
+class PipelineRun:
+    """One triggered run: its id and the trigger command's output."""
+
+    flow_run_id: str
+    output: str
+
+
+def run_module(
+    module: str, env: dict[str, str], *args: str, check: bool = True, timeout: int = COMMAND_TIMEOUT_S
+) -> subprocess.CompletedProcess[str]:
+    """``python -m module args`` in agent/.venv from the project root; with ``check``, exit 0 or fail."""
+    done = subprocess.run(
+        [sys.executable, "-m", module, *args],
+        cwd=PROJECT_ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        check=False,
+    )
+    if check:
+        output = f"{done.stdout}\n{done.stderr}"
+        assert done.returncode == 0, f"{module} {args} exited {done.returncode}:\n{output}"
+    return done
+
+
+def s3_client(stack: StackEnv) -> Any:
+    return stack.s3_client()
+
+
+def unpack_bundle(body: bytes) -> dict[str, bytes]:
+    """The files of a ``bundle.tar.gz`` (``orchestration.deploy.bundle``): relative path -> bytes."""
+    with tarfile.open(fileobj=io.BytesIO(body)) as tar:
+        return {m.name: tar.extractfile(m).read() for m in tar.getmembers() if m.isfile()}
+
+
+def upload_sample(
+    stack: StackEnv,
+    folder: Path,
+    bucket: str = BUCKET,
+    seed: int = 7,
+    years: tuple[str, ...] = ("2024", "2025"),
+    rows: int = 3000,
+) -> None:
+    """A generated sample's ``years`` under ``raw/<year>/`` of ``bucket`` (created here unless another
+    module on the same session stack made it already: ``deployed`` is shared by several e2e modules)."""
+    generate_sample(folder, seed=seed, rows=rows)
+    client = s3_client(stack)
+    if bucket not in {item["Name"] for item in client.list_buckets().get("Buckets", [])}:
+        client.create_bucket(Bucket=bucket)
+    for year in years:
+        for path in sorted((folder / year).iterdir()):
+            client.upload_file(str(path), bucket, f"raw/{year}/{path.name}")
+
+
+def save_blocks(env: dict[str, str]) -> None:
+    """``make blocks`` (the block types registered, then the documents saved) with this environment."""
+    prefect = str(Path(sys.executable).parent / "prefect")
+    registered = subprocess.run(
+        [prefect, "--no-prompt", "block", "register", "-f", "orchestration/flows/config_block.py"],
+        cwd=PROJECT_ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=COMMAND_TIMEOUT_S,
+        check=False,
+    )
+    assert registered.returncode == 0, registered.stdout + registered.stderr
+    run_module("orchestration.deploy.blocks", env)
+
+
+def deploy_project(env: dict[str, str]) -> None:
+    """``make blocks deploy`` with this environment: blocks saved, code bundle and deployments pushed.
+
+    ``--allow-dirty``: a clean checkout (CI) deploys ``flows/<sha>/``, a work tree with changes
+    ``flows/<sha>-dirty-<time>/``.
+    """
+    save_blocks(env)
+    run_module("orchestration.deploy.deployments", env, "--allow-dirty")
+
+
+@contextlib.contextmanager
+def worker_running(env: dict[str, str], stack: StackEnv) -> Iterator[Deployed]:
+    """``make demo``'s background worker for ``env``, stopped on the way out whatever happened."""
+    try:
+        run_module("stack.worker", env, "start")
+        yield Deployed(env=env, stack=stack, sha=run_git(["rev-parse", "HEAD"]) or "")
+    finally:
+        run_module("stack.worker", env, "stop", check=False, timeout=120)
+
+
+def ensure_worker(env: dict[str, str]) -> None:
+    """``stack.worker start``: a live worker is left alone, a dead one (a test SIGKILLed it) replaced."""
+    run_module("stack.worker", env, "start")
+
+
+def trigger_pipeline(deployed: Deployed) -> PipelineRun:
+    """``make run``'s command (latest year, one search trial); it must exit 0 (Completed)."""
+    done = run_module(
+        "orchestration.commands.run", deployed.env, "run", "--param", "max_evals=1", "--timeout", "600"
+    )
+    match = _RUN_URL.search(done.stdout)
+    assert match, done.stdout
+    assert "Completed" in done.stdout
+    return PipelineRun(flow_run_id=match[1], output=done.stdout)
+
+
+def prefect_client(deployed: Deployed) -> Any:
+    """A sync client of the test stack's API (this process may have imported Prefect already)."""
+    from prefect.client.orchestration import SyncPrefectClient
+
+    return SyncPrefectClient(deployed.env["PREFECT_API_URL"])
+
+
+def run_and_subflow_ids(client: Any, flow_run_id: str) -> list[Any]:
+    from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterParentFlowRunId
+
+    children = client.read_flow_runs(
+        flow_run_filter=FlowRunFilter(parent_flow_run_id=FlowRunFilterParentFlowRunId(any_=[flow_run_id]))
+    )
+    return [flow_run_id, *(child.id for child in children)]
+
+
+def read_messages(client: Any, flow_run_ids: list[Any]) -> list[str]:
+    from prefect.client.schemas.filters import LogFilter, LogFilterFlowRunId
+
+    logs = client.read_logs(log_filter=LogFilter(flow_run_id=LogFilterFlowRunId(any_=flow_run_ids)))
+    return [entry.message for entry in logs]
+
+
+def clean_env(stack: StackEnv, **extra: str) -> dict[str, str]:
+    """The stack's client environment on top of the caller's, without its project variables."""
+    base = {k: v for k, v in os.environ.items() if not k.startswith(_PRIVATE) and k != "PYTHONPATH"}
+    return {**base, **stack, "PREFECT_WORKER_QUERY_SECONDS": "1", **extra}
+
+
+def trigger(deployed: Deployed, *args: str) -> tuple[int, str, str | None]:
+    """``orchestration.commands.run run ARGS``: (exit code, output, flow run id)."""
+    command = [sys.executable, "-m", "orchestration.commands.run", "run", "--timeout", "600", *args]
+    done = subprocess.run(
+        command, cwd=PROJECT_ROOT, env=deployed.env, capture_output=True, text=True, timeout=900, check=False
+    )
+    match = _RUN_URL.search(done.stdout)
+    return done.returncode, done.stdout + done.stderr, match[1] if match else None
