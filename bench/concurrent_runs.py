@@ -5,10 +5,12 @@
 Starts a throw-away stack (S3, MLflow, Prefect on ``--db``) in a temporary folder on free ports,
 uploads three years of a small generated sample, deploys the project (blocks, code bundle on S3),
 starts one process worker with ``--limit`` = the number of runs, submits every run at once (one
-thread each) and waits for all of them. Prints one JSON line: final state per run, runs lost or
-duplicated, wall seconds, runs per minute, and the lines of the Prefect server log that say
-"database is locked". Stops exactly what it started (the worker's process group, the stack's pid
-files) and removes the folder. ``tests/orchestration/test_concurrent_runs.py`` asserts on it.
+thread each) and waits for all of them. Prints one JSON line: final state per run, runs lost (created
+here, unknown to the server when read back by id) or duplicated, wall seconds, runs per minute, the
+lines of the Prefect server log that say "database is locked" (SQLite's message), and on PostgreSQL
+the ERROR, FATAL and PANIC lines of the PostgreSQL server's own log. Stops exactly what it started
+(the worker's process group, the stack's pid files) and removes the folder.
+``tests/orchestration/test_concurrent_runs.py`` asserts on it.
 """
 
 from __future__ import annotations
@@ -128,7 +130,12 @@ def wait_online(client: Any, pool: str) -> None:
 def submit_and_wait(api_url: str, runs: int) -> dict[str, Any]:
     """``runs`` pipeline runs created at once (one thread each), then polled to their final states."""
     from prefect.client.orchestration import SyncPrefectClient
-    from prefect.client.schemas.filters import DeploymentFilter, DeploymentFilterId
+    from prefect.client.schemas.filters import (
+        DeploymentFilter,
+        DeploymentFilterId,
+        FlowRunFilter,
+        FlowRunFilterId,
+    )
 
     with SyncPrefectClient(api_url) as client:
         deployment = client.read_deployment_by_name(PIPELINE)
@@ -144,6 +151,7 @@ def submit_and_wait(api_url: str, runs: int) -> dict[str, Any]:
             ids = list(pool.map(create, range(runs)))
         states = wait_all(client, ids)
         seconds = time.monotonic() - started
+        on_server = client.read_flow_runs(flow_run_filter=FlowRunFilter(id=FlowRunFilterId(any_=ids)))
         found = client.read_flow_runs(
             deployment_filter=DeploymentFilter(id=DeploymentFilterId(any_=[deployment.id]))
         )
@@ -152,7 +160,7 @@ def submit_and_wait(api_url: str, runs: int) -> dict[str, Any]:
     return {
         "runs": runs,
         "states": dict(Counter(states.values())),
-        "lost": runs - len(states),
+        "lost": len(set(ids) - {run.id for run in on_server}),
         "runs_on_server": len(started_runs),
         "duplicated": len(started_runs) - len(set(ids)),
         "failures": [str(message)[:300] for message in failures[:3]],
@@ -162,15 +170,18 @@ def submit_and_wait(api_url: str, runs: int) -> dict[str, Any]:
 
 
 def wait_all(client: Any, ids: list[Any]) -> dict[Any, str]:
-    """Final state name per flow run id (a run still not final after the timeout keeps its state)."""
+    """Final state name per flow run id the server has (a run still not final after the timeout keeps
+    its state; a run the server does not have is left out: ``lost`` counts it)."""
+    from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterId
+
     states: dict[Any, str] = {}
     deadline = time.monotonic() + TIMEOUT_S
     while time.monotonic() < deadline:
-        for run_id in ids:
-            state = client.read_flow_run(run_id).state
-            states[run_id] = state.name if state is not None else "none"
+        for run in client.read_flow_runs(flow_run_filter=FlowRunFilter(id=FlowRunFilterId(any_=ids))):
+            state = run.state
+            states[run.id] = state.name if state is not None else "none"
             if state is not None and not state.is_final():
-                states[run_id] = f"not final: {state.name}"
+                states[run.id] = f"not final: {state.name}"
         if not any(name.startswith("not final") for name in states.values()):
             break
         time.sleep(POLL_S)
@@ -185,10 +196,21 @@ def locked_lines(state_dir: Path) -> list[str]:
 
 def measure(db: str, runs: int, rows: int) -> dict[str, Any]:
     """The whole experiment on one database; the JSON this module prints."""
+    from stack.postgres import log_problems
+
     with deployed_stack(db, runs, rows) as env:
         result = submit_and_wait(env["PREFECT_API_URL"], runs)
-        locked = locked_lines(Path(env["TO_BIKES_STATE_DIR"]))
-    return {"db": db, **result, "database_is_locked": len(locked), "locked_examples": locked[:3]}
+        state = Path(env["TO_BIKES_STATE_DIR"])
+        locked = locked_lines(state)
+        problems = log_problems(state) if db == "postgres" else []
+    return {
+        "db": db,
+        **result,
+        "database_is_locked": len(locked),
+        "locked_examples": locked[:3],
+        "postgres_errors": len(problems),
+        "postgres_error_examples": problems[:3],
+    }
 
 
 def main() -> int:
