@@ -5,10 +5,12 @@
 Starts a throw-away stack (S3, MLflow, Prefect on ``--db``) in a temporary folder on free ports,
 uploads three years of a small generated sample, deploys the project (blocks, code bundle on S3),
 starts one process worker with ``--limit`` = the number of runs, submits every run at once (one
-thread each) and waits for all of them. Prints one JSON line: final state per run, runs lost or
-duplicated, wall seconds, runs per minute, and the lines of the Prefect server log that say
-"database is locked". Stops exactly what it started (the worker's process group, the stack's pid
-files) and removes the folder. ``tests/orchestration/test_concurrent_runs.py`` asserts on it.
+thread each) and waits for all of them. Prints one JSON line: final state per run, runs lost (created
+here, unknown to the server when read back by id) or duplicated, wall seconds, runs per minute, the
+lines of the Prefect server log that say "database is locked" (SQLite's message), and on PostgreSQL
+the ERROR, FATAL and PANIC lines of the PostgreSQL server's own log. Stops exactly what it started
+(the worker's process group, the stack's pid files) and removes the folder.
+``tests/orchestration/test_concurrent_runs.py`` asserts on it.
 """
 
 from __future__ import annotations
@@ -127,7 +129,12 @@ def wait_online(client: Any, pool: str) -> None:
 def submit_and_wait(api_url: str, runs: int) -> dict[str, Any]:
     """``runs`` pipeline runs created at once (one thread each), then polled to their final states."""
     from prefect.client.orchestration import SyncPrefectClient
-    from prefect.client.schemas.filters import DeploymentFilter, DeploymentFilterId
+    from prefect.client.schemas.filters import (
+        DeploymentFilter,
+        DeploymentFilterId,
+        FlowRunFilter,
+        FlowRunFilterId,
+    )
 
     from orchestration.commands.runs import ApiCaller, start_run
 
@@ -142,7 +149,8 @@ def submit_and_wait(api_url: str, runs: int) -> dict[str, Any]:
         started = time.monotonic()
         with ThreadPoolExecutor(max_workers=runs) as pool:
             ids = list(pool.map(create, range(runs)))
-        states = wait_all(api_url, ids, deployment.work_pool_name)
+        on_server = client.read_flow_runs(flow_run_filter=FlowRunFilter(id=FlowRunFilterId(any_=ids)))
+        states = wait_all(api_url, [run.id for run in on_server], deployment.work_pool_name)
         seconds = time.monotonic() - started
         found = client.read_flow_runs(
             deployment_filter=DeploymentFilter(id=DeploymentFilterId(any_=[deployment.id]))
@@ -152,7 +160,7 @@ def submit_and_wait(api_url: str, runs: int) -> dict[str, Any]:
     return {
         "runs": runs,
         "states": dict(Counter(states.values())),
-        "lost": runs - len(states),
+        "lost": len(set(ids) - {run.id for run in on_server}),
         "runs_on_server": len(started_runs),
         "duplicated": len(started_runs) - len(set(ids)),
         "failures": [str(message)[:300] for message in failures[:3]],
@@ -162,7 +170,8 @@ def submit_and_wait(api_url: str, runs: int) -> dict[str, Any]:
 
 
 def wait_all(api_url: str, ids: list[Any], pool: str) -> dict[Any, str]:
-    """Final state name per flow run id, each awaited with the commands' helper (one deadline for all)."""
+    """Final state name per flow run id the server has, each awaited with the commands' helper (one
+    deadline for all; a run the server does not have is not here: ``lost`` counts it)."""
     from orchestration.commands.runs import ApiCaller, wait_final
 
     deadline = time.monotonic() + TIMEOUT_S
@@ -183,13 +192,24 @@ def locked_lines(state_dir: Path) -> list[str]:
 
 def measure(db: str, runs: int, rows: int) -> dict[str, Any]:
     """The whole experiment on one database; the JSON this module prints."""
+    from stack.postgres import log_problems
+
     with deployed_stack(db, runs, rows) as env:
         from prefect.settings import PREFECT_API_URL, temporary_settings
 
         with temporary_settings({PREFECT_API_URL: env["PREFECT_API_URL"]}):  # run_deployment's client
             result = submit_and_wait(env["PREFECT_API_URL"], runs)
-        locked = locked_lines(Path(env["TO_BIKES_STATE_DIR"]))
-    return {"db": db, **result, "database_is_locked": len(locked), "locked_examples": locked[:3]}
+        state = Path(env["TO_BIKES_STATE_DIR"])
+        locked = locked_lines(state)
+        problems = log_problems(state) if db == "postgres" else []
+    return {
+        "db": db,
+        **result,
+        "database_is_locked": len(locked),
+        "locked_examples": locked[:3],
+        "postgres_errors": len(problems),
+        "postgres_error_examples": problems[:3],
+    }
 
 
 def main() -> int:

@@ -67,8 +67,8 @@ def database_row(found: dict[str, dict[str, Any]]) -> dict[str, Any]:
         "value": f"{pg['runs_per_minute']:.2f} runs/min",
         "reference": f"SQLite: {lite['runs_per_minute']:.2f} runs/min, states {lite['states']}",
         "ratio": pg["runs_per_minute"] / lite["runs_per_minute"],
-        "goal": "all Completed, no 'database is locked'",
-        "holds": completed and pg["database_is_locked"] == 0,
+        "goal": "all Completed, no ERROR, FATAL or PANIC in the PostgreSQL server's log",
+        "holds": completed and pg["postgres_errors"] == 0,
     }
 
 

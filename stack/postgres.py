@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import os
 import pwd
+import re
 import secrets
 import shutil
 import subprocess
@@ -26,6 +27,8 @@ DB_USER = "prefect"
 RUN_AS = "postgres"
 INSTALL_ROOT = Path("/usr/lib/postgresql")
 INIT_TIMEOUT_S = 120
+PROBLEM = re.compile(r"\b(ERROR|FATAL|PANIC):")  # PostgreSQL's severities above WARNING
+SHUTDOWN = "due to administrator command"  # sessions ended by a requested stop (make down): not a fault
 
 
 def postgres_bin() -> Path:
@@ -87,6 +90,14 @@ def health_command(settings: Settings) -> list[str]:
     """``pg_isready`` against the server: exit 0 once it accepts connections."""
     host, port = settings.host, str(settings.postgres_port)
     return [str(postgres_bin() / "pg_isready"), "-q", "-h", host, "-p", port, "-d", DB_NAME, "-U", DB_USER]
+
+
+def log_problems(state: Path) -> list[str]:
+    """The ERROR, FATAL and PANIC lines of the PostgreSQL server's log (``<state>/logs/postgres.log``),
+    but for the sessions a requested stop ends."""
+    log = state / "logs" / "postgres.log"
+    text = log.read_text(errors="replace") if log.exists() else ""
+    return [line[:300] for line in text.splitlines() if PROBLEM.search(line) and SHUTDOWN not in line]
 
 
 def run_step(command: list[str], user: str | None, stdin: str = "") -> None:

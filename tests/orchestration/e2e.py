@@ -14,8 +14,10 @@ import re
 import subprocess
 import sys
 import tarfile
-from collections.abc import Iterator
+import time
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -28,6 +30,7 @@ BUCKET = "to-bikes-e2e"
 PIPELINE = "to-bikes-pipeline/weekly"
 MODEL = "to-bikes-member"
 COMMAND_TIMEOUT_S = 900
+WAIT_S = 120  # events reach the server's store within seconds of their emission
 _PRIVATE = ("AWS_", "MLFLOW_", "PREFECT_", "TO_BIKES_")
 _RUN_URL = re.compile(r"/runs/flow-run/([0-9a-f-]{36})")
 
@@ -138,6 +141,26 @@ def ensure_worker(env: dict[str, str]) -> None:
     run_module("stack.worker", env, "start")
 
 
+def flow_run_id_in(output: str) -> str:
+    """The flow run id of the run URL a command printed."""
+    match = _RUN_URL.search(output)
+    assert match, output
+    return match[1]
+
+
+def automation_flow_runs(api_url: str, automation: str, since: datetime | None = None) -> list[str]:
+    """Ids of the flow runs the automation named ``automation`` created, from its own
+    ``prefect.automation.action.executed`` events (the created run is their ``flow-run`` resource)."""
+    from prefect.client.orchestration import SyncPrefectClient
+
+    with SyncPrefectClient(api_url) as client:
+        (found,) = client.read_automations_by_name(automation)
+    executed = ["prefect.automation.action.executed"]
+    events = read_events(api_url, executed, since=since, resources=[f"prefect.automation.{found.id}"])
+    related = (resource for event in events for resource in event.related)
+    return [r.id.removeprefix("prefect.flow-run.") for r in related if r.role == "flow-run"]
+
+
 def trigger_pipeline(deployed: Deployed) -> PipelineRun:
     """``make run``'s command (latest year, one search trial); it must exit 0 (Completed)."""
     done = run_module(
@@ -186,3 +209,48 @@ def trigger(deployed: Deployed, *args: str) -> tuple[int, str, str | None]:
     )
     match = _RUN_URL.search(done.stdout)
     return done.returncode, done.stdout + done.stderr, match[1] if match else None
+
+
+def read_events(
+    api_url: str,
+    names: list[str],
+    related: list[str] | None = None,
+    since: datetime | None = None,
+    resources: list[str] | None = None,
+) -> list[Any]:
+    """The server's events whose name starts with one of ``names`` (about one of ``resources`` and
+    relating to one of ``related``: resource ids such as ``prefect.flow-run.<id>``), oldest first."""
+    from prefect.client.orchestration import SyncPrefectClient
+    from prefect.events.filters import (
+        EventFilter,
+        EventNameFilter,
+        EventOccurredFilter,
+        EventRelatedFilter,
+        EventResourceFilter,
+    )
+
+    query = EventFilter(
+        event=EventNameFilter(prefix=names),
+        occurred=EventOccurredFilter(since=since or datetime.now(UTC) - timedelta(days=1)),
+        related=EventRelatedFilter(id=related) if related else None,
+        resource=EventResourceFilter(id=resources) if resources else None,
+    )
+    with SyncPrefectClient(api_url) as client:
+        page = client.read_events(filter=query, limit=50)  # the most the API serves per page
+        found = list(page.events)
+        while page.next_page:
+            page = client.read_events_page(page.next_page)
+            found += page.events
+    return sorted(found, key=lambda event: event.occurred)
+
+
+def wait_for(what: str, check: Callable[[], Any], deadline_s: float = WAIT_S, poll_s: float = 1.0) -> Any:
+    """Poll ``check()`` until it returns something truthy; fails naming ``what`` after ``deadline_s``."""
+    deadline = time.monotonic() + deadline_s
+    while True:
+        found = check()
+        if found:
+            return found
+        if time.monotonic() > deadline:
+            raise AssertionError(f"{what} did not happen within {deadline_s:.0f} s (last: {found!r})")
+        time.sleep(poll_s)

@@ -15,7 +15,7 @@ from typing import Any
 from models.core.settings import PROJECT_ROOT
 from stack.embedded import StackEnv
 from stack.worker import OUTAGE_ENV
-from tests.orchestration.e2e import clean_env, upload_sample
+from tests.orchestration.e2e import clean_env, read_events, upload_sample
 
 BUCKET = "to-bikes-faults"
 NAME = "to-bikes-faults"  # experiment and registered model
@@ -104,3 +104,42 @@ def task_states(stack: StackEnv, flow_run_id: str) -> dict[str, str]:
     # name-<suffix> -> the state of the task's last run (a cache hit whose output was gone runs again).
     ordered = sorted(runs, key=lambda run: run.start_time or run.expected_start_time or run.created)
     return {run.name.rsplit("-", 1)[0]: run.state.name for run in ordered}
+
+
+def lock_acquisitions(stack: StackEnv, flow_run_ids: list[str], stage: str) -> dict[str, Any]:
+    """Flow run id -> when it acquired its slot of a ``stage`` work lock, from the server's
+    ``prefect.concurrency-limit.acquired`` events (``work_locks`` holds a global concurrency limit)."""
+    related = [f"prefect.flow-run.{run_id}" for run_id in flow_run_ids]
+    events = read_events(stack["PREFECT_API_URL"], ["prefect.concurrency-limit.acquired"], related)
+    acquired: dict[str, Any] = dict.fromkeys(flow_run_ids)
+    for event in events:
+        if (event.resource.name or "").startswith(f"to-bikes-{stage}-"):
+            for resource in event.related:
+                run_id = resource.id.removeprefix("prefect.flow-run.")
+                if run_id in acquired and acquired[run_id] is None:
+                    acquired[run_id] = event.occurred
+    return acquired
+
+
+def complete(found: dict[str, Any]) -> dict[str, Any] | None:
+    """``found`` once it has a value for every key, else None."""
+    return found if all(value is not None for value in found.values()) else None
+
+
+def task_end(stack: StackEnv, flow_run_id: str, task: str) -> Any:
+    """When the last run of ``task`` (its name without the suffix) in the flow run ended."""
+    from prefect.client.orchestration import SyncPrefectClient
+    from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterId
+
+    with SyncPrefectClient(stack["PREFECT_API_URL"]) as client:
+        runs = client.read_task_runs(flow_run_filter=FlowRunFilter(id=FlowRunFilterId(any_=[flow_run_id])))
+    return max(run.end_time for run in runs if run.name.rsplit("-", 1)[0] == task and run.end_time)
+
+
+def flow_run_times(stack: StackEnv, flow_run_id: str) -> tuple[Any, Any]:
+    """(start, end) of a flow run, as the server recorded them."""
+    from prefect.client.orchestration import SyncPrefectClient
+
+    with SyncPrefectClient(stack["PREFECT_API_URL"]) as client:
+        run = client.read_flow_run(flow_run_id)
+    return run.start_time, run.end_time

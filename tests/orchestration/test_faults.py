@@ -16,13 +16,18 @@ import pyarrow.parquet as pq
 import pytest
 
 from stack.embedded import StackEnv
+from tests.orchestration.e2e import wait_for
 from tests.orchestration.fault_runs import (
     BUCKET,
+    complete,
     fault_blocks,
     finish,
+    flow_run_times,
+    lock_acquisitions,
     mlflow,
     pipeline,
     start_pipeline_process,
+    task_end,
     task_states,
     versions,
 )
@@ -116,6 +121,20 @@ def test_two_identical_runs_at_once_preprocess_once_and_make_one_version(faults_
     trained = sorted(run["train-model"] for run in states)
     assert preprocessed == ["Cached", "Completed"], states
     assert trained == ["Cached", "Completed"], states
+    # The two runs were in flight together, and the second into the lock waited for the first to let go
+    # (not merely started after it ended): the server's flow runs, task runs and concurrency-limit events.
+    ids = [flow_run_id for _, _, flow_run_id in done]
+    times = [flow_run_times(faults_stack, flow_run_id) for flow_run_id in ids]
+    assert max(start for start, _ in times) < min(end for _, end in times), times
+    holder = ids[[run["preprocess-period"] for run in states].index("Completed")]
+    waiter = next(flow_run_id for flow_run_id in ids if flow_run_id != holder)
+    acquired = wait_for(
+        "both runs' preprocess-lock acquisitions among the server's events",
+        lambda: complete(lock_acquisitions(faults_stack, ids, "preprocess")),
+    )
+    holder_done = task_end(faults_stack, holder, "preprocess-period")
+    assert acquired[holder] < holder_done <= acquired[waiter], (acquired, holder_done)  # one slot
+    assert flow_run_times(faults_stack, waiter)[0] < holder_done, (times, holder_done)  # so it waited
     _, rerun = pipeline(year=2025, seed=202)
     assert versions(faults_stack).keys() == before.keys() | added.keys()
     assert rerun["version"] in added

@@ -17,7 +17,7 @@ import pytest
 
 from stack.control import stack_status, start_stack, stop_stack
 from stack.embedded import StackEnv, make_stack_env
-from stack.postgres import DB_NAME, DB_USER, postgres_bin, read_password
+from stack.postgres import DB_NAME, DB_USER, log_problems, postgres_bin, read_password
 from stack.processes import read_pid
 from tests.stack.stack_helpers import run_stack_cli
 
@@ -65,6 +65,7 @@ def test_prefect_migrates_into_postgres_which_listens_on_loopback(pg_env: StackE
     assert psql(pg_env, "show listen_addresses") == "127.0.0.1"
     assert (pg_env.state_dir / "postgres" / "PG_VERSION").exists()
     assert oct((pg_env.state_dir / "postgres.secret").stat().st_mode & 0o777) == "0o600"
+    assert log_problems(pg_env.state_dir) == []  # the migrations left no ERROR/FATAL/PANIC in its log
 
 
 def test_status_and_doctor_cover_postgres(pg_env: StackEnv) -> None:
@@ -86,3 +87,4 @@ def test_data_survive_down_and_up(pg_env: StackEnv) -> None:
     assert read_pid(pg_env.state_dir, "postgres").pid != first.pid
     names = psql(pg_env, "select name from variable")
     assert "kept_across_restart" in names.splitlines()
+    assert log_problems(pg_env.state_dir) == []
