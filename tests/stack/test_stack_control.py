@@ -20,7 +20,7 @@ from stack.embedded import make_stack_env, running_stack
 from stack.processes import (
     PidRecord,
     is_port_free,
-    process_start_ticks,
+    process_start_time,
     read_pid,
     spawn,
     state_lock,
@@ -156,7 +156,7 @@ def test_down_also_ends_what_a_dead_leader_left_behind(tmp_path: Path) -> None:
         os.waitpid(record.pid, 0)
         assert not record.leader_alive() and record.members() == [orphan]
         assert stop_record("s3", record)
-        assert not record.is_alive() and process_start_ticks(orphan) is None
+        assert not record.is_alive() and process_start_time(orphan) is None
         assert bystander.poll() is None
     finally:
         stop_record("s3", record)
@@ -200,9 +200,9 @@ def test_stop_ends_a_recorded_worker_before_the_servers_and_nothing_else(tmp_pat
     worker = subprocess.Popen(sleeper, start_new_session=True)
     bystander = subprocess.Popen(sleeper, start_new_session=True)
     try:
-        ticks = process_start_ticks(worker.pid)
-        assert ticks is not None
-        write_pid(tmp_path, "worker", PidRecord(pid=worker.pid, start_ticks=ticks, port=0))
+        started = process_start_time(worker.pid)
+        assert started is not None
+        write_pid(tmp_path, "worker", PidRecord(pid=worker.pid, started=started, port=0))
         messages = stop_clients(tmp_path, ("s3", "prefect", "mlflow"))
         assert worker.wait(timeout=30) is not None
         assert messages == [f"worker   stopped (pid {worker.pid})"]

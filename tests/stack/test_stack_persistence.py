@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import contextlib
 import json
 import os
 import secrets
@@ -15,6 +16,7 @@ from typing import Any
 import boto3
 import mlflow
 import mlflow.sklearn
+import psutil
 import pytest
 from mlflow import MlflowClient
 from sklearn.dummy import DummyClassifier
@@ -27,27 +29,18 @@ from tests.stack.stack_helpers import run_make_blocks, run_stack_cli
 
 pytestmark = pytest.mark.integration
 
-LISTEN = "0A"
-LOOPBACK_V4 = "0100007F"
+LOOPBACK_V4 = "127.0.0.1"
 MODEL = "persist-probe-model"
 
 
 def listening_addresses(pids: list[int]) -> set[tuple[str, int]]:
-    """(hex local address, port) of every TCP socket in LISTEN state owned by these processes."""
-    inodes = set()
-    for pid in pids:
-        fd_dir = Path(f"/proc/{pid}/fd")
-        for fd in fd_dir.iterdir() if fd_dir.exists() else []:
-            target = str(fd.readlink()) if fd.is_symlink() else ""
-            if target.startswith("socket:["):
-                inodes.add(target[8:-1])
+    """(local address, port) of every TCP socket in LISTEN state owned by these processes."""
     found = set()
-    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
-        for row in Path(table).read_text().splitlines()[1:]:
-            fields = row.split()
-            address, port = fields[1].split(":")
-            if fields[3] == LISTEN and fields[9] in inodes:
-                found.add((address, int(port, 16)))
+    for pid in pids:
+        with contextlib.suppress(psutil.NoSuchProcess):
+            for conn in psutil.Process(pid).net_connections(kind="tcp"):
+                if conn.status == psutil.CONN_LISTEN:
+                    found.add((conn.laddr.ip, conn.laddr.port))
     return found
 
 
@@ -161,7 +154,7 @@ def test_prefect_auth_string_is_required_and_never_shown(auth_stack: StackEnv) -
     assert api(auth_stack, "POST", "/flows/filter", {}, auth=auth) == []
     record = read_pid(auth_stack.state_dir, "prefect")
     for pid in group_members(record.pid):
-        assert auth not in Path(f"/proc/{pid}/cmdline").read_text(errors="replace")
+        assert auth not in " ".join(psutil.Process(pid).cmdline())
     assert auth not in (auth_stack.state_dir / "logs" / "prefect.log").read_text(errors="replace")
     pool_line = next(
         line for line in run_stack_cli(auth_stack, "doctor").stdout.splitlines() if "work pool" in line
