@@ -58,7 +58,7 @@ class PidRecord:
 
     def leader_alive(self) -> bool:
         started = process_start_time(self.pid)
-        return started is not None and math.isclose(started, self.started, abs_tol=SAME_START_S)
+        return started is not None and math.isclose(started, self.started, rel_tol=0, abs_tol=SAME_START_S)
 
     def members(self) -> list[int]:
         """The server's live processes: its whole group while the leader lives, else marked orphans."""

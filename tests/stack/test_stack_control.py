@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import json
 import os
 import signal
 import socket
@@ -191,6 +192,21 @@ def test_a_held_state_lock_makes_the_second_caller_wait_then_fail_in_one_sentenc
         assert time.monotonic() - started >= 0.5
     with state_lock(tmp_path, timeout_s=0.5):  # released: the next caller gets it at once
         pass
+
+
+@pytest.mark.unit
+def test_a_pid_file_from_before_psutil_still_names_its_live_process(tmp_path: Path) -> None:
+    """`make down` after an upgrade: a pid file holding clock ticks since boot is still understood."""
+    import psutil
+
+    me = psutil.Process()
+    ticks = round((me.create_time() - psutil.boot_time()) * os.sysconf("SC_CLK_TCK"))
+    (tmp_path / "run").mkdir()
+    (tmp_path / "run" / "s3.pid").write_text(json.dumps({"pid": me.pid, "start_ticks": ticks, "port": 1}))
+    record = read_pid(tmp_path, "s3")
+    assert record is not None and record.leader_alive()
+    (tmp_path / "run" / "s3.pid").write_text(json.dumps({"pid": me.pid, "start_ticks": ticks - 5, "port": 1}))
+    assert not read_pid(tmp_path, "s3").leader_alive()  # same pid, another start: a recycled pid
 
 
 @pytest.mark.unit
