@@ -221,7 +221,7 @@ down: ## Stop exactly what make started: demo worker, agent container, then the 
 	if [ -f $(TO_BIKES_STATE_DIR_MK)/agent-docker.cid ]; then $(MAKE) agent-docker-stop; fi
 	$(STACK) down
 
-status: ## One line per server (running/stopped, URL, pid) and one for the worker (online/stale/offline, pool, pid); exit 3 if a server is down
+status: ## One line per server (running/stopped, URL, pid) and one for the worker (online/offline, pool, pid); exit 3 if a server is down
 	$(STACK) status
 
 logs: ## Show the last lines of each server's log (.stack/logs)

@@ -12,6 +12,7 @@ import ctypes
 import errno
 import json
 import logging
+import math
 import os
 import signal
 import socket
@@ -23,6 +24,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
+import psutil
 from filelock import FileLock, Timeout
 
 from models.core.errors import UserError
@@ -40,20 +42,23 @@ PR_SET_PDEATHSIG = 1
 # Set in every server's environment (and so inherited by its children) to recognise its processes
 # even after the group leader died and left children behind.
 MARKER_VARIABLE = "TO_BIKES_STACK_MEMBER"
+GONE = (psutil.STATUS_ZOMBIE, psutil.STATUS_DEAD)
+SAME_START_S = 0.005  # two readings of one process's creation time agree (ticks are 10 ms apart)
 
 
 @dataclass(frozen=True)
 class PidRecord:
-    """What a pid file holds: the group leader, its start time (to detect pid reuse), its port, and
+    """What a pid file holds: the group leader, its creation time (to detect pid reuse), its port, and
     the marker every process of the server carries in its environment (``MARKER_VARIABLE``)."""
 
     pid: int
-    start_ticks: int
+    started: float
     port: int
     marker: str = ""
 
     def leader_alive(self) -> bool:
-        return process_start_ticks(self.pid) == self.start_ticks
+        started = process_start_time(self.pid)
+        return started is not None and math.isclose(started, self.started, rel_tol=0, abs_tol=SAME_START_S)
 
     def members(self) -> list[int]:
         """The server's live processes: its whole group while the leader lives, else marked orphans."""
@@ -69,24 +74,22 @@ class PidRecord:
 def has_marker(pid: int, marker: str) -> bool:
     """True when the process's environment holds this stack's marker for one server."""
     try:
-        environ = Path(f"/proc/{pid}/environ").read_bytes()
-    except OSError:
+        return psutil.Process(pid).environ().get(MARKER_VARIABLE) == marker
+    except psutil.Error:
         return False
-    return f"{MARKER_VARIABLE}={marker}".encode() in environ.split(b"\0")
 
 
-def process_start_ticks(pid: int) -> int | None:
-    """Start time of a live (non-zombie) process in clock ticks since boot, or None."""
+def process_start_time(pid: int) -> float | None:
+    """Creation time (seconds since the epoch) of a live, non-zombie process, or None."""
     try:
-        stat = Path(f"/proc/{pid}/stat").read_text()
-    except (FileNotFoundError, ProcessLookupError, PermissionError):
+        process = psutil.Process(pid)
+        if process.status() in GONE:
+            with contextlib.suppress(ChildProcessError):
+                os.waitpid(pid, os.WNOHANG)  # reap our own child so it really goes away
+            return None
+        return process.create_time()
+    except psutil.Error:
         return None
-    fields = stat[stat.rindex(")") + 2 :].split()
-    if fields[0] in ("Z", "X"):
-        with contextlib.suppress(ChildProcessError):
-            os.waitpid(pid, os.WNOHANG)  # reap our own child so it really goes away
-        return None
-    return int(fields[19])
 
 
 def pid_path(state: Path, name: str) -> Path:
@@ -102,8 +105,11 @@ def read_pid(state: Path, name: str) -> PidRecord | None:
     path = pid_path(state, name)
     try:
         data = json.loads(path.read_text())
-        marker = str(data.get("marker", ""))
-        return PidRecord(int(data["pid"]), int(data["start_ticks"]), int(data["port"]), marker)
+        if "started" in data:
+            started = float(data["started"])
+        else:  # written before psutil: clock ticks since boot, as psutil converts them
+            started = float(data["start_ticks"]) / os.sysconf("SC_CLK_TCK") + psutil.boot_time()
+        return PidRecord(int(data["pid"]), started, int(data["port"]), str(data.get("marker", "")))
     except (FileNotFoundError, ValueError, KeyError, TypeError):
         return None
 
@@ -185,8 +191,8 @@ def spawn(service: Service, state: Path, die_with_parent: bool = False) -> PidRe
             preexec_fn=set_parent_death_signal if die_with_parent else None,
             user=service.user,
         )
-    ticks = process_start_ticks(process.pid) or 0
-    record = PidRecord(process.pid, ticks, service.port, marker)
+    started = process_start_time(process.pid) or 0.0
+    record = PidRecord(process.pid, started, service.port, marker)
     write_pid(state, service.name, record)
     log.info("started %s (pid %s) on %s", service.name, process.pid, service.url)
     return record
@@ -195,13 +201,10 @@ def spawn(service: Service, state: Path, die_with_parent: bool = False) -> PidRe
 def group_members(pgid: int) -> list[int]:
     """Live processes whose process group is ``pgid``."""
     members = []
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit():
-            continue
-        with contextlib.suppress(OSError, ValueError, IndexError):
-            fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
-            if int(fields[2]) == pgid and fields[0] not in ("Z", "X"):
-                members.append(int(entry.name))
+    for process in psutil.process_iter(["status"]):
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            if os.getpgid(process.pid) == pgid and process.info["status"] not in GONE:
+                members.append(process.pid)
     return members
 
 
@@ -220,7 +223,7 @@ def wait_gone(record: PidRecord, timeout_s: float) -> bool:
     """Poll (bounded) until no process of the server is left; True when they are all gone."""
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:
-        process_start_ticks(record.pid)  # reaps the leader if it is our own zombie child
+        process_start_time(record.pid)  # reaps the leader if it is our own zombie child
         if not record.is_alive():
             return True
         time.sleep(POLL_S)

@@ -28,6 +28,16 @@ POSTGRES = "postgres"
 _PRIVATE_PREFIXES = ("AWS_", "MLFLOW_", "PREFECT_", "TO_BIKES_")
 # Server-side Prefect settings (e.g. a Postgres database URL) that the Prefect server does inherit.
 _PREFECT_SERVER_PREFIXES = ("PREFECT_SERVER_", "PREFECT_API_DATABASE_")
+# Prefect's foreman marks a worker OFFLINE once it has been silent for INACTIVITY_HEARTBEAT_MULTIPLE of its
+# heartbeat intervals (FALLBACK_... when it sent none); checked every LOOP_SECONDS (Prefect's default 15 s).
+# `make status` and `make run` read that status as is (stack/worker_status.py). A caller's own
+# PREFECT_SERVER_SERVICES_FOREMAN_* variables win.
+FOREMAN_SETTINGS = {
+    "PREFECT_SERVER_SERVICES_FOREMAN_ENABLED": "true",
+    "PREFECT_SERVER_SERVICES_FOREMAN_LOOP_SECONDS": "5",
+    "PREFECT_SERVER_SERVICES_FOREMAN_INACTIVITY_HEARTBEAT_MULTIPLE": "3",
+    "PREFECT_SERVER_SERVICES_FOREMAN_FALLBACK_HEARTBEAT_INTERVAL_SECONDS": "30",
+}
 
 
 @dataclass(frozen=True)
@@ -113,7 +123,7 @@ def prefect_service(settings: Settings, state: Path) -> Service:
     prefect = AGENT_BIN / "prefect"
     if not prefect.exists():
         raise UserError(f"{prefect} is missing; run `make install` to build agent/.venv.")
-    extra = {k: v for k, v in os.environ.items() if k.startswith(_PREFECT_SERVER_PREFIXES)}
+    extra = FOREMAN_SETTINGS | {k: v for k, v in os.environ.items() if k.startswith(_PREFECT_SERVER_PREFIXES)}
     extra |= {
         "PATH": f"{AGENT_BIN}{os.pathsep}{os.environ.get('PATH', '')}",
         "PREFECT_HOME": str(state / "prefect"),

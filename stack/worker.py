@@ -33,7 +33,7 @@ from models.core.errors import UserError, run_cli
 from models.core.settings import Settings, load_settings
 from stack.prefect_api import require_prefect_api as check_prefect_api
 from stack.prefect_yaml import pool_name, read_pool_type, read_spec, read_work_queues
-from stack.processes import PidRecord, process_start_ticks, read_pid, stop_record, write_pid
+from stack.processes import PidRecord, process_start_time, read_pid, stop_record, write_pid
 from stack.services import state_dir_of
 
 log = logging.getLogger(__name__)
@@ -138,7 +138,7 @@ def start_background(settings: Settings) -> str:
             start_new_session=True,
             preexec_fn=default_sigint,  # this CLI process runs no threads, so preexec_fn is safe
         )
-    write_pid(state, WORKER_NAME, PidRecord(process.pid, process_start_ticks(process.pid) or 0, 0))
+    write_pid(state, WORKER_NAME, PidRecord(process.pid, process_start_time(process.pid) or 0.0, 0))
     try:
         wait_online(settings, started, process, logfile, pool)
     except BaseException:

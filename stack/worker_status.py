@@ -1,10 +1,10 @@
 """The worker line of ``make status``: the demo worker's pid, its pool, and whether the pool is polled.
 
-Prefect keeps showing a worker ONLINE for a while after its process died (``make down && make up``
-left one so). A worker counts as polling only when its last heartbeat is recent: within three of its
-heartbeat intervals, and never less than 90 s. ``orchestration.commands.runs`` uses the same
-rule while ``make run`` waits. This module talks HTTP to the Prefect API (it runs in the model
-environment, without Prefect) and never fails: an unreachable API is shown as such.
+A worker polls its pool when Prefect says it is ONLINE: the server's foreman service marks a worker
+OFFLINE once it missed three heartbeats, and the stack's server runs it every few seconds
+(``stack.services.FOREMAN_SETTINGS``), so a worker that died shows OFFLINE within seconds of that.
+``orchestration.commands.runs`` reads the same status while ``make run`` waits. This module talks
+HTTP to the Prefect API (it runs without Prefect) and never fails: an unreachable API is shown as such.
 """
 
 from __future__ import annotations
@@ -22,14 +22,6 @@ from stack.processes import read_pid
 from stack.services import state_dir_of
 
 WORKER_NAME = "worker"
-STALE_HEARTBEATS = 3  # a worker silent for three heartbeat intervals is gone
-MIN_STALE_S = 90.0  # and never fewer seconds than this (Prefect's default interval is 30 s)
-
-
-def stale_after_s(worker: Any) -> float:
-    """Seconds of silence after which a worker no longer counts as polling its pool."""
-    interval = getattr(worker, "heartbeat_interval_seconds", None) or 0
-    return max(STALE_HEARTBEATS * float(interval), MIN_STALE_S)
 
 
 def heartbeat_age_s(worker: Any, now: dt.datetime | None = None) -> float | None:
@@ -45,10 +37,8 @@ def heartbeat_age_s(worker: Any, now: dt.datetime | None = None) -> float | None
 
 
 def is_worker_fresh(worker: Any, now: dt.datetime | None = None) -> bool:
-    """ONLINE by Prefect's account and heard from within ``stale_after_s``: a worker that polls."""
-    status = str(getattr(worker.status, "value", worker.status)).upper()
-    age = heartbeat_age_s(worker, now)
-    return status == "ONLINE" and age is not None and age <= stale_after_s(worker)
+    """True when Prefect reports the worker ONLINE (its foreman's rule; ``now`` is not used)."""
+    return str(getattr(worker.status, "value", worker.status)).upper() == "ONLINE"
 
 
 @dataclass(frozen=True)
@@ -85,7 +75,7 @@ def read_pool_workers(settings: Settings) -> list[PoolWorker] | None:
 
 
 def describe_pool(workers: list[PoolWorker] | None) -> tuple[str, str]:
-    """``(state, detail)``: online / stale / offline / unknown, and the freshest heartbeat's age."""
+    """``(state, detail)``: online / offline / unknown, and the freshest heartbeat's age."""
     if workers is None:
         return "unknown", "the Prefect API does not answer"
     fresh = [w for w in workers if is_worker_fresh(w)]
@@ -93,8 +83,6 @@ def describe_pool(workers: list[PoolWorker] | None) -> tuple[str, str]:
     last = f"last heartbeat {min(ages):.0f} s ago" if ages else "no heartbeat"
     if fresh:
         return "online", f"{len(fresh)} polling, {last}"
-    if any(w.status.upper() == "ONLINE" for w in workers):
-        return "stale", f"Prefect says ONLINE but {last}"
     return "offline", last if workers else "no worker ever polled it"
 
 

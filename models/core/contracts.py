@@ -2,29 +2,39 @@
 
 ``orchestration`` caches both as JSON and rebuilds them from here on a cached rerun, without importing
 ``models.data.preprocess`` or ``models.training.train`` (scikit-learn, MLflow, pandas: about 2 s).
+Both are pydantic dataclasses: checked when built, and when read back from a cache (``from_dict``).
 Their JSON forms (``to_dict``) are what the command lines print and the quality reports start with.
 """
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field, fields
+import functools
+from dataclasses import field
 from typing import Any, TypeVar
+
+from pydantic import TypeAdapter
+from pydantic.dataclasses import dataclass
 
 Contract = TypeVar("Contract", bound="JsonForm")
 
 
+@functools.cache
+def adapter_of(cls: type) -> TypeAdapter[Any]:
+    """Pydantic's validator and serializer of one contract class (built once)."""
+    return TypeAdapter(cls)
+
+
 class JsonForm:
-    """``to_dict``/``from_dict`` for a contract dataclass: its JSON form and back."""
+    """``to_dict``/``from_dict`` for a contract (a pydantic dataclass): its JSON form and back."""
 
     def to_dict(self) -> dict[str, Any]:
-        """The JSON form (what the command lines print and the flows cache)."""
-        return asdict(self)
+        """The JSON form (what the command lines print and the flows cache), fields in their order."""
+        return adapter_of(type(self)).dump_python(self)
 
     @classmethod
     def from_dict(cls: type[Contract], data: dict[str, Any]) -> Contract:
-        """Rebuilt from the JSON form; keys this version does not know are ignored."""
-        known = {f.name for f in fields(cls)}
-        return cls(**{key: value for key, value in data.items() if key in known})
+        """Rebuilt and type-checked from the JSON form; keys this version does not know are ignored."""
+        return adapter_of(cls).validate_python(data)
 
 
 @dataclass

@@ -22,6 +22,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import psutil
 import pytest
 
 from models.core.errors import UserError
@@ -297,20 +298,16 @@ def wait_until(what: str, check: Any, timeout_s: float = WAIT_S) -> Any:
 def process_environ(pid: int) -> dict[str, str]:
     """The environment a process started with (empty if it is gone or not ours)."""
     try:
-        raw = Path(f"/proc/{pid}/environ").read_bytes()
-    except OSError:
+        return psutil.Process(pid).environ()
+    except psutil.Error:
         return {}
-    pairs = (item.split(b"=", 1) for item in raw.split(b"\0") if b"=" in item)
-    return {key.decode(errors="replace"): value.decode(errors="replace") for key, value in pairs}
 
 
 def flow_run_pids(flow_run_id: Any) -> list[int]:
     """The processes the worker started for the flow run (Prefect sets PREFECT__FLOW_RUN_ID in them)."""
     wanted = str(flow_run_id)
     return [
-        int(entry.name)
-        for entry in Path("/proc").iterdir()
-        if entry.name.isdigit() and process_environ(int(entry.name)).get("PREFECT__FLOW_RUN_ID") == wanted
+        p.pid for p in psutil.process_iter() if process_environ(p.pid).get("PREFECT__FLOW_RUN_ID") == wanted
     ]
 
 

@@ -31,6 +31,7 @@ from typing import Any
 
 import mlflow
 import mlflow.sklearn
+import psutil
 import pyarrow.parquet as pq
 import pytest
 from mlflow import MlflowClient
@@ -44,7 +45,7 @@ from orchestration.commands.run import PIPELINE, PREPROCESS
 from orchestration.commands.runs import ApiCaller, start_run, wait_final
 from stack.control import start_stack
 from stack.embedded import StackEnv
-from stack.processes import process_start_ticks, read_pid, stop_record
+from stack.processes import process_start_time, read_pid, stop_record
 from tests.faultproxy import FaultProxy, FaultRule
 from tests.models.training.trips import build_trips, write_trips
 from tests.orchestration.e2e import (
@@ -301,19 +302,12 @@ def flow_run_of(deployed: Deployed, run_id: str) -> str:
 
 
 def descendants(root: int) -> list[int]:
-    """``root`` and every process below it (read from /proc once, bounded by the process count)."""
-    parents: dict[int, list[int]] = {}
-    for entry in Path("/proc").iterdir():
-        if entry.name.isdigit():
-            with contextlib.suppress(OSError, IndexError, ValueError):
-                ppid = int((entry / "stat").read_text().rsplit(")", 1)[1].split()[1])
-                parents.setdefault(ppid, []).append(int(entry.name))
-    found, queue = [], [root]
-    while queue and len(found) < 10_000:
-        pid = queue.pop()
-        found.append(pid)
-        queue.extend(parents.get(pid, []))
-    return found
+    """``root`` and every process below it (psutil's children, recursively); empty if it is gone."""
+    try:
+        process = psutil.Process(root)
+        return [root, *(child.pid for child in process.children(recursive=True))]
+    except psutil.NoSuchProcess:
+        return []
 
 
 def kill_worker(deployed: Deployed) -> list[int]:
@@ -325,7 +319,7 @@ def kill_worker(deployed: Deployed) -> list[int]:
         with contextlib.suppress(ProcessLookupError):
             os.kill(pid, signal.SIGKILL)
     for _ in range(100):
-        if not any(Path(f"/proc/{pid}").exists() and process_start_ticks(pid) for pid in victims):
+        if not any(process_start_time(pid) for pid in victims):
             break
         time.sleep(0.1)
     return victims

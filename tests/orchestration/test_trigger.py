@@ -34,13 +34,10 @@ def fake_worker(status: str, seconds_ago: float | None, interval: int | None = 3
 
 
 @pytest.mark.unit
-def test_a_worker_silent_for_three_heartbeats_is_stale_even_if_prefect_says_online() -> None:
+def test_a_worker_counts_as_polling_exactly_when_prefect_says_online() -> None:
+    """Prefect's foreman sets OFFLINE after three missed heartbeats (tests/stack/test_worker_status.py)."""
     assert is_worker_fresh(fake_worker("ONLINE", 10), NOW)
-    assert is_worker_fresh(fake_worker("ONLINE", 89), NOW)
-    assert not is_worker_fresh(fake_worker("ONLINE", 91), NOW)
-    assert not is_worker_fresh(fake_worker("ONLINE", 250), NOW)
-    assert is_worker_fresh(fake_worker("ONLINE", 170, interval=60), NOW)
-    assert not is_worker_fresh(fake_worker("ONLINE", None), NOW)
+    assert is_worker_fresh(SimpleNamespace(status=SimpleNamespace(value="ONLINE")), NOW)  # the enum
     assert not is_worker_fresh(fake_worker("OFFLINE", 5), NOW)
 
 

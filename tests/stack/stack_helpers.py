@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import subprocess
 from collections.abc import Sequence
@@ -12,8 +13,7 @@ from models.core.settings import PROJECT_ROOT
 MODEL_PYTHON = PROJECT_ROOT / ".venv" / "bin" / "python"
 AGENT_BIN = PROJECT_ROOT / "agent" / ".venv" / "bin"
 COMMAND_TIMEOUT_S = 300
-LISTEN = "0A"  # TCP state in /proc/net/tcp
-LOOPBACK_V4 = "0100007F"
+LOOPBACK_V4 = "127.0.0.1"
 
 
 def run_command(
@@ -52,19 +52,13 @@ def run_make_blocks(
 
 
 def listening_addresses(pids: list[int]) -> set[tuple[str, int]]:
-    """(hex local address, port) of every TCP socket in LISTEN state owned by these processes."""
-    inodes = set()
-    for pid in pids:
-        fd_dir = Path(f"/proc/{pid}/fd")
-        for fd in fd_dir.iterdir() if fd_dir.exists() else []:
-            target = str(fd.readlink()) if fd.is_symlink() else ""
-            if target.startswith("socket:["):
-                inodes.add(target[8:-1])
+    """(local address, port) of every TCP socket in LISTEN state owned by these processes (psutil)."""
+    import psutil
+
     found = set()
-    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
-        for row in Path(table).read_text().splitlines()[1:]:
-            fields = row.split()
-            address, port = fields[1].split(":")
-            if fields[3] == LISTEN and fields[9] in inodes:
-                found.add((address, int(port, 16)))
+    for pid in pids:
+        with contextlib.suppress(psutil.NoSuchProcess):
+            for conn in psutil.Process(pid).net_connections(kind="tcp"):
+                if conn.status == psutil.CONN_LISTEN:
+                    found.add((conn.laddr.ip, conn.laddr.port))
     return found

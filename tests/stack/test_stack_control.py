@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import json
 import os
 import signal
 import socket
@@ -20,7 +21,7 @@ from stack.embedded import make_stack_env, running_stack
 from stack.processes import (
     PidRecord,
     is_port_free,
-    process_start_ticks,
+    process_start_time,
     read_pid,
     spawn,
     state_lock,
@@ -156,7 +157,7 @@ def test_down_also_ends_what_a_dead_leader_left_behind(tmp_path: Path) -> None:
         os.waitpid(record.pid, 0)
         assert not record.leader_alive() and record.members() == [orphan]
         assert stop_record("s3", record)
-        assert not record.is_alive() and process_start_ticks(orphan) is None
+        assert not record.is_alive() and process_start_time(orphan) is None
         assert bystander.poll() is None
     finally:
         stop_record("s3", record)
@@ -194,15 +195,30 @@ def test_a_held_state_lock_makes_the_second_caller_wait_then_fail_in_one_sentenc
 
 
 @pytest.mark.unit
+def test_a_pid_file_from_before_psutil_still_names_its_live_process(tmp_path: Path) -> None:
+    """`make down` after an upgrade: a pid file holding clock ticks since boot is still understood."""
+    import psutil
+
+    me = psutil.Process()
+    ticks = round((me.create_time() - psutil.boot_time()) * os.sysconf("SC_CLK_TCK"))
+    (tmp_path / "run").mkdir()
+    (tmp_path / "run" / "s3.pid").write_text(json.dumps({"pid": me.pid, "start_ticks": ticks, "port": 1}))
+    record = read_pid(tmp_path, "s3")
+    assert record is not None and record.leader_alive()
+    (tmp_path / "run" / "s3.pid").write_text(json.dumps({"pid": me.pid, "start_ticks": ticks - 5, "port": 1}))
+    assert not read_pid(tmp_path, "s3").leader_alive()  # same pid, another start: a recycled pid
+
+
+@pytest.mark.unit
 def test_stop_ends_a_recorded_worker_before_the_servers_and_nothing_else(tmp_path: Path) -> None:
     """`make down` stops the demo worker recorded in run/worker.pid, but not a look-alike process."""
     sleeper = [sys.executable, "-c", "import time; time.sleep(120)"]
     worker = subprocess.Popen(sleeper, start_new_session=True)
     bystander = subprocess.Popen(sleeper, start_new_session=True)
     try:
-        ticks = process_start_ticks(worker.pid)
-        assert ticks is not None
-        write_pid(tmp_path, "worker", PidRecord(pid=worker.pid, start_ticks=ticks, port=0))
+        started = process_start_time(worker.pid)
+        assert started is not None
+        write_pid(tmp_path, "worker", PidRecord(pid=worker.pid, started=started, port=0))
         messages = stop_clients(tmp_path, ("s3", "prefect", "mlflow"))
         assert worker.wait(timeout=30) is not None
         assert messages == [f"worker   stopped (pid {worker.pid})"]

@@ -1,21 +1,27 @@
-"""``make status``'s worker line and ``make up``'s worker resume, without a server.
+"""``make status``'s worker line and ``make up``'s worker resume.
 
-A worker Prefect still lists as ONLINE but that has not sent a heartbeat for three intervals (at
-least 90 s) is shown as stale; the demo worker's pid comes from its pid file; ``make up`` after
-``make down`` restarts only a worker that ``make demo`` (``worker start``) had started.
+The worker's state is the status Prefect reports: the stack's server runs its foreman every few
+seconds, so a worker that stops heartbeating is OFFLINE after three intervals (a real server shows
+it); the demo worker's pid comes from its pid file; ``make up`` after ``make down`` restarts only a
+worker that ``make demo`` (``worker start``) had started.
 """
 
 from __future__ import annotations
 
 import datetime as dt
+import json
+import time
+import urllib.request
+from typing import Any
 
 import pytest
 
 from models.core.settings import Settings
 from stack.control import stop_clients
+from stack.embedded import make_stack_env, running_stack
 from stack.processes import PidRecord, write_pid
-from stack.services import SERVICE_NAMES
-from stack.worker_status import PoolWorker, describe_pool, describe_worker
+from stack.services import SERVICE_NAMES, build_services
+from stack.worker_status import PoolWorker, describe_pool, describe_worker, read_pool_workers
 
 
 def pool_worker(status: str, seconds_ago: float | None) -> PoolWorker:
@@ -25,13 +31,51 @@ def pool_worker(status: str, seconds_ago: float | None) -> PoolWorker:
 
 
 @pytest.mark.unit
-def test_the_pool_is_online_only_with_a_recent_heartbeat() -> None:
-    assert describe_pool([pool_worker("ONLINE", 3)])[0] == "online"
-    state, detail = describe_pool([pool_worker("ONLINE", 300)])
-    assert state == "stale" and detail == "Prefect says ONLINE but last heartbeat 300 s ago"
-    assert describe_pool([pool_worker("OFFLINE", 900)])[0] == "offline"
+def test_the_pool_is_online_exactly_when_prefect_says_a_worker_is() -> None:
+    assert describe_pool([pool_worker("ONLINE", 3)]) == ("online", "1 polling, last heartbeat 3 s ago")
+    assert describe_pool([pool_worker("OFFLINE", 900)]) == ("offline", "last heartbeat 900 s ago")
+    assert describe_pool([pool_worker("OFFLINE", 900), pool_worker("ONLINE", 2)])[0] == "online"
     assert describe_pool([]) == ("offline", "no worker ever polled it")
     assert describe_pool(None) == ("unknown", "the Prefect API does not answer")
+
+
+@pytest.mark.unit
+def test_the_prefect_server_runs_its_foreman_every_5_s_and_a_caller_can_override_it(
+    tmp_path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    settings = Settings(state_dir=tmp_path)
+    (prefect,) = build_services(settings, ("prefect",))
+    assert prefect.env["PREFECT_SERVER_SERVICES_FOREMAN_LOOP_SECONDS"] == "5"
+    assert prefect.env["PREFECT_SERVER_SERVICES_FOREMAN_INACTIVITY_HEARTBEAT_MULTIPLE"] == "3"
+    monkeypatch.setenv("PREFECT_SERVER_SERVICES_FOREMAN_LOOP_SECONDS", "2")
+    (prefect,) = build_services(settings, ("prefect",))
+    assert prefect.env["PREFECT_SERVER_SERVICES_FOREMAN_LOOP_SECONDS"] == "2"
+
+
+def post_json(url: str, body: dict[str, Any]) -> None:
+    data = json.dumps(body).encode()
+    request = urllib.request.Request(url, data=data, headers={"Content-Type": "application/json"})
+    with urllib.request.urlopen(request, timeout=10):
+        pass
+
+
+@pytest.mark.integration
+def test_the_stack_server_marks_a_silent_worker_offline_after_three_heartbeats(tmp_path) -> None:
+    """The foreman settings of stack/services.py reach the server: a 1 s worker is OFFLINE within seconds."""
+    env = make_stack_env(tmp_path, ("prefect",))
+    with running_stack(env, ("prefect",)):
+        settings = env.settings()
+        api = settings.prefect_api_url.rstrip("/")
+        post_json(f"{api}/work_pools/", {"name": settings.work_pool, "type": "process"})
+        beat = {"name": "silent", "heartbeat_interval_seconds": 1}
+        post_json(f"{api}/work_pools/{settings.work_pool}/workers/heartbeat", beat)
+        assert describe_pool(read_pool_workers(settings))[0] == "online"
+        started = time.monotonic()
+        while describe_pool(read_pool_workers(settings))[0] == "online" and time.monotonic() - started < 30:
+            time.sleep(0.5)
+        # 3 missed 1 s heartbeats, then at most one 5 s foreman loop (Prefect's default loop is 15 s).
+        assert describe_pool(read_pool_workers(settings))[0] == "offline"
+        assert time.monotonic() - started < 15
 
 
 @pytest.mark.unit
