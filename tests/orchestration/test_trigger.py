@@ -10,6 +10,8 @@ from __future__ import annotations
 import datetime as dt
 import json
 import os
+import re
+import signal
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -22,7 +24,9 @@ from models.core.settings import PROJECT_ROOT
 from orchestration.commands import outcome, runs
 from orchestration.commands import run as trigger
 from stack.embedded import StackEnv, make_stack_env, running_stack
+from stack.processes import read_pid
 from stack.worker_status import is_worker_fresh
+from tests.orchestration.e2e import clean_env, run_module, wait_for
 
 _PRIVATE = ("AWS_", "MLFLOW_", "PREFECT_", "TO_BIKES_")
 NOW = dt.datetime(2026, 3, 1, 12, 0, tzinfo=dt.UTC)
@@ -255,3 +259,56 @@ def test_make_up_resumes_only_a_worker_make_demo_had_started(tmp_path, monkeypat
     (tmp_path / worker.WANTED_MARKER).write_text("started\n")
     monkeypatch.setattr(worker, "start_background", lambda s: f"worker started in {s.state_dir}")
     assert worker.resume_background(settings) == f"worker started in {tmp_path}"
+
+
+STALE_WAIT_S = 240  # past the 90 s a silent worker still counts as polling, on a loaded machine
+
+
+def wait_for_line(env: StackEnv, wanted: str) -> tuple[list[str], str]:
+    """``make run`` (a pipeline run) until it prints ``wanted`` or gives up after ``STALE_WAIT_S``
+    (its own ``--timeout``, the deadline of this wait); its lines and its flow run id."""
+    base = {k: v for k, v in os.environ.items() if not k.startswith(_PRIVATE)}
+    command = [sys.executable, "-m", "orchestration.commands.run", "run", "--param", "year=2025"]
+    process = subprocess.Popen(
+        [*command, "--timeout", str(STALE_WAIT_S)],
+        cwd=PROJECT_ROOT,
+        env={**base, **env},
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    lines: list[str] = []
+    try:
+        for line in process.stdout:
+            lines.append(line.rstrip("\n"))
+            if lines[-1] == wanted:
+                break
+    finally:
+        process.terminate()
+        process.communicate(timeout=60)
+    found = [m[1] for line in lines if (m := re.search(r"/runs/flow-run/([0-9a-f-]{36})", line))]
+    return lines, found[0] if found else ""
+
+
+@pytest.mark.e2e
+@pytest.mark.slow
+def test_make_run_says_no_worker_polls_after_the_worker_was_sigkilled(prefect_server: StackEnv) -> None:
+    """A real worker (``stack.worker start``), SIGKILLed: Prefect still lists it for a while, and
+    ``make run`` names the missing worker once it is stale (``waiting.read_fresh_workers``)."""
+    from prefect.client.orchestration import SyncPrefectClient
+
+    env = clean_env(prefect_server)
+    wanted = waiting.describe_no_worker("to-bikes")
+    run_module("stack.worker", env, "start")
+    try:
+        record = read_pid(prefect_server.state_dir, "worker")
+        assert record is not None and record.is_alive()
+        os.killpg(record.pid, signal.SIGKILL)  # its own process group (start_new_session)
+        wait_for("the worker's processes gone", lambda: not record.is_alive(), 60)
+        lines, flow_run_id = wait_for_line(prefect_server, wanted)
+    finally:
+        run_module("stack.worker", env, "stop", check=False, timeout=120)  # its pid file
+    if flow_run_id:  # the run it left Scheduled must not count for another test of this server
+        with SyncPrefectClient(prefect_server["PREFECT_API_URL"]) as client:
+            client.delete_flow_run(flow_run_id)
+    assert flow_run_id and wanted in lines, "\n".join(lines)

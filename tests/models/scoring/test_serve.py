@@ -27,6 +27,7 @@ from tests.models.training.trips import build_trips, free_port, make_tracking_ur
 
 NAME = "serve-test"
 START_POLL_S = 0.5
+START_DEADLINE_S = 120  # a bounded wait for the model to load, not a speed check
 
 
 @pytest.fixture(scope="module")
@@ -55,15 +56,25 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SimpleNamespace
         yield SimpleNamespace(url=url, uri=uri, features=features, workdir=workdir)
     finally:
         process.terminate()
-        process.wait()
+        try:
+            process.wait(timeout=60)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
         log.close()
 
 
-def wait_until_ready(url: str, process: subprocess.Popen, log_path) -> None:
-    """Poll MLflow's /ping until the model is loaded (or the server died)."""
+def wait_until_ready(url: str, process: subprocess.Popen, log_path: Path) -> None:
+    """Poll MLflow's /ping until the model is loaded; fail if the server dies or the deadline passes."""
+    deadline = time.monotonic() + START_DEADLINE_S
     while process.poll() is None:
+        if time.monotonic() > deadline:
+            raise AssertionError(
+                f"the model server did not answer /ping within {START_DEADLINE_S} s: "
+                f"{log_path.read_text()[-2000:]}"
+            )
         try:
-            if httpx.get(f"{url}/ping").status_code == 200:
+            if httpx.get(f"{url}/ping", timeout=5).status_code == 200:
                 return
         except httpx.TransportError:
             pass
