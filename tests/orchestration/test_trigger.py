@@ -298,7 +298,7 @@ def test_make_run_says_no_worker_polls_after_the_worker_was_sigkilled(prefect_se
     from prefect.client.orchestration import SyncPrefectClient
 
     env = clean_env(prefect_server)
-    wanted = waiting.describe_no_worker("to-bikes")
+    wanted = runs.describe_no_worker("to-bikes")
     run_module("stack.worker", env, "start")
     try:
         record = read_pid(prefect_server.state_dir, "worker")
