@@ -142,13 +142,13 @@ FETCH_DEST ?= data/raw
 .PHONY: fetch-data
 
 sample-data: $(VENV_STAMP) ## Generate the deterministic synthetic sample in data/sample (seed 7, all six eras)
-	$(PY) -m models.sample.generate --dest $(SAMPLE_DEST) --seed 7 --rows $(SAMPLE_ROWS)
+	$(PY) -m models sample --dest $(SAMPLE_DEST) --seed 7 --rows $(SAMPLE_ROWS)
 
 preprocess: $(VENV_STAMP) ## Raw CSV/ZIP -> trips Parquet + quarantine + quality report (PREPROCESS_INPUT/OUTPUT, PERIOD)
-	$(PY) -m models.data.preprocess --input $(PREPROCESS_INPUT) --output $(PREPROCESS_OUTPUT) $(if $(PERIOD),--period $(PERIOD))
+	$(PY) -m models preprocess --input $(PREPROCESS_INPUT) --output $(PREPROCESS_OUTPUT) $(if $(PERIOD),--period $(PERIOD))
 
 fetch-data: $(VENV_STAMP) ## Download the real yearly ZIPs via the City's CKAN API into data/raw (FETCH_YEARS)
-	$(PY) -m models.data.fetch --years $(FETCH_YEARS) --dest $(FETCH_DEST)
+	$(PY) -m models fetch --years $(FETCH_YEARS) --dest $(FETCH_DEST)
 
 # Model (issue 5): train -> register (champion/challenger gate) -> predict. MLflow is MLFLOW_TRACKING_URI,
 # else the local stack's server (make up). Train on one period: make preprocess PERIOD=2025 && make train.
@@ -167,7 +167,7 @@ MODEL_URI ?=
 
 train: $(VENV_STAMP) ## Train vs baseline and champion on TRAIN_INPUT, log to MLflow (JSON summary in TRAIN_SUMMARY)
 	@mkdir -p $(dir $(TRAIN_SUMMARY))
-	$(PY) -m models.training.train --input $(TRAIN_INPUT) --max-evals $(MAX_EVALS) --seed $(TRAIN_SEED) | tee $(TRAIN_SUMMARY).tmp
+	$(PY) -m models train --input $(TRAIN_INPUT) --max-evals $(MAX_EVALS) --seed $(TRAIN_SEED) | tee $(TRAIN_SUMMARY).tmp
 	tail -n 1 $(TRAIN_SUMMARY).tmp > $(TRAIN_SUMMARY) && rm -f $(TRAIN_SUMMARY).tmp
 
 register: $(VENV_STAMP) ## Register RUN_ID (default: the last make train) and move champion only if it is better (MARGIN)
@@ -176,10 +176,10 @@ register: $(VENV_STAMP) ## Register RUN_ID (default: the last make train) and mo
 		test -f $(TRAIN_SUMMARY) || { echo "error: no RUN_ID given and no $(TRAIN_SUMMARY); run make train first." >&2; exit 2; }; \
 		run_id=$$($(PY) -c 'import json, sys; print(json.load(open(sys.argv[1]))["run_id"])' $(TRAIN_SUMMARY)); \
 	fi; \
-	$(PY) -m models.registry.register --run-id "$$run_id" --margin $(MARGIN)
+	$(PY) -m models register --run-id "$$run_id" --margin $(MARGIN)
 
 predict: $(VENV_STAMP) ## Score the latest processed period on S3 (or PREDICT_INPUT) with the champion (or MODEL_URI) into data/predictions/ (or PREDICT_OUTPUT)
-	$(PY) -m models.scoring.predict $(if $(PREDICT_INPUT),--input $(PREDICT_INPUT)) $(if $(PREDICT_OUTPUT),--output $(PREDICT_OUTPUT)) $(if $(MODEL_URI),--model $(MODEL_URI))
+	$(PY) -m models predict $(if $(PREDICT_INPUT),--input $(PREDICT_INPUT)) $(if $(PREDICT_OUTPUT),--output $(PREDICT_OUTPUT)) $(if $(MODEL_URI),--model $(MODEL_URI))
 
 
 # --- local stack (issue 6): up, down, status, logs, sync-data, blocks, doctor ------------
@@ -293,7 +293,7 @@ score: $(AGENT_STAMP) ## Score and monitor YEAR (MONTH optional) with the champi
 	$(ORCH).deployment.score_trigger --year $(YEAR) $(if $(MONTH),--month $(MONTH))
 
 serve: $(VENV_STAMP) ## MLflow's model server for the champion on 127.0.0.1:TO_BIKES_SERVE_PORT (5100); restart it for a new champion
-	$(PY) -m models.scoring.serve --port $(TO_BIKES_SERVE_PORT)
+	$(PY) -m models serve --port $(TO_BIKES_SERVE_PORT)
 
 screenshots: $(AGENT_STAMP) ## PNGs of the flow-run graph, monitoring history, Evidently report and MLflow model page (headless Chromium) into docs/images/
 	command -v chromium >/dev/null || { apt-get update -qq && apt-get install -y -qq chromium; }

@@ -110,7 +110,8 @@ def run_cli(env: dict[str, str], settings: Any, log_path: Path) -> float:
     preprocess = [
         python,
         "-m",
-        "models.data.preprocess",
+        "models",
+        "preprocess",
         "--input",
         raw,
         "--output",
@@ -120,9 +121,9 @@ def run_cli(env: dict[str, str], settings: Any, log_path: Path) -> float:
     ]
     run_step(preprocess, env, log_path)
     trained = json.loads(
-        run_step([python, "-m", "models.training.train", "--input", features], env, log_path).splitlines()[-1]
+        run_step([python, "-m", "models", "train", "--input", features], env, log_path).splitlines()[-1]
     )
-    run_step([python, "-m", "models.registry.register", "--run-id", trained["run_id"]], env, log_path)
+    run_step([python, "-m", "models", "register", "--run-id", trained["run_id"]], env, log_path)
     return time.perf_counter() - started
 
 
