@@ -66,8 +66,8 @@ def deploy(env: dict[str, str]) -> None:
     python = sys.executable
     prefect = str(Path(python).parent / "prefect")
     run_step([prefect, "--no-prompt", "block", "register", "-f", "orchestration/flows/config_block.py"], env)
-    run_step([python, "-m", "orchestration.deploy.blocks"], env)
-    run_step([python, "-m", "orchestration.deploy.deployments", "--allow-dirty"], env)
+    run_step([python, "-m", "orchestration", "blocks"], env)
+    run_step([python, "-m", "orchestration", "deploy", "--allow-dirty"], env)
 
 
 @contextlib.contextmanager

@@ -2,7 +2,7 @@
 
 A stack of its own (Prefect, S3, MLflow on free ports, state in ``<work>/stack``) gets the 40,000-row
 sample (the size of ``make sample-data``), the blocks, the deployments (``make deploy``'s code, from a
-possibly dirty tree) and a background worker (``stack.worker start``). Then, after
+possibly dirty tree) and a background worker (``python -m orchestration worker start``). Then, after
 one untimed CLI warm-up (so that every timed run meets a champion to score), each round clears Prefect's
 cache and times the CLI (preprocess, train, register as three commands) and the ``weekly`` deployment
 for 2025; trigger-to-Running is read on the deployment runs. Last, the raw 2025 files are replaced by
@@ -85,9 +85,9 @@ def set_up(env: dict[str, str], settings: Any, sample: Path, log_path: Path) -> 
         env,
         log_path,
     )
-    run_step([str(AGENT_PYTHON), "-m", "orchestration.deploy.blocks"], env, log_path)
-    run_step([str(AGENT_PYTHON), "-m", "orchestration.deploy.deployments", "--allow-dirty"], env, log_path)
-    run_step([str(AGENT_PYTHON), "-m", "stack.worker", "start"], env, log_path)
+    run_step([str(AGENT_PYTHON), "-m", "orchestration", "blocks"], env, log_path)
+    run_step([str(AGENT_PYTHON), "-m", "orchestration", "deploy", "--allow-dirty"], env, log_path)
+    run_step([str(AGENT_PYTHON), "-m", "orchestration", "worker", "start"], env, log_path)
 
 
 def clear_cache(settings: Any) -> int:
@@ -215,7 +215,7 @@ def measure_orchestration(ctx: Any) -> dict[str, Any]:
                 found = measure_rounds(env, settings, min(ctx.repeats, 2), log_path)
                 found["caches"] = measure_caches(ctx, env, settings, log_path)
             finally:
-                subprocess.run([str(AGENT_PYTHON), "-m", "stack.worker", "stop"], env=env, check=False)
+                subprocess.run([str(AGENT_PYTHON), "-m", "orchestration", "worker", "stop"], env=env, check=False)
     except (RuntimeError, OSError, subprocess.SubprocessError, ValueError) as exc:
         log.warning("orchestration not measured: %s", exc)
         return not_measured(str(exc))

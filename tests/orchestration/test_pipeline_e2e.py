@@ -116,7 +116,7 @@ def save_blocks(env: dict[str, str]) -> None:
         check=False,
     )
     assert registered.returncode == 0, registered.stdout + registered.stderr
-    run_module("orchestration.deploy.blocks", env)
+    run_module("orchestration", env, "blocks")
 
 
 def deploy_project(env: dict[str, str]) -> None:
@@ -126,7 +126,7 @@ def deploy_project(env: dict[str, str]) -> None:
     ``flows/<sha>-dirty-<time>/``.
     """
     save_blocks(env)
-    run_module("orchestration.deploy.deployments", env, "--allow-dirty")
+    run_module("orchestration", env, "deploy", "--allow-dirty")
 
 
 @pytest.fixture(scope="module")
@@ -144,17 +144,15 @@ def deployed(local_stack: StackEnv, tmp_path_factory: pytest.TempPathFactory) ->
 def worker_running(env: dict[str, str], stack: StackEnv) -> Iterator[Deployed]:
     """``make demo``'s background worker for ``env``, stopped on the way out whatever happened."""
     try:
-        run_module("stack.worker", env, "start")
+        run_module("orchestration", env, "worker", "start")
         yield Deployed(env=env, stack=stack, sha=run_git(["rev-parse", "HEAD"]) or "")
     finally:
-        run_module("stack.worker", env, "stop", check=False, timeout=120)
+        run_module("orchestration", env, "worker", "stop", check=False, timeout=120)
 
 
 def trigger_pipeline(deployed: Deployed) -> PipelineRun:
     """``make run``'s command (latest year, one search trial); it must exit 0 (Completed)."""
-    done = run_module(
-        "orchestration.commands.run", deployed.env, "run", "--param", "max_evals=1", "--timeout", "600"
-    )
+    done = run_module("orchestration", deployed.env, "run", "--param", "max_evals=1", "--timeout", "600")
     match = _RUN_URL.search(done.stdout)
     assert match, done.stdout
     assert "Completed" in done.stdout

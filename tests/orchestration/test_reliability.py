@@ -280,8 +280,8 @@ def pipeline(
 
 
 def trigger(deployed: Deployed, *args: str) -> tuple[int, str, str | None]:
-    """``orchestration.commands.run run ARGS``: (exit code, output, flow run id)."""
-    command = [sys.executable, "-m", "orchestration.commands.run", "run", "--timeout", "600", *args]
+    """``python -m orchestration run ARGS``: (exit code, output, flow run id)."""
+    command = [sys.executable, "-m", "orchestration", "run", "--timeout", "600", *args]
     done = subprocess.run(
         command, cwd=PROJECT_ROOT, env=deployed.env, capture_output=True, text=True, timeout=900, check=False
     )
@@ -409,7 +409,7 @@ def test_worker_killed_mid_publish_then_a_new_worker_and_rerun_complete_without_
     s3_proxy.set_rules()
     after_crash = objects(pipeline, "processed/2024/")
     assert "trips.parquet" not in after_crash, f"a crashed run published trips.parquet: {after_crash}"
-    run_module("stack.worker", pipeline.env, "start")
+    run_module("orchestration", pipeline.env, "worker", "start")
     code, output, rerun = trigger(pipeline, "--param", "year=2024", "--param", "max_evals=1")
     assert code == 0 and "Completed" in output, output
     published = objects(pipeline, "processed/2024/")

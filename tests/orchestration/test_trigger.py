@@ -155,7 +155,7 @@ def run_trigger(env: StackEnv, *args: str) -> subprocess.CompletedProcess[str]:
     """``make run``'s command against the test server."""
     base = {k: v for k, v in os.environ.items() if not k.startswith(_PRIVATE)}
     return subprocess.run(
-        [sys.executable, "-m", "orchestration.commands.run", "run", *args],
+        [sys.executable, "-m", "orchestration", "run", *args],
         cwd=PROJECT_ROOT,
         env={**base, **env},
         capture_output=True,
@@ -241,10 +241,21 @@ def test_a_failed_flow_run_reports_the_user_error_it_raised(prefect_server: Stac
 
 
 @pytest.mark.unit
-def test_params_and_wait_default() -> None:
-    args = trigger.build_parser().parse_args(["run", "--param", "year=2025"])
-    assert args.wait_seconds == trigger.DEFAULT_WAIT_S == 600
-    assert trigger.build_parser().parse_args(["run", "--wait-seconds", "30"]).wait_seconds == 30
+def test_params_and_wait_default(monkeypatch: pytest.MonkeyPatch) -> None:
+    from orchestration.cli import main
+    from orchestration.commands import cli
+
+    calls: list[tuple[str, dict, float]] = []
+    monkeypatch.setattr(cli, "connect_prefect", lambda: None)
+    monkeypatch.setattr(trigger, "run_deployment_once", lambda *call: calls.append(call) or (True, []))
+    assert main(["run", "--param", "year=2025"]) == 0
+    assert main(["run", "--wait-seconds", "30"]) == main(["run", "--timeout", "30"]) == 0
+    assert calls == [
+        (trigger.PIPELINE, {"year": 2025}, trigger.DEFAULT_WAIT_S),
+        (trigger.PIPELINE, {}, 30.0),
+        (trigger.PIPELINE, {}, 30.0),
+    ]
+    assert trigger.DEFAULT_WAIT_S == 600
     assert json.loads(json.dumps(trigger.parse_params(["year=2025"]))) == {"year": 2025}
 
 
