@@ -215,7 +215,9 @@ def measure_orchestration(ctx: Any) -> dict[str, Any]:
                 found = measure_rounds(env, settings, min(ctx.repeats, 2), log_path)
                 found["caches"] = measure_caches(ctx, env, settings, log_path)
             finally:
-                subprocess.run([str(AGENT_PYTHON), "-m", "orchestration", "worker", "stop"], env=env, check=False)
+                subprocess.run(
+                    [str(AGENT_PYTHON), "-m", "orchestration", "worker", "stop"], env=env, check=False
+                )
     except (RuntimeError, OSError, subprocess.SubprocessError, ValueError) as exc:
         log.warning("orchestration not measured: %s", exc)
         return not_measured(str(exc))

@@ -24,16 +24,18 @@ LOG_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
 
 
 def build_app(help_text: str, **options: object) -> typer.Typer:
-    """A Typer app (or sub-app) with plain help, no pretty tracebacks and ``-h`` as ``--help``."""
-    return typer.Typer(
-        help=help_text,
-        rich_markup_mode=None,
-        pretty_exceptions_enable=False,
-        add_completion=False,
-        no_args_is_help=True,
-        context_settings={"help_option_names": ["-h", "--help"]},
-        **options,
-    )
+    """A Typer app (or sub-app) with plain help, no pretty tracebacks and ``-h`` as ``--help``.
+
+    ``options`` override those defaults (``no_args_is_help=False`` for an app whose bare run means something).
+    """
+    settings: dict[str, object] = {
+        "rich_markup_mode": None,
+        "pretty_exceptions_enable": False,
+        "add_completion": False,
+        "no_args_is_help": True,
+        "context_settings": {"help_option_names": ["-h", "--help"]},
+    }
+    return typer.Typer(help=help_text, **(settings | options))  # type: ignore[arg-type]
 
 
 def set_up_logging() -> None:
