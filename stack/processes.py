@@ -251,7 +251,7 @@ def state_lock(state: Path) -> Iterator[None]:
                 break
             except BlockingIOError:
                 if time.monotonic() > deadline:
-                    raise UserError(f"another `python -m stack` holds {path}; let it finish.") from None
+                    raise UserError(f"another stack command holds {path}; let it finish.") from None
                 time.sleep(POLL_S)
         try:
             yield

@@ -1,6 +1,6 @@
 """Download the real yearly ridership ZIPs from the City of Toronto open-data portal.
 
-    python -m models.data.fetch --years 2024 2025 --dest data/raw [--api-url URL]
+    python -m models fetch --years 2024 2025 --dest data/raw [--api-url URL]
 
 Download links are resolved through the portal's CKAN ``package_show`` API on every run (they
 change when a year is republished); nothing here hard-codes a file URL. Each ZIP is downloaded to

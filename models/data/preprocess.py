@@ -1,6 +1,6 @@
 """Raw ridership CSV/ZIP files (local or s3://) -> canonical trips with features, as Parquet.
 
-    python -m models.data.preprocess --input data/sample --output /tmp/trips.parquet [--period 2025]
+    python -m models preprocess --input data/sample --output /tmp/trips.parquet [--period 2025]
 
 Each file's era is detected from its header and its date format from its values; rows stream
 through in pyarrow record batches and are written batch by batch, so a whole year never sits in

@@ -1,6 +1,6 @@
 """Register a training run's model and move ``champion`` only when the new model is really better.
 
-``python -m models.registry.register --run-id RUN`` adds the run's model as a version of ``to-bikes-member``
+``python -m models register --run-id RUN`` adds the run's model as a version of ``to-bikes-member``
 (once: the same run again finds its existing version, tagged with the months it trained and was
 validated on), points ``challenger`` at it, and moves ``champion`` only if the run's ROC AUC beats the
 baseline on its validation month and the current champion on a month neither model trained on (both

@@ -1,6 +1,6 @@
 """The embedded synthetic data set: every header era, date format, label spelling and dirty-row kind.
 
-    python -m models.sample.generate --dest data/sample --seed 7 [--rows 40000]
+    python -m models sample --dest data/sample --seed 7 [--rows 40000]
 
 Writes ``<dest>/<year>/<file>.csv|.zip`` like the City's files (real header lines, a BOM file, a
 cp1252 file, a ZIP with a sub-folder, ``__MACOSX`` junk and a nested ZIP) and ``<dest>/manifest.json``

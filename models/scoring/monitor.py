@@ -1,6 +1,6 @@
 """Monitoring a scored month: its real performance, drift against the reference, and a verdict.
 
-    python -m models.scoring.monitor --period 2025-12
+    python -m models monitor --period 2025-12
 
 Every trip carries its true label, so a month's actual ROC AUC, PR AUC (casual), F1 per class and
 member shares are known once it is scored. The month is compared with the model's own validation ROC

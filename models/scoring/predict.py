@@ -1,6 +1,6 @@
 """Batch scoring: P(member) and the predicted rider type for every trip of a processed Parquet file.
 
-``python -m models.scoring.predict`` with no arguments scores the latest processed period on S3
+``python -m models predict`` with no arguments scores the latest processed period on S3
 (``processed/<period>/trips.parquet``; the period ending last, a year before its months) with the
 registry's ``champion`` into ``data/predictions/<period>.parquet``. ``--input``/``--output`` take any
 path or ``s3://`` URI and ``--model`` any ``models:/`` or ``runs:/`` URI. The output keeps each trip's

@@ -1,6 +1,6 @@
 """Scoring a processed period with the champion: ``predictions/<period>/predictions.parquet`` on S3.
 
-    python -m models.scoring.score --period 2025-12
+    python -m models score --period 2025-12
 
 Loads ``models:/<model>@champion`` pinned to the version the alias names now, scores every trip of
 ``processed/<period>/trips.parquet`` (``models.scoring.predict.score_trips``) and writes one row per trip:

@@ -1,6 +1,6 @@
 """``make serve``: MLflow's own model server for the champion, on 127.0.0.1.
 
-    python -m models.scoring.serve [--port 5100] [--dry-run]
+    python -m models serve [--port 5100] [--dry-run]
 
 Runs ``mlflow models serve -m models:/<model>@champion --env-manager local`` from the model env, so the
 alias is resolved once, when the server starts: after the gate promotes a new champion, restart the

@@ -1,6 +1,6 @@
 """Train the member-vs-casual model, compare it with a baseline and the current champion, log to MLflow.
 
-``python -m models.training.train --input FEATURES.parquet [--input MORE.parquet ...]`` reads every input as
+``python -m models train --input FEATURES.parquet [--input MORE.parquet ...]`` reads every input as
 one data set (for example the monthly outputs of a year; two inputs holding the same month are
 refused), validates on the latest month present and trains on the earlier ones. It scores three
 models on that same month: a prior-share baseline, the new gradient-boosting pipeline and, when the
