@@ -1,6 +1,6 @@
 """``make demo``'s closing lines: the champion model's metrics and where to look next.
 
-    agent/.venv/bin/python -m orchestration.commands.champion
+    agent/.venv/bin/python -m orchestration champion
 
 Reads ``models:/<model>@champion`` from the MLflow registry (the tracking URI from the settings)
 and prints its version, run, training and validation months, the gate's reason, lineage tags and

@@ -1,6 +1,6 @@
 """``make screenshots``: PNGs of the running stack's pages, taken by headless Chromium, for the README.
 
-    agent/.venv/bin/python -m orchestration.commands.screenshots --dest docs/images
+    agent/.venv/bin/python -m orchestration screenshots --dest docs/images
 
 Four pages, each found through the APIs so the pictures show what the stack holds now: the newest
 ``score`` flow run's graph and the ``monitoring-history`` artifact (Prefect UI), the newest Evidently

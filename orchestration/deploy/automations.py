@@ -1,6 +1,6 @@
 """``make deploy``'s Prefect automation that marks a silent flow run Crashed ("zombie" runs).
 
-    agent/.venv/bin/python -m orchestration.deploy.automations
+    agent/.venv/bin/python -m orchestration automations
 
 A flow run whose process dies without reporting (kill -9 of the worker and its flow-run process, an
 evicted container, a lost machine) would stay Running forever and overlap the next scheduled run.

@@ -9,7 +9,7 @@ nothing; a changed setting updates the block in place (same document id, so refe
 valid). Only block names and "created/updated/unchanged" are printed, never a value.
 
 Run from the project root with the agent environment:
-``agent/.venv/bin/python -m orchestration.deploy.blocks``.
+``agent/.venv/bin/python -m orchestration blocks``.
 """
 
 from __future__ import annotations

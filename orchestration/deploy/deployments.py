@@ -1,6 +1,6 @@
 """``make deploy``: push the code of one exact commit to S3 and register the deployments of prefect.yaml.
 
-    agent/.venv/bin/python -m orchestration.deploy.deployments [--allow-dirty] [--pool-type TYPE]
+    agent/.venv/bin/python -m orchestration deploy [--allow-dirty] [--pool-type TYPE]
 
 Refuses a work tree with uncommitted changes (unless ``--allow-dirty`` or ``ALLOW_DIRTY=1``), so every
 bundle on S3 is exactly one commit; a forced dirty deploy goes to a folder of its own

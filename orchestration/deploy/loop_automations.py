@@ -1,6 +1,6 @@
 """``make deploy``'s automations that close the loop: score after preprocessing, retrain on a breach.
 
-    agent/.venv/bin/python -m orchestration.deploy.loop_automations
+    agent/.venv/bin/python -m orchestration loop-automations
 
 - ``to-bikes-score-after-preprocess``: when a ``to-bikes-pipeline`` or ``preprocess`` flow run of the
   project's deployments Completes, run the ``score`` deployment for the same year and month (the
