@@ -95,3 +95,10 @@ def test_a_usage_mistake_exits_2_with_the_usage_line(capsys: pytest.CaptureFixtu
     assert main(["backfill", "--from", "2025-01"]) == 2
     err = capsys.readouterr().err
     assert "Usage: python -m orchestration backfill" in err and "Missing option '--to'" in err
+
+
+def test_a_prefect_setting_prefect_refuses_ends_in_one_error_line_and_exit_2() -> None:
+    done = run_orchestration("blocks", PREFECT_API_REQUEST_TIMEOUT="abc")
+    assert done.returncode == 2, done.stderr
+    assert "Traceback" not in done.stderr and "'abc'" not in done.stderr.splitlines()[-1]
+    assert done.stderr.splitlines()[-1].startswith("error: APISettings setting 'request_timeout' is invalid")
