@@ -142,13 +142,13 @@ FETCH_DEST ?= data/raw
 .PHONY: fetch-data
 
 sample-data: $(VENV_STAMP) ## Generate the deterministic synthetic sample in data/sample (seed 7, all six eras)
-	$(PY) -m models.sample.generate --dest $(SAMPLE_DEST) --seed 7 --rows $(SAMPLE_ROWS)
+	$(PY) -m models sample --dest $(SAMPLE_DEST) --seed 7 --rows $(SAMPLE_ROWS)
 
 preprocess: $(VENV_STAMP) ## Raw CSV/ZIP -> trips Parquet + quarantine + quality report (PREPROCESS_INPUT/OUTPUT, PERIOD)
-	$(PY) -m models.data.preprocess --input $(PREPROCESS_INPUT) --output $(PREPROCESS_OUTPUT) $(if $(PERIOD),--period $(PERIOD))
+	$(PY) -m models preprocess --input $(PREPROCESS_INPUT) --output $(PREPROCESS_OUTPUT) $(if $(PERIOD),--period $(PERIOD))
 
 fetch-data: $(VENV_STAMP) ## Download the real yearly ZIPs via the City's CKAN API into data/raw (FETCH_YEARS)
-	$(PY) -m models.data.fetch --years $(FETCH_YEARS) --dest $(FETCH_DEST)
+	$(PY) -m models fetch --years $(FETCH_YEARS) --dest $(FETCH_DEST)
 
 # Model (issue 5): train -> register (champion/challenger gate) -> predict. MLflow is MLFLOW_TRACKING_URI,
 # else the local stack's server (make up). Train on one period: make preprocess PERIOD=2025 && make train.
@@ -167,7 +167,7 @@ MODEL_URI ?=
 
 train: $(VENV_STAMP) ## Train vs baseline and champion on TRAIN_INPUT, log to MLflow (JSON summary in TRAIN_SUMMARY)
 	@mkdir -p $(dir $(TRAIN_SUMMARY))
-	$(PY) -m models.training.train --input $(TRAIN_INPUT) --max-evals $(MAX_EVALS) --seed $(TRAIN_SEED) | tee $(TRAIN_SUMMARY).tmp
+	$(PY) -m models train --input $(TRAIN_INPUT) --max-evals $(MAX_EVALS) --seed $(TRAIN_SEED) | tee $(TRAIN_SUMMARY).tmp
 	tail -n 1 $(TRAIN_SUMMARY).tmp > $(TRAIN_SUMMARY) && rm -f $(TRAIN_SUMMARY).tmp
 
 register: $(VENV_STAMP) ## Register RUN_ID (default: the last make train) and move champion only if it is better (MARGIN)
@@ -176,16 +176,18 @@ register: $(VENV_STAMP) ## Register RUN_ID (default: the last make train) and mo
 		test -f $(TRAIN_SUMMARY) || { echo "error: no RUN_ID given and no $(TRAIN_SUMMARY); run make train first." >&2; exit 2; }; \
 		run_id=$$($(PY) -c 'import json, sys; print(json.load(open(sys.argv[1]))["run_id"])' $(TRAIN_SUMMARY)); \
 	fi; \
-	$(PY) -m models.registry.register --run-id "$$run_id" --margin $(MARGIN)
+	$(PY) -m models register --run-id "$$run_id" --margin $(MARGIN)
 
 predict: $(VENV_STAMP) ## Score the latest processed period on S3 (or PREDICT_INPUT) with the champion (or MODEL_URI) into data/predictions/ (or PREDICT_OUTPUT)
-	$(PY) -m models.scoring.predict $(if $(PREDICT_INPUT),--input $(PREDICT_INPUT)) $(if $(PREDICT_OUTPUT),--output $(PREDICT_OUTPUT)) $(if $(MODEL_URI),--model $(MODEL_URI))
+	$(PY) -m models predict $(if $(PREDICT_INPUT),--input $(PREDICT_INPUT)) $(if $(PREDICT_OUTPUT),--output $(PREDICT_OUTPUT)) $(if $(MODEL_URI),--model $(MODEL_URI))
 
 
 # --- local stack (issue 6): up, down, status, logs, sync-data, blocks, doctor ------------
 # Prefect server (agent/.venv), s3rver (Node.js, stack/package-lock.json) and MLflow server (.venv)
-# on 127.0.0.1; state, logs and pid files under .stack/ (TO_BIKES_STATE_DIR). See `python -m stack -h`.
-STACK := $(PY) -m stack
+# on 127.0.0.1; state, logs and pid files under .stack/ (TO_BIKES_STATE_DIR). The stack's commands are the
+# `stack` group of agent/.venv's app: `agent/.venv/bin/python -m orchestration stack -h`.
+ORCH := $(APY) -m orchestration
+STACK := $(ORCH) stack
 TO_BIKES_STATE_DIR_MK := $(or $(TO_BIKES_STATE_DIR),.stack)
 DATA ?= data/sample
 STACK_NODE_STAMP := stack/node_modules/.package-lock.json
@@ -215,7 +217,7 @@ postgres-deps: ## Install Debian's postgresql package (apt-get) unless its serve
 
 up: $(VENV_STAMP) $(AGENT_STAMP) $(STACK_NODE_STAMP) $(POSTGRES_DEPS) ## Start Prefect (+PostgreSQL if TO_BIKES_PREFECT_DB=postgres), S3, MLflow on 127.0.0.1; the demo worker again if make demo had started one
 	$(STACK) up
-	$(APY) -m stack.worker resume
+	$(ORCH) worker resume
 
 down: ## Stop exactly what make started: demo worker, agent container, then the servers (pid files in .stack/run)
 	if [ -f $(TO_BIKES_STATE_DIR_MK)/agent-docker.cid ]; then $(MAKE) agent-docker-stop; fi
@@ -227,13 +229,13 @@ status: ## One line per server (running/stopped, URL, pid) and one for the worke
 logs: ## Show the last lines of each server's log (.stack/logs)
 	$(STACK) logs
 
-sync-data: $(VENV_STAMP) ## aws s3 sync DATA (default data/sample) to s3://BUCKET/raw/ and verify checksums
+sync-data: $(VENV_STAMP) $(AGENT_STAMP) ## aws s3 sync DATA (default data/sample) to s3://BUCKET/raw/ and verify checksums
 	$(STACK) sync-data $(DATA)
 
 blocks: $(AGENT_STAMP) ## Register the ToBikesConfig block type; save AWS, S3 bucket and config blocks (idempotent)
 	$(STACK) check-prefect
 	$(AGENT_VENV)/bin/prefect --no-prompt block register -f orchestration/flows/config_block.py
-	$(APY) -m orchestration.deploy.blocks
+	$(ORCH) blocks
 
 doctor: ## Check services, bucket, raw data, blocks and work pool; one line each with a fix
 	$(STACK) doctor
@@ -242,7 +244,6 @@ doctor: ## Check services, bucket, raw data, blocks and work pool; one line each
 # Prefect 3 from agent/.venv. `deploy` pushes the committed code to s3://BUCKET/flows/<git sha>/ and
 # registers prefect.yaml's deployments; the worker (`agent`) starts outside the checkout and every
 # flow run pulls that bundle from S3. See agent/README.md for Prefect Cloud and AWS.
-ORCH := $(APY) -m orchestration
 YEAR ?=
 MONTH ?=
 RUN_ARGS ?=
@@ -254,19 +255,19 @@ ALLOW_DIRTY ?=
 .PHONY: deploy agent run backfill demo score serve screenshots
 
 deploy: $(AGENT_STAMP) ## Pool of TO_BIKES_WORK_POOL_TYPE (process|docker|kubernetes|ecs), queues, code bundle flows/<sha>/, its deployments, automations (ALLOW_DIRTY=1)
-	$(ORCH).deployment.deploy $(if $(filter-out 0,$(ALLOW_DIRTY)),--allow-dirty)
-	$(ORCH).deployment.automations
-	$(ORCH).deployment.loop_automations
+	$(ORCH) deploy $(if $(filter-out 0,$(ALLOW_DIRTY)),--allow-dirty)
+	$(ORCH) automations
+	$(ORCH) loop-automations
 
 agent: $(AGENT_STAMP) ## Worker of TO_BIKES_WORK_POOL_TYPE (default process: pool to-bikes, queues pipeline, preprocess, score) in the foreground
-	$(ORCH).deployment.worker run
+	$(ORCH) worker run
 
 run: $(AGENT_STAMP) ## Run the pipeline over the API (YEAR, MONTH optional; WAIT seconds, default 600): what it waits for, then rows, metrics and the gate, or the reason it failed
-	$(ORCH).deployment.trigger run $(if $(YEAR),--param year=$(YEAR)) $(if $(MONTH),--param month=$(MONTH)) $(if $(WAIT),--wait-seconds $(WAIT)) $(RUN_ARGS)
+	$(ORCH) run $(if $(YEAR),--param year=$(YEAR)) $(if $(MONTH),--param month=$(MONTH)) $(if $(WAIT),--wait-seconds $(WAIT)) $(RUN_ARGS)
 
 PER_MONTH ?=
 backfill: $(AGENT_STAMP) ## Months (or years) FROM..TO in one run on Dask, then a table (PER_MONTH=1: a run per month)
-	$(ORCH).deployment.trigger backfill --from "$(FROM)" --to "$(TO)" $(if $(filter-out 0,$(PER_MONTH)),--per-month) $(if $(WAIT),--wait-seconds $(WAIT)) $(RUN_ARGS)
+	$(ORCH) backfill --from "$(FROM)" --to "$(TO)" $(if $(filter-out 0,$(PER_MONTH)),--per-month) $(if $(WAIT),--wait-seconds $(WAIT)) $(RUN_ARGS)
 
 demo: ## From a fresh clone: venvs, stack, sample, sync, blocks, deploy, worker, one pipeline run, champion
 	$(MAKE) install
@@ -275,9 +276,9 @@ demo: ## From a fresh clone: venvs, stack, sample, sync, blocks, deploy, worker,
 	$(MAKE) sync-data
 	$(MAKE) blocks
 	$(MAKE) deploy
-	$(ORCH).deployment.worker start
+	$(ORCH) worker start
 	$(MAKE) run
-	$(ORCH).champion
+	$(ORCH) champion
 	$(MAKE) score YEAR=$(DEMO_SCORE_YEAR) MONTH=$(DEMO_SCORE_MONTH)
 	@echo "The stack and a worker keep running; \`make down\` stops them (worker pid file: .stack/run/worker.pid)."
 
@@ -290,14 +291,14 @@ SCREENSHOTS_DIR ?= docs/images
 
 score: $(AGENT_STAMP) ## Score and monitor YEAR (MONTH optional) with the champion via the score deployment; prints the figures and verdict
 	@test -n "$(YEAR)" || { echo "error: give YEAR=YYYY (and MONTH=M for a month), e.g. make score YEAR=2025 MONTH=12." >&2; exit 2; }
-	$(ORCH).deployment.score_trigger --year $(YEAR) $(if $(MONTH),--month $(MONTH))
+	$(ORCH) score --year $(YEAR) $(if $(MONTH),--month $(MONTH))
 
 serve: $(VENV_STAMP) ## MLflow's model server for the champion on 127.0.0.1:TO_BIKES_SERVE_PORT (5100); restart it for a new champion
-	$(PY) -m models.scoring.serve --port $(TO_BIKES_SERVE_PORT)
+	$(PY) -m models serve --port $(TO_BIKES_SERVE_PORT)
 
 screenshots: $(AGENT_STAMP) ## PNGs of the flow-run graph, monitoring history, Evidently report and MLflow model page (headless Chromium) into docs/images/
 	command -v chromium >/dev/null || { apt-get update -qq && apt-get install -y -qq chromium; }
-	$(APY) -m orchestration.commands.screenshots --dest $(SCREENSHOTS_DIR)
+	$(ORCH) screenshots --dest $(SCREENSHOTS_DIR)
 
 # --- docker agent (issue 10): agent-image, agent-docker ----------------------------------
 # The worker image (agent/Dockerfile): the locked runtime only; flow code comes from S3 per run.

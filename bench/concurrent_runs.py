@@ -15,7 +15,6 @@ the ERROR, FATAL and PANIC lines of the PostgreSQL server's own log. Stops exact
 
 from __future__ import annotations
 
-import argparse
 import contextlib
 import json
 import os
@@ -28,9 +27,13 @@ import time
 from collections import Counter
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
+from enum import StrEnum
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any
 
+import typer
+
+from models.core.cli import build_app, run_app
 from models.core.settings import PROJECT_ROOT
 
 PIPELINE = "to-bikes-pipeline/weekly"
@@ -67,8 +70,8 @@ def deploy(env: dict[str, str]) -> None:
     python = sys.executable
     prefect = str(Path(python).parent / "prefect")
     run_step([prefect, "--no-prompt", "block", "register", "-f", "orchestration/flows/config_block.py"], env)
-    run_step([python, "-m", "orchestration.deploy.blocks"], env)
-    run_step([python, "-m", "orchestration.deploy.deployments", "--allow-dirty"], env)
+    run_step([python, "-m", "orchestration", "blocks"], env)
+    run_step([python, "-m", "orchestration", "deploy", "--allow-dirty"], env)
 
 
 @contextlib.contextmanager
@@ -212,16 +215,28 @@ def measure(db: str, runs: int, rows: int) -> dict[str, Any]:
     }
 
 
-def main() -> int:
-    parser = argparse.ArgumentParser(
-        prog="python -m bench.concurrent_runs", description=__doc__.splitlines()[0]
-    )
-    parser.add_argument("--db", choices=("sqlite", "postgres"), required=True)
-    parser.add_argument("--runs", type=int, default=10)
-    parser.add_argument("--rows", type=int, default=3000, help="rows of the generated sample (all years)")
-    args = parser.parse_args()
-    print(json.dumps(measure(args.db, args.runs, args.rows)), flush=True)
+class Database(StrEnum):
+    """The Prefect server's database under test."""
+
+    SQLITE = "sqlite"
+    POSTGRES = "postgres"
+
+
+def concurrent_runs_command(
+    db: Annotated[Database, typer.Option(help="the Prefect server's database")],
+    runs: Annotated[int, typer.Option(help="flow runs submitted at once")] = 10,
+    rows: Annotated[int, typer.Option(help="rows of the generated sample (all years)")] = 3000,
+) -> int:
+    """Many pipeline flow runs at once against a Prefect server on SQLite or on PostgreSQL."""
+    print(json.dumps(measure(db.value, runs, rows)), flush=True)
     return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run the one-command app on ``argv`` (default: the command line)."""
+    app = build_app(__doc__.splitlines()[0], no_args_is_help=False)
+    app.command()(concurrent_runs_command)
+    return run_app(app, argv, prog_name="python -m bench.concurrent_runs")
 
 
 if __name__ == "__main__":

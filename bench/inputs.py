@@ -39,7 +39,7 @@ def ensure_sample(work: Path, rows: int, seed: int) -> Path:
         return folder
     log.info("generating %s rows (seed %s) into %s", rows, seed, folder)
     (folder / "manifest.json").unlink(missing_ok=True)
-    command = [sys.executable, "-m", "models.sample.generate", "--dest", str(folder), "--seed", str(seed)]
+    command = [sys.executable, "-m", "models", "sample", "--dest", str(folder), "--seed", str(seed)]
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
     subprocess.run([*command, "--rows", str(rows)], check=True, cwd=ROOT, env=env, stdout=subprocess.DEVNULL)
     return folder

@@ -2,7 +2,7 @@
 
 A stack of its own (Prefect, S3, MLflow on free ports, state in ``<work>/stack``) gets the 40,000-row
 sample (the size of ``make sample-data``), the blocks, the deployments (``make deploy``'s code, from a
-possibly dirty tree) and a background worker (``stack.worker start``). Then, after
+possibly dirty tree) and a background worker (``python -m orchestration worker start``). Then, after
 one untimed CLI warm-up (so that every timed run meets a champion to score), each round clears Prefect's
 cache and times the CLI (preprocess, train, register as three commands) and the ``weekly`` deployment
 for 2025; trigger-to-Running is read on the deployment runs. Last, the raw 2025 files are replaced by
@@ -85,9 +85,9 @@ def set_up(env: dict[str, str], settings: Any, sample: Path, log_path: Path) -> 
         env,
         log_path,
     )
-    run_step([str(AGENT_PYTHON), "-m", "orchestration.deploy.blocks"], env, log_path)
-    run_step([str(AGENT_PYTHON), "-m", "orchestration.deploy.deployments", "--allow-dirty"], env, log_path)
-    run_step([str(AGENT_PYTHON), "-m", "stack.worker", "start"], env, log_path)
+    run_step([str(AGENT_PYTHON), "-m", "orchestration", "blocks"], env, log_path)
+    run_step([str(AGENT_PYTHON), "-m", "orchestration", "deploy", "--allow-dirty"], env, log_path)
+    run_step([str(AGENT_PYTHON), "-m", "orchestration", "worker", "start"], env, log_path)
 
 
 def clear_cache(settings: Any) -> int:
@@ -110,7 +110,8 @@ def run_cli(env: dict[str, str], settings: Any, log_path: Path) -> float:
     preprocess = [
         python,
         "-m",
-        "models.data.preprocess",
+        "models",
+        "preprocess",
         "--input",
         raw,
         "--output",
@@ -120,9 +121,9 @@ def run_cli(env: dict[str, str], settings: Any, log_path: Path) -> float:
     ]
     run_step(preprocess, env, log_path)
     trained = json.loads(
-        run_step([python, "-m", "models.training.train", "--input", features], env, log_path).splitlines()[-1]
+        run_step([python, "-m", "models", "train", "--input", features], env, log_path).splitlines()[-1]
     )
-    run_step([python, "-m", "models.registry.register", "--run-id", trained["run_id"]], env, log_path)
+    run_step([python, "-m", "models", "register", "--run-id", trained["run_id"]], env, log_path)
     return time.perf_counter() - started
 
 
@@ -214,7 +215,9 @@ def measure_orchestration(ctx: Any) -> dict[str, Any]:
                 found = measure_rounds(env, settings, min(ctx.repeats, 2), log_path)
                 found["caches"] = measure_caches(ctx, env, settings, log_path)
             finally:
-                subprocess.run([str(AGENT_PYTHON), "-m", "stack.worker", "stop"], env=env, check=False)
+                subprocess.run(
+                    [str(AGENT_PYTHON), "-m", "orchestration", "worker", "stop"], env=env, check=False
+                )
     except (RuntimeError, OSError, subprocess.SubprocessError, ValueError) as exc:
         log.warning("orchestration not measured: %s", exc)
         return not_measured(str(exc))

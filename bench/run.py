@@ -9,7 +9,6 @@ is shared, so every figure comes with a reference measured in the same run.
 
 from __future__ import annotations
 
-import argparse
 import datetime as dt
 import importlib.metadata
 import logging
@@ -18,12 +17,16 @@ import platform
 import shlex
 import subprocess
 import sys
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any
+
+import typer
 
 from bench import orchestration, peer_runs, scale, sections
 from bench.measure import ROOT, median_of
 from bench.report import write_results
+from models.core.cli import build_app, run_app
 
 log = logging.getLogger("bench")
 
@@ -65,25 +68,42 @@ def describe_environment() -> dict[str, Any]:
     }
 
 
-def parse_args(argv: list[str] | None) -> argparse.Namespace:
-    """Command-line options (see the module docstring)."""
-    parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__.splitlines()[0])
-    parser.add_argument("--rows", type=int, default=2_000_000, help="rows in the generated input")
-    parser.add_argument("--seed", type=int, default=7, help="seed of the generated input (default 7)")
-    parser.add_argument("--repeats", type=int, default=3, help="timed runs per contender (median)")
-    parser.add_argument("--subset-rows", type=int, default=200_000, help="rows for the pandas notebook")
-    parser.add_argument("--rss-rows", type=int, default=7_800_000, help="rows for peak RSS (0: --rows)")
-    parser.add_argument(
-        "--peer-full-repeats", type=int, default=1, help="runs per contender at --rss-rows (peers)"
+@dataclass(frozen=True)
+class BenchOptions:
+    """The command line's options (see the module docstring)."""
+
+    rows: int
+    seed: int
+    repeats: int
+    subset_rows: int
+    rss_rows: int
+    peer_full_repeats: int
+    train_repeats: int
+    sections: str
+    work: Path
+    out: Path
+
+
+def bench_command(
+    rows: Annotated[int, typer.Option(help="rows in the generated input")] = 2_000_000,
+    seed: Annotated[int, typer.Option(help="seed of the generated input")] = 7,
+    repeats: Annotated[int, typer.Option(help="timed runs per contender (median)")] = 3,
+    subset_rows: Annotated[int, typer.Option(help="rows for the pandas notebook")] = 200_000,
+    rss_rows: Annotated[int, typer.Option(help="rows for peak RSS (0: --rows)")] = 7_800_000,
+    peer_full_repeats: Annotated[int, typer.Option(help="runs per contender at --rss-rows (peers)")] = 1,
+    train_repeats: Annotated[int, typer.Option(help="timed training runs (median)")] = 3,
+    sections: Annotated[str, typer.Option(help="comma-separated subset to run")] = ",".join(SECTIONS),
+    work: Annotated[Path, typer.Option(help="scratch folder")] = ROOT / "bench" / "work",
+    out: Annotated[Path, typer.Option(help="folder for results.md/.json")] = ROOT / "bench",
+) -> int:
+    """Measure preprocessing, memory, training and orchestration side by side."""
+    options = BenchOptions(
+        rows, seed, repeats, subset_rows, rss_rows, peer_full_repeats, train_repeats, sections, work, out
     )
-    parser.add_argument("--train-repeats", type=int, default=3, help="timed training runs (median)")
-    parser.add_argument("--sections", default=",".join(SECTIONS), help="comma-separated subset to run")
-    parser.add_argument("--work", type=Path, default=ROOT / "bench" / "work", help="scratch folder")
-    parser.add_argument("--out", type=Path, default=ROOT / "bench", help="folder for results.md/.json")
-    return parser.parse_args(argv)
+    return run_bench(options, sys.argv[1:])
 
 
-def run_sections(args: argparse.Namespace, wanted: list[str]) -> dict[str, Any]:
+def run_sections(args: BenchOptions, wanted: list[str]) -> dict[str, Any]:
     """Measure the wanted sections in order; each section's figures under its name."""
     ctx = sections.Context(
         work=args.work.resolve(),
@@ -111,9 +131,15 @@ def run_sections(args: argparse.Namespace, wanted: list[str]) -> dict[str, Any]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Run the bench, write the results, print the table."""
+    """Run the app on ``argv`` (default: the command line): errors and Ctrl-C as in ``models.core.cli``."""
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s")
-    args = parse_args(argv)
+    app = build_app(__doc__.splitlines()[0].split(": ", 1)[1], no_args_is_help=False)
+    app.command()(bench_command)
+    return run_app(app, argv, prog_name="python -m bench")
+
+
+def run_bench(args: BenchOptions, argv: list[str]) -> int:
+    """Run the bench, write the results, print the table."""
     wanted = [name.strip() for name in args.sections.split(",") if name.strip()]
     unknown = sorted(set(wanted) - set(SECTIONS))
     if unknown:
@@ -126,7 +152,7 @@ def main(argv: list[str] | None = None) -> int:
     results = run_sections(args, wanted)
     environment["load_end"] = load_average()
     results.update(
-        command=shlex.join(["python", "-m", "bench", *(argv if argv is not None else sys.argv[1:])]),
+        command=shlex.join(["python", "-m", "bench", *argv]),
         environment=environment,
         repeats=args.repeats,
         train_repeats=args.train_repeats,
@@ -141,7 +167,7 @@ def main(argv: list[str] | None = None) -> int:
     return 0
 
 
-def collect_notes(results: dict[str, Any], args: argparse.Namespace) -> list[str]:
+def collect_notes(results: dict[str, Any], args: BenchOptions) -> list[str]:
     """Short facts a reader of the table needs: semantic check, training repeats, unmeasured parts."""
     notes = []
     pre = results.get("preprocess")

@@ -1,4 +1,4 @@
-"""Bring the stack up, down, and report its state; shared by ``python -m stack`` and the test fixtures.
+"""Bring the stack up, down, and report its state; shared by ``stack.cli`` and the test fixtures.
 
 ``start_stack`` checks every port before it launches anything, launches the missing servers
 concurrently (Prefect and MLflow each take 12-18 s on a first start) and waits for all of them

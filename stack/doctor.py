@@ -2,7 +2,7 @@
 
 The checks talk HTTP to the Prefect and MLflow APIs and S3 to the bucket, using the settings only,
 so they work the same against the local stack and against Prefect Cloud / AWS. Prefect is not
-imported (this runs in the model environment). Nothing secret is printed. First it names what it is
+imported (``make doctor`` loads no Prefect module). Nothing secret is printed. First it names what it is
 about to check (``plan`` lines): the Prefect target (local server, or the Cloud account and workspace
 with the API key's bearer header), the S3 target (local endpoint with path-style addressing, or AWS's
 regional endpoint with virtual-hosted addressing), and the work pool of ``TO_BIKES_WORK_POOL_TYPE``.

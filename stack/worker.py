@@ -1,8 +1,9 @@
 """``make agent``: the worker of agent/.venv for the selected pool type, polling the pool's work queues.
 
-    agent/.venv/bin/python -m stack.worker run          # foreground; Ctrl-C stops it
-    agent/.venv/bin/python -m stack.worker start|stop   # background, pid file (make demo)
-    agent/.venv/bin/python -m stack.worker resume       # make up: start it again if wanted
+    agent/.venv/bin/python -m orchestration worker run          # foreground; Ctrl-C stops it
+    agent/.venv/bin/python -m orchestration worker start|stop   # background, pid file (make demo)
+    agent/.venv/bin/python -m orchestration worker resume       # make up: start it again if wanted
+    agent/.venv/bin/python -m orchestration worker status       # online/stale/offline, pool, pid
 
 ``TO_BIKES_WORK_POOL_TYPE`` (process by default; docker, kubernetes, ecs) picks the pool of prefect.yaml
 and the worker type: a process worker runs each flow run as its subprocess; a docker worker starts
@@ -18,18 +19,16 @@ brings the demo worker back; an explicit ``stop`` removes it.
 
 from __future__ import annotations
 
-import argparse
 import logging
 import os
 import signal
 import subprocess
 import sys
 import time
-from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from models.core.errors import UserError, run_cli
+from models.core.errors import UserError
 from models.core.settings import Settings, load_settings
 from stack.prefect_api import require_prefect_api as check_prefect_api
 from stack.prefect_yaml import pool_name, read_pool_type, read_spec, read_work_queues
@@ -199,23 +198,15 @@ def resume_background(settings: Settings) -> str:
     return start_background(settings)
 
 
-def main(argv: Sequence[str] | None = None) -> int:
+def run_worker_action(action: str) -> int:
     """``run`` in the foreground, ``start``/``stop`` a background worker, ``resume`` it after make up."""
-    logging.getLogger("httpx").setLevel(logging.WARNING)
-    parser = argparse.ArgumentParser(prog="python -m stack.worker", description=__doc__.splitlines()[0])
-    parser.add_argument("action", choices=("run", "start", "stop", "resume"))
-    args = parser.parse_args(argv)
     settings = load_settings()
     # Prefect clients in this process use the configured API, never a throw-away local server.
     os.environ.setdefault("PREFECT_API_URL", settings.prefect_api_url)
-    if args.action != "stop":
+    if action != "stop":
         check_prefect_api(settings)
-    if args.action == "run":
+    if action == "run":
         return run_foreground(settings)
     actions = {"start": start_background, "stop": stop_background, "resume": resume_background}
-    print(actions[args.action](settings))
+    print(actions[action](settings))
     return 0
-
-
-if __name__ == "__main__":
-    raise SystemExit(run_cli(main))

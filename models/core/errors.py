@@ -1,8 +1,8 @@
 """User-facing errors and the command-line edge that reports them.
 
 A mistake a user can make (a missing file, an unknown header, a bad setting, a server that is
-down) raises ``UserError`` with one sentence that names what and where. The CLI edge prints that
-sentence to stderr and exits with code 2; no traceback reaches the user.
+down) raises ``UserError`` with one sentence that names what and where. The CLI edge
+(``models.core.cli``) prints that sentence to stderr and exits with code 2; no traceback reaches the user.
 """
 
 from __future__ import annotations
@@ -33,7 +33,12 @@ def describe_settings_error(exc: ValidationError) -> str:
 
 
 def run_cli(main: Callable[[Sequence[str] | None], int | None], argv: Sequence[str] | None = None) -> int:
-    """Run a CLI ``main``; turn ``UserError`` into one line on stderr and exit code 2."""
+    """Run a CLI ``main``; turn ``UserError`` into one line on stderr and exit code 2.
+
+    Only the argparse mains of ``orchestration/commands/run.py`` and ``score.py`` still use it, until
+    they are folded into ``python -m orchestration``; every other command runs through
+    ``models.core.cli.run_app``.
+    """
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     try:
         return int(main(argv) or 0)

@@ -107,7 +107,8 @@ class Settings(BaseSettings):
     prefect_db: Literal["sqlite", "postgres"] = "sqlite"
     postgres_port: int = 5432
 
-    # Local stack: how long `python -m stack up` waits for every server to answer its health check.
+    # Local stack: how long `make up` (`python -m orchestration stack up`) waits for every server to
+    # answer its health check.
     stack_timeout_s: float = 180.0
     # Seconds between a flow run's heartbeats (the worker passes it to Prefect); the automation that
     # marks a silent run Crashed waits three of them. Prefect refuses less than 30.

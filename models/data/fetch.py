@@ -1,6 +1,6 @@
 """Download the real yearly ridership ZIPs from the City of Toronto open-data portal.
 
-    python -m models.data.fetch --years 2024 2025 --dest data/raw [--api-url URL]
+    python -m models fetch --years 2024 2025 --dest data/raw [--api-url URL]
 
 Download links are resolved through the portal's CKAN ``package_show`` API on every run (they
 change when a year is republished); nothing here hard-codes a file URL. Each ZIP is downloaded to
@@ -14,7 +14,6 @@ Government Licence – Toronto."
 
 from __future__ import annotations
 
-import argparse
 import json
 import logging
 import os
@@ -26,7 +25,7 @@ from pathlib import Path, PurePosixPath
 from typing import Any
 
 from models.core import storage
-from models.core.errors import UserError, run_cli
+from models.core.errors import UserError
 from models.core.settings import Settings, load_settings
 from models.data.download import Downloader
 from models.data.unzip import unpack_zip
@@ -152,32 +151,3 @@ def fetch_years(
         )
         write_manifest(dest, manifest)
     return manifest
-
-
-def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
-    """Command-line options (see the module docstring)."""
-    parser = argparse.ArgumentParser(prog="python -m models.data.fetch", description=__doc__.splitlines()[0])
-    parser.add_argument("--years", nargs="+", type=int, required=True, help="years to fetch, e.g. 2024 2025")
-    parser.add_argument("--dest", default="data/raw", help="folder to fill (default data/raw)")
-    parser.add_argument(
-        "--api-url", help=f"CKAN package_show URL (default ${API_URL_ENV} or the City's portal)"
-    )
-    parser.add_argument("--retries", type=int, default=5, help="attempts per request (default 5)")
-    return parser.parse_args(argv)
-
-
-def main(argv: Sequence[str] | None = None) -> int:
-    """Fetch the years and print a one-line JSON summary."""
-    args = parse_args(argv)
-    api_url = args.api_url or load_settings().ckan_api_url
-    manifest = fetch_years(args.years, args.dest, api_url=api_url, attempts=args.retries)
-    years = {
-        year: {"files": len(entry["files"]), "zip_sha256": entry["zip_sha256"]}
-        for year, entry in manifest["years"].items()
-    }
-    print(json.dumps({"dest": args.dest, "years": years}, sort_keys=True))
-    return 0
-
-
-if __name__ == "__main__":
-    raise SystemExit(run_cli(main))

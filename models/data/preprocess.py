@@ -1,6 +1,6 @@
 """Raw ridership CSV/ZIP files (local or s3://) -> canonical trips with features, as Parquet.
 
-    python -m models.data.preprocess --input data/sample --output /tmp/trips.parquet [--period 2025]
+    python -m models preprocess --input data/sample --output /tmp/trips.parquet [--period 2025]
 
 Each file's era is detected from its header and its date format from its values; rows stream
 through in pyarrow record batches and are written batch by batch, so a whole year never sits in
@@ -16,7 +16,6 @@ exactly as published: no offset is attached, so DST gaps and repeats are kept as
 
 from __future__ import annotations
 
-import argparse
 import hashlib
 import json
 import logging
@@ -32,7 +31,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from models.core.contracts import PreprocessSummary
-from models.core.errors import UserError, run_cli
+from models.core.errors import UserError
 from models.core.names import DEFAULT_MIN_DURATION_S
 from models.core.periods import check_period
 from models.core.settings import Settings
@@ -191,32 +190,3 @@ def preprocess(
         summary = build_summary(run.tracker, min_duration_s=min_duration_s, **extra, **paths)
         publish_outputs(work, paths, build_report(run.tracker, summary), settings)
     return summary
-
-
-def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
-    """Command-line options (see the module docstring)."""
-    parser = argparse.ArgumentParser(
-        prog="python -m models.data.preprocess", description=__doc__.splitlines()[0]
-    )
-    parser.add_argument("--input", required=True, help="a CSV, a ZIP or a folder of them (path or s3:// URI)")
-    parser.add_argument("--output", required=True, help="output Parquet (path or s3:// URI)")
-    parser.add_argument("--period", help="read only trips starting in YYYY or YYYY-MM (others skipped, counted)")
-    parser.add_argument(
-        "--min-duration",
-        type=int,
-        default=DEFAULT_MIN_DURATION_S,
-        help=f"shortest trip kept, seconds (default {DEFAULT_MIN_DURATION_S})",
-    )
-    return parser.parse_args(argv)
-
-
-def main(argv: Sequence[str] | None = None) -> int:
-    """Preprocess once and print the summary as the last stdout line."""
-    args = parse_args(argv)
-    summary = preprocess(args.input, args.output, period=args.period, min_duration_s=args.min_duration)
-    print(json.dumps(summary.to_dict(), sort_keys=True))
-    return 0
-
-
-if __name__ == "__main__":
-    raise SystemExit(run_cli(main))

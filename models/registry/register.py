@@ -1,6 +1,6 @@
 """Register a training run's model and move ``champion`` only when the new model is really better.
 
-``python -m models.registry.register --run-id RUN`` adds the run's model as a version of ``to-bikes-member``
+``python -m models register --run-id RUN`` adds the run's model as a version of ``to-bikes-member``
 (once: the same run again finds its existing version, tagged with the months it trained and was
 validated on), points ``challenger`` at it, and moves ``champion`` only if the run's ROC AUC beats the
 baseline on its validation month and the current champion on a month neither model trained on (both
@@ -16,22 +16,19 @@ the server answers is one sentence naming the server, with any password masked.
 
 from __future__ import annotations
 
-import argparse
-import json
 import logging
 import re
-from collections.abc import Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 
 from mlflow import MlflowClient
 from mlflow.entities import Run
 from mlflow.exceptions import MlflowException
 
-from models.core.errors import UserError, run_cli
+from models.core.errors import UserError
 from models.core.names import CHALLENGER, CHAMPION, DEFAULT_MARGIN, MODEL_NAME
 from models.core.secrets import mask_secrets
-from models.core.settings import Settings, load_settings
-from models.registry.gate import GATE_METRIC, decide_promotion
+from models.core.settings import Settings
+from models.registry.gate import decide_promotion
 from models.registry.mlflow_client import (
     build_run_url,
     build_version_url,
@@ -39,7 +36,6 @@ from models.registry.mlflow_client import (
     describe_failure,
     find_alias_version,
     is_not_found,
-    reported_mlflow_errors,
 )
 from models.registry.versions import (
     create_version,
@@ -173,42 +169,3 @@ def register_model(
         run_url=build_run_url(client.tracking_uri, run.info.experiment_id, run_id),
         version_url=build_version_url(client.tracking_uri, name, str(version.version)),
     )
-
-
-def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
-    """Command-line options (see the module docstring)."""
-    parser = argparse.ArgumentParser(
-        prog="python -m models.registry.register", description=__doc__.splitlines()[0]
-    )
-    parser.add_argument("--run-id", required=True, help="the models.training.train run to register")
-    parser.add_argument("--name", help="registered model name (default: settings.model_name)")
-    parser.add_argument(
-        "--margin",
-        type=float,
-        default=DEFAULT_MARGIN,
-        help=f"{GATE_METRIC} gain needed (default {DEFAULT_MARGIN})",
-    )
-    parser.add_argument(
-        "--tracking-uri", help="MLflow tracking URI (default: settings / MLFLOW_TRACKING_URI)"
-    )
-    return parser.parse_args(argv)
-
-
-def main(argv: Sequence[str] | None = None) -> int:
-    """Register once and print the decision as a one-line JSON summary."""
-    args = parse_args(argv)
-    settings = load_settings()
-    with reported_mlflow_errors("registering"):
-        result = register_model(
-            args.run_id,
-            name=args.name or settings.model_name,
-            margin=args.margin,
-            tracking_uri=args.tracking_uri,
-            settings=settings,
-        )
-    print(json.dumps(asdict(result), sort_keys=True))
-    return 0
-
-
-if __name__ == "__main__":
-    raise SystemExit(run_cli(main))

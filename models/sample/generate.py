@@ -1,6 +1,6 @@
 """The embedded synthetic data set: every header era, date format, label spelling and dirty-row kind.
 
-    python -m models.sample.generate --dest data/sample --seed 7 [--rows 40000]
+    python -m models sample --dest data/sample --seed 7 [--rows 40000]
 
 Writes ``<dest>/<year>/<file>.csv|.zip`` like the City's files (real header lines, a BOM file, a
 cp1252 file, a ZIP with a sub-folder, ``__MACOSX`` junk and a nested ZIP) and ``<dest>/manifest.json``
@@ -11,16 +11,14 @@ seed and row count give byte-identical files.
 
 from __future__ import annotations
 
-import argparse
 import json
 import logging
 from collections import Counter
-from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
 
-from models.core.errors import UserError, run_cli
+from models.core.errors import UserError
 from models.core.names import DEFAULT_SEED
 from models.sample.files import PLAN, FileSpec, allocate_rows, render_file, write_outputs
 from models.sample.trips import make_stations
@@ -72,31 +70,3 @@ def summarise(files: dict[str, dict], seed: int, rows: int) -> dict:
         "by_era": dict(sorted(eras.items())),
         "files": files,
     }
-
-
-def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
-    """Command-line options (see the module docstring)."""
-    parser = argparse.ArgumentParser(
-        prog="python -m models.sample.generate", description=__doc__.splitlines()[0]
-    )
-    parser.add_argument("--dest", default="data/sample", help="folder to write (default data/sample)")
-    parser.add_argument(
-        "--seed", type=int, default=DEFAULT_SEED, help=f"random seed (default {DEFAULT_SEED})"
-    )
-    parser.add_argument(
-        "--rows", type=int, default=DEFAULT_ROWS, help=f"rows in all (default {DEFAULT_ROWS})"
-    )
-    return parser.parse_args(argv)
-
-
-def main(argv: Sequence[str] | None = None) -> int:
-    """Generate the sample and print a one-line JSON summary."""
-    args = parse_args(argv)
-    manifest = generate_sample(args.dest, seed=args.seed, rows=args.rows)
-    brief = {k: manifest[k] for k in ("rows", "quarantined", "by_era", "seed")}
-    print(json.dumps({"dest": args.dest, **brief}, sort_keys=True))
-    return 0
-
-
-if __name__ == "__main__":
-    raise SystemExit(run_cli(main))

@@ -1,6 +1,6 @@
 """Monitoring a scored month: its real performance, drift against the reference, and a verdict.
 
-    python -m models.scoring.monitor --period 2025-12
+    python -m models monitor --period 2025-12
 
 Every trip carries its true label, so a month's actual ROC AUC, PR AUC (casual), F1 per class and
 member shares are known once it is scored. The month is compared with the model's own validation ROC
@@ -12,12 +12,10 @@ monitoring run tagged with the model version; the version gets a ``monitoring.<p
 
 from __future__ import annotations
 
-import argparse
 import json
 import logging
 import math
 import tempfile
-from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -26,12 +24,12 @@ import pandas as pd
 from mlflow import MlflowClient
 
 from models.core import storage
-from models.core.errors import UserError, run_cli
+from models.core.errors import UserError
 from models.core.names import MONITORING_EXPERIMENT, POSITIVE_LABEL
 from models.core.periods import check_period
 from models.core.settings import Settings, load_settings
 from models.data.features import FEATURE_COLUMNS, LABEL_COLUMN
-from models.registry.mlflow_client import build_run_url, connect_tracking, reported_mlflow_errors
+from models.registry.mlflow_client import build_run_url, connect_tracking
 from models.scoring.drift import build_report
 from models.scoring.reference import PREDICTED_COLUMN, PROBABILITY_COLUMN, load_reference
 from models.scoring.score import PREDICTION_COLUMNS, predictions_uri, processed_uri
@@ -158,25 +156,3 @@ def monitor_period(period: str, settings: Settings | None = None) -> dict[str, A
         publish_report(html, summary, settings, workdir)
     log.info("%s with version %s: %s %s", period, version, verdict, "; ".join(reasons))
     return summary
-
-
-def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
-    """Command-line options (see the module docstring)."""
-    parser = argparse.ArgumentParser(
-        prog="python -m models.scoring.monitor", description=__doc__.splitlines()[0]
-    )
-    parser.add_argument("--period", required=True, help="a scored period, YYYY or YYYY-MM")
-    return parser.parse_args(argv)
-
-
-def main(argv: Sequence[str] | None = None) -> int:
-    """Monitor once and print the JSON summary on one line."""
-    args = parse_args(argv)
-    with reported_mlflow_errors("monitoring"):
-        summary = monitor_period(args.period)
-    print(json.dumps(summary, sort_keys=True))
-    return 0
-
-
-if __name__ == "__main__":
-    raise SystemExit(run_cli(main))

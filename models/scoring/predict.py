@@ -1,6 +1,6 @@
 """Batch scoring: P(member) and the predicted rider type for every trip of a processed Parquet file.
 
-``python -m models.scoring.predict`` with no arguments scores the latest processed period on S3
+``python -m models predict`` with no arguments scores the latest processed period on S3
 (``processed/<period>/trips.parquet``; the period ending last, a year before its months) with the
 registry's ``champion`` into ``data/predictions/<period>.parquet``. ``--input``/``--output`` take any
 path or ``s3://`` URI and ``--model`` any ``models:/`` or ``runs:/`` URI. The output keeps each trip's
@@ -10,13 +10,9 @@ Progress is one line per step (MLflow's download bars are switched off).
 
 from __future__ import annotations
 
-import argparse
-import json
 import logging
-import os
 import re
 import tempfile
-from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -25,13 +21,13 @@ import pandas as pd
 from mlflow import MlflowClient
 from mlflow.exceptions import MlflowException
 
-from models.core.errors import UserError, run_cli
+from models.core.errors import UserError
 from models.core.names import CHAMPION
 from models.core.periods import is_month, month_key
 from models.core.secrets import mask_secrets
 from models.core.settings import Settings, load_settings
 from models.data.features import FEATURE_COLUMNS, LABEL_COLUMN, POSITIVE_LABEL, TIME_COLUMN
-from models.registry.mlflow_client import connect_tracking, load_sklearn_model, reported_mlflow_errors
+from models.registry.mlflow_client import connect_tracking, load_sklearn_model
 from models.training.dataset import localise_input, read_parquet_columns, select_features, write_output
 from models.training.inputs import OUTPUT_NAME, list_processed_periods
 from models.training.metrics import THRESHOLD, member_probability
@@ -134,39 +130,3 @@ def predict(
         "model_version": version,
         "member_share": round(float((scored["predicted_user_type"] == POSITIVE_LABEL).mean()), 4),
     }
-
-
-def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
-    """Command-line options (see the module docstring)."""
-    parser = argparse.ArgumentParser(
-        prog="python -m models.scoring.predict", description=__doc__.splitlines()[0]
-    )
-    parser.add_argument(
-        "--input", help="processed features Parquet, path or s3:// URI (default: latest period on S3)"
-    )
-    parser.add_argument(
-        "--output", help="predictions Parquet to write (default: data/predictions/<period>.parquet)"
-    )
-    parser.add_argument("--model", help=f"model URI (default: models:/<settings.model_name>@{CHAMPION})")
-    parser.add_argument(
-        "--tracking-uri", help="MLflow tracking URI (default: settings / MLFLOW_TRACKING_URI)"
-    )
-    return parser.parse_args(argv)
-
-
-def main(argv: Sequence[str] | None = None) -> int:
-    """Score once: one progress line, then a one-line JSON summary."""
-    args = parse_args(argv)
-    os.environ.setdefault(PROGRESS_BAR_VARIABLE, "false")
-    settings = load_settings()
-    with reported_mlflow_errors("scoring"):
-        input_uri, output_uri = default_paths(args.input, args.output, settings)
-        model = args.model or f"models:/{settings.model_name}@{CHAMPION}"
-        print(f"scoring {input_uri} with {model} -> {output_uri}", flush=True)
-        summary = predict(input_uri, output_uri, model, tracking_uri=args.tracking_uri, settings=settings)
-    print(json.dumps(summary, sort_keys=True))
-    return 0
-
-
-if __name__ == "__main__":
-    raise SystemExit(run_cli(main))

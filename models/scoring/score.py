@@ -1,6 +1,6 @@
 """Scoring a processed period with the champion: ``predictions/<period>/predictions.parquet`` on S3.
 
-    python -m models.scoring.score --period 2025-12
+    python -m models score --period 2025-12
 
 Loads ``models:/<model>@champion`` pinned to the version the alias names now, scores every trip of
 ``processed/<period>/trips.parquet`` (``models.scoring.predict.score_trips``) and writes one row per trip:
@@ -10,11 +10,8 @@ published whole or not at all (``models.core.storage.move_file_atomic``), so a r
 
 from __future__ import annotations
 
-import argparse
-import json
 import logging
 import tempfile
-from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -22,12 +19,12 @@ from typing import Any
 from mlflow import MlflowClient
 from mlflow.exceptions import MlflowException
 
-from models.core.errors import UserError, run_cli
+from models.core.errors import UserError
 from models.core.names import CHAMPION
 from models.core.periods import check_period
 from models.core.settings import Settings, load_settings
 from models.data.features import FEATURE_COLUMNS
-from models.registry.mlflow_client import connect_tracking, reported_mlflow_errors
+from models.registry.mlflow_client import connect_tracking
 from models.scoring.predict import KEPT_COLUMNS, load_model, score_trips
 from models.training.dataset import localise_input, read_parquet_columns, write_output
 
@@ -108,26 +105,3 @@ def score_period(
         write_output(scored[PREDICTION_COLUMNS], output, Path(workdir), settings)
     log.info("scored %s trips of %s with %s into %s", len(scored), period, pinned, output)
     return ScoreResult(period, source, output, len(scored), pinned, version, run_id)
-
-
-def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
-    """Command-line options (see the module docstring)."""
-    parser = argparse.ArgumentParser(
-        prog="python -m models.scoring.score", description=__doc__.splitlines()[0]
-    )
-    parser.add_argument("--period", required=True, help="YYYY or YYYY-MM (processed/<period>/trips.parquet)")
-    parser.add_argument("--input", help="processed trips to score instead (path or s3:// URI)")
-    return parser.parse_args(argv)
-
-
-def main(argv: Sequence[str] | None = None) -> int:
-    """Score once and print a one-line JSON summary."""
-    args = parse_args(argv)
-    with reported_mlflow_errors("scoring"):
-        result = score_period(args.period, input_uri=args.input)
-    print(json.dumps(result.to_dict(), sort_keys=True))
-    return 0
-
-
-if __name__ == "__main__":
-    raise SystemExit(run_cli(main))

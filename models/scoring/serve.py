@@ -1,6 +1,6 @@
 """``make serve``: MLflow's own model server for the champion, on 127.0.0.1.
 
-    python -m models.scoring.serve [--port 5100] [--dry-run]
+    python -m models serve [--port 5100] [--dry-run]
 
 Runs ``mlflow models serve -m models:/<model>@champion --env-manager local`` from the model env, so the
 alias is resolved once, when the server starts: after the gate promotes a new champion, restart the
@@ -14,18 +14,16 @@ trusted types is read from the model artifact itself; these models come from the
 
 from __future__ import annotations
 
-import argparse
 import logging
 import os
 import shutil
 import sys
-from collections.abc import Sequence
 from pathlib import Path
 
-from models.core.errors import UserError, run_cli
+from models.core.errors import UserError
 from models.core.names import CHAMPION
-from models.core.settings import LOCAL_HOST, Settings, load_settings
-from models.registry.mlflow_client import ALLOW_LOADING_ENV, check_tracking_uri
+from models.core.settings import LOCAL_HOST, Settings
+from models.registry.mlflow_client import ALLOW_LOADING_ENV
 
 log = logging.getLogger(__name__)
 
@@ -61,37 +59,3 @@ def serve_environment(settings: Settings, program: str) -> dict[str, str]:
         "MLFLOW_TRACKING_URI": settings.mlflow_tracking_uri,
         ALLOW_LOADING_ENV: "true",
     }
-
-
-def parse_args(argv: Sequence[str] | None, settings: Settings) -> argparse.Namespace:
-    """Command-line options (see the module docstring)."""
-    parser = argparse.ArgumentParser(
-        prog="python -m models.scoring.serve", description=__doc__.splitlines()[0]
-    )
-    parser.add_argument(
-        "--port",
-        type=int,
-        default=settings.serve_port,
-        help=f"port on {LOCAL_HOST} (default TO_BIKES_SERVE_PORT={settings.serve_port})",
-    )
-    parser.add_argument("--dry-run", action="store_true", help="print the command instead of running it")
-    return parser.parse_args(argv)
-
-
-def main(argv: Sequence[str] | None = None) -> int:
-    """Check the tracking server, then replace this process with MLflow's model server."""
-    settings = load_settings()
-    args = parse_args(argv, settings)
-    command = serve_command(settings, args.port)
-    if args.dry_run:
-        print(" ".join(command))
-        return 0
-    check_tracking_uri(settings.mlflow_tracking_uri)
-    print(f"serving {command[4]} on http://{LOCAL_HOST}:{args.port}/invocations (restart for a new champion)")
-    sys.stdout.flush()
-    os.execve(command[0], command, serve_environment(settings, command[0]))  # noqa: S606 (the server replaces this process)
-    return 0  # not reached: execve replaces the process
-
-
-if __name__ == "__main__":
-    raise SystemExit(run_cli(main))

@@ -1,6 +1,6 @@
 """Train the member-vs-casual model, compare it with a baseline and the current champion, log to MLflow.
 
-``python -m models.training.train --input FEATURES.parquet [--input MORE.parquet ...]`` reads every input as
+``python -m models train --input FEATURES.parquet [--input MORE.parquet ...]`` reads every input as
 one data set (for example the monthly outputs of a year; two inputs holding the same month are
 refused), validates on the latest month present and trains on the earlier ones. It scores three
 models on that same month: a prior-share baseline, the new gradient-boosting pipeline and, when the
@@ -12,10 +12,7 @@ that ``models.registry.register`` can gate promotion without re-scoring.
 
 from __future__ import annotations
 
-import argparse
-import json
 import logging
-import signal
 import time
 from collections.abc import Callable, Sequence
 from typing import Any
@@ -23,12 +20,11 @@ from typing import Any
 from threadpoolctl import threadpool_limits
 
 from models.core.contracts import TrainResult
-from models.core.errors import UserError, run_cli
-from models.core.names import DEFAULT_MAX_EVALS, DEFAULT_SEED, EXPERIMENT, MODEL_NAME
+from models.core.names import DEFAULT_MAX_EVALS, DEFAULT_SEED, EXPERIMENT, MODEL_NAME, TIME_BUDGET_S
 from models.core.periods import format_month_ranges
 from models.core.settings import Settings, load_settings
 from models.registry.gate import Window
-from models.registry.mlflow_client import connect_tracking, reported_mlflow_errors
+from models.registry.mlflow_client import connect_tracking
 from models.training.candidates import Evaluation, evaluate_candidates, fit_candidates
 from models.training.comparison import describe_window, score_champion
 from models.training.dataset import read_training_inputs, split_by_month
@@ -38,8 +34,6 @@ from models.training.mlflow_run import log_training_run
 from models.training.stale_runs import sweep_stale_runs
 
 log = logging.getLogger(__name__)
-
-TIME_BUDGET_S = 20.0  # seconds of fitting: half for the search, half for the final fit
 
 
 def train_model(
@@ -103,65 +97,6 @@ def describe_comparison(window: Window, evaluation: Evaluation) -> dict[str, Any
     }
 
 
-def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
-    """Command-line options (see the module docstring)."""
-    parser = argparse.ArgumentParser(
-        prog="python -m models.training.train", description=__doc__.splitlines()[0]
-    )
-    parser.add_argument(
-        "--input",
-        required=True,
-        action="append",
-        help="processed features Parquet (path or s3:// URI); repeat for several periods",
-    )
-    parser.add_argument(
-        "--tracking-uri", help="MLflow tracking URI (default: settings / MLFLOW_TRACKING_URI)"
-    )
-    parser.add_argument("--experiment", help="MLflow experiment (default: settings.experiment)")
-    parser.add_argument(
-        "--model-name", help="registered model to compare with (default: settings.model_name)"
-    )
-    parser.add_argument(
-        "--max-evals",
-        type=int,
-        default=DEFAULT_MAX_EVALS,
-        help=f"hyper-parameter trials at most (default {DEFAULT_MAX_EVALS})",
-    )
-    parser.add_argument(
-        "--time-budget", type=float, default=TIME_BUDGET_S, help="seconds of fitting: search + final fit"
-    )
-    parser.add_argument("--threads", type=int, help="OpenMP threads (default: the idle cores, at least 1)")
-    parser.add_argument("--seed", type=int, default=DEFAULT_SEED, help="random seed (recorded in the run)")
-    return parser.parse_args(argv)
-
-
 def exit_on_sigterm(signum: int, frame: object) -> None:
     """SIGTERM as an exception, so that ``mlflow.start_run`` ends the run FAILED on the way out."""
     raise SystemExit(128 + signum)
-
-
-def main(argv: Sequence[str] | None = None) -> int:
-    """Train once and print a one-line JSON summary as the last line of stdout."""
-    signal.signal(signal.SIGTERM, exit_on_sigterm)
-    args = parse_args(argv)
-    if args.max_evals < 1 or args.time_budget <= 0:
-        raise UserError("--max-evals must be at least 1 and --time-budget positive.")
-    settings = load_settings()
-    with reported_mlflow_errors("training"):
-        result = train_model(
-            args.input,
-            tracking_uri=args.tracking_uri,
-            experiment=args.experiment or settings.experiment,
-            model_name=args.model_name or settings.model_name,
-            max_evals=args.max_evals,
-            seed=args.seed,
-            settings=settings,
-            time_budget_s=args.time_budget,
-            threads=args.threads,
-        )
-    print(json.dumps(result.__dict__, sort_keys=True, default=str))
-    return 0
-
-
-if __name__ == "__main__":
-    raise SystemExit(run_cli(main))

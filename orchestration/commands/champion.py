@@ -1,6 +1,6 @@
 """``make demo``'s closing lines: the champion model's metrics and where to look next.
 
-    agent/.venv/bin/python -m orchestration.commands.champion
+    agent/.venv/bin/python -m orchestration champion
 
 Reads ``models:/<model>@champion`` from the MLflow registry (the tracking URI from the settings)
 and prints its version, run, training and validation months, the gate's reason, lineage tags and
@@ -10,14 +10,12 @@ the Prefect and MLflow UI addresses.
 
 from __future__ import annotations
 
-import logging
-from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
-from models.core.errors import UserError, run_cli
+from models.core.errors import UserError
 from models.core.names import CHAMPION
 from models.core.secrets import mask_secrets
-from models.core.settings import Settings, load_settings
+from models.core.settings import Settings
 
 if TYPE_CHECKING:
     from mlflow.entities import Run
@@ -78,17 +76,3 @@ def describe_addresses(settings: Settings) -> list[str]:
 
     mlflow_ui = mask_secrets(settings.mlflow_tracking_uri)
     return [f"Prefect UI: {PREFECT_UI_URL.value()}", f"MLflow UI:  {mlflow_ui}"]
-
-
-def main(argv: Sequence[str] | None = None) -> int:
-    """Print the champion and the UI addresses."""
-    del argv
-    logging.getLogger("httpx").setLevel(logging.WARNING)
-    settings = load_settings()
-    for line in [*describe_champion(settings), *describe_addresses(settings)]:
-        print(line)
-    return 0
-
-
-if __name__ == "__main__":
-    raise SystemExit(run_cli(main))

@@ -1,6 +1,6 @@
 """``make screenshots``: PNGs of the running stack's pages, taken by headless Chromium, for the README.
 
-    agent/.venv/bin/python -m orchestration.commands.screenshots --dest docs/images
+    agent/.venv/bin/python -m orchestration screenshots --dest docs/images
 
 Four pages, each found through the APIs so the pictures show what the stack holds now: the newest
 ``score`` flow run's graph and the ``monitoring-history`` artifact (Prefect UI), the newest Evidently
@@ -10,17 +10,15 @@ Chromium (Debian's ``chromium``) runs once per page with a fresh profile and no 
 
 from __future__ import annotations
 
-import argparse
 import logging
 import shutil
 import subprocess
 import tempfile
-from collections.abc import Sequence
 from pathlib import Path
 
-from models.core.errors import UserError, run_cli
+from models.core.errors import UserError
 from models.core.names import CHAMPION
-from models.core.settings import Settings, load_settings
+from models.core.settings import Settings
 
 log = logging.getLogger(__name__)
 
@@ -132,20 +130,3 @@ def take_all(settings: Settings, dest: Path) -> list[Path]:
         pages["evidently-report.png"] = report.resolve().as_uri()
         pages["mlflow-model-version.png"] = find_mlflow_page(settings)
         return [take_screenshot(url, dest / name) for name, url in pages.items()]
-
-
-def main(argv: Sequence[str] | None = None) -> int:
-    """Take the screenshots and print one line per PNG."""
-    logging.getLogger("httpx").setLevel(logging.WARNING)
-    parser = argparse.ArgumentParser(
-        prog="python -m orchestration.commands.screenshots", description=__doc__.splitlines()[0]
-    )
-    parser.add_argument("--dest", type=Path, default=Path("docs/images"), help="folder for the PNGs")
-    args = parser.parse_args(argv)
-    for png in take_all(load_settings(), args.dest):
-        print(f"{png} ({png.stat().st_size} bytes)")
-    return 0
-
-
-if __name__ == "__main__":
-    raise SystemExit(run_cli(main))

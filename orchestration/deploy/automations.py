@@ -1,6 +1,6 @@
 """``make deploy``'s Prefect automation that marks a silent flow run Crashed ("zombie" runs).
 
-    agent/.venv/bin/python -m orchestration.deploy.automations
+    agent/.venv/bin/python -m orchestration automations
 
 A flow run whose process dies without reporting (kill -9 of the worker and its flow-run process, an
 evicted container, a lost machine) would stay Running forever and overlap the next scheduled run.
@@ -22,14 +22,11 @@ window follows the setting, so run this with the same ``TO_BIKES_HEARTBEAT_SECON
 
 from __future__ import annotations
 
-import argparse
 import logging
-from collections.abc import Sequence
 from datetime import timedelta
 from typing import Any
 
-from models.core.errors import run_cli
-from models.core.settings import Settings, load_settings
+from models.core.settings import Settings
 
 log = logging.getLogger(__name__)
 
@@ -130,19 +127,3 @@ def save_automations(settings: Settings) -> list[str]:
     line = ensure_automation(build_automation(settings.heartbeat_seconds))
     window = window_seconds(settings.heartbeat_seconds)
     return [f"{line} (a run silent for {window} s becomes Crashed)"]
-
-
-def main(argv: Sequence[str] | None = None) -> int:
-    """Ensure the automation and print one line (name, outcome, window)."""
-    logging.getLogger("httpx").setLevel(logging.WARNING)
-    parser = argparse.ArgumentParser(
-        prog="python -m orchestration.deploy.automations", description=__doc__.splitlines()[0]
-    )
-    parser.parse_args(argv)
-    for line in save_automations(load_settings()):
-        print(line)
-    return 0
-
-
-if __name__ == "__main__":
-    raise SystemExit(run_cli(main))

@@ -9,13 +9,12 @@ nothing; a changed setting updates the block in place (same document id, so refe
 valid). Only block names and "created/updated/unchanged" are printed, never a value.
 
 Run from the project root with the agent environment:
-``agent/.venv/bin/python -m orchestration.deploy.blocks``.
+``agent/.venv/bin/python -m orchestration blocks``.
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
 from typing import Any
 
 from prefect.blocks.core import Block
@@ -23,9 +22,8 @@ from prefect_aws import AwsCredentials, S3Bucket
 from prefect_aws.client_parameters import AwsClientParameters
 from pydantic import BaseModel, SecretStr
 
-from models.core.errors import run_cli
 from models.core.names import AWS_BLOCK, BUCKET_BLOCK, CONFIG_BLOCK
-from models.core.settings import Settings, load_settings
+from models.core.settings import Settings
 from orchestration.flows.config_block import ToBikesConfig
 
 log = logging.getLogger(__name__)
@@ -136,15 +134,3 @@ def save_all(settings: Settings) -> list[str]:
     lines.append(save_block(build_config(settings), CONFIG_BLOCK))
     lines.append(ensure_work_pool(settings.work_pool))
     return lines
-
-
-def main(argv: Sequence[str] | None = None) -> int:
-    """Save everything and print one line per block (names and outcomes only)."""
-    del argv
-    for line in save_all(load_settings()):
-        print(line)
-    return 0
-
-
-if __name__ == "__main__":
-    raise SystemExit(run_cli(main))

@@ -1,6 +1,6 @@
 """``make deploy``: push the code of one exact commit to S3 and register the deployments of prefect.yaml.
 
-    agent/.venv/bin/python -m orchestration.deploy.deployments [--allow-dirty] [--pool-type TYPE]
+    agent/.venv/bin/python -m orchestration deploy [--allow-dirty] [--pool-type TYPE]
 
 Refuses a work tree with uncommitted changes (unless ``--allow-dirty`` or ``ALLOW_DIRTY=1``), so every
 bundle on S3 is exactly one commit; a forced dirty deploy goes to a folder of its own
@@ -15,20 +15,18 @@ to-bikes-agent; a registry repository for kubernetes and ecs) and ``TO_BIKES_IMA
 
 from __future__ import annotations
 
-import argparse
 import logging
 import os
 import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from models.core.errors import UserError, run_cli
-from models.core.settings import PROJECT_ROOT, Settings, load_settings
+from models.core.errors import UserError
+from models.core.settings import PROJECT_ROOT, Settings
 from models.training.lineage import run_git
 from orchestration.deploy.bundle import stage_bundle
 from orchestration.deploy.pools import ensure_pool, image_tag, write_prefect_file
@@ -167,24 +165,3 @@ def deploy(
         image = os.environ.get("TO_BIKES_AGENT_IMAGE") or AGENT_IMAGE
         lines.append(f"image: {image}:{image_tag(state.sha, state.dirty)} (pool {pool}, {pool_type})")
     return lines
-
-
-def main(argv: Sequence[str] | None = None) -> int:
-    """Deploy and print what was created and where the code went."""
-    logging.getLogger("httpx").setLevel(logging.WARNING)
-    parser = argparse.ArgumentParser(
-        prog="python -m orchestration.deploy.deployments", description=__doc__.splitlines()[0]
-    )
-    parser.add_argument("--allow-dirty", action="store_true", help="deploy uncommitted changes (own folder)")
-    parser.add_argument(
-        "--pool-type", help="process, docker, kubernetes or ecs (default: TO_BIKES_WORK_POOL_TYPE)"
-    )
-    args = parser.parse_args(argv)
-    allow_dirty = args.allow_dirty or os.environ.get("ALLOW_DIRTY", "") not in ("", "0")
-    for line in deploy(load_settings(), allow_dirty, pool_type=args.pool_type):
-        print(line)
-    return 0
-
-
-if __name__ == "__main__":
-    raise SystemExit(run_cli(main))

@@ -1,6 +1,6 @@
 """``make deploy``'s automations that close the loop: score after preprocessing, retrain on a breach.
 
-    agent/.venv/bin/python -m orchestration.deploy.loop_automations
+    agent/.venv/bin/python -m orchestration loop-automations
 
 - ``to-bikes-score-after-preprocess``: when a ``to-bikes-pipeline`` or ``preprocess`` flow run of the
   project's deployments Completes, run the ``score`` deployment for the same year and month (the
@@ -17,14 +17,10 @@ Idempotent, like the zombie automation: found by name, created, updated in place
 
 from __future__ import annotations
 
-import argparse
-import logging
-from collections.abc import Sequence
 from typing import Any
 
-from models.core.errors import UserError, run_cli
+from models.core.errors import UserError
 from models.core.names import BREACH_EVENT
-from models.core.settings import load_settings
 from orchestration.commands.run import PIPELINE
 from orchestration.deploy.automations import RUN_TAG, ensure_automation
 
@@ -113,22 +109,3 @@ def save_loop_automations() -> list[str]:
         + f" (runs {SCORE} after {', '.join(PREPROCESSING_FLOWS)})",
         ensure_automation(build_retrain_on_breach(pipeline_id)) + f" (runs {PIPELINE} on {BREACH_EVENT})",
     ]
-
-
-def main(argv: Sequence[str] | None = None) -> int:
-    """Ensure the automations and print one line each."""
-    logging.getLogger("httpx").setLevel(logging.WARNING)
-    parser = argparse.ArgumentParser(
-        prog="python -m orchestration.deploy.loop_automations", description=__doc__.splitlines()[0]
-    )
-    parser.parse_args(argv)
-    from stack.prefect_api import require_prefect_api
-
-    require_prefect_api(load_settings())
-    for line in save_loop_automations():
-        print(line)
-    return 0
-
-
-if __name__ == "__main__":
-    raise SystemExit(run_cli(main))

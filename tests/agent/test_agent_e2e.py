@@ -1,7 +1,7 @@
 """End to end in Docker: blocks, deploy, the pipeline run by the worker container, champion registered.
 
-The same commands as the Makefile (``orchestration.deploy.blocks``,
-``orchestration.deploy.deployments``, ``orchestration.commands.run run``) against the session's
+The same commands as the Makefile (``python -m orchestration
+blocks``, ``deploy``, ``run``) against the session's
 ``local_stack``, with a bucket and a model name of their own; the only worker polling the pool is the
 container (no project code in its image: each run pulls the bundle from S3).
 """

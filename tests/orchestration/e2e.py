@@ -1,8 +1,8 @@
 """Helpers of the end-to-end tests (not a test module: test modules import this, never each other).
 
 A deployed project on the session's ``local_stack``: a small synthetic sample under ``raw/``, the
-same commands as the Makefile (``orchestration.deploy.blocks``, ``orchestration.deploy.deployments``,
-``stack.worker start|stop``, ``orchestration.commands.run run``), and readers of the Prefect API.
+same commands as the Makefile (``python -m orchestration blocks``, ``deploy``, ``worker start|stop``,
+``run``), and readers of the Prefect API.
 """
 
 from __future__ import annotations
@@ -113,7 +113,7 @@ def save_blocks(env: dict[str, str]) -> None:
         check=False,
     )
     assert registered.returncode == 0, registered.stdout + registered.stderr
-    run_module("orchestration.deploy.blocks", env)
+    run_module("orchestration", env, "blocks")
 
 
 def deploy_project(env: dict[str, str]) -> None:
@@ -123,22 +123,22 @@ def deploy_project(env: dict[str, str]) -> None:
     ``flows/<sha>-dirty-<time>/``.
     """
     save_blocks(env)
-    run_module("orchestration.deploy.deployments", env, "--allow-dirty")
+    run_module("orchestration", env, "deploy", "--allow-dirty")
 
 
 @contextlib.contextmanager
 def worker_running(env: dict[str, str], stack: StackEnv) -> Iterator[Deployed]:
     """``make demo``'s background worker for ``env``, stopped on the way out whatever happened."""
     try:
-        run_module("stack.worker", env, "start")
+        run_module("orchestration", env, "worker", "start")
         yield Deployed(env=env, stack=stack, sha=run_git(["rev-parse", "HEAD"]) or "")
     finally:
-        run_module("stack.worker", env, "stop", check=False, timeout=120)
+        run_module("orchestration", env, "worker", "stop", check=False, timeout=120)
 
 
 def ensure_worker(env: dict[str, str]) -> None:
     """``stack.worker start``: a live worker is left alone, a dead one (a test SIGKILLed it) replaced."""
-    run_module("stack.worker", env, "start")
+    run_module("orchestration", env, "worker", "start")
 
 
 def flow_run_id_in(output: str) -> str:
@@ -163,9 +163,7 @@ def automation_flow_runs(api_url: str, automation: str, since: datetime | None =
 
 def trigger_pipeline(deployed: Deployed) -> PipelineRun:
     """``make run``'s command (latest year, one search trial); it must exit 0 (Completed)."""
-    done = run_module(
-        "orchestration.commands.run", deployed.env, "run", "--param", "max_evals=1", "--timeout", "600"
-    )
+    done = run_module("orchestration", deployed.env, "run", "--param", "max_evals=1", "--timeout", "600")
     match = _RUN_URL.search(done.stdout)
     assert match, done.stdout
     assert "Completed" in done.stdout
@@ -202,8 +200,8 @@ def clean_env(stack: StackEnv, **extra: str) -> dict[str, str]:
 
 
 def trigger(deployed: Deployed, *args: str) -> tuple[int, str, str | None]:
-    """``orchestration.commands.run run ARGS``: (exit code, output, flow run id)."""
-    command = [sys.executable, "-m", "orchestration.commands.run", "run", "--timeout", "600", *args]
+    """``python -m orchestration run ARGS``: (exit code, output, flow run id)."""
+    command = [sys.executable, "-m", "orchestration", "run", "--timeout", "600", *args]
     done = subprocess.run(
         command, cwd=PROJECT_ROOT, env=deployed.env, capture_output=True, text=True, timeout=900, check=False
     )

@@ -2,7 +2,7 @@
 
 Unit: the automation is Prefect's documented "Detect zombie flows" spec with a window of three
 heartbeat periods, and the worker and the agent image pass TO_BIKES_HEARTBEAT_SECONDS to Prefect.
-Integration (the session's ``local_stack``): ``python -m orchestration.deploy.automations`` creates the
+Integration (the session's ``local_stack``): ``python -m orchestration automations`` creates the
 automation once, leaves it alone on a rerun, updates it in place when the setting changes, and
 names a down API in one sentence. End to end: a flow run in the project's worker, then the worker
 and that flow-run process are SIGKILLed by their pids (so nobody is left to report the run);
@@ -58,7 +58,7 @@ def clean_env(stack: StackEnv | None = None, **extra: str) -> dict[str, str]:
 
 def save_automation(env: dict[str, str]) -> subprocess.CompletedProcess[str]:
     """``make deploy``'s automation step with this environment."""
-    return run_module("orchestration.deploy.automations", env, check=False)
+    return run_module("orchestration", env, "automations", check=False)
 
 
 def prefect_client(stack: StackEnv) -> Any:
@@ -231,7 +231,7 @@ def create_probe_deployment(stack: StackEnv, folder: Path) -> Any:
 
 
 def run_worker(env: dict[str, str], action: str) -> None:
-    done = run_module("stack.worker", env, action, check=False)
+    done = run_module("orchestration", env, "worker", action, check=False)
     assert done.returncode == 0, f"worker {action} exited {done.returncode}:\n{done.stdout}\n{done.stderr}"
 
 
@@ -261,7 +261,7 @@ def zombie_module(local_stack: StackEnv, tmp_path_factory: pytest.TempPathFactor
         yield ZombieSetup(env=env, stack=local_stack, deployment_id=deployment_id)
     finally:
         cancel_unfinished_probe_runs(local_stack, deployment_id)
-        run_module("stack.worker", env, "stop", check=False, timeout=120)
+        run_module("orchestration", env, "worker", "stop", check=False, timeout=120)
         delete_automations(local_stack)
 
 

@@ -19,9 +19,7 @@ ROW = re.compile(r"^(2025-0[1-3])\s+(\d+)\s+(\d+)\s+(\d+)\s+(\d+)\s+([\d.]+)\s+(
 
 
 def backfill(deployed: Deployed) -> list[tuple[str, ...]]:
-    done = run_module(
-        "orchestration.commands.run", deployed.env, "backfill", "--from", "2025-01", "--to", "2025-03"
-    )
+    done = run_module("orchestration", deployed.env, "backfill", "--from", "2025-01", "--to", "2025-03")
     print(done.stdout)
     assert "Completed" in done.stdout and "3 of 3 period(s)" in done.stdout
     return [match.groups() for line in done.stdout.splitlines() if (match := ROW.match(line.strip()))]

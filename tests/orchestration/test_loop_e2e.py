@@ -78,11 +78,11 @@ def loop(local_stack: Any, tmp_path_factory: pytest.TempPathFactory) -> Iterator
     shifted = shift_raw_month(folder / "2025" / SAMPLE_MONTH, folder / "Bike share ridership 2026-01.csv")
     local_stack.s3_client().upload_file(str(shifted), BUCKET, f"raw/2026/{shifted.name}")
     deploy_project(env)
-    run_module("orchestration.deploy.automations", env)
-    run_module("orchestration.deploy.loop_automations", env)
+    run_module("orchestration", env, "automations")
+    run_module("orchestration", env, "loop-automations")
     with worker_running(env, local_stack) as deployed:
         trained = run_module(
-            "orchestration.commands.run",
+            "orchestration",
             env,
             "run",
             *("--param", "year=2025", "--param", "max_evals=1"),
@@ -93,9 +93,7 @@ def loop(local_stack: Any, tmp_path_factory: pytest.TempPathFactory) -> Iterator
 
 def score(deployed: Deployed, year: int, month: int) -> str:
     """``make score YEAR= MONTH=``; its printed output."""
-    done = run_module(
-        "orchestration.commands.score", deployed.env, "--year", str(year), "--month", str(month)
-    )
+    done = run_module("orchestration", deployed.env, "score", "--year", str(year), "--month", str(month))
     return done.stdout
 
 

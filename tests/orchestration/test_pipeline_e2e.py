@@ -2,8 +2,8 @@
 
 Uses the session's ``local_stack`` (Prefect, S3, MLflow on free ports) with a bucket of its own, a small
 synthetic sample (2024 and 2025) under ``raw/``, and the same commands as the Makefile:
-``orchestration.deploy.blocks``, ``orchestration.deploy.deployments``,
-``stack.worker start|stop`` and ``orchestration.commands.run run``. The worker
+``python -m orchestration blocks``, ``deploy``,
+``worker start|stop`` and ``run``. The worker
 is stopped (by its pid file) even when a test fails.
 """
 

@@ -150,11 +150,11 @@ def test_mlflow_down_before_training_fails_clearly_and_keeps_the_registry(
     assert before["aliases"]["champion"] == champion
 
 
-def run_model_cli(env: StackEnv, module: str, *args: str) -> subprocess.CompletedProcess[str]:
-    """``python -m models.X ARGS`` as a user runs it, with MLflow's client retries kept short."""
+def run_model_cli(env: StackEnv, command: str, *args: str) -> subprocess.CompletedProcess[str]:
+    """``python -m models COMMAND ARGS`` as a user runs it, with MLflow's client retries kept short."""
     quick = {"MLFLOW_HTTP_REQUEST_MAX_RETRIES": "2", "MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR": "0"}
     return subprocess.run(
-        [sys.executable, "-m", module, *args],
+        [sys.executable, "-m", "models", command, *args],
         cwd=PROJECT_ROOT,
         env=clean_env(env, MLFLOW_HTTP_REQUEST_TIMEOUT="30", **quick),
         capture_output=True,
@@ -179,7 +179,7 @@ def test_mlflow_lost_during_training_fails_clearly_and_keeps_the_registry(
     options = ["--experiment", "reliability", "--model-name", MODEL, "--max-evals", "1"]
     done = run_model_cli(
         local_stack,
-        "models.training.train",
+        "train",
         "--input",
         features_uri,
         "--tracking-uri",
@@ -211,7 +211,7 @@ def test_mlflow_lost_during_registration_keeps_the_champion_and_a_rerun_adds_one
         "--tracking-uri",
         mlflow_proxy.url,
     ]
-    done = run_model_cli(local_stack, "models.registry.register", *register)
+    done = run_model_cli(local_stack, "register", *register)
     watcher.join(timeout=1)
     assert mlflow_proxy.faults(), "the server never went away: the test tested nothing"
     during = registry_state(local_stack)

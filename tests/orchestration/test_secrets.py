@@ -245,13 +245,13 @@ def pipeline_run(
     deploy_project(env)
     deployed = Deployed(env=env, stack=local_stack, sha="")
     try:
-        run_module("stack.worker", env, "start")
+        run_module("orchestration", env, "worker", "start")
         code, output, flow_run_id = trigger(deployed, "--param", "year=2024", "--param", "max_evals=1")
         assert code == 0 and flow_run_id, output
         yield deployed, flow_run_id
     finally:
         subprocess.run(
-            [sys.executable, "-m", "stack.worker", "stop"],
+            [sys.executable, "-m", "orchestration", "worker", "stop"],
             cwd=PROJECT_ROOT,
             env=env,
             timeout=120,
@@ -344,7 +344,7 @@ def test_project_commands_work_with_the_prefect_auth_string_and_fail_clearly_wit
     assert with_auth.returncode == 0, with_auth.stdout + with_auth.stderr
     assert "AwsCredentials/to-bikes-aws: created" in with_auth.stdout
     anonymous = {k: v for k, v in auth_prefect.items() if "AUTH_STRING" not in k}
-    refused = run_command([AGENT_BIN / "python", "-m", "orchestration.deploy.blocks"], anonymous)
+    refused = run_command([AGENT_BIN / "python", "-m", "orchestration", "blocks"], anonymous)
     assert refused.returncode == 2 and "Traceback" not in refused.stderr, refused.stderr[-3000:]
     assert "PREFECT_API_AUTH_STRING" in refused.stderr, refused.stderr[-3000:]
     shown = with_auth.stdout + with_auth.stderr + refused.stdout + refused.stderr

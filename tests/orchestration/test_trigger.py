@@ -155,7 +155,7 @@ def run_trigger(env: StackEnv, *args: str) -> subprocess.CompletedProcess[str]:
     """``make run``'s command against the test server."""
     base = {k: v for k, v in os.environ.items() if not k.startswith(_PRIVATE)}
     return subprocess.run(
-        [sys.executable, "-m", "orchestration.commands.run", "run", *args],
+        [sys.executable, "-m", "orchestration", "run", *args],
         cwd=PROJECT_ROOT,
         env={**base, **env},
         capture_output=True,
@@ -241,10 +241,21 @@ def test_a_failed_flow_run_reports_the_user_error_it_raised(prefect_server: Stac
 
 
 @pytest.mark.unit
-def test_params_and_wait_default() -> None:
-    args = trigger.build_parser().parse_args(["run", "--param", "year=2025"])
-    assert args.wait_seconds == trigger.DEFAULT_WAIT_S == 600
-    assert trigger.build_parser().parse_args(["run", "--wait-seconds", "30"]).wait_seconds == 30
+def test_params_and_wait_default(monkeypatch: pytest.MonkeyPatch) -> None:
+    from orchestration.cli import main
+    from orchestration.commands import cli
+
+    calls: list[tuple[str, dict, float]] = []
+    monkeypatch.setattr(cli, "connect_prefect", lambda: None)
+    monkeypatch.setattr(trigger, "run_deployment_once", lambda *call: calls.append(call) or (True, []))
+    assert main(["run", "--param", "year=2025"]) == 0
+    assert main(["run", "--wait-seconds", "30"]) == main(["run", "--timeout", "30"]) == 0
+    assert calls == [
+        (trigger.PIPELINE, {"year": 2025}, trigger.DEFAULT_WAIT_S),
+        (trigger.PIPELINE, {}, 30.0),
+        (trigger.PIPELINE, {}, 30.0),
+    ]
+    assert trigger.DEFAULT_WAIT_S == 600
     assert json.loads(json.dumps(trigger.parse_params(["year=2025"]))) == {"year": 2025}
 
 
@@ -268,7 +279,7 @@ def wait_for_line(env: StackEnv, wanted: str) -> tuple[list[str], str]:
     """``make run`` (a pipeline run) until it prints ``wanted`` or gives up after ``STALE_WAIT_S``
     (its own ``--timeout``, the deadline of this wait); its lines and its flow run id."""
     base = {k: v for k, v in os.environ.items() if not k.startswith(_PRIVATE)}
-    command = [sys.executable, "-m", "orchestration.commands.run", "run", "--param", "year=2025"]
+    command = [sys.executable, "-m", "orchestration", "run", "--param", "year=2025"]
     process = subprocess.Popen(
         [*command, "--timeout", str(STALE_WAIT_S)],
         cwd=PROJECT_ROOT,
@@ -299,7 +310,7 @@ def test_make_run_says_no_worker_polls_after_the_worker_was_sigkilled(prefect_se
 
     env = clean_env(prefect_server)
     wanted = runs.describe_no_worker("to-bikes")
-    run_module("stack.worker", env, "start")
+    run_module("orchestration", env, "worker", "start")
     try:
         record = read_pid(prefect_server.state_dir, "worker")
         assert record is not None and record.is_alive()
@@ -307,7 +318,7 @@ def test_make_run_says_no_worker_polls_after_the_worker_was_sigkilled(prefect_se
         wait_for("the worker's processes gone", lambda: not record.is_alive(), 60)
         lines, flow_run_id = wait_for_line(prefect_server, wanted)
     finally:
-        run_module("stack.worker", env, "stop", check=False, timeout=120)  # its pid file
+        run_module("orchestration", env, "worker", "stop", check=False, timeout=120)  # its pid file
     if flow_run_id:  # the run it left Scheduled must not count for another test of this server
         with SyncPrefectClient(prefect_server["PREFECT_API_URL"]) as client:
             client.delete_flow_run(flow_run_id)

@@ -26,9 +26,9 @@ def ignore_sigint() -> None:
 
 
 def worker(env: dict[str, str], action: str) -> subprocess.CompletedProcess[str]:
-    """``python -m stack.worker ACTION`` as a background job runs it (SIGINT ignored)."""
+    """``python -m orchestration worker ACTION`` as a background job runs it (SIGINT ignored)."""
     return subprocess.run(
-        [sys.executable, "-m", "stack.worker", action],
+        [sys.executable, "-m", "orchestration", "worker", action],
         cwd=PROJECT_ROOT,
         env=env,
         capture_output=True,

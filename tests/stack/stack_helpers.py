@@ -10,7 +10,6 @@ from pathlib import Path
 
 from models.core.settings import PROJECT_ROOT
 
-MODEL_PYTHON = PROJECT_ROOT / ".venv" / "bin" / "python"
 AGENT_BIN = PROJECT_ROOT / "agent" / ".venv" / "bin"
 COMMAND_TIMEOUT_S = 300
 LOOPBACK_V4 = "127.0.0.1"
@@ -36,8 +35,8 @@ def run_command(
 def run_stack_cli(
     env: dict[str, str], *args: str, extra: dict[str, str] | None = None
 ) -> subprocess.CompletedProcess[str]:
-    """``.venv/bin/python -m stack ARGS`` as the Makefile runs it."""
-    return run_command([MODEL_PYTHON, "-m", "stack", *args], env, extra)
+    """``agent/.venv/bin/python -m orchestration stack ARGS`` as the Makefile runs it."""
+    return run_command([AGENT_BIN / "python", "-m", "orchestration", "stack", *args], env, extra)
 
 
 def run_make_blocks(
@@ -48,7 +47,7 @@ def run_make_blocks(
     command = [AGENT_BIN / "prefect", "--no-prompt", "block", "register", "-f", blocks_file]
     register = run_command(command, env, extra)
     assert register.returncode == 0, register.stdout + register.stderr
-    return run_command([AGENT_BIN / "python", "-m", "orchestration.deploy.blocks"], env, extra)
+    return run_command([AGENT_BIN / "python", "-m", "orchestration", "blocks"], env, extra)
 
 
 def listening_addresses(pids: list[int]) -> set[tuple[str, int]]:

@@ -40,7 +40,7 @@ def test_an_alias_is_reported_by_the_variable_a_user_sets(monkeypatch: pytest.Mo
 
 def test_a_cli_turns_a_bad_setting_into_exit_2_without_traceback(tmp_path) -> None:
     done = subprocess.run(
-        [sys.executable, "-m", "models.training.train", "--input", str(tmp_path / "missing.parquet")],
+        [sys.executable, "-m", "models", "train", "--input", str(tmp_path / "missing.parquet")],
         env={"PATH": "/usr/bin:/bin", "TO_BIKES_USE_LOCAL_S3": "perhaps", "HOME": str(tmp_path)},
         capture_output=True,
         text=True,

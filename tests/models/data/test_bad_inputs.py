@@ -99,7 +99,7 @@ def test_cli_reports_a_bad_input_in_one_line_without_traceback(
     case: BadInput, corpus: Path, tmp_path: Path
 ) -> None:
     source = corpus / case.name / case.filename
-    command = [sys.executable, "-m", "models.data.preprocess", "--input", str(source)]
+    command = [sys.executable, "-m", "models", "preprocess", "--input", str(source)]
     command += ["--output", str(tmp_path / "trips.parquet")]
     result = subprocess.run(
         command, cwd=ROOT, capture_output=True, text=True, timeout=CLI_TIMEOUT_S, check=False

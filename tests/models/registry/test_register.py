@@ -16,10 +16,11 @@ import pandas as pd
 import pytest
 from mlflow import MlflowClient
 
-from models.core.errors import UserError, run_cli
+from models.cli import main
+from models.core.errors import UserError
 from models.core.names import CHALLENGER, CHAMPION
 from models.data.features import LABEL_COLUMN, TIME_COLUMN
-from models.registry.register import main, register_model, reuse_problem
+from models.registry.register import register_model, reuse_problem
 from models.registry.versions import wait_until_ready
 from models.training.train import train_model
 from stack.embedded import StackEnv
@@ -220,7 +221,7 @@ def test_unknown_run_is_one_sentence_naming_the_server(mlflow_server, capsys):
     uri = mlflow_server["MLFLOW_TRACKING_URI"]
     with pytest.raises(UserError, match=f"Run 'no-such-run' is not in the tracking store at {uri}"):
         register_model("no-such-run", name=NAME, tracking_uri=uri)
-    assert run_cli(main, ["--run-id", "no-such-run", "--tracking-uri", uri]) == 2
+    assert main(["register", "--run-id", "no-such-run", "--tracking-uri", uri]) == 2
     assert "no-such-run" in capsys.readouterr().err
 
 

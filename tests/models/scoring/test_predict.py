@@ -11,12 +11,13 @@ import pandas as pd
 import pytest
 from mlflow.environment_variables import MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR
 
+from models.cli import main
 from models.core import storage
-from models.core.errors import UserError, run_cli
+from models.core.errors import UserError
 from models.core.settings import load_settings
 from models.data.features import FEATURE_COLUMNS
 from models.registry.mlflow_client import allow_model_loading
-from models.scoring.predict import main, period_end_key, predict
+from models.scoring.predict import period_end_key, predict
 from models.training.dataset import select_features
 from tests.models.training.trips import build_trips, train_champion, write_trips
 
@@ -48,7 +49,7 @@ def test_cli_defaults_to_the_settings_model_champion(champion, tmp_path, monkeyp
     monkeypatch.setenv("TO_BIKES_MODEL_NAME", NAME)
     output = tmp_path / "pred.parquet"
     argv = ["--input", champion.features, "--output", str(output), "--tracking-uri", champion.uri]
-    assert run_cli(main, argv) == 0
+    assert main(["predict", *argv]) == 0
     summary = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
     assert summary["model_version"] == "1"
     assert len(pd.read_parquet(output)) == summary["rows"] == 4000
@@ -75,7 +76,7 @@ def test_missing_alias_is_a_one_sentence_error(champion, tmp_path, capsys):
         "--tracking-uri",
         champion.uri,
     ]
-    assert run_cli(main, [*argv, "--model", f"models:/{NAME}@nonexistent"]) == 2
+    assert main(["predict", *argv, "--model", f"models:/{NAME}@nonexistent"]) == 2
     err = capsys.readouterr().err.strip()
     assert f"models:/{NAME}@nonexistent" in err
     assert len(err.splitlines()) == 1
@@ -124,7 +125,7 @@ def test_no_arguments_score_the_latest_processed_period_on_s3_into_data_predicti
         storage.write_file_atomic(
             champion.features, f"s3://{bucket}/processed/{period}/trips.parquet", settings
         )
-    assert run_cli(main, ["--tracking-uri", champion.uri]) == 0
+    assert main(["predict", "--tracking-uri", champion.uri]) == 0
     out, err = capsys.readouterr()
     lines = out.strip().splitlines()
     assert lines[0] == (
@@ -143,7 +144,7 @@ def test_no_processed_period_is_a_one_sentence_error(s3_env, monkeypatch, capsys
     bucket = "predict-empty"
     s3_env.s3_client().create_bucket(Bucket=bucket)
     monkeypatch.setenv("TO_BIKES_BUCKET", bucket)
-    assert run_cli(main, []) == 2
+    assert main(["predict"]) == 2
     err = capsys.readouterr().err.strip()
     assert err == (
         f"error: No processed period under s3://{bucket}/processed/; run the pipeline first "

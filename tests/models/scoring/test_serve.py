@@ -16,11 +16,10 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from models.core.errors import run_cli
+from models.cli import main
 from models.registry.mlflow_client import load_sklearn_model
 from models.registry.register import register_model
 from models.scoring.predict import score_trips
-from models.scoring.serve import main
 from models.training.dataset import select_features
 from models.training.train import train_model
 from tests.models.training.trips import build_trips, free_port, make_tracking_uri, write_trips
@@ -32,7 +31,7 @@ START_DEADLINE_S = 120  # a bounded wait for the model to load, not a speed chec
 
 @pytest.fixture(scope="module")
 def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SimpleNamespace]:
-    """A champion in a fresh store and `python -m models.scoring.serve` serving it on a free port."""
+    """A champion in a fresh store and `python -m models serve` serving it on a free port."""
     workdir = tmp_path_factory.mktemp("serve")
     uri = make_tracking_uri(tmp_path_factory, workdir)
     features = write_trips(workdir / "trips.parquet", build_trips(rows=4000, seed=5))
@@ -44,7 +43,7 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SimpleNamespace
     env = {**os.environ, "MLFLOW_TRACKING_URI": uri, "TO_BIKES_MODEL_NAME": NAME}
     log = (workdir / "serve.log").open("w")
     process = subprocess.Popen(
-        [sys.executable, "-m", "models.scoring.serve", "--port", str(port)],
+        [sys.executable, "-m", "models", "serve", "--port", str(port)],
         cwd=workdir,
         env={**env, "PYTHONPATH": str(Path.cwd())},
         stdout=log,
@@ -129,7 +128,7 @@ def test_malformed_payload_is_a_4xx_with_mlflow_message(server, case, mangle):
 @pytest.mark.unit
 def test_dry_run_prints_mlflow_serving_the_champion_by_alias(monkeypatch, capsys):
     monkeypatch.setenv("TO_BIKES_SERVE_PORT", "5999")
-    assert run_cli(main, ["--dry-run"]) == 0
+    assert main(["serve", "--dry-run"]) == 0
     command = capsys.readouterr().out.split()
     assert command[1:5] == ["models", "serve", "-m", "models:/to-bikes-member@champion"]
     assert command[command.index("--port") + 1] == "5999"

@@ -15,14 +15,14 @@ import pandas as pd
 import pytest
 from mlflow import MlflowClient
 
+from models.cli import main
 from models.core import storage
-from models.core.errors import run_cli
 from models.data.features import FEATURE_COLUMNS
 from models.data.preprocess import preprocess
 from models.registry.mlflow_client import load_sklearn_model, pinned_requirements
 from models.sample.generate import generate_sample
 from models.training.inputs import select_training_inputs
-from models.training.train import main, train_model
+from models.training.train import train_model
 from tests.models.training.trips import build_trips, free_port, make_tracking_uri, write_trips
 
 SECRET = "do-not-log-this-secret-0123456789"
@@ -148,7 +148,7 @@ def test_cli_prints_a_json_summary_last(tmp_path_factory, tmp_path, monkeypatch,
     uri = make_tracking_uri(tmp_path_factory, tmp_path)
     features = write_trips(tmp_path / "trips.parquet", build_trips(rows=3000, seed=11))
     monkeypatch.chdir(tmp_path)
-    code = run_cli(main, ["--input", features, "--tracking-uri", uri, "--max-evals", "1", "--seed", "5"])
+    code = main(["train", "--input", features, "--tracking-uri", uri, "--max-evals", "1", "--seed", "5"])
     assert code == 0
     summary = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
     assert {"run_id", "metrics", "baseline_metrics", "champion_metrics"} <= set(summary)
@@ -159,7 +159,7 @@ def test_cli_prints_a_json_summary_last(tmp_path_factory, tmp_path, monkeypatch,
 @pytest.mark.unit
 def test_cli_names_a_missing_input_and_exits_2(tmp_path, capsys):
     missing = tmp_path / "absent.parquet"
-    assert run_cli(main, ["--input", str(missing), "--tracking-uri", f"sqlite:///{tmp_path}/m.db"]) == 2
+    assert main(["train", "--input", str(missing), "--tracking-uri", f"sqlite:///{tmp_path}/m.db"]) == 2
     err = capsys.readouterr().err.strip()
     assert str(missing) in err
     assert len(err.splitlines()) == 1
@@ -169,7 +169,7 @@ def test_cli_names_a_missing_input_and_exits_2(tmp_path, capsys):
 def test_cli_names_an_unreachable_tracking_server_and_exits_2(tmp_path, capsys):
     features = write_trips(tmp_path / "trips.parquet", build_trips(rows=500))
     uri = f"http://user:hunter2@127.0.0.1:{free_port()}"
-    assert run_cli(main, ["--input", features, "--tracking-uri", uri]) == 2
+    assert main(["train", "--input", features, "--tracking-uri", uri]) == 2
     err = capsys.readouterr().err.strip()
     assert "127.0.0.1" in err and "unreachable" in err
     assert "hunter2" not in err
@@ -181,7 +181,7 @@ def test_cli_refuses_a_single_month_and_exits_2(tmp_path_factory, tmp_path, monk
     uri = make_tracking_uri(tmp_path_factory, tmp_path)
     features = write_trips(tmp_path / "july.parquet", build_trips(rows=500, months=("2025-07",)))
     monkeypatch.chdir(tmp_path)
-    assert run_cli(main, ["--input", features, "--tracking-uri", uri]) == 2
+    assert main(["train", "--input", features, "--tracking-uri", uri]) == 2
     assert "only one month" in capsys.readouterr().err
 
 
@@ -206,7 +206,7 @@ def test_cli_trains_on_two_monthly_files_and_logs_both(tmp_path_factory, tmp_pat
     august = write_trips(tmp_path / "august.parquet", build_trips(rows=1500, months=("2025-08",), seed=4))
     monkeypatch.chdir(tmp_path)
     args = ["--input", july, "--input", august, "--tracking-uri", uri, "--max-evals", "1"]
-    assert run_cli(main, args) == 0
+    assert main(["train", *args]) == 0
     summary = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
     assert summary["valid_month"] == "2025-08" and summary["inputs"] == [july, august]
     run = MlflowClient(uri).get_run(summary["run_id"])
@@ -251,7 +251,7 @@ def test_overlapping_inputs_are_refused_before_any_run(tmp_path_factory, tmp_pat
     year = write_trips(tmp_path / "2025.parquet", build_trips(rows=2000, seed=8))
     august = write_trips(tmp_path / "2025-08.parquet", build_trips(rows=500, months=("2025-08",), seed=9))
     monkeypatch.chdir(tmp_path)
-    assert run_cli(main, ["--input", year, "--input", august, "--tracking-uri", uri]) == 2
+    assert main(["train", "--input", year, "--input", august, "--tracking-uri", uri]) == 2
     err = capsys.readouterr().err.strip()
     assert "both hold trips of 2025-08" in err and len(err.splitlines()) == 1
     client = MlflowClient(uri)

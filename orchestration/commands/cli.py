@@ -1,0 +1,154 @@
+"""``python -m orchestration run|backfill|score|champion|screenshots``: the commands a person runs.
+
+    agent/.venv/bin/python -m orchestration run [--deployment NAME] [--param key=value ...] [--wait-seconds S]
+    agent/.venv/bin/python -m orchestration backfill --from 2024-01 --to 2024-06 [--per-month]
+    agent/.venv/bin/python -m orchestration score --year 2025 [--month 12]
+
+The options are those of ``make run``, ``make backfill`` and ``make score``; the work is done by
+``orchestration.commands.run`` (start a deployment run and wait), ``.backfill`` and ``.score``'s
+figures. Exit 0 only when every run Completed; 2 with one sentence for a mistake the user can fix.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from models.core.periods import format_period, month_range
+from models.core.settings import load_settings
+
+# orchestration.commands.run (which holds the defaults) imports Prefect; it is imported by the commands
+# themselves, so that `--help` and the stack's commands in the same app never load Prefect.
+WaitSeconds = Annotated[
+    float | None,
+    typer.Option(
+        "--wait-seconds", "--timeout", help="seconds to wait per run before leaving it running (default 600)"
+    ),
+]
+Deployment = Annotated[str | None, typer.Option(help="flow/deployment (default: the one the command names)")]
+Params = Annotated[
+    list[str] | None, typer.Option("--param", metavar="KEY=VALUE", help="key=value (JSON value), repeatable")
+]
+
+
+def connect_prefect() -> None:
+    """One sentence for a malformed .env or a dead API; Prefect's client then uses the configured API."""
+    from orchestration.commands.run import check_prefect_api
+
+    settings = load_settings()
+    check_prefect_api(settings)
+    os.environ.setdefault("PREFECT_API_URL", settings.prefect_api_url)
+
+
+def run_command(
+    deployment: Deployment = None,
+    param: Params = None,
+    wait_seconds: WaitSeconds = None,
+) -> int:
+    """One run of a deployment (default to-bikes-pipeline/weekly); exit 0 only if it Completed."""
+    from orchestration.commands.run import (
+        DEFAULT_WAIT_S,
+        PIPELINE,
+        parse_params,
+        print_now,
+        run_deployment_once,
+    )
+
+    connect_prefect()
+    wait_s = DEFAULT_WAIT_S if wait_seconds is None else wait_seconds
+    completed, lines = run_deployment_once(deployment or PIPELINE, parse_params(param or []), wait_s)
+    for line in lines:
+        print_now(line)
+    return 0 if completed else 1
+
+
+def backfill_command(
+    first: Annotated[str, typer.Option("--from", help="first month YYYY-MM (or year)")],
+    last: Annotated[str, typer.Option("--to", help="last month YYYY-MM (or year)")],
+    per_month: Annotated[
+        bool, typer.Option("--per-month", help="one run of --deployment per month instead")
+    ] = False,
+    deployment: Deployment = None,
+    param: Params = None,
+    wait_seconds: WaitSeconds = None,
+) -> int:
+    """Periods FROM..TO in one run on Dask (or one preprocess/daily run per month), then a table."""
+    from orchestration.commands.run import (
+        DEFAULT_WAIT_S,
+        PREPROCESS,
+        parse_params,
+        print_now,
+        run_deployment_once,
+    )
+
+    connect_prefect()
+    extra = parse_params(param or [])
+    wait_s = DEFAULT_WAIT_S if wait_seconds is None else wait_seconds
+    if not per_month:
+        from orchestration.commands.backfill import period_range, run_backfill
+
+        completed, report = run_backfill(period_range(first, last), extra, wait_s)
+        print(report)
+        return 0 if completed else 1
+    months = month_range(first, last)
+    failed = 0
+    for month in months:
+        params = {**extra, "year": int(month[:4]), "month": int(month[5:])}
+        completed, lines = run_deployment_once(deployment or PREPROCESS, params, wait_s)
+        print_now(f"{month}: {' | '.join(lines)}")
+        failed += not completed
+    print(f"backfill {first}..{last}: {len(months) - failed} of {len(months)} month(s) Completed")
+    return 0 if failed == 0 else 1
+
+
+def score_command(
+    year: Annotated[int, typer.Option(help="year of the period (YEAR=)")],
+    month: Annotated[
+        int | None, typer.Option(help="month of the period (MONTH=); none scores the year")
+    ] = None,
+    deployment: Deployment = None,
+    wait_seconds: WaitSeconds = None,
+) -> int:
+    """Score and monitor a period through the score/monthly deployment, then print its figures."""
+    from models.scoring.history import describe_summary, read_summary
+    from models.scoring.score import predictions_uri
+    from orchestration.commands.run import DEFAULT_WAIT_S, check_prefect_api, print_now, run_deployment_once
+    from orchestration.deploy.loop_automations import SCORE
+
+    settings = load_settings()
+    check_prefect_api(settings)
+    period = format_period(year, month)
+    params = {"year": year, **({"month": month} if month else {})}
+    wait_s = DEFAULT_WAIT_S if wait_seconds is None else wait_seconds
+    completed, lines = run_deployment_once(deployment or SCORE, params, wait_s)
+    for line in lines:
+        print_now(line)
+    if not completed:
+        return 1
+    for line in describe_summary(read_summary(settings, period), predictions_uri(settings, period)):
+        print(line)
+    return 0
+
+
+def champion_command() -> int:
+    """The champion model's metrics, lineage and links, then the UI addresses (make demo's last lines)."""
+    from orchestration.commands.champion import describe_addresses, describe_champion
+
+    settings = load_settings()
+    for line in [*describe_champion(settings), *describe_addresses(settings)]:
+        print(line)
+    return 0
+
+
+def screenshots_command(
+    dest: Annotated[Path, typer.Option(help="folder for the PNGs")] = Path("docs/images"),
+) -> int:
+    """PNGs of the running stack's pages (headless Chromium) for the README."""
+    from orchestration.commands.screenshots import take_all
+
+    for png in take_all(load_settings(), dest):
+        print(f"{png} ({png.stat().st_size} bytes)")
+    return 0
