@@ -8,8 +8,6 @@ down) raises ``UserError`` with one sentence that names what and where. The CLI 
 from __future__ import annotations
 
 import logging
-import sys
-from collections.abc import Callable, Sequence
 
 from pydantic import ValidationError
 
@@ -30,24 +28,3 @@ def describe_settings_error(exc: ValidationError) -> str:
         f"{exc.title} setting {field!r} is invalid ({first.get('msg', 'rejected')}); "
         "fix the variable in the environment or .env."
     )
-
-
-def run_cli(main: Callable[[Sequence[str] | None], int | None], argv: Sequence[str] | None = None) -> int:
-    """Run a CLI ``main``; turn ``UserError`` into one line on stderr and exit code 2.
-
-    Only the argparse mains of ``orchestration/commands/run.py`` and ``score.py`` still use it, until
-    they are folded into ``python -m orchestration``; every other command runs through
-    ``models.core.cli.run_app``.
-    """
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    try:
-        return int(main(argv) or 0)
-    except UserError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return EXIT_USER_ERROR
-    except ValidationError as exc:  # a library's settings (e.g. PREFECT_*) rejected the environment
-        print(f"error: {describe_settings_error(exc)}", file=sys.stderr)
-        return EXIT_USER_ERROR
-    except KeyboardInterrupt:
-        print("error: interrupted", file=sys.stderr)
-        return 130

@@ -5,8 +5,9 @@
     agent/.venv/bin/python -m orchestration score --year 2025 [--month 12]
 
 The options are those of ``make run``, ``make backfill`` and ``make score``; the work is done by
-``orchestration.commands.run`` (start a deployment run and wait), ``.backfill`` and ``.score``'s
-figures. Exit 0 only when every run Completed; 2 with one sentence for a mistake the user can fix.
+``orchestration.commands.runs`` (start a deployment run and wait), ``.run`` (parameters),
+``.backfill`` (its table) and ``models.scoring.history`` (a period's figures). Exit 0 only when every
+run Completed; 2 with one sentence for a mistake the user can fix.
 """
 
 from __future__ import annotations
@@ -36,10 +37,10 @@ Params = Annotated[
 
 def connect_prefect() -> None:
     """One sentence for a malformed .env or a dead API; Prefect's client then uses the configured API."""
-    from orchestration.commands.run import check_prefect_api
+    from stack.prefect_api import require_prefect_api
 
     settings = load_settings()
-    check_prefect_api(settings)
+    require_prefect_api(settings)
     os.environ.setdefault("PREFECT_API_URL", settings.prefect_api_url)
 
 
@@ -49,13 +50,8 @@ def run_command(
     wait_seconds: WaitSeconds = None,
 ) -> int:
     """One run of a deployment (default to-bikes-pipeline/weekly); exit 0 only if it Completed."""
-    from orchestration.commands.run import (
-        DEFAULT_WAIT_S,
-        PIPELINE,
-        parse_params,
-        print_now,
-        run_deployment_once,
-    )
+    from orchestration.commands.run import DEFAULT_WAIT_S, PIPELINE, parse_params, run_deployment_once
+    from orchestration.commands.runs import print_now
 
     connect_prefect()
     wait_s = DEFAULT_WAIT_S if wait_seconds is None else wait_seconds
@@ -76,13 +72,8 @@ def backfill_command(
     wait_seconds: WaitSeconds = None,
 ) -> int:
     """Periods FROM..TO in one run on Dask (or one preprocess/daily run per month), then a table."""
-    from orchestration.commands.run import (
-        DEFAULT_WAIT_S,
-        PREPROCESS,
-        parse_params,
-        print_now,
-        run_deployment_once,
-    )
+    from orchestration.commands.run import DEFAULT_WAIT_S, PREPROCESS, parse_params, run_deployment_once
+    from orchestration.commands.runs import print_now
 
     connect_prefect()
     extra = parse_params(param or [])
@@ -115,15 +106,16 @@ def score_command(
     """Score and monitor a period through the score/monthly deployment, then print its figures."""
     from models.scoring.history import describe_summary, read_summary
     from models.scoring.score import predictions_uri
-    from orchestration.commands.run import DEFAULT_WAIT_S, check_prefect_api, print_now, run_deployment_once
+    from orchestration.commands.run import DEFAULT_WAIT_S
+    from orchestration.commands.runs import print_now, start_and_wait
     from orchestration.deploy.loop_automations import SCORE
 
+    connect_prefect()
     settings = load_settings()
-    check_prefect_api(settings)
     period = format_period(year, month)
     params = {"year": year, **({"month": month} if month else {})}
     wait_s = DEFAULT_WAIT_S if wait_seconds is None else wait_seconds
-    completed, lines = run_deployment_once(deployment or SCORE, params, wait_s)
+    completed, lines = start_and_wait(deployment or SCORE, params, wait_s)
     for line in lines:
         print_now(line)
     if not completed:
