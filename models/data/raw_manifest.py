@@ -99,21 +99,30 @@ def read_months(path: str | Path) -> list[str]:
 
 
 def describe_file(path: str | Path, key: str, etag: str, **extra: Any) -> dict[str, Any]:
-    """A manifest entry for the local copy of the object ``key`` (as written, with ``etag``)."""
+    """A manifest entry for the local copy of the object ``key`` (as written, with ``etag``).
+
+    A file whose rows cannot be read (an unknown header, not a ZIP) gets ``months: None``: every month
+    run of its year reads it, and preprocessing reports what is wrong with it.
+    """
     path = Path(path)
+    try:
+        months: list[str] | None = read_months(path)
+    except UserError as exc:
+        log.warning("%s: its months could not be read (%s); every month run of its year reads it", key, exc)
+        months = None
     return {
         "key": key,
         "sha256": storage.file_digest(path),
         "size": path.stat().st_size,
         "etag": etag.strip('"'),
-        "months": read_months(path),
+        "months": months,
         **extra,
     }
 
 
 def is_described(entry: dict[str, Any] | None, listed: dict[str, Any]) -> bool:
     """Whether a manifest entry describes the object as listed now (same ETag and size)."""
-    if not entry or "months" not in entry:
+    if not entry or entry.get("months") is None:
         return False
     return entry.get("etag") == listed["ETag"].strip('"') and entry.get("size") == int(listed["Size"])
 
@@ -140,3 +149,26 @@ def select_period_inputs(input_uri: str, period: str, settings: Settings) -> lis
     if not chosen:
         raise UserError(f"No raw file under {input_uri} holds trips of {period}; ingest it first.")
     return chosen
+
+
+def record_files(settings: Settings, files: list[tuple[str, Path, str]]) -> int:
+    """Describe data files already on S3 (key, local copy, ETag) in the manifest; written when it changed.
+
+    ``make sync-data`` calls this for what it synced; only a file whose content or ETag is not the
+    manifest's is read for its months. Returns how many entries were (re)written.
+    """
+    manifest = read_manifest(settings)
+    prefix = settings.raw_prefix + "/"
+    changed = 0
+    for key, path, etag in files:
+        if not storage.is_data_key(key, prefix):
+            continue
+        known = manifest["files"].get(key) or {}
+        sha256 = storage.file_digest(path)
+        if known.get("sha256") == sha256 and known.get("etag") == etag.strip('"'):
+            continue
+        manifest["files"][key] = describe_file(path, key, etag, last_modified=None, resource="sync-data")
+        changed += 1
+    if changed:
+        write_manifest(manifest, settings)
+    return changed

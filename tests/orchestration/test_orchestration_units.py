@@ -192,7 +192,7 @@ def test_prefect_yaml_pushes_per_commit_and_pulls_with_the_credentials_block() -
     assert push["credentials"] == pull["credentials"] == "{{ prefect.blocks.aws-credentials.to-bikes-aws }}"
     assert pull["folder"] == "{{ push_code.folder }}"
     assert unpack["script"] == f"tar -xzf {bundle.BUNDLE_NAME}"
-    names = {d["name"]: d for d in spec["deployments"]}
+    names = {d["name"]: d for d in spec["deployments"] if d["work_pool"]["work_queue_name"] != "ingest"}
     assert names["weekly"]["entrypoint"] == "orchestration/flows/pipeline.py:pipeline_flow"
     assert names["daily"]["entrypoint"] == "orchestration/flows/pipeline.py:preprocess_flow"
     assert names["monthly"]["entrypoint"] == "orchestration/flows/scoring.py:score_flow"
