@@ -204,8 +204,8 @@ def test_prefect_yaml_pushes_per_commit_and_pulls_with_the_credentials_block() -
         assert deployment["work_pool"]["job_variables"]["command"] == "python -m prefect.engine"
         assert automations.RUN_TAG in deployment["tags"]  # the zombie-run automation watches that tag
         assert env["TO_BIKES_GIT_COMMIT"] == "{{ $TO_BIKES_GIT_SHA }}"
-    queues = deploy.read_work_queues()  # one pool per work pool type, the same four queues on each
-    assert queues == {pool: ["pipeline", "preprocess", "score", "backfill"] for pool in POOLS}
+    queues = deploy.read_work_queues()  # one pool per work pool type, the same five queues on each
+    assert queues == {pool: ["pipeline", "preprocess", "ingest", "score", "backfill"] for pool in POOLS}
 
 
 def git(repo: Path, *args: str) -> str:
