@@ -140,9 +140,7 @@ def ingest_year(
     for name, sha256 in files.items():
         key = f"{settings.raw_prefix}/{year}/{name}"
         known = manifest["files"].get(key)
-        if known and known.get("sha256") == sha256 and not known.get("withdrawn"):
-            continue
-        if known and known.get("sha256") == sha256:  # republished as it was: on S3 already
+        if known and known.get("sha256") == sha256:  # on S3 already (back, if it had been withdrawn)
             known.pop("withdrawn", None)
             continue
         manifest["files"][key] = write_raw_file(tmp / year / name, key, resource, settings)
