@@ -259,7 +259,7 @@ deploy: $(AGENT_STAMP) ## Pool of TO_BIKES_WORK_POOL_TYPE (process|docker|kubern
 	$(ORCH) automations
 	$(ORCH) loop-automations
 
-agent: $(AGENT_STAMP) ## Worker of TO_BIKES_WORK_POOL_TYPE (default process: pool to-bikes, queues pipeline, preprocess, score) in the foreground
+agent: $(AGENT_STAMP) ## Worker of TO_BIKES_WORK_POOL_TYPE (default process: pool to-bikes, queues pipeline, preprocess, ingest, score, backfill) in the foreground
 	$(ORCH) worker run
 
 run: $(AGENT_STAMP) ## Run the pipeline over the API (YEAR, MONTH optional; WAIT seconds, default 600): what it waits for, then rows, metrics and the gate, or the reason it failed

@@ -8,7 +8,9 @@ is the file's MD5 (single PUT) or its multipart MD5 with awscli's 8 MiB parts, o
 downloading it and comparing SHA-256; a file whose content changed at the same size is uploaded
 again and checked again. The manifest of SHA-256 sums is
 stored at ``manifests/<raw prefix>/<folder name>.json`` (outside ``raw/``, so no reader mistakes it
-for data) and rewritten only when it changed.
+for data) and rewritten only when it changed. The data files are also recorded in ``raw/_manifest.json``
+with the months their rows hold (``models.data.raw_manifest.record_files``, as the ingest does), so
+a month run reads only the files holding its month whichever way the data arrived.
 """
 
 from __future__ import annotations
@@ -169,12 +171,25 @@ def sync_data(settings: Settings, source: str | Path) -> int:
     uploaded = run_aws_sync(settings, folder, destination)
     with s3.s3_errors(destination):
         uploaded, outcomes, manifest_key, written = verify_and_record(settings, folder, files, uploaded)
+    described = record_raw_files(settings, files)
     print(
         f"synced {folder} -> {destination}: {len(files)} files, {uploaded} uploaded, "
         f"{outcomes.count('etag')} verified by ETag, {outcomes.count('download')} by download; manifest "
-        f"s3://{settings.bucket}/{manifest_key} {'written' if written else 'unchanged'}"
+        f"s3://{settings.bucket}/{manifest_key} {'written' if written else 'unchanged'}; "
+        f"{described} file(s) newly described in s3://{settings.bucket}/{settings.raw_prefix}/_manifest.json"
     )
     return 0
+
+
+def record_raw_files(settings: Settings, files: list[LocalFile]) -> int:
+    """Describe the synced data files in ``raw/_manifest.json`` (months read from their rows)."""
+    from models.data.raw_manifest import record_files  # pyarrow: only when syncing
+
+    client = s3_client(settings)
+    with s3.s3_errors(settings.s3_uri(settings.raw_prefix) + "/"):
+        listed = remote_objects(client, settings.bucket, settings.raw_prefix)
+    etags = {f.key: listed[f.key]["ETag"] for f in files if f.key in listed}
+    return record_files(settings, [(f.key, f.path, etags[f.key]) for f in files if f.key in etags])
 
 
 def verify_and_record(

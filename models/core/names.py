@@ -35,3 +35,10 @@ TIME_BUDGET_S = 20.0  # seconds of fitting per training run: half the search, ha
 # Monitoring: the MLflow experiment of monitoring runs and the Prefect event a breach emits.
 MONITORING_EXPERIMENT = "to-bikes-monitoring"
 BREACH_EVENT = "to-bikes.monitoring.breach"
+
+# Ingest (models.data.ingest, orchestration/flows/ingest.py): the events a run emits, one per month whose
+# trips it added or changed (the pipeline automation runs that month) and one per file the City withdrew.
+# Both name their period or file as the event's resource, like the breach event.
+PERIOD_RESOURCE = "to-bikes.period.{period}"
+MONTH_CHANGED_EVENT = "to-bikes.month.changed"
+FILE_WITHDRAWN_EVENT = "to-bikes.file.withdrawn"

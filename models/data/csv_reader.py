@@ -13,7 +13,7 @@ import csv
 import logging
 import re
 import shutil
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -98,9 +98,12 @@ def display_name(uri: str, root: str) -> str:
     return uri[len(base) + 1 :] if uri.startswith(base + "/") else Path(uri).name
 
 
-def iter_csv_files(root: str, work: Path, settings: Settings | None = None) -> Iterator[CsvFile]:
-    """Each CSV of the input in name order; the scratch copy of each input is removed after use."""
-    inputs = storage.list_inputs(root, settings)
+def iter_csv_files(
+    root: str, work: Path, settings: Settings | None = None, selected: Sequence[str] | None = None
+) -> Iterator[CsvFile]:
+    """Each CSV of the input in name order (only the ``selected`` files under ``root`` when given);
+    the scratch copy of each input is removed after use."""
+    inputs = list(selected) if selected is not None else storage.list_inputs(root, settings)
     if not inputs:
         raise UserError(f"Input {root} holds no .csv or .zip files.")
     for index, uri in enumerate(inputs):

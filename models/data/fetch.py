@@ -48,6 +48,7 @@ class Resource:
     name: str
     url: str
     last_modified: str | None
+    size: int | None = None  # bytes, as the portal lists them (models.data.ingest checks the download)
 
 
 def pick_resources(package: dict[str, Any], years: Sequence[int], api_url: str) -> list[Resource]:

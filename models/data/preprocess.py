@@ -170,8 +170,10 @@ def preprocess(
     period: str | None = None,
     min_duration_s: int = DEFAULT_MIN_DURATION_S,
     settings: Settings | None = None,
+    inputs: Sequence[str] | None = None,
 ) -> PreprocessSummary:
-    """Read every CSV of the input, write trips, quarantine and quality reports; return the summary."""
+    """Read every CSV of the input (only the ``inputs`` under it when given: a month run's files),
+    write trips, quarantine and quality reports; return the summary."""
     check_options(period, min_duration_s)
     paths = output_paths(str(output_uri))
     with streaming_memory_pool(), tempfile.TemporaryDirectory(prefix="to-bikes-preprocess-") as tmp:
@@ -181,7 +183,7 @@ def preprocess(
         with (
             open_trips_sink(work / "trips.parquet") as trips,
             open_quarantine_sink(work / "quarantine.parquet") as quarantine,
-            closing(opened_files(str(input_uri), work / "inputs", settings, prepare)) as files,
+            closing(opened_files(str(input_uri), work / "inputs", settings, prepare, inputs)) as files,
         ):
             run = Run(trips, quarantine, QualityTracker(), SeenIds())
             for opened in files:

@@ -12,7 +12,7 @@ from __future__ import annotations
 import logging
 import queue
 import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -110,13 +110,15 @@ def as_is(_opened: OpenedFile, batch: pa.RecordBatch) -> pa.RecordBatch:
     return batch
 
 
-def file_events(root: str, work: Path, settings: Settings | None) -> Iterator[object]:
+def file_events(
+    root: str, work: Path, settings: Settings | None, selected: Sequence[str] | None = None
+) -> Iterator[object]:
     """Per CSV of the input: its ``OpenedFile``, then its batches, then its ``Scanned``.
 
     The repaired rows (extra empty fields) come last, as one more batch, once the reader is done.
     """
     with ThreadPoolExecutor(max_workers=1, thread_name_prefix="digest") as scanner:
-        for csv_file in iter_csv_files(root, work, settings):
+        for csv_file in iter_csv_files(root, work, settings, selected):
             scanned = scanner.submit(digest_and_lines, csv_file.path)  # hashing overlaps the parse
             opened = open_file(csv_file)
             yield opened
@@ -146,17 +148,21 @@ def batches_until_scanned(events: Iterator[object], opened: OpenedFile) -> Itera
 
 
 def opened_files(
-    root: str, work: Path, settings: Settings | None = None, prepare: Prepare = as_is
+    root: str,
+    work: Path,
+    settings: Settings | None = None,
+    prepare: Prepare = as_is,
+    selected: Sequence[str] | None = None,
 ) -> Iterator[OpenedFile]:
     """Each CSV of the input, opened and read ahead in a background thread, in name order.
 
     ``prepare(opened, batch)`` runs in a second thread, on every batch (the repaired rows last):
     work that needs no state of the run is done there, overlapping both the reading and the
     caller's work. The caller must exhaust each file's ``batches`` (the prepared items) before
-    asking for the next file.
+    asking for the next file. ``selected``: only these files under ``root`` (a month run's).
     """
     with (
-        ReadAhead(file_events(root, work, settings), READ_AHEAD, "read-ahead") as reading,
+        ReadAhead(file_events(root, work, settings, selected), READ_AHEAD, "read-ahead") as reading,
         ReadAhead(prepared_events(iter(reading), prepare), READ_AHEAD, "prepare") as ahead,
     ):
         events = iter(ahead)

@@ -57,6 +57,7 @@ def build_config(settings: Settings) -> ToBikesConfig:
         work_pool=settings.work_pool,
         dask_address=settings.dask_address,
         dask_workers=settings.dask_workers,
+        ckan_api_url=settings.ckan_api_url,
     )
 
 

@@ -1,7 +1,11 @@
-"""``make deploy``'s automations that close the loop: score after preprocessing, retrain on a breach.
+"""``make deploy``'s automations that close the loop: a pipeline per changed month, score after
+preprocessing, retrain on a breach.
 
     agent/.venv/bin/python -m orchestration loop-automations
 
+- ``to-bikes-pipeline-on-month``: on each ``to-bikes.month.changed`` event (the ingest flow,
+  orchestration/flows/ingest.py, emits one per month whose trips it added or changed), run the pipeline
+  deployment for that month. Months are events: no deployment polls S3 for new data.
 - ``to-bikes-score-after-preprocess``: when a ``to-bikes-pipeline`` or ``preprocess`` flow run of the
   project's deployments Completes, run the ``score`` deployment for the same year and month (the
   run's own parameters; none means the latest year, as for those flows). Scoring therefore follows every
@@ -20,13 +24,14 @@ from __future__ import annotations
 from typing import Any
 
 from models.core.errors import UserError
-from models.core.names import BREACH_EVENT
+from models.core.names import BREACH_EVENT, MONTH_CHANGED_EVENT
 from orchestration.commands.run import PIPELINE
 from orchestration.deploy.automations import RUN_TAG, ensure_automation
 
 SCORE = "score/monthly"
 SCORE_AFTER = "to-bikes-score-after-preprocess"
 RETRAIN_ON_BREACH = "to-bikes-retrain-on-breach"
+PIPELINE_ON_MONTH = "to-bikes-pipeline-on-month"
 PREPROCESSING_FLOWS = ("to-bikes-pipeline", "preprocess")
 PERIOD_RESOURCES = "to-bikes.period.*"
 
@@ -79,32 +84,46 @@ def build_score_after(score_id: Any) -> Any:
     )
 
 
-def build_retrain_on_breach(pipeline_id: Any) -> Any:
-    """A breach event -> a pipeline run for the breached year and month (the gate decides)."""
+def build_pipeline_on_event(pipeline_id: Any, name: str, event: str, description: str) -> Any:
+    """Each ``event`` on a period resource -> a pipeline run for the event's year and month."""
     from prefect.events.actions import RunDeployment
     from prefect.events.schemas.automations import AutomationCore, EventTrigger, Posture
     from prefect.events.schemas.events import ResourceSpecification
 
     trigger = EventTrigger(
         match=ResourceSpecification({"prefect.resource.id": PERIOD_RESOURCES}),
-        expect={BREACH_EVENT},
+        expect={event},
         posture=Posture.Reactive,
         threshold=1,
     )
     parameters = {"year": "{{ event.payload.year }}", "month": "{{ event.payload.month }}"}
     return AutomationCore(
-        name=RETRAIN_ON_BREACH,
-        description=f"Retrain (pipeline for the month) on each {BREACH_EVENT} event; made by `make deploy`.",
+        name=name,
+        description=description,
         enabled=True,
         trigger=trigger,
         actions=[RunDeployment(source="selected", deployment_id=pipeline_id, parameters=parameters)],
     )
 
 
+def build_retrain_on_breach(pipeline_id: Any) -> Any:
+    """A breach event -> a pipeline run for the breached year and month (the gate decides)."""
+    description = f"Retrain (pipeline for the month) on each {BREACH_EVENT} event; made by `make deploy`."
+    return build_pipeline_on_event(pipeline_id, RETRAIN_ON_BREACH, BREACH_EVENT, description)
+
+
+def build_pipeline_on_month(pipeline_id: Any) -> Any:
+    """A month-changed event (the ingest) -> a pipeline run for that year and month."""
+    description = f"The pipeline for each month a {MONTH_CHANGED_EVENT} event names; by `make deploy`."
+    return build_pipeline_on_event(pipeline_id, PIPELINE_ON_MONTH, MONTH_CHANGED_EVENT, description)
+
+
 def save_loop_automations() -> list[str]:
-    """Ensure both automations against the deployments as they are now; one line each."""
+    """Ensure the automations against the deployments as they are now; one line each."""
     score_id, pipeline_id = read_deployment_id(SCORE), read_deployment_id(PIPELINE)
     return [
+        ensure_automation(build_pipeline_on_month(pipeline_id))
+        + f" (runs {PIPELINE} on {MONTH_CHANGED_EVENT})",
         ensure_automation(build_score_after(score_id))
         + f" (runs {SCORE} after {', '.join(PREPROCESSING_FLOWS)})",
         ensure_automation(build_retrain_on_breach(pipeline_id)) + f" (runs {PIPELINE} on {BREACH_EVENT})",

@@ -1,10 +1,13 @@
 """When preprocessing may be skipped, and which task failures are worth a retry.
 
-Preprocessing a period is cached on what decides its output: the checksums of the raw objects under
-the period's prefix (S3 ETags and sizes, or SHA-256 of local files), the digest of the ``models``
+Preprocessing a period is cached on what decides its output: the checksums of the raw objects it reads
+(S3 ETags and sizes, or SHA-256 of local files): for a month, only the files that hold the month
+(``models.data.raw_manifest.select_period_inputs``), for a year every object under the year's prefix;
+the digest of the ``models``
 source that does the work, and the task's other inputs (period, output, minimum duration). A rerun
 of an unchanged period finds the cached summary instead of reading the raw files again; a new or
-changed raw file, or a change to ``models/``, computes a new key.
+changed raw file, or a change to ``models/``, computes a new key: December arriving leaves the cached
+January-November month runs alone, and a changed March file recomputes March only.
 
 Training is cached the same way on what decides its run: the checksums of the processed files it
 reads, the ``models`` source, its parameters, and where it logs (tracking URI, experiment, model
@@ -103,14 +106,20 @@ def digest_source(folder: Path = MODELS_DIR) -> str:
 
 @dataclass
 class RawObjectChecksums(CachePolicy):
-    """Cache key part: the checksums of the raw objects under the task's ``input_uri``."""
+    """Cache key part: the checksums of the raw objects the task reads: those named by its
+    ``input_uris`` (a month run's selection) when given, else every one under its ``input_uri``."""
 
     uri_parameter: str = "input_uri"
+    selection_parameter: str = "input_uris"
 
     def compute_key(
         self, task_ctx: Any, inputs: dict[str, Any], flow_parameters: dict[str, Any], **kwargs: Any
     ) -> str | None:
         objects = list_object_checksums(inputs[self.uri_parameter], inputs.get("settings"))
+        selected = inputs.get(self.selection_parameter)
+        if selected is not None:
+            keys = {s3.split_s3_uri(uri)[1] if s3.is_s3(uri) else uri for uri in selected}
+            objects = [obj for obj in objects if obj[0] in keys]
         log.info("cache key over %s raw object(s) under %s", len(objects), inputs[self.uri_parameter])
         return hash_objects(objects)
 

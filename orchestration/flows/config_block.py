@@ -41,6 +41,9 @@ class ToBikesConfig(Block):
         default=None, description="Dask scheduler for the backfill's tasks; empty means a LocalCluster."
     )
     dask_workers: int = Field(default=0, description="LocalCluster worker processes; 0 means one per core.")
+    ckan_api_url: str | None = Field(
+        default=None, description="CKAN package_show URL the ingest reads; empty means the City's portal."
+    )
 
     def s3_uri(self, prefix: str, *parts: str) -> str:
         """``s3://bucket/prefix/part/...``, the same layout as ``models.core.settings.Settings.s3_uri``."""

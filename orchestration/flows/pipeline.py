@@ -56,15 +56,34 @@ def find_latest_year(settings: Settings) -> int:
     return max(years)
 
 
+@task(name="select-raw-inputs", cache_policy=NO_CACHE, **IO_RETRIES)
+def select_raw_inputs(input_uri: str, period: str, settings: Settings) -> list[str] | None:
+    """A month's raw files per the manifest (``models.data.raw_manifest``); None: the whole prefix."""
+    from models.data.raw_manifest import select_period_inputs
+
+    return select_period_inputs(input_uri, period, settings)
+
+
 @task(name="preprocess-period", cache_policy=PREPROCESS_CACHE, persist_result=True, **IO_RETRIES)
 def preprocess_period(
-    input_uri: str, output_uri: str, period: str, min_duration_s: int, settings: Settings
+    input_uri: str,
+    output_uri: str,
+    period: str,
+    min_duration_s: int,
+    settings: Settings,
+    input_uris: list[str] | None = None,
 ) -> dict[str, Any]:
-    """``models.data.preprocess.preprocess`` for one period (cached as JSON: ``flows.caching``)."""
+    """``models.data.preprocess.preprocess`` for one period (cached as JSON: ``flows.caching``), on
+    the ``input_uris`` under ``input_uri`` when given (a month's files), else on all of them."""
     from models.data.preprocess import preprocess
 
     summary = preprocess(
-        input_uri, output_uri, period=period, min_duration_s=min_duration_s, settings=settings
+        input_uri,
+        output_uri,
+        period=period,
+        min_duration_s=min_duration_s,
+        settings=settings,
+        inputs=input_uris,
     )
     return record_output(summary.to_dict(), settings)
 
@@ -123,11 +142,18 @@ def register_candidate(run_id: str, margin: float, settings: Settings) -> Regist
     )
 
 
-def run_preprocess(input_uri: str, output_uri: str, period: str, min_duration_s: int, settings: Settings):
+def run_preprocess(
+    input_uri: str,
+    output_uri: str,
+    period: str,
+    min_duration_s: int,
+    settings: Settings,
+    input_uris: list[str] | None = None,
+):
     """Preprocess through the cache, one run per output at a time; recompute when the cached output
     is not the one recorded (missing, replaced: ``orchestration.flows.caching.find_output_problem``)."""
     cached_task = preprocess_period.with_options(result_storage=results_storage(), result_serializer="json")
-    args = (input_uri, output_uri, period, min_duration_s, settings)
+    args = (input_uri, output_uri, period, min_duration_s, settings, input_uris)
     with hold_work_lock(name_work("preprocess", output_uri)):
         state = cached_task(*args, return_state=True)
         summary = state.result()
@@ -161,7 +187,8 @@ def preprocess_period_steps(
     period = format_period(year, month)
     input_uri = settings.s3_uri(settings.raw_prefix, str(year)) + "/"
     output_uri = settings.s3_uri(settings.processed_prefix, period, "trips.parquet")
-    summary, cached = run_preprocess(input_uri, output_uri, period, min_duration_s, settings)
+    selected = select_raw_inputs(input_uri, period, settings)  # a month: only the files holding it
+    summary, cached = run_preprocess(input_uri, output_uri, period, min_duration_s, settings, selected)
     publish_quality(summary, period, cached)
     get_run_logger().info(
         "%s: %s rows kept, %s quarantined, %s of other periods skipped -> %s",

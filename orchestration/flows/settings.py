@@ -40,6 +40,7 @@ def load_flow_settings() -> Settings:
     config = load_block(ToBikesConfig, CONFIG_BLOCK)
     credentials = load_block(AwsCredentials, AWS_BLOCK)
     endpoint = config.s3_endpoint_url or credentials.aws_client_parameters.endpoint_url
+    portal = {"ckan_api_url": config.ckan_api_url} if getattr(config, "ckan_api_url", None) else {}
     return Settings(
         _env_file=None,
         bucket=config.bucket,
@@ -58,6 +59,7 @@ def load_flow_settings() -> Settings:
         work_pool=config.work_pool,
         dask_address=config.dask_address,
         dask_workers=config.dask_workers,
+        **portal,
     )
 
 

@@ -7,11 +7,13 @@ import uuid
 import pytest
 from prefect.events.schemas.events import Resource
 
-from models.core.names import BREACH_EVENT
+from models.core.names import BREACH_EVENT, MONTH_CHANGED_EVENT
 from orchestration.deploy.automations import RUN_TAG, comparable_spec
 from orchestration.deploy.loop_automations import (
+    PIPELINE_ON_MONTH,
     RETRAIN_ON_BREACH,
     SCORE_AFTER,
+    build_pipeline_on_month,
     build_retrain_on_breach,
     build_score_after,
 )
@@ -52,3 +54,16 @@ def test_a_breach_event_of_any_period_runs_the_pipeline_for_that_month():
     assert action.deployment_id == pipeline_id
     assert action.parameters == {"year": "{{ event.payload.year }}", "month": "{{ event.payload.month }}"}
     assert comparable_spec(automation) == comparable_spec(build_retrain_on_breach(pipeline_id))
+
+
+@pytest.mark.unit
+def test_a_month_changed_event_runs_the_pipeline_for_that_month_and_a_breach_does_not():
+    pipeline_id = uuid.uuid4()
+    automation = build_pipeline_on_month(pipeline_id)
+    assert (automation.name, automation.trigger.expect) == (PIPELINE_ON_MONTH, {MONTH_CHANGED_EVENT})
+    assert automation.trigger.match.matches(Resource({"prefect.resource.id": "to-bikes.period.2025-12"}))
+    assert not automation.trigger.match.matches(Resource({"prefect.resource.id": "to-bikes.file.raw/x.csv"}))
+    (action,) = automation.actions
+    assert action.deployment_id == pipeline_id
+    assert action.parameters == {"year": "{{ event.payload.year }}", "month": "{{ event.payload.month }}"}
+    assert BREACH_EVENT not in automation.trigger.expect

@@ -1,4 +1,4 @@
-"""The scheduled deployment: the newest month with trips on S3, and what prefect.yaml declares."""
+"""prefect.yaml schedules the ingest; the newest month with trips on S3 stays as an unscheduled catch-up."""
 
 from __future__ import annotations
 
@@ -13,10 +13,12 @@ from orchestration.flows.monthly import find_newest_month
 
 
 def read_deployments() -> dict[str, dict]:
-    """The process pool's deployments by flow and name (``monthly`` is both the pipeline's and score's)."""
+    """The process pool's deployments by name (``monthly`` is both the pipeline's and score's, ``daily``
+    both preprocess's and ingest's: the ingest is under ``ingest``)."""
     document = yaml.safe_load(Path(PROJECT_ROOT, "prefect.yaml").read_text())
     pool = [d for d in document["deployments"] if d["work_pool"]["name"] == "to-bikes"]
-    return {d["name"]: d for d in pool if d["work_pool"]["work_queue_name"] != "score"}
+    found = {d["name"]: d for d in pool if d["work_pool"]["work_queue_name"] not in ("score", "ingest")}
+    return {**found, "ingest": next(d for d in pool if d["work_pool"]["work_queue_name"] == "ingest")}
 
 
 @pytest.mark.unit
@@ -29,12 +31,14 @@ def test_the_newest_month_is_the_latest_of_the_year_with_trips() -> None:
 
 
 @pytest.mark.unit
-def test_prefect_yaml_schedules_the_newest_month_daily_and_keeps_weekly_for_make_run() -> None:
+def test_prefect_yaml_schedules_the_ingest_daily_and_keeps_the_newest_month_unscheduled() -> None:
     deployments = read_deployments()
+    ingest = deployments["ingest"]
+    assert ingest["entrypoint"] == "orchestration/flows/ingest.py:ingest_flow"
+    assert [(s["active"], s["cron"]) for s in ingest["schedules"]] == [(True, "0 6 * * *")]
     monthly = deployments["monthly"]
     assert monthly["entrypoint"] == "orchestration/flows/monthly.py:newest_month_flow"
-    assert [s["active"] for s in monthly["schedules"]] == [True]
-    assert monthly["schedules"][0]["cron"] == "0 6 * * *"
+    assert [s["active"] for s in monthly["schedules"]] == [False]
     assert deployments["weekly"]["entrypoint"] == "orchestration/flows/pipeline.py:pipeline_flow"
     assert not any(s["active"] for s in deployments["weekly"].get("schedules") or [])
     assert not any(s["active"] for s in deployments["daily"].get("schedules") or [])

@@ -192,7 +192,7 @@ def test_prefect_yaml_pushes_per_commit_and_pulls_with_the_credentials_block() -
     assert push["credentials"] == pull["credentials"] == "{{ prefect.blocks.aws-credentials.to-bikes-aws }}"
     assert pull["folder"] == "{{ push_code.folder }}"
     assert unpack["script"] == f"tar -xzf {bundle.BUNDLE_NAME}"
-    names = {d["name"]: d for d in spec["deployments"]}
+    names = {d["name"]: d for d in spec["deployments"] if d["work_pool"]["work_queue_name"] != "ingest"}
     assert names["weekly"]["entrypoint"] == "orchestration/flows/pipeline.py:pipeline_flow"
     assert names["daily"]["entrypoint"] == "orchestration/flows/pipeline.py:preprocess_flow"
     assert names["monthly"]["entrypoint"] == "orchestration/flows/scoring.py:score_flow"
@@ -204,8 +204,8 @@ def test_prefect_yaml_pushes_per_commit_and_pulls_with_the_credentials_block() -
         assert deployment["work_pool"]["job_variables"]["command"] == "python -m prefect.engine"
         assert automations.RUN_TAG in deployment["tags"]  # the zombie-run automation watches that tag
         assert env["TO_BIKES_GIT_COMMIT"] == "{{ $TO_BIKES_GIT_SHA }}"
-    queues = deploy.read_work_queues()  # one pool per work pool type, the same four queues on each
-    assert queues == {pool: ["pipeline", "preprocess", "score", "backfill"] for pool in POOLS}
+    queues = deploy.read_work_queues()  # one pool per work pool type, the same five queues on each
+    assert queues == {pool: ["pipeline", "preprocess", "ingest", "score", "backfill"] for pool in POOLS}
 
 
 def git(repo: Path, *args: str) -> str:

@@ -32,11 +32,16 @@ def test_each_type_deploys_weekly_daily_and_monthly_on_its_own_pool_and_process_
             ("weekly", "pipeline"),
             ("daily", "preprocess"),
             ("monthly", "pipeline"),
+            ("daily", "ingest"),
             ("monthly", "score"),
             ("dask", "backfill"),
         ]
-        scheduled = [d["name"] for d in chosen if any(s.get("active") for s in d.get("schedules", []))]
-        assert scheduled == ["monthly"]  # the pipeline for the newest month; scoring follows by automation
+        scheduled = [
+            (d["name"], d["work_pool"]["work_queue_name"])
+            for d in chosen
+            if any(s.get("active") for s in d.get("schedules", []))
+        ]
+        assert scheduled == [("daily", "ingest")]  # months are events: the pipeline and scoring follow
         assert {d["work_pool"]["name"] for d in chosen} == {pool_name(pool_type, spec)}
         image = {d["work_pool"]["job_variables"].get("image") for d in chosen}
         assert image == (

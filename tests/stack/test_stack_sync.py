@@ -72,6 +72,11 @@ def test_sync_uploads_everything_once_then_nothing(sync_env: StackEnv, data_dir:
     assert sorted(manifest["files"]) == sorted(
         f"{prefix}/{p.relative_to(data_dir).as_posix()}" for p in data_dir.rglob("*.*")
     )
+    raw = json.loads(
+        s3(sync_env).get_object(Bucket=sync_env.bucket, Key=f"{prefix}/_manifest.json")["Body"].read()
+    )
+    assert sorted(raw["files"]) == sorted(manifest["files"])  # the same manifest the ingest writes
+    assert {entry["months"] for entry in raw["files"].values()} == {None}  # no ridership header: read always
 
 
 def test_sync_repairs_an_object_changed_at_the_same_size(sync_env: StackEnv, data_dir: Path) -> None:

@@ -3,38 +3,24 @@
 from __future__ import annotations
 
 import hashlib
-import io
 import json
 import subprocess
 import sys
-import threading
-import zipfile
 from collections.abc import Iterator
-from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from pathlib import Path
-from urllib.parse import parse_qs, urlsplit
 
 import pytest
 
 from models.core.errors import UserError
+from models.core.settings import PROJECT_ROOT as ROOT
 from models.data.download import Downloader, TransientError
-from models.data.fetch import PACKAGE_ID, fetch_years
+from models.data.fetch import fetch_years
 from models.data.preprocess import preprocess
+from tests.models.data.portal import Portal, serving, zip_bytes
 from tests.models.data.rows import HEADER_2024, HEADER_2025, csv_bytes, row_2025
 
 pytestmark = pytest.mark.integration
 
-from models.core.settings import PROJECT_ROOT as ROOT
 CLI_TIMEOUT_S = 120
-
-
-def zip_bytes(entries: dict[str, bytes]) -> bytes:
-    buffer = io.BytesIO()
-    with zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED) as archive:
-        for name, data in entries.items():
-            archive.writestr(name, data)
-    return buffer.getvalue()
 
 
 def year_2024() -> bytes:
@@ -64,74 +50,6 @@ def year_2025() -> bytes:
     return zip_bytes({"Bike share ridership 2025-01.csv": january, "Bike share ridership 2025-02.zip": inner})
 
 
-@dataclass
-class Portal:
-    """The fake portal's files, request log and scripted faults (path -> list of faults, used in order)."""
-
-    url: str = ""
-    files: dict[str, bytes] = field(default_factory=dict)
-    faults: dict[str, list[str]] = field(default_factory=dict)
-    requests: list[tuple[str, str | None]] = field(default_factory=list)
-
-    @property
-    def api(self) -> str:
-        return f"{self.url}/api/3/action/package_show"
-
-    def package(self) -> dict:
-        name = "bikeshare-ridership-{}"
-        resources = [
-            {"name": name.format(2024), "format": "XLSX", "url": f"{self.url}/dl/2024.xlsx"},
-            {"name": name.format(2024), "format": "ZIP", "url": f"{self.url}/dl/{name.format(2024)}.zip"},
-            {"name": name.format(2025), "format": "ZIP", "url": f"{self.url}/dl/{name.format(2025)}.zip",
-             "last_modified": "2026-01-15T10:00:00"},
-        ]  # fmt: skip
-        return {"success": True, "result": {"name": PACKAGE_ID, "resources": resources}}
-
-
-def make_handler(portal: Portal) -> type[BaseHTTPRequestHandler]:
-    class Handler(BaseHTTPRequestHandler):
-        def log_message(self, *args) -> None:  # keep test output quiet
-            pass
-
-        def do_GET(self) -> None:
-            parts = urlsplit(self.path)
-            portal.requests.append((parts.path, self.headers.get("Range")))
-            fault = portal.faults.get(parts.path, []).pop(0) if portal.faults.get(parts.path) else None
-            if fault == "503":
-                self.send_error(503)
-            elif parts.path.endswith("/package_show"):
-                ok = parse_qs(parts.query).get("id") == [PACKAGE_ID]
-                self.reply(200, json.dumps(portal.package() if ok else {"success": False}).encode())
-            elif parts.path in portal.files:
-                self.send_file(portal.files[parts.path], fault)
-            else:
-                self.send_error(404)
-
-        def reply(self, status: int, body: bytes, headers: dict | None = None) -> None:
-            self.send_response(status)
-            for key, value in {"Content-Length": str(len(body)), **(headers or {})}.items():
-                self.send_header(key, value)
-            self.end_headers()
-            self.wfile.write(body)
-
-        def send_file(self, data: bytes, fault: str | None) -> None:
-            start = int(self.headers["Range"][6:-1]) if self.headers.get("Range") else 0
-            if fault == "cut":  # full length announced, half sent, connection closed
-                self.send_response(200)
-                self.send_header("Content-Length", str(len(data)))
-                self.end_headers()
-                self.wfile.write(data[: len(data) // 2])
-                self.wfile.flush()
-                self.close_connection = True
-                return
-            if start:
-                self.reply(206, data[start:], {"Content-Range": f"bytes {start}-{len(data) - 1}/{len(data)}"})
-            else:
-                self.reply(200, data)
-
-    return Handler
-
-
 @pytest.fixture
 def portal() -> Iterator[Portal]:
     state = Portal(
@@ -140,16 +58,8 @@ def portal() -> Iterator[Portal]:
             "/dl/bikeshare-ridership-2025.zip": year_2025(),
         }
     )
-    server = ThreadingHTTPServer(("127.0.0.1", 0), make_handler(state))
-    state.url = f"http://127.0.0.1:{server.server_address[1]}"
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
+    with serving(state):
         yield state
-    finally:
-        server.shutdown()
-        server.server_close()
-        thread.join(timeout=10)
 
 
 def sha256(data: bytes) -> str:
