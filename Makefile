@@ -139,7 +139,7 @@ PREPROCESS_OUTPUT ?= data/processed/trips.parquet
 PERIOD ?=
 FETCH_YEARS ?= 2024 2025
 FETCH_DEST ?= data/raw
-.PHONY: fetch-data
+.PHONY: fetch-data ingest-data
 
 sample-data: $(VENV_STAMP) ## Generate the deterministic synthetic sample in data/sample (seed 7, all six eras)
 	$(PY) -m models sample --dest $(SAMPLE_DEST) --seed 7 --rows $(SAMPLE_ROWS)
@@ -149,6 +149,9 @@ preprocess: $(VENV_STAMP) ## Raw CSV/ZIP -> trips Parquet + quarantine + quality
 
 fetch-data: $(VENV_STAMP) ## Download the real yearly ZIPs via the City's CKAN API into data/raw (FETCH_YEARS)
 	$(PY) -m models fetch --years $(FETCH_YEARS) --dest $(FETCH_DEST)
+
+ingest-data: $(VENV_STAMP) ## Without Prefect: bring raw/ on S3 up to date with the City's portal (only new or changed files; raw/_manifest.json)
+	$(PY) -m models ingest
 
 # Model (issue 5): train -> register (champion/challenger gate) -> predict. MLflow is MLFLOW_TRACKING_URI,
 # else the local stack's server (make up). Train on one period: make preprocess PERIOD=2025 && make train.

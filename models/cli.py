@@ -27,6 +27,7 @@ from models.training import cli as training
 app = build_app("to-bikes model commands (.venv, no Prefect): data, training, registry, scoring.")
 app.command("sample")(sample.sample_command)
 app.command("fetch")(data.fetch_command)
+app.command("ingest")(data.ingest_command)
 app.command("preprocess")(data.preprocess_command)
 app.command("train")(training.train_command)
 app.command("register")(registry.register_command)

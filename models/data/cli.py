@@ -1,4 +1,4 @@
-"""``python -m models fetch|preprocess``: the data stage's commands (``models.cli`` mounts them)."""
+"""``python -m models fetch|ingest|preprocess``: the data stage's commands (``models.cli`` mounts them)."""
 
 from __future__ import annotations
 
@@ -30,6 +30,21 @@ def fetch_command(
         for year, entry in manifest["years"].items()
     }
     print(json.dumps({"dest": dest, "years": summary}, sort_keys=True))
+    return 0
+
+
+def ingest_command(
+    api_url: Annotated[
+        str | None,
+        typer.Option(help="CKAN package_show URL (default $TO_BIKES_CKAN_API_URL, else the City's portal)"),
+    ] = None,
+) -> int:
+    """Bring raw/ on S3 up to date with the portal: only new or changed files, with raw/_manifest.json."""
+    from models.core.settings import load_settings
+    from models.data.ingest import ingest_portal
+
+    report = ingest_portal(load_settings(), api_url=api_url)
+    print(json.dumps(report.to_dict(), sort_keys=True))
     return 0
 
 

@@ -151,3 +151,29 @@ def test_months_come_from_the_rows_and_pick_a_month_runs_inputs(portal, settings
     with pytest.raises(UserError, match="holds trips of 2025-02"):
         storage.s3_client(settings).delete_object(Bucket=settings.bucket, Key=key(settings, 9))
         select_period_inputs(prefix, "2025-02", settings)
+
+
+def test_the_ingest_command_prints_what_it_did_and_a_dead_portal_in_one_line(portal, s3_env: StackEnv):
+    """``python -m models ingest`` (``make ingest-data``): the report as JSON; a portal down, one error line."""
+    import os
+    import subprocess
+    import sys
+
+    from models.core.settings import PROJECT_ROOT
+
+    portal.publish(2025, year_zip({1: month_csv(1)}), "2026-01-15T10:00:00")
+    env = {**os.environ, **s3_env, "TO_BIKES_RAW_PREFIX": f"ingest-{uuid.uuid4().hex[:8]}/raw"}
+
+    def run(api_url: str) -> subprocess.CompletedProcess[str]:
+        command = [sys.executable, "-m", "models", "ingest", "--api-url", api_url]
+        return subprocess.run(command, cwd=PROJECT_ROOT, env=env, capture_output=True, text=True, timeout=300)
+
+    done = run(portal.api)
+    assert done.returncode == 0, done.stderr
+    report = json.loads(done.stdout.strip().splitlines()[-1])
+    assert report["changed_months"] == ["2025-01"] and report["bytes_downloaded"] > 0, report
+    again = json.loads(run(portal.api).stdout.strip().splitlines()[-1])
+    assert (again["bytes_downloaded"], again["uploaded"]) == (0, []), again
+    dead = run("http://127.0.0.1:9/api/3/action/package_show")
+    errors = [line for line in dead.stderr.splitlines() if line.startswith("error: ")]
+    assert dead.returncode == 2 and len(errors) == 1 and "Traceback" not in dead.stderr, dead.stderr
