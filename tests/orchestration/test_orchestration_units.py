@@ -13,7 +13,7 @@ import yaml
 
 from models.core.contracts import PreprocessSummary, TrainResult
 from models.core.errors import UserError
-from models.core.periods import format_period
+from models.core.periods import format_period, month_range
 from models.core.settings import PROJECT_ROOT
 from orchestration.commands import run as trigger
 from orchestration.deploy import automations, bundle
@@ -33,12 +33,12 @@ def test_period_is_year_or_year_month_and_rejects_nonsense() -> None:
 
 
 def test_backfill_months_span_years_inclusively() -> None:
-    assert trigger.month_range("2024-11", "2025-02") == ["2024-11", "2024-12", "2025-01", "2025-02"]
-    assert trigger.month_range("2024-01", "2024-01") == ["2024-01"]
+    assert month_range("2024-11", "2025-02") == ["2024-11", "2024-12", "2025-01", "2025-02"]
+    assert month_range("2024-01", "2024-01") == ["2024-01"]
     with pytest.raises(UserError, match="after"):
-        trigger.month_range("2024-06", "2024-01")
+        month_range("2024-06", "2024-01")
     with pytest.raises(UserError, match="FROM=''"):
-        trigger.month_range("", "2024-01")
+        month_range("", "2024-01")
 
 
 def test_params_are_json_when_they_parse() -> None:
