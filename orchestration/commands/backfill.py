@@ -20,7 +20,6 @@ BACKFILL = "backfill/dask"
 TABLE_KEY = (
     "backfill"  # orchestration.flows.backfill.TABLE_KEY (not imported: that module needs prefect-dask)
 )
-HEADER = ("period", "rows_in", "rows_out", "quarantined", "other_period", "seconds", "cached")
 
 
 def period_range(first: str, last: str) -> list[str]:
@@ -48,16 +47,33 @@ def read_table(client: Any, flow_run_id: Any) -> list[dict[str, Any]]:
 
 
 def format_table(rows: list[dict[str, Any]]) -> str:
-    """A fixed-width table: a header line, then one line per period."""
-    head = f"{HEADER[0]:8} {'rows in':>9} {'rows out':>9} {'quarant.':>9} {'other':>9} {'seconds':>8}  cached"
-    lines = [head]
+    """The periods as a plain-text table (rich, no colour, never wrapped): a header line, one line each."""
+    from rich.table import Table
+
+    table = Table(box=None, pad_edge=False, header_style=None)
+    table.add_column("period", no_wrap=True)
+    for column in ("rows in", "rows out", "quarantined", "other period", "seconds"):
+        table.add_column(column, justify="right", no_wrap=True)
+    table.add_column("cached", no_wrap=True)
     for row in rows:
+        counts = (row["rows_in"], row["rows_out"], row["quarantined"], row.get("other_period", 0))
         cached = "yes" if row["cached"] else "no"
-        lines.append(
-            f"{row['period']:8} {row['rows_in']:>9} {row['rows_out']:>9} {row['quarantined']:>9} "
-            f"{row.get('other_period', 0):>9} {float(row['seconds']):>8.1f}  {cached}"
-        )
-    return "\n".join(lines)
+        table.add_row(str(row["period"]), *map(str, counts), f"{float(row['seconds']):.1f}", cached)
+    return render_plain(table)
+
+
+def render_plain(renderable: Any) -> str:
+    """Text of a rich renderable without colour, markup or wrapping (for logs, pipes and tests)."""
+    import io
+
+    from rich.console import Console
+
+    console = Console(
+        file=io.StringIO(), width=1000, color_system=None, markup=False, highlight=False, emoji=False
+    )
+    with console.capture() as capture:
+        console.print(renderable)
+    return "\n".join(line.rstrip() for line in capture.get().splitlines())
 
 
 def run_backfill(

@@ -6,7 +6,9 @@ credentials) and ``ToBikesConfig`` ``CONFIG_BLOCK`` (names from ``models.core.na
 the process work pool if it is missing.
 A block whose stored values already equal the settings is not written again, so a rerun changes
 nothing; a changed setting updates the block in place (same document id, so references stay
-valid). Only block names and "created/updated/unchanged" are printed, never a value.
+valid). The bucket nests the credentials as saved (or loaded), so its document refers to the named
+credentials document; a stored bucket that refers elsewhere (or holds a copy) is saved again.
+Only block names and "created/updated/unchanged" are printed, never a value.
 
 Run from the project root with the agent environment:
 ``agent/.venv/bin/python -m orchestration blocks``.
@@ -15,7 +17,8 @@ Run from the project root with the agent environment:
 from __future__ import annotations
 
 import logging
-from typing import Any
+from collections.abc import Mapping
+from typing import Any, TypeVar
 
 from prefect.blocks.core import Block
 from prefect_aws import AwsCredentials, S3Bucket
@@ -27,6 +30,8 @@ from models.core.settings import Settings
 from orchestration.flows.config_block import ToBikesConfig
 
 log = logging.getLogger(__name__)
+
+B = TypeVar("B", bound=Block)
 
 
 def build_credentials(settings: Settings) -> AwsCredentials:
@@ -67,11 +72,13 @@ def block_values(model: BaseModel) -> dict[str, Any]:
 
 
 def comparable(value: Any) -> Any:
-    """A plain structure of a block's values (secrets revealed) for an equality check; never logged."""
+    """A plain structure of a block's values (secrets revealed) for an equality check; never logged.
+
+    A nested block compares by its values here; which document it refers to is checked apart
+    (``stored_references``).
+    """
     if isinstance(value, SecretStr):
         return ("secret", value.get_secret_value())
-    if isinstance(value, Block):  # a nested block is stored as a reference to its document
-        return {"$document": value._block_document_name, **block_values(value)}
     if isinstance(value, BaseModel):
         return block_values(value)
     if isinstance(value, dict):
@@ -81,22 +88,43 @@ def comparable(value: Any) -> Any:
     return value
 
 
-def save_block(block: Block, name: str) -> str:
-    """Save ``block`` as ``name`` unless the stored document already holds the same values."""
+def stored_references(block_type: type[Block], name: str) -> dict[str, str | None]:
+    """Field -> name of the block document the stored document ``name`` refers to.
+
+    A nested block saved without a document of its own is stored inline and has no entry here.
+    """
+    from prefect.client.orchestration import get_client
+
+    with get_client(sync_client=True) as client:
+        document = client.read_block_document_by_name(
+            name, block_type_slug=block_type.get_block_type_slug(), include_secrets=False
+        )
+    return {field: ref["block_document"]["name"] for field, ref in document.block_document_references.items()}
+
+
+def save_block(block: B, name: str, references: Mapping[str, str] | None = None) -> tuple[B, str]:
+    """Save ``block`` as ``name`` unless the stored document already holds the same values.
+
+    ``references`` names the saved document each nested block field must refer to. Returns the
+    block as stored (the loaded one when unchanged, so that a block nesting it refers to its
+    document) and a "Type/name: outcome" line.
+    """
     label = f"{type(block).__name__}/{name}"
     try:
         existing = type(block).load(name)
     except ValueError:
         existing = None
-    if existing is not None and block_values(existing) == block_values(block):
-        block._block_document_id = existing._block_document_id
-        block._block_document_name = name
-        outcome = "unchanged"
+    if (
+        existing is not None
+        and block_values(existing) == block_values(block)
+        and stored_references(type(block), name) == dict(references or {})
+    ):
+        saved, outcome = existing, "unchanged"
     else:
         block.save(name, overwrite=True)
-        outcome = "created" if existing is None else "updated"
+        saved, outcome = block, "created" if existing is None else "updated"
     log.info("%s: %s", label, outcome)
-    return f"{label}: {outcome}"
+    return saved, f"{label}: {outcome}"
 
 
 def ensure_work_pool(name: str) -> str:
@@ -128,10 +156,8 @@ def check_prefect_api(settings: Settings) -> None:
 def save_all(settings: Settings) -> list[str]:
     """Save the three blocks and the work pool; one "Type/name: outcome" line each."""
     check_prefect_api(settings)
-    credentials = build_credentials(settings)
-    lines = [save_block(credentials, AWS_BLOCK)]
+    credentials, credentials_line = save_block(build_credentials(settings), AWS_BLOCK)
     bucket = S3Bucket(bucket_name=settings.bucket, credentials=credentials)
-    lines.append(save_block(bucket, BUCKET_BLOCK))
-    lines.append(save_block(build_config(settings), CONFIG_BLOCK))
-    lines.append(ensure_work_pool(settings.work_pool))
-    return lines
+    _, bucket_line = save_block(bucket, BUCKET_BLOCK, references={"credentials": AWS_BLOCK})
+    _, config_line = save_block(build_config(settings), CONFIG_BLOCK)
+    return [credentials_line, bucket_line, config_line, ensure_work_pool(settings.work_pool)]

@@ -5,15 +5,22 @@ Each template is filled with a deployment of prefect.yaml (its ``{{ $VAR }}`` pl
 ``prepare_for_flow_run``), as a worker would for a flow run; the ECS worker's task definition and
 run-task request builders then make the AWS payloads. The worker runs with Prefect Cloud settings
 (an API key) to show where the key goes: never into the manifests as a value. No cluster is needed.
+
+Three of the workers' steps have no public entry point short of a cluster (``run`` creates the Job or
+the ECS task): ``KubernetesWorker._replace_api_key_with_secret``, ``ECSWorker._prepare_task_definition``
+and ``ECSWorker._prepare_task_run_request``. They are listed in README "Private APIs we use", and
+``private_worker_method`` fails with that name when an upgrade renames one or changes its parameters.
 """
 
 from __future__ import annotations
 
 import asyncio
+import inspect
 import json
 import os
 import secrets
 import uuid
+from collections.abc import Callable
 from typing import Any
 from unittest import mock
 
@@ -60,6 +67,44 @@ def render(config_class: type, pool_type: str, api_key: str) -> Any:
     return config, flow_run
 
 
+PRIVATE_WORKER_METHODS = {
+    ("prefect_kubernetes.worker", "KubernetesWorker", "_replace_api_key_with_secret"): (
+        "configuration",
+        "client",
+        "secret_name",
+        "secret_key",
+    ),
+    ("prefect_aws.workers.ecs_worker", "ECSWorker", "_prepare_task_definition"): (
+        "configuration",
+        "region",
+        "flow_run",
+    ),
+    ("prefect_aws.workers.ecs_worker", "ECSWorker", "_prepare_task_run_request"): (
+        "configuration",
+        "task_definition",
+        "task_definition_arn",
+        "new_task_definition_registered",
+    ),
+}
+
+
+def private_worker_method(worker: Any, name: str) -> Callable[..., Any]:
+    """``worker.name``, a private worker step listed in README "Private APIs we use", checked first."""
+    worker_class = type(worker)
+    key = (worker_class.__module__, worker_class.__name__, name)
+    where = f"{worker_class.__module__}.{worker_class.__name__}.{name}"
+    assert key in PRIVATE_WORKER_METHODS, f"{where} is not listed in README 'Private APIs we use': add it"
+    method = getattr(worker, name, None)
+    assert method is not None, (
+        f"{where} is gone (a worker upgrade): see README 'Private APIs we use' and move to its replacement"
+    )
+    parameters = tuple(inspect.signature(method).parameters)
+    assert parameters == PRIVATE_WORKER_METHODS[key], (
+        f"{where} now takes {parameters}: see README 'Private APIs we use' and adapt this test"
+    )
+    return method
+
+
 def env_list(entries: list[dict[str, Any]]) -> dict[str, Any]:
     return {item["name"]: item.get("value", item.get("valueFrom")) for item in entries}
 
@@ -90,7 +135,8 @@ def test_kubernetes_job_manifest(capsys: pytest.CaptureFixture[str]) -> None:
     # The worker's own step (PREFECT_INTEGRATIONS_KUBERNETES_WORKER_API_KEY_SECRET_NAME) puts the key
     # in a Kubernetes secret reference; with a secret name given it needs no cluster.
     worker = KubernetesWorker(work_pool_name="to-bikes-kubernetes")
-    asyncio.run(worker._replace_api_key_with_secret(config, None, "prefect-api-key", "value"))
+    replace_api_key_with_secret = private_worker_method(worker, "_replace_api_key_with_secret")
+    asyncio.run(replace_api_key_with_secret(config, None, "prefect-api-key", "value"))
     manifest = config.job_manifest
     pod = manifest["spec"]["template"]["spec"]
     container = pod["containers"][0]
@@ -119,9 +165,10 @@ def test_ecs_task_definition_and_run_request() -> None:
     api_key = "pnu_" + secrets.token_hex(18)
     config, flow_run = render(ECSJobConfiguration, "ecs", api_key)
     worker = ECSWorker(work_pool_name="to-bikes-ecs")
-    task_definition = worker._prepare_task_definition(config, region="ca-central-1", flow_run=flow_run)
+    prepare_task_definition = private_worker_method(worker, "_prepare_task_definition")
+    task_definition = prepare_task_definition(config, region="ca-central-1", flow_run=flow_run)
     arn = "arn:aws:ecs:ca-central-1:123456789012:task-definition/to-bikes-flow-run:1"
-    request = worker._prepare_task_run_request(config, task_definition, arn, True)
+    request = private_worker_method(worker, "_prepare_task_run_request")(config, task_definition, arn, True)
     print(json.dumps({"taskDefinition": task_definition, "runTask": request}, indent=1))
     container = task_definition["containerDefinitions"][0]
     assert container["image"] == f"{IMAGE}:{SHA[:12]}" and container["name"] == "prefect"

@@ -21,7 +21,8 @@ def test_period_range_takes_years_or_months() -> None:
         period_range("2024", "2025-01")
 
 
-def test_the_table_has_one_line_per_period() -> None:
+def test_the_table_has_one_line_per_period(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("COLUMNS", "30")  # a narrow terminal: the table still never wraps
     rows = [
         {
             "period": "2024-01",
@@ -34,10 +35,18 @@ def test_the_table_has_one_line_per_period() -> None:
         },
         {"period": "2024-02", "rows_in": 5, "rows_out": 5, "quarantined": 0, "seconds": 0.0, "cached": True},
     ]
+    rows[1]["rows_in"] = 123_456_789_012
     lines = format_table(rows).splitlines()
-    assert len(lines) == 3 and lines[0].startswith("period")
+    assert len(lines) == 3, lines
+    header = "period   rows in  rows out  quarantined  other period  seconds  cached"
+    assert lines[0].split() == header.split()
     assert lines[1].split() == ["2024-01", "10", "8", "2", "30", "1.2", "no"]
-    assert lines[2].split() == ["2024-02", "5", "5", "0", "0", "0.0", "yes"]  # older rows: no count
+    assert lines[2].split() == ["2024-02", "123456789012", "5", "0", "0", "0.0", "yes"]  # older: no other
+    for column, cells in (("rows in", (" 10 ", " 123456789012 ")), ("seconds", (" 1.2 ", " 0.0 "))):
+        end = lines[0].index(column) + len(column)  # numbers right-aligned under their header
+        ends = [line.index(cell) + len(cell) - 1 for line, cell in zip(lines[1:], cells, strict=True)]
+        assert ends == [end, end], (column, lines)
+    assert "\x1b" not in "".join(lines)  # no colour codes
 
 
 def test_the_backfill_deployment_runs_the_dask_flow_on_its_own_queue() -> None:

@@ -3,7 +3,8 @@
 With ``PREFECT_API_URL`` of a Cloud account/workspace, ``PREFECT_API_KEY`` from the environment and
 S3 settings without an endpoint, nothing is contacted: the test reads how the clients are configured
 (boto3's S3 client: AWS's regional endpoint, virtual-hosted addressing; Prefect's client: the
-workspace URL and a bearer header) and that the key reaches no file and no log line.
+workspace URL, and the bearer header it sends, recorded by a local HTTP server on 127.0.0.1) and that
+the key reaches no file and no log line.
 """
 
 from __future__ import annotations
@@ -29,21 +30,49 @@ REGION = "ca-central-1"
 BUCKET = "to-bikes-prod"
 
 # In a child process with only the Cloud settings: the project's Prefect client, its worker
-# environment, and doctor's plan; prints whether the header is the key, never the key.
+# environment, and doctor's plan; prints whether the header is the key, never the key. The header is
+# the one the client sends: the same client settings pointed at a local server that records it.
 PROBE = """
-import json, logging, os
+import json, logging, os, threading
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 logging.basicConfig(level=logging.DEBUG)
 from prefect.client.orchestration import get_client
+from prefect.settings import PREFECT_API_URL, temporary_settings
 from models.core.settings import load_settings
 from stack.worker import worker_env
 from stack.doctor import describe_targets
 from stack.prefect_api import prefect_headers
+
+received = []
+
+class Recorder(BaseHTTPRequestHandler):
+    def do_GET(self):
+        received.append(self.headers.get("Authorization"))
+        body = b'"hello"'
+        self.send_response(200)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def log_message(self, *args):
+        pass
+
 settings = load_settings()
 client = get_client(sync_client=True)
 key = os.environ["PREFECT_API_KEY"]
+server = ThreadingHTTPServer(("127.0.0.1", 0), Recorder)
+threading.Thread(target=server.serve_forever, daemon=True).start()
+try:
+    with temporary_settings({PREFECT_API_URL: f"http://127.0.0.1:{server.server_port}/api"}):
+        with get_client(sync_client=True) as local:
+            local.hello().raise_for_status()
+finally:
+    server.shutdown()
+    server.server_close()
 print(json.dumps({
     "api_url": str(client.api_url),
-    "bearer_is_key": client._client.headers.get("authorization") == f"Bearer {key}",
+    "bearer_is_key": received == [f"Bearer {key}"],
     "doctor_bearer_is_key": prefect_headers(settings) == {"Authorization": f"Bearer {key}"},
     "worker_api_url": worker_env(settings)["PREFECT_API_URL"],
     "plan": describe_targets(settings),
@@ -106,7 +135,8 @@ def test_prefect_cloud_client_and_doctor_plan_keep_the_key_out_of_files_and_logs
     assert done.returncode == 0, done.stderr[-3000:]
     found = json.loads(done.stdout.strip().splitlines()[-1])
     assert found["api_url"] == CLOUD_URL + "/"
-    assert found["bearer_is_key"] and found["doctor_bearer_is_key"]
+    assert found["bearer_is_key"], "the client did not send Authorization: Bearer <PREFECT_API_KEY>"
+    assert found["doctor_bearer_is_key"]
     assert found["worker_api_url"] == CLOUD_URL
     plan = "\n".join(found["plan"])
     print(plan)

@@ -71,6 +71,34 @@ def test_a_changed_setting_updates_only_its_block_in_place(saved_blocks: StackEn
     assert "ToBikesConfig/to-bikes: updated" in restored.stdout
 
 
+def credentials_reference(env: StackEnv) -> str | None:
+    """The name of the credentials document the stored bucket refers to (None: a copy inside it)."""
+    bucket = read_block_document(env, "s3-bucket", "to-bikes-bucket")
+    reference = bucket["block_document_references"].get("credentials")
+    return reference["block_document"]["name"] if reference else None
+
+
+def test_a_bucket_holding_a_copy_of_the_credentials_is_saved_again(saved_blocks: StackEnv) -> None:
+    assert credentials_reference(saved_blocks) == "to-bikes-aws"
+    script = (  # the same values, but the credentials an unsaved block: Prefect stores a copy inline
+        "from prefect_aws import S3Bucket\n"
+        "from models.core.settings import load_settings\n"
+        "from orchestration.deploy.blocks import build_credentials\n"
+        "settings = load_settings()\n"
+        "bucket = S3Bucket(bucket_name=settings.bucket, credentials=build_credentials(settings))\n"
+        "bucket.save('to-bikes-bucket', overwrite=True)\n"
+    )
+    result = run_command([AGENT_BIN / "python", "-c", script], saved_blocks)
+    assert result.returncode == 0, result.stderr
+    assert credentials_reference(saved_blocks) is None
+    fixed = run_make_blocks(saved_blocks)
+    assert fixed.returncode == 0, fixed.stderr
+    assert "S3Bucket/to-bikes-bucket: updated" in fixed.stdout
+    assert "AwsCredentials/to-bikes-aws: unchanged" in fixed.stdout
+    assert credentials_reference(saved_blocks) == "to-bikes-aws"
+    assert "S3Bucket/to-bikes-bucket: unchanged" in run_make_blocks(saved_blocks).stdout
+
+
 def test_loaded_blocks_reach_the_stack_s3(saved_blocks: StackEnv) -> None:
     script = (
         "from prefect_aws import S3Bucket\n"
