@@ -12,25 +12,20 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+from sklearn.model_selection import train_test_split
 
-from models.core.names import LABEL_COLUMN
+from models.core.names import LABEL_COLUMN, POSITIVE_LABEL
 from models.data.features import TIME_COLUMN
 from models.registry.gate import Comparison
 from models.training.dataset import Split, select_features
-from models.training.estimator import (
-    SearchResult,
-    build_baseline,
-    build_pipeline,
-    estimate_fit_rows,
-    search_params,
-    take_rows,
-)
+from models.training.estimator import SearchResult, build_baseline, build_pipeline, search_params
 from models.training.metrics import compute_metrics, member_probability
 
 log = logging.getLogger(__name__)
 
-SEARCH_ROWS = 200_000  # rows (from the training months) the search fits on; 20% latest held out
-FIT_ROWS = 2_000_000  # at most this many rows for the final fit: more adds little, costs seconds
+SEARCH_ROWS = 50_000  # stratified sample of the training months the search runs on; its latest 20% held out
+FIT_ROWS = 500_000  # the one final fit: a stratified sample of this many training rows (all when fewer)
+SAMPLING = "stratified by label; search seed, final fit seed + 1"  # recorded with each run
 
 
 @dataclass
@@ -71,30 +66,59 @@ def split_holdout(frame: pd.DataFrame, fraction: float = 0.2) -> tuple[pd.DataFr
     return ordered.iloc[:cut], ordered.iloc[cut:]
 
 
-def fit_candidates(split: Split, *, max_evals: int, time_budget_s: float, seed: int) -> Fitted:
-    """Search on a subsample of the training months, then fit on as many rows as the budget allows.
+def sample_rows(frame: pd.DataFrame, limit: int, seed: int) -> pd.DataFrame:
+    """At most ``limit`` rows drawn with the member share of ``frame`` (stratified), in frame order.
 
-    Half of ``time_budget_s`` goes to the search, half to the final fit, whose row count comes from
-    the best trial's speed; the baseline only needs the labels.
+    All rows when there are fewer. The draw is scikit-learn's ``train_test_split`` on row positions,
+    stratified on a boolean (sorting millions of label strings would cost seconds).
     """
-    search_fit, search_holdout = split_holdout(take_rows(split.train, SEARCH_ROWS, seed))
+    if len(frame) <= limit:
+        return frame
+    is_member = (frame[LABEL_COLUMN] == POSITIVE_LABEL).to_numpy()
+    picked, _ = train_test_split(
+        np.arange(len(frame)), train_size=limit, stratify=is_member, random_state=seed
+    )
+    return frame.iloc[np.sort(picked)]
+
+
+def fit_baseline(labels: pd.Series) -> Any:
+    """The prior baseline, fitted on the class counts as weights: the same shares as one row per trip."""
+    counts = labels.value_counts()
+    classes = counts.index.to_numpy(dtype=object)
+    return build_baseline().fit(np.zeros((len(classes), 1)), classes, sample_weight=counts.to_numpy())
+
+
+def fit_candidates(
+    split: Split,
+    *,
+    max_evals: int,
+    time_budget_s: float,
+    seed: int,
+    search_rows: int = SEARCH_ROWS,
+    fit_rows: int = FIT_ROWS,
+) -> Fitted:
+    """Search on a stratified sample of the training months, then refit the best parameters once.
+
+    The search (at most ``max_evals`` trials and ``time_budget_s`` seconds) fits on ``search_rows``
+    rows less the latest 20% it scores on; the final fit takes ``fit_rows`` rows drawn with another
+    seed, early stopping on its own 10% (see ``build_pipeline``). The baseline only needs the labels.
+    """
+    search_fit, search_holdout = split_holdout(sample_rows(split.train, search_rows, seed))
     search = search_params(
         select_features(search_fit),
         search_fit[LABEL_COLUMN].to_numpy(),
         select_features(search_holdout),
         search_holdout[LABEL_COLUMN].to_numpy(),
         max_evals=max_evals,
-        time_budget_s=time_budget_s / 2,
+        time_budget_s=time_budget_s,
         seed=seed,
     )
-    rows = estimate_fit_rows(search, time_budget_s / 2, len(split.train), FIT_ROWS)
-    fit_frame = take_rows(split.train, rows, seed + 1)
+    fit_frame = sample_rows(split.train, fit_rows, seed + 1)
     model = build_pipeline(search.best_params, seed).fit(
         select_features(fit_frame), fit_frame[LABEL_COLUMN].to_numpy()
     )
     log.info("final fit on %s of %s training trips", len(fit_frame), len(split.train))
-    labels = split.train[LABEL_COLUMN].to_numpy()
-    baseline = build_baseline().fit(np.zeros((len(labels), 1)), labels)
+    baseline = fit_baseline(split.train[LABEL_COLUMN])
     searched = len(search_fit) + len(search_holdout)
     return Fitted(model, baseline, search, fit_rows=len(fit_frame), search_rows=searched)
 

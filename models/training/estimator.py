@@ -91,11 +91,6 @@ def sample_params(rng: np.random.Generator) -> dict[str, Any]:
     }
 
 
-def take_rows(frame: pd.DataFrame, limit: int, seed: int) -> pd.DataFrame:
-    """At most ``limit`` rows drawn at random (all of them when there are fewer)."""
-    return frame if len(frame) <= limit else frame.sample(n=limit, random_state=seed)
-
-
 def search_params(
     x_fit: pd.DataFrame,
     y_fit: np.ndarray,
@@ -133,18 +128,6 @@ def search_params(
         if score > result.best_score:
             result.best_params, result.best_score, result.best_trial = params, score, trial
     return result
-
-
-def estimate_fit_rows(search: SearchResult, budget_s: float, available: int, cap: int) -> int:
-    """How many rows the final fit can take in ``budget_s``, from the best trial's seconds per row.
-
-    Fitting time grows about linearly with rows for the same hyper-parameters; never fewer rows
-    than the search used, never more than ``cap`` or than there are.
-    """
-    best = search.trials[search.best_trial]
-    per_row = max(best["fit_seconds"], 1e-6) / best["rows"]
-    affordable = int(budget_s / per_row)
-    return max(min(best["rows"], available), min(affordable, cap, available))
 
 
 def choose_threads(requested: int | None = None) -> int:
