@@ -12,7 +12,6 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-from sklearn.model_selection import train_test_split
 
 from models.core.names import LABEL_COLUMN, POSITIVE_LABEL
 from models.data.features import TIME_COLUMN
@@ -25,7 +24,7 @@ log = logging.getLogger(__name__)
 
 SEARCH_ROWS = 50_000  # stratified sample of the training months the search runs on; its latest 20% held out
 FIT_ROWS = 500_000  # the one final fit: a stratified sample of this many training rows (all when fewer)
-SAMPLING = "stratified by label; search seed, final fit seed + 1"  # recorded with each run
+SAMPLING = "stratified by label: final fit seed + 1, search from it seed"  # recorded with each run
 
 
 @dataclass
@@ -67,18 +66,16 @@ def split_holdout(frame: pd.DataFrame, fraction: float = 0.2) -> tuple[pd.DataFr
 
 
 def sample_rows(frame: pd.DataFrame, limit: int, seed: int) -> pd.DataFrame:
-    """At most ``limit`` rows drawn with the member share of ``frame`` (stratified), in frame order.
+    """About ``limit`` rows drawn with the member share of ``frame`` (stratified), in frame order.
 
-    All rows when there are fewer. The draw is scikit-learn's ``train_test_split`` on row positions,
-    stratified on a boolean (sorting millions of label strings would cost seconds).
+    All rows when there are fewer. Each class keeps ``limit / len(frame)`` of its rows (pandas'
+    grouped ``sample``, grouped on a boolean: sorting millions of label strings would cost seconds).
     """
     if len(frame) <= limit:
         return frame
     is_member = (frame[LABEL_COLUMN] == POSITIVE_LABEL).to_numpy()
-    picked, _ = train_test_split(
-        np.arange(len(frame)), train_size=limit, stratify=is_member, random_state=seed
-    )
-    return frame.iloc[np.sort(picked)]
+    picked = frame.groupby(is_member).sample(frac=limit / len(frame), random_state=seed)
+    return picked.sort_index()
 
 
 def fit_baseline(labels: pd.Series) -> Any:
@@ -99,11 +96,13 @@ def fit_candidates(
 ) -> Fitted:
     """Search on a stratified sample of the training months, then refit the best parameters once.
 
-    The search (at most ``max_evals`` trials and ``time_budget_s`` seconds) fits on ``search_rows``
-    rows less the latest 20% it scores on; the final fit takes ``fit_rows`` rows drawn with another
-    seed, early stopping on its own 10% (see ``build_pipeline``). The baseline only needs the labels.
+    The final fit takes ``fit_rows`` rows (drawn with ``seed + 1``) and early-stops on its own 10%
+    (see ``build_pipeline``); the search (at most ``max_evals`` trials and ``time_budget_s`` seconds)
+    runs on ``search_rows`` of those, fitting on the earlier 80% and scoring on the latest 20%, so
+    the training months are sampled once. The baseline only needs the labels.
     """
-    search_fit, search_holdout = split_holdout(sample_rows(split.train, search_rows, seed))
+    fit_frame = sample_rows(split.train, fit_rows, seed + 1)
+    search_fit, search_holdout = split_holdout(sample_rows(fit_frame, search_rows, seed))
     search = search_params(
         select_features(search_fit),
         search_fit[LABEL_COLUMN].to_numpy(),
@@ -113,7 +112,6 @@ def fit_candidates(
         time_budget_s=time_budget_s,
         seed=seed,
     )
-    fit_frame = sample_rows(split.train, fit_rows, seed + 1)
     model = build_pipeline(search.best_params, seed).fit(
         select_features(fit_frame), fit_frame[LABEL_COLUMN].to_numpy()
     )
