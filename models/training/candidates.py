@@ -23,7 +23,7 @@ from models.training.metrics import compute_metrics, member_probability
 log = logging.getLogger(__name__)
 
 SEARCH_ROWS = 50_000  # stratified sample of the training months the search runs on; its latest 20% held out
-FIT_ROWS = 500_000  # the one final fit: a stratified sample of this many training rows (all when fewer)
+FIT_ROWS = 400_000  # the one final fit: a stratified sample of this many training rows (all when fewer)
 SAMPLING = "stratified by label: final fit seed + 1, search from it seed"  # recorded with each run
 
 
@@ -68,14 +68,18 @@ def split_holdout(frame: pd.DataFrame, fraction: float = 0.2) -> tuple[pd.DataFr
 def sample_rows(frame: pd.DataFrame, limit: int, seed: int) -> pd.DataFrame:
     """About ``limit`` rows drawn with the member share of ``frame`` (stratified), in frame order.
 
-    All rows when there are fewer. Each class keeps ``limit / len(frame)`` of its rows (pandas'
-    grouped ``sample``, grouped on a boolean: sorting millions of label strings would cost seconds).
+    All rows when there are fewer. Each class keeps ``limit / len(frame)`` of its rows, drawn by
+    position with NumPy: at 7.1M trips scikit-learn's stratified split took 7 s and pandas' grouped
+    ``sample`` 4 s, this well under one.
     """
     if len(frame) <= limit:
         return frame
+    rng = np.random.default_rng(seed)
     is_member = (frame[LABEL_COLUMN] == POSITIVE_LABEL).to_numpy()
-    picked = frame.groupby(is_member).sample(frac=limit / len(frame), random_state=seed)
-    return picked.sort_index()
+    picked = []
+    for rows in (np.flatnonzero(is_member), np.flatnonzero(~is_member)):
+        picked.append(rng.choice(rows, size=round(len(rows) * limit / len(frame)), replace=False))
+    return frame.iloc[np.sort(np.concatenate(picked))]
 
 
 def fit_baseline(labels: pd.Series) -> Any:
