@@ -36,7 +36,6 @@ log = logging.getLogger(__name__)
 
 LABELS = (MEMBER, CASUAL)
 MIN_VALID_ROWS = 50
-EPOCH_MONTH_KEY = 1970 * 12  # the month key of 1970-01, where NumPy's months start
 
 
 @dataclass(frozen=True)
@@ -217,15 +216,9 @@ def encode_label(labels: pd.Series) -> np.ndarray:
 
 
 def month_keys(times: pd.Series) -> np.ndarray:
-    """Year*12 + month-1 for each start time: cheap, sortable month identifiers.
-
-    Computed as NumPy months since 1970 (a cast, several times faster than pandas' ``dt.year`` and
-    ``dt.month`` on millions of trips); aware times count in their own zone, as ``dt.month`` would.
-    """
-    stamps = pd.to_datetime(times)
-    if stamps.dt.tz is not None:
-        stamps = stamps.dt.tz_localize(None)
-    return stamps.to_numpy().astype("datetime64[M]").astype("int64") + EPOCH_MONTH_KEY
+    """Year*12 + month-1 per start time (NumPy months since 1970: 4x faster than ``dt.month``)."""
+    months = pd.to_datetime(times).dt.tz_localize(None).to_numpy().astype("datetime64[M]")
+    return months.astype("int64") + 1970 * 12
 
 
 def split_by_month(frame: pd.DataFrame, source: str) -> Split:
@@ -238,7 +231,11 @@ def split_by_month(frame: pd.DataFrame, source: str) -> Split:
         raise UserError(
             f"Input {source} holds only one month ({month}); a time-based split needs at least two months."
         )
-    valid, train = split_rows(frame, valid_mask)
+    first = int(np.argmax(valid_mask))  # months in order (as processed) make the split two slices, no copy
+    tail = bool(valid_mask[first:].all())
+    valid, train = (
+        (frame.iloc[first:], frame.iloc[:first]) if tail else (frame[valid_mask], frame[~valid_mask])
+    )
     labels = set(valid[LABEL_COLUMN].unique())
     if len(valid) < MIN_VALID_ROWS or labels != set(LABELS):
         raise UserError(
@@ -251,15 +248,3 @@ def split_by_month(frame: pd.DataFrame, source: str) -> Split:
         "time split: %s training trips before %s, %s validation trips in it", len(train), month, len(valid)
     )
     return Split(train=train, valid=valid, valid_month=month)
-
-
-def split_rows(frame: pd.DataFrame, valid_mask: np.ndarray) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """The masked rows and the others; two slices (no copy) when the masked rows are the frame's tail.
-
-    Processed files hold their months in order and inputs are read oldest first, so the latest month
-    is usually the tail; copying millions of training rows would otherwise cost seconds.
-    """
-    first = int(np.argmax(valid_mask))
-    if valid_mask[first:].all():
-        return frame.iloc[first:], frame.iloc[:first]
-    return frame.loc[valid_mask], frame.loc[~valid_mask]

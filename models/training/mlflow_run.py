@@ -131,9 +131,7 @@ def log_params_and_metrics(data: TrainingData, split: Split, fitted: Fitted, eva
             "fit_rows": fitted.fit_rows,
             "search_rows": fitted.search_rows,
             "sampling": SAMPLING,
-            "early_stopping": booster.early_stopping,
-            "validation_fraction": booster.validation_fraction,
-            "n_iter_no_change": booster.n_iter_no_change,
+            **{k: getattr(booster, k) for k in ("early_stopping", "validation_fraction", "n_iter_no_change")},
             **window_tags(describe_window(data, split)),
         }
     )
