@@ -83,8 +83,8 @@ def build_pipeline(params: dict[str, Any], seed: int) -> Pipeline:
 def sample_params(rng: np.random.Generator) -> dict[str, Any]:
     """One random point of the search space (log-uniform for rates and penalties).
 
-    Rates start at 0.1: slower ones need two to three times the trees (fitting and every prediction
-    cost as much more) for a gain below the hold-out's noise on these trips.
+    Rates start at 0.1: on a full year 0.05 grew 228 trees where 0.1 stopped at 92 (fitting and every
+    prediction cost as much more) for a gain within the search hold-out's noise.
     """
     return {
         "learning_rate": float(np.exp(rng.uniform(np.log(0.1), np.log(0.3)))),
