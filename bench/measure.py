@@ -22,9 +22,15 @@ class ChildFailedError(RuntimeError):
     """A measured task exited with an error; the message names the task and its log."""
 
 
-def run_child(task: str, args: dict[str, Any], log_path: Path, cwd: Path = ROOT) -> dict[str, Any]:
-    """Run ``bench.child TASK`` and return its JSON result plus ``peak_rss_bytes`` and ``process_seconds``."""
-    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+def run_child(
+    task: str, args: dict[str, Any], log_path: Path, cwd: Path = ROOT, first_on_path: Path | None = None
+) -> dict[str, Any]:
+    """Run ``bench.child TASK`` and return its JSON result plus ``peak_rss_bytes`` and ``process_seconds``.
+
+    ``first_on_path`` goes before the repository on PYTHONPATH (the training reference's old ``models``).
+    """
+    paths = [str(first_on_path)] if first_on_path else []
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([*paths, str(ROOT)])}
     command = [sys.executable, "-m", "bench.child", task, json.dumps(args)]
     started = time.perf_counter()
     with log_path.open("w") as log:

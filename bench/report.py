@@ -76,6 +76,23 @@ def training_row(train: dict[str, Any]) -> dict[str, Any]:
     }
 
 
+def training_before_row(train: dict[str, Any]) -> dict[str, Any]:
+    """Issue 29: training now against training before it, same file and split: time and ROC AUC."""
+    seconds = train["median_seconds"]
+    auc, before = train["metrics"]["roc_auc"], train["metrics_before"]["roc_auc"]
+    ratio = seconds["train"] / seconds["train_before"]
+    return {
+        "measure": f"train on processed {s.TRAIN_YEAR} ({train['rows']:,} trips) vs training before "
+        f"(validated on {train['valid_month']}): ROC AUC {before:.4f} -> {auc:.4f}",
+        "value": f"{seconds['train']:.1f} s, ROC AUC {auc:.4f}",
+        "reference": f"models/ at {train['reference_commit']}: {seconds['train_before']:.1f} s, "
+        f"ROC AUC {before:.4f}",
+        "ratio": ratio,
+        "goal": f"<= {s.GOAL_TRAIN_RATIO:g}x, ROC AUC drop <= {s.GOAL_AUC_DROP:g}",
+        "holds": ratio <= s.GOAL_TRAIN_RATIO and before - auc <= s.GOAL_AUC_DROP,
+    }
+
+
 def build_rows(results: dict[str, Any]) -> list[dict[str, Any]]:
     """All table rows in order; sections missing from ``results`` are left out."""
     rows: list[dict[str, Any]] = []
@@ -87,6 +104,8 @@ def build_rows(results: dict[str, Any]) -> list[dict[str, Any]]:
         rows.append(memory_row(results["memory"]))
     if "training" in results:
         rows.append(training_row(results["training"]))
+        if "metrics_before" in results["training"]:
+            rows.append(training_before_row(results["training"]))
     rows += results.get("orchestration", {}).get("rows", [])
     rows += results.get("scale", {}).get("rows", [])
     return rows

@@ -201,6 +201,8 @@ def collect_notes(results: dict[str, Any], args: BenchOptions) -> list[str]:
         notes.append(
             f"Training: median of {args.train_repeats} run(s) of train_model (search, final fit, evaluation, "
             "plots, MLflow logging to a throw-away SQLite store); interpreter start and imports not included."
+            f" Training before: the same child task with models/ at {results['training']['reference_commit']}"
+            " (bench/training_reference.py), interleaved with it, on the same file and split."
         )
     notes += results.get("orchestration", {}).get("notes", [])
     notes += results.get("scale", {}).get("notes", [])

@@ -15,6 +15,7 @@ from typing import Any
 
 from bench.inputs import ensure_sample, input_bytes
 from bench.measure import median_of, run_child
+from bench.training_reference import REFERENCE_COMMIT, ensure_reference_tree
 
 log = logging.getLogger(__name__)
 
@@ -22,6 +23,8 @@ GOAL_NOTEBOOK = 5.0
 GOAL_RSS_BYTES = 1_000_000_000
 GOAL_RSS_ROWS = 7_800_000
 GOAL_TRAIN_S = 60.0
+GOAL_TRAIN_RATIO = 0.5  # issue 29: at most half of the training time before it
+GOAL_AUC_DROP = 0.002  # ... with a validation ROC AUC at most this much below the one before
 TRAIN_YEAR = "2025"
 
 
@@ -101,25 +104,39 @@ def measure_memory(ctx: Context, pre: dict[str, Any]) -> dict[str, Any]:
 
 
 def measure_training(ctx: Context) -> dict[str, Any]:
-    """models.training.train on the main sample's processed 2025, and the prior baseline on the same split."""
+    """train_model now and as it was (``bench.training_reference``), and the prior baseline, on one file.
+
+    The three run interleaved in child processes on the main sample's processed 2025, so they read the
+    same trips and validate on the same month; each train run logs to a fresh throw-away SQLite store.
+    """
     folder = ensure_sample(ctx.work, ctx.rows, ctx.seed) / TRAIN_YEAR
     features = str(ctx.path("out", f"trips-{TRAIN_YEAR}.parquet"))
     year_args = {"input": str(folder), "output": features, "period": TRAIN_YEAR}
     run_child("preprocess", year_args, ctx.log("pp-year"))
-    store = ctx.work / "mlflow"
-    shutil.rmtree(store, ignore_errors=True)  # a throw-away tracking store, new for every bench run
-    store.mkdir(parents=True)
-    args = {"input": features, "tracking_uri": f"sqlite:///{store / 'mlflow.db'}"}
-    runs: dict[str, list[dict[str, Any]]] = {"train": [], "baseline": []}
+    reference = ensure_reference_tree(ctx.work)
+    runs: dict[str, list[dict[str, Any]]] = {"train": [], "train_before": [], "baseline": []}
     for repeat in range(ctx.train_repeats):
         log.info("training, repeat %s of %s", repeat + 1, ctx.train_repeats)
-        runs["train"].append(run_child("train", args, ctx.log("train"), cwd=store))
+        for name, first in (("train_before", reference), ("train", None)):
+            store = fresh_store(ctx.work / "mlflow" / name)
+            args = {"input": features, "tracking_uri": f"sqlite:///{store / 'mlflow.db'}"}
+            runs[name].append(run_child("train", args, ctx.log(name), cwd=store, first_on_path=first))
         runs["baseline"].append(run_child("baseline", {"input": features}, ctx.log("baseline")))
     return {
         "rows": runs["train"][0].get("rows"),
         "median_seconds": {name: median_of(found, "seconds") for name, found in runs.items()},
         "metrics": runs["train"][0]["metrics"],
+        "metrics_before": runs["train_before"][0]["metrics"],
         "baseline_metrics": runs["baseline"][0]["metrics"],
         "valid_month": runs["train"][0]["valid_month"],
+        "valid_month_before": runs["train_before"][0]["valid_month"],
+        "reference_commit": REFERENCE_COMMIT,
         "runs": runs,
     }
+
+
+def fresh_store(store: Path) -> Path:
+    """An empty folder for a throw-away MLflow tracking store (one per run, so no run sees another's)."""
+    shutil.rmtree(store, ignore_errors=True)
+    store.mkdir(parents=True)
+    return store

@@ -81,19 +81,18 @@ def build_pipeline(params: dict[str, Any], seed: int) -> Pipeline:
 
 
 def sample_params(rng: np.random.Generator) -> dict[str, Any]:
-    """One random point of the search space (log-uniform for rates and penalties)."""
+    """One random point of the search space (log-uniform for rates and penalties).
+
+    Rates start at 0.1: on a full year 0.05 grew 228 trees where 0.1 stopped at 92 (fitting and every
+    prediction cost as much more) for a gain within the search hold-out's noise.
+    """
     return {
-        "learning_rate": float(np.exp(rng.uniform(np.log(0.03), np.log(0.3)))),
+        "learning_rate": float(np.exp(rng.uniform(np.log(0.1), np.log(0.3)))),
         "max_leaf_nodes": int(rng.choice([15, 31, 63, 127])),
         "min_samples_leaf": int(rng.choice([20, 50, 100, 200, 500])),
         "l2_regularization": float(rng.choice([0.0, 0.01, 0.1, 1.0, 10.0])),
         "max_features": float(rng.choice([0.5, 0.8, 1.0])),
     }
-
-
-def take_rows(frame: pd.DataFrame, limit: int, seed: int) -> pd.DataFrame:
-    """At most ``limit`` rows drawn at random (all of them when there are fewer)."""
-    return frame if len(frame) <= limit else frame.sample(n=limit, random_state=seed)
 
 
 def search_params(
@@ -133,18 +132,6 @@ def search_params(
         if score > result.best_score:
             result.best_params, result.best_score, result.best_trial = params, score, trial
     return result
-
-
-def estimate_fit_rows(search: SearchResult, budget_s: float, available: int, cap: int) -> int:
-    """How many rows the final fit can take in ``budget_s``, from the best trial's seconds per row.
-
-    Fitting time grows about linearly with rows for the same hyper-parameters; never fewer rows
-    than the search used, never more than ``cap`` or than there are.
-    """
-    best = search.trials[search.best_trial]
-    per_row = max(best["fit_seconds"], 1e-6) / best["rows"]
-    affordable = int(budget_s / per_row)
-    return max(min(best["rows"], available), min(affordable, cap, available))
 
 
 def choose_threads(requested: int | None = None) -> int:

@@ -32,7 +32,7 @@ from models.registry.gate import (
 )
 from models.registry.mlflow_client import SKOPS_TRUSTED_TYPES, build_run_url, pinned_requirements
 from models.scoring.reference import log_reference
-from models.training.candidates import Evaluation, Fitted
+from models.training.candidates import SAMPLING, Evaluation, Fitted
 from models.training.comparison import describe_window, window_tags
 from models.training.dataset import Split, TrainingData, TrainingInput
 from models.training.estimator import MAX_BINS, MAX_ITER, SELECTION_METRIC
@@ -130,6 +130,8 @@ def log_params_and_metrics(data: TrainingData, split: Split, fitted: Fitted, eva
             "n_valid": len(split.valid),
             "fit_rows": fitted.fit_rows,
             "search_rows": fitted.search_rows,
+            "sampling": SAMPLING,
+            **{k: getattr(booster, k) for k in ("early_stopping", "validation_fraction", "n_iter_no_change")},
             **window_tags(describe_window(data, split)),
         }
     )

@@ -12,7 +12,7 @@ from matplotlib.figure import Figure
 from sklearn.calibration import calibration_curve
 from sklearn.metrics import confusion_matrix, precision_recall_curve, roc_curve
 
-from models.core.names import CASUAL, CLASS_NAMES, POSITIVE_LABEL
+from models.core.names import CLASS_NAMES, POSITIVE_LABEL
 from models.training.metrics import THRESHOLD
 
 
@@ -27,8 +27,9 @@ def new_figure(title: str, size: tuple[float, float] = (5.0, 4.0)) -> tuple[Figu
 
 def plot_confusion(labels: np.ndarray, p_member: np.ndarray) -> Figure:
     """Counts of true vs predicted rider type at the 0.5 threshold."""
-    predicted = np.where(p_member >= THRESHOLD, POSITIVE_LABEL, CASUAL)
-    counts = confusion_matrix(labels, predicted, labels=list(CLASS_NAMES))
+    # As booleans (False: casual, True: member, the order of CLASS_NAMES): no sorting of label strings.
+    is_member = np.asarray(labels) == POSITIVE_LABEL
+    counts = confusion_matrix(is_member, np.asarray(p_member) >= THRESHOLD, labels=[False, True])
     figure, axes = new_figure("Confusion matrix (validation)")
     axes.imshow(counts, cmap="Blues")
     for (row, col), value in np.ndenumerate(counts):

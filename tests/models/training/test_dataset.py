@@ -8,7 +8,13 @@ import pytest
 from models.core import storage
 from models.core.errors import UserError
 from models.data.features import FEATURE_COLUMNS, LABEL_COLUMN, TIME_COLUMN
-from models.training.dataset import read_labelled_trips, read_training_inputs, select_features, split_by_month
+from models.training.dataset import (
+    month_keys,
+    read_labelled_trips,
+    read_training_inputs,
+    select_features,
+    split_by_month,
+)
 from tests.models.training.trips import build_trips, write_trips
 
 
@@ -105,3 +111,23 @@ def test_a_bad_label_is_named_with_its_own_input(tmp_path):
     bad = write_trips(tmp_path / "bad.parquet", frame)
     with pytest.raises(UserError, match=r"bad\.parquet has 1 row"):
         read_training_inputs([good, bad])
+
+
+@pytest.mark.unit
+def test_split_is_the_same_whether_the_months_are_in_order_or_not():
+    trips = build_trips(rows=3000)
+    shuffled, ordered = (
+        split_by_month(trips, "shuffled"),
+        split_by_month(trips.sort_values(TIME_COLUMN), "ordered"),
+    )
+    assert ordered.valid_month == shuffled.valid_month == "2025-08"
+    assert ordered.train.sort_index().equals(shuffled.train)
+    assert ordered.valid.sort_index().equals(shuffled.valid)
+
+
+@pytest.mark.unit
+def test_month_keys_count_months_from_year_zero_in_the_times_own_zone():
+    times = pd.Series(pd.to_datetime(["1969-12-31 23:59", "2025-01-01 00:00", "2025-12-31 23:59"]))
+    assert month_keys(times).tolist() == [1969 * 12 + 11, 2025 * 12, 2025 * 12 + 11]
+    aware = pd.Series(pd.to_datetime(["2025-03-01 00:30"]).tz_localize("America/Toronto"))
+    assert month_keys(aware).tolist() == [2025 * 12 + 2]
