@@ -39,13 +39,14 @@ BEFORE_RUNNING = (
     "prefect_aws.s3",
     "boto3",
     "botocore.config",
-    # What orchestration/*.py and models/core import at module level (the backfill: Dask).
+    # What orchestration/*.py and models/core import at module level, but for the backfill's Dask.
     "pydantic",
     "pydantic_settings",
-    "prefect_dask",
 )
 
 IN_RUN = (
+    # orchestration/backfill.py's Dask (2.5 MB of compressed bytecode for one flow of five).
+    "prefect_dask",
     # The model runtime (models/), imported inside the tasks (Evidently: see ``give_pandas_back``).
     "evidently",
     "evidently.presets",
