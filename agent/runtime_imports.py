@@ -41,6 +41,7 @@ BEFORE_RUNNING = (
     "botocore.config",
     # What orchestration/*.py and models/core import at module level, but for the backfill's Dask.
     "pydantic",
+    "pydantic.v1",
     "pydantic_settings",
 )
 
