@@ -56,11 +56,11 @@ help: ## List the targets
 # pip that ensurepip puts in $(TOOLS)/); a uv on PATH is not used. Each venv is a file target that
 # depends on its own lock file: editing one lock syncs only that venv. `uv pip sync` installs with hashes required and removes whatever the lock does not list.
 # uv's own output (one line per package) goes to $(INSTALL_LOGS)/<env>.log; make prints uv's summary lines.
-# No bytecode at install (issue 29): Python writes the .pyc of a module into the venv the first time
-# something imports it, so the first commands of `make demo` compile only what they import (in the
-# servers' and commands' own processes, two at a time on two cores) instead of uv compiling all
-# ~50,000 modules of both venvs first. UV_COMPILE_BYTECODE=1 (environment or .env) compiles them all
-# at install as before: wanted where PYTHONDONTWRITEBYTECODE is set or the venv is read-only.
+# Bytecode (issue 29): not for all ~62,000 modules of both venvs (uv's --compile-bytecode: 69 s on
+# 2 busy cores), only for what the first `make demo` imports (requirements/first_run_imports.py,
+# about 17% of them; the agent env's list in 38 s instead of 68 s). It writes the .pyc files even where
+# PYTHONDONTWRITEBYTECODE is set, as it is on this machine, where a module without them is compiled
+# again by every command. UV_COMPILE_BYTECODE=1 (environment or .env) has uv compile everything too.
 INSTALL_LOGS = $(TO_BIKES_STATE_DIR_MK)/logs
 
 # $(call uv_sync,VENV,LOCK,LOG NAME): `uv pip sync` with hashes, output to the log, summary on screen.
@@ -83,12 +83,14 @@ $(VENV_STAMP): requirements/model.txt | $(UV_STAMP)
 	@echo "== installing model env $(VENV)/ from requirements/model.txt (uv, hashes required; packages in $(INSTALL_LOGS)/model-env.log)"
 	test -x $(VENV)/bin/python || $(UV) venv --quiet --python $(PYTHON) $(VENV)
 	$(call uv_sync,$(VENV),requirements/model.txt,model-env)
+	$(PY) requirements/first_run_imports.py model
 	touch $@
 
 $(AGENT_STAMP): requirements/agent.txt | $(UV_STAMP)
 	@echo "== installing agent env $(AGENT_VENV)/ from requirements/agent.txt (uv, hashes required; packages in $(INSTALL_LOGS)/agent-env.log)"
 	test -x $(AGENT_VENV)/bin/python || $(UV) venv --quiet --python $(PYTHON) $(AGENT_VENV)
 	$(call uv_sync,$(AGENT_VENV),requirements/agent.txt,agent-env)
+	$(APY) requirements/first_run_imports.py agent
 	touch $@
 
 # The bench's peer engines (requirements/bench.txt: polars, duckdb) go into .venv on top of model.txt,
