@@ -55,9 +55,21 @@ help: ## List the targets
 # uv itself comes from requirements/uv.txt (hash-pinned) into $(TOOLS)/ by python3's pip (else by a
 # pip that ensurepip puts in $(TOOLS)/); a uv on PATH is not used. Each venv is a file target that
 # depends on its own lock file: editing one lock syncs only that venv. `uv pip sync` installs with hashes required and removes whatever the lock does not list.
-# On a terminal uv draws its own progress bars; elsewhere it prints one summary line per step.
-# --compile-bytecode writes the .pyc files at install time as pip did: without them every command
-# recompiles Prefect and MLflow on import (always, where PYTHONDONTWRITEBYTECODE is set).
+# uv's own output (one line per package) goes to $(INSTALL_LOGS)/<env>.log; make prints uv's summary lines.
+# Bytecode (issue 29): not for all ~62,000 modules of both venvs (uv's --compile-bytecode: 69 s on
+# 2 busy cores), only for what the first `make demo` imports (requirements/first_run_imports.py,
+# about 17% of them; the agent env's list in 38 s instead of 68 s). It writes the .pyc files even where
+# PYTHONDONTWRITEBYTECODE is set, as it is on this machine, where a module without them is compiled
+# again by every command. UV_COMPILE_BYTECODE=1 (environment or .env) has uv compile everything too.
+INSTALL_LOGS = $(TO_BIKES_STATE_DIR_MK)/logs
+
+# $(call uv_sync,VENV,LOCK,LOG NAME): `uv pip sync` with hashes, output to the log, summary on screen.
+define uv_sync
+@mkdir -p $(INSTALL_LOGS)
+@$(UV) pip sync --python $(1)/bin/python --require-hashes $(2) >$(INSTALL_LOGS)/$(3).log 2>&1 || { \
+	tail -n 20 $(INSTALL_LOGS)/$(3).log >&2; echo "error: uv pip sync $(2) failed; log: $(INSTALL_LOGS)/$(3).log" >&2; exit 1; }
+@{ grep -v '^ [-+~] ' $(INSTALL_LOGS)/$(3).log || true; } | sed 's/^/   /'
+endef
 
 $(UV_STAMP): requirements/uv.txt
 	@echo "== installing uv into $(TOOLS)/ from requirements/uv.txt (pip, hashes required)"
@@ -68,15 +80,17 @@ $(UV_STAMP): requirements/uv.txt
 	touch $@
 
 $(VENV_STAMP): requirements/model.txt | $(UV_STAMP)
-	@echo "== installing model env $(VENV)/ from requirements/model.txt (uv, hashes required)"
+	@echo "== installing model env $(VENV)/ from requirements/model.txt (uv, hashes required; packages in $(INSTALL_LOGS)/model-env.log)"
 	test -x $(VENV)/bin/python || $(UV) venv --quiet --python $(PYTHON) $(VENV)
-	$(UV) pip sync --python $(VENV)/bin/python --require-hashes --compile-bytecode requirements/model.txt
+	$(call uv_sync,$(VENV),requirements/model.txt,model-env)
+	$(PY) requirements/first_run_imports.py model
 	touch $@
 
 $(AGENT_STAMP): requirements/agent.txt | $(UV_STAMP)
-	@echo "== installing agent env $(AGENT_VENV)/ from requirements/agent.txt (uv, hashes required)"
+	@echo "== installing agent env $(AGENT_VENV)/ from requirements/agent.txt (uv, hashes required; packages in $(INSTALL_LOGS)/agent-env.log)"
 	test -x $(AGENT_VENV)/bin/python || $(UV) venv --quiet --python $(PYTHON) $(AGENT_VENV)
-	$(UV) pip sync --python $(AGENT_VENV)/bin/python --require-hashes --compile-bytecode requirements/agent.txt
+	$(call uv_sync,$(AGENT_VENV),requirements/agent.txt,agent-env)
+	$(APY) requirements/first_run_imports.py agent
 	touch $@
 
 # The bench's peer engines (requirements/bench.txt: polars, duckdb) go into .venv on top of model.txt,
@@ -87,7 +101,7 @@ BENCH_STAMP := $(VENV)/.bench-synced
 
 $(BENCH_STAMP): requirements/bench.txt $(VENV_STAMP)
 	@echo "== installing the bench's peer engines into $(VENV)/ from requirements/bench.txt (uv, hashes required)"
-	$(UV) pip install --python $(VENV)/bin/python --require-hashes --no-deps --compile-bytecode -r requirements/bench.txt
+	$(UV) pip install --python $(VENV)/bin/python --require-hashes --no-deps -r requirements/bench.txt
 	touch $@
 
 bench-deps: $(BENCH_STAMP) ## Install the bench's peer engines (requirements/bench.txt) into .venv on top of model.txt
@@ -310,10 +324,13 @@ screenshots: $(AGENT_STAMP) ## PNGs of the flow-run graph, monitoring history, E
 # pulled, wheelhouse.sh downloads requirements/agent.txt's wheels, worker.sh runs the container.
 AGENT_DOCKER := agent/docker
 
-.PHONY: agent-image agent-docker agent-docker-stop docker-engine-stop
+.PHONY: agent-image agent-image-size agent-docker agent-docker-stop docker-engine-stop
 
 agent-image: ## Build the worker image to-bikes-agent:latest and :<git sha> (starts dockerd if needed)
 	$(AGENT_DOCKER)/image.sh
+
+agent-image-size: ## The agent image's size: uncompressed, and each layer gzipped as a registry stores it (agent/docker/size.sh)
+	$(AGENT_DOCKER)/size.sh
 
 agent-docker: agent-image ## Run the worker container (host network) for pool to-bikes against the stack; Ctrl-C stops it
 	$(AGENT_DOCKER)/worker.sh run

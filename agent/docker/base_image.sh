@@ -5,8 +5,11 @@
 #
 #   agent/docker/base_image.sh [IMAGE]   # default local/debian:bookworm-slim; no-op if it exists
 #
-# Slim: dpkg is told (/etc/dpkg/dpkg.cfg.d/) to leave out docs, man and info pages and locales, for
-# the packages the Dockerfile installs later too, and what debootstrap put there is removed.
+# Slim: dpkg is told (/etc/dpkg/dpkg.cfg.d/) to leave out docs, man and info pages, locales and
+# glibc's iconv modules (gconv: 2.9 MB compressed; Python's codecs do not use them, and UTF-8 and
+# ASCII are built into glibc), for the packages the Dockerfile installs later too, and what
+# debootstrap put there is removed. The image carries the label to-bikes.base-version: an image of
+# an older recipe is made again.
 #
 # Needs root, debootstrap and a running engine (agent/docker/engine.sh start).
 set -euo pipefail
@@ -15,6 +18,7 @@ set -euo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/common.sh"
 IMAGE="${1:-local/debian:bookworm-slim}"
 SUITE="${TO_BIKES_DEBIAN_SUITE:-bookworm}"
+VERSION=2 # raise when slim_rootfs changes
 
 read_mirror() {
   # First apt source that serves "$SUITE" itself (not -updates/-security), deb822 first.
@@ -49,19 +53,24 @@ path-exclude=/usr/share/info/*
 path-exclude=/usr/share/locale/*
 path-include=/usr/share/locale/locale.alias
 path-exclude=/usr/share/lintian/*
+path-exclude=/usr/lib/x86_64-linux-gnu/gconv/*
 EOF
   find "$ROOTFS/usr/share/doc" -mindepth 1 -not -name copyright -not -type d -delete
   find "$ROOTFS/usr/share/doc" -mindepth 1 -type d -empty -delete
   rm -rf "$ROOTFS"/usr/share/man/* "$ROOTFS"/usr/share/info/* "$ROOTFS"/usr/share/lintian/*
   find "$ROOTFS/usr/share/locale" -mindepth 1 -maxdepth 1 -not -name locale.alias -exec rm -rf {} +
+  rm -rf "$ROOTFS"/usr/lib/x86_64-linux-gnu/gconv
   # Keep the package index out of the image; the Dockerfile runs apt-get update itself.
   rm -rf "$ROOTFS"/var/cache/apt/archives/*.deb "$ROOTFS"/var/cache/apt/*.bin "$ROOTFS"/var/lib/apt/lists/*
   rm -rf "$ROOTFS"/var/log/*.log "$ROOTFS"/var/log/apt/*
 }
 
 if docker image inspect "$IMAGE" >/dev/null 2>&1; then
-  echo "base image: $IMAGE already present"
-  exit 0
+  if [ "$(docker image inspect -f '{{index .Config.Labels "to-bikes.base-version"}}' "$IMAGE")" = "$VERSION" ]; then
+    echo "base image: $IMAGE already present"
+    exit 0
+  fi
+  echo "base image: $IMAGE is of an older recipe; making it again"
 fi
 command -v debootstrap >/dev/null 2>&1 || {
   echo "base image: debootstrap is not installed; install it (apt-get install -y debootstrap)." >&2
@@ -87,5 +96,5 @@ debootstrap --variant=minbase "$SUITE" "$ROOTFS" "$MIRROR" >"$STATE_DIR/debootst
 slim_rootfs
 tar -C "$ROOTFS" -c . | docker import \
   --change 'ENV PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin' \
-  --change 'CMD ["/bin/bash"]' - "$IMAGE" >/dev/null
+  --change 'CMD ["/bin/bash"]' --change "LABEL to-bikes.base-version=$VERSION" - "$IMAGE" >/dev/null
 echo "base image: $IMAGE made in $((SECONDS - start)) s ($(docker image inspect -f '{{.Size}}' "$IMAGE") bytes)"

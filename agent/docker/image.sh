@@ -43,6 +43,7 @@ stage_context() {
   cp "$REPO_ROOT/requirements/image.txt" "$CONTEXT/requirements/image.txt"
   cp "$REPO_ROOT/agent/entrypoint.sh" "$CONTEXT/entrypoint.sh"
   cp "$REPO_ROOT/agent/runtime_imports.py" "$CONTEXT/runtime_imports.py"
+  cp "$REPO_ROOT/agent/prune_venv.py" "$CONTEXT/prune_venv.py"
   # The hash-pinned uv of requirements/uv.txt (make install puts it in .tools/) installs the venv.
   cp "$UV" "$CONTEXT/uv"
   # Hard links: no copy of ~200 MB of wheels; the build cache keys on content, not mtimes.

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import threading
+import uuid
 from collections.abc import Iterator
 
 import pytest
@@ -116,6 +117,30 @@ def test_the_pipeline_completes_in_a_container_of_the_commit_image(
     print(
         f"flow run {run.flow_run_id}: {flow_run.state.name}; "
         f"container {container['Name']} {container['Id'][:12]} {container['Config']['Image']}"
+    )
+
+
+def test_the_wait_from_scheduled_to_running_is_reported(
+    docker_pool_run: tuple[Deployed, PipelineRun, dict[str, dict]],
+) -> None:
+    """From the run's state history: worker poll (Scheduled -> Pending), container start to Running.
+
+    Pending -> Running is the container's wait with the image present: create and start it, import
+    Prefect's engine, pull and unpack the code bundle, import the flow. Printed (pytest -rP shows it),
+    never asserted against a wall-clock limit.
+    """
+    deployed, run, _ = docker_pool_run
+    with prefect_client(deployed) as client:
+        states = client.read_flow_run_states(uuid.UUID(run.flow_run_id))
+    first: dict[str, object] = {}
+    for state in sorted(states, key=lambda s: s.timestamp):
+        first.setdefault(state.type.value, state.timestamp)
+    scheduled, pending, running = (first[name] for name in ("SCHEDULED", "PENDING", "RUNNING"))
+    assert scheduled <= pending <= running
+    poll, start = (pending - scheduled).total_seconds(), (running - pending).total_seconds()
+    print(
+        f"flow run {run.flow_run_id}: scheduled -> running {poll + start:.1f} s (scheduled -> pending "
+        f"{poll:.1f} s: worker poll; pending -> running {start:.1f} s: container, engine, pull, flow import)"
     )
 
 
