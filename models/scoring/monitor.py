@@ -5,7 +5,10 @@
 Every trip carries its true label, so a month's actual ROC AUC, PR AUC (casual), F1 per class and
 member shares are known once it is scored. The month is compared with the model's own validation ROC
 AUC (``TO_BIKES_MONITOR_MAX_AUC_DROP``) and with the reference sample kept with the model version
-(``models.scoring.reference``), feature by feature (Evidently, ``TO_BIKES_MONITOR_MAX_DRIFT_SHARE``).
+(``models.scoring.reference``: held-out trips of its validation month), feature by feature (Evidently,
+``TO_BIKES_MONITOR_MAX_DRIFT_SHARE``). A period the champion trained on is ``in-sample``
+(``models.scoring.window``): its figures cannot show a worse model, so it never breaches; its drift is
+still measured and shown.
 The Evidently HTML report and a JSON summary go to ``reports/<period>/`` on S3 and into an MLflow
 monitoring run tagged with the model version; the version gets a ``monitoring.<period>`` tag.
 """
@@ -33,8 +36,14 @@ from models.core.settings import Settings, load_settings
 from models.data.features import FEATURE_COLUMNS, LABEL_COLUMN
 from models.registry.mlflow_client import build_run_url, connect_tracking, reported_mlflow_errors
 from models.scoring.drift import build_report
-from models.scoring.reference import PREDICTED_COLUMN, PROBABILITY_COLUMN, load_reference
+from models.scoring.reference import (
+    PREDICTED_COLUMN,
+    PROBABILITY_COLUMN,
+    REFERENCE_MONTH_TAG,
+    load_reference,
+)
 from models.scoring.score import PREDICTION_COLUMNS, predictions_uri, processed_uri
+from models.scoring.window import Coverage, classify_period, read_champion_window
 from models.training.dataset import localise_input, read_parquet_columns
 from models.training.metrics import compute_metrics
 from models.training.mlflow_run import ensure_experiment
@@ -43,7 +52,7 @@ log = logging.getLogger(__name__)
 
 REPORT_FILE = "monitoring.html"
 SUMMARY_FILE = "monitoring.json"
-OK, BREACH = "ok", "breach"
+OK, BREACH, IN_SAMPLE = "ok", "breach", "in-sample"
 
 
 def report_uri(settings: Settings, period: str, name: str = REPORT_FILE) -> str:
@@ -72,11 +81,24 @@ def measure_month(month: pd.DataFrame) -> dict[str, float]:
     return metrics
 
 
-def decide(metrics: dict[str, float], validation_auc: float | None, drift_share: float, settings: Settings):
-    """``(verdict, reasons)``: a breach when ROC AUC fell too far or too many features drifted."""
+def decide(
+    metrics: dict[str, float],
+    validation_auc: float | None,
+    drift_share: float,
+    settings: Settings,
+    coverage: Coverage | None = None,
+):
+    """``(verdict, reasons)``: a breach when ROC AUC fell too far or too many features drifted.
+
+    An in-sample period (``coverage``) is ``in-sample`` whatever its figures: its AUC is not compared,
+    and its drift is listed among the reasons for a person to read, not counted as a breach.
+    """
     reasons = []
     auc = metrics["roc_auc"]
-    if validation_auc is not None and (
+    in_sample = coverage is not None and coverage.in_sample
+    if in_sample:
+        reasons.append(coverage.note)
+    elif validation_auc is not None and (
         math.isnan(auc) or validation_auc - auc > settings.monitor_max_auc_drop
     ):
         reasons.append(
@@ -87,6 +109,8 @@ def decide(metrics: dict[str, float], validation_auc: float | None, drift_share:
         reasons.append(
             f"{drift_share:.0%} of the features drifted (limit {settings.monitor_max_drift_share:.0%})"
         )
+    if in_sample:
+        return IN_SAMPLE, reasons
     return (BREACH if reasons else OK), reasons
 
 
@@ -98,6 +122,7 @@ def log_monitoring_run(
     tags = {
         "period": summary["period"],
         "verdict": summary["verdict"],
+        "sample": summary["sample"],
         "model.name": settings.model_name,
         "model.version": summary["model_version"],
         "model.run_id": summary["run_id"],
@@ -113,6 +138,14 @@ def log_monitoring_run(
     key = f"monitoring.{summary['period']}"
     client.set_model_version_tag(settings.model_name, summary["model_version"], key, summary["verdict"])
     return run.info.run_id, build_run_url(client.tracking_uri, experiment_id, run.info.run_id)
+
+
+def describe_reference(tags: dict[str, str]) -> str:
+    """What the drift is measured against: held-out validation trips, or (older runs) training trips."""
+    month = tags.get(REFERENCE_MONTH_TAG)
+    if month:
+        return f"{month} (the champion's validation month, held out from training)"
+    return "a sample of the champion's training trips (in-sample: retrain for a held-out reference)"
 
 
 def publish_report(html: Path, summary: dict[str, Any], settings: Settings, workdir: Path) -> None:
@@ -133,15 +166,21 @@ def monitor_period(period: str, settings: Settings | None = None) -> dict[str, A
         month = read_scored_month(settings, period, workdir)
         version, run_id = str(month["model_version"].iloc[0]), str(month["run_id"].iloc[0])
         reference = load_reference(run_id, workdir)
+        window = read_champion_window(client, settings.model_name, version)
+        coverage = classify_period(period, window, version)
         metrics = measure_month(month)
-        validation_auc = client.get_run(run_id).data.metrics.get("roc_auc")
+        training_run = client.get_run(run_id)
+        validation_auc = training_run.data.metrics.get("roc_auc")
         drift = build_report(month, reference, settings.monitor_max_drift_share)
-        verdict, reasons = decide(metrics, validation_auc, drift.drift_share, settings)
+        verdict, reasons = decide(metrics, validation_auc, drift.drift_share, settings, coverage)
         summary = {
             "period": period,
             "rows": len(month),
             "model_version": version,
             "run_id": run_id,
+            "sample": coverage.kind,
+            "sample_note": coverage.note,
+            "reference": describe_reference(training_run.data.tags),
             "validation_roc_auc": validation_auc,
             "metrics": metrics,
             "drift_scores": drift.scores,
