@@ -115,6 +115,26 @@ def test_a_success_prints_rows_metrics_beside_baseline_and_champion_and_the_gate
     assert outcome.describe_gate({}) == []
 
 
+@pytest.mark.unit
+def test_a_rerun_prints_already_champion_and_the_reused_run_not_promoted() -> None:
+    figures = {
+        "decision": "already-champion",
+        "promoted": False,
+        "version": "1",
+        "reason": "Version 1 is already champion (roc_auc 0.9700 on 2025-12); nothing changes.",
+        "training_cached": True,
+        "run_id": "abc",
+        "rerun_record": "gate.rerun.20250101T000000.000000Z",
+    }
+    head, details = outcome.describe_gate(figures)
+    assert head == (
+        "gate: already champion (no change) (version 1): Version 1 is already champion "
+        "(roc_auc 0.9700 on 2025-12); nothing changes."
+    )
+    assert details.strip().startswith("reused run abc; ")
+    assert "rerun record gate.rerun.20250101T000000.000000Z" in details
+
+
 # --- against a real Prefect server -------------------------------------------------------------
 
 
