@@ -11,6 +11,8 @@ AUC (``TO_BIKES_MONITOR_MAX_AUC_DROP``) and with the reference sample kept with 
 still measured and shown.
 The Evidently HTML report and a JSON summary go to ``reports/<period>/`` on S3 and into an MLflow
 monitoring run tagged with the model version; the version gets a ``monitoring.<period>`` tag.
+Given the processed data's checksum, the run records it, and ``find_monitoring`` finds that run again:
+the score flow monitors one period with one version and one data once (``orchestration.flows.scoring``).
 """
 
 from __future__ import annotations
@@ -34,6 +36,7 @@ from models.core.names import MONITORING_EXPERIMENT, POSITIVE_LABEL
 from models.core.periods import check_period
 from models.core.settings import Settings, load_settings
 from models.data.features import FEATURE_COLUMNS, LABEL_COLUMN
+from models.registry.gate import NONE
 from models.registry.mlflow_client import build_run_url, connect_tracking, reported_mlflow_errors
 from models.scoring.drift import build_report
 from models.scoring.reference import (
@@ -45,6 +48,7 @@ from models.scoring.reference import (
 from models.scoring.score import PREDICTION_COLUMNS, predictions_uri, processed_uri
 from models.scoring.window import Coverage, classify_period, read_champion_window
 from models.training.dataset import localise_input, read_parquet_columns
+from models.training.lineage import read_flow_run_id
 from models.training.metrics import compute_metrics
 from models.training.mlflow_run import ensure_experiment
 
@@ -53,6 +57,7 @@ log = logging.getLogger(__name__)
 REPORT_FILE = "monitoring.html"
 SUMMARY_FILE = "monitoring.json"
 OK, BREACH, IN_SAMPLE = "ok", "breach", "in-sample"
+CHECKSUM_TAG, FLOW_RUN_TAG = "data.checksum", "prefect.flow_run_id"  # on monitoring runs
 
 
 def report_uri(settings: Settings, period: str, name: str = REPORT_FILE) -> str:
@@ -126,6 +131,8 @@ def log_monitoring_run(
         "model.name": settings.model_name,
         "model.version": summary["model_version"],
         "model.run_id": summary["run_id"],
+        CHECKSUM_TAG: summary.get("data_checksum") or NONE,
+        FLOW_RUN_TAG: read_flow_run_id(),
     }
     with mlflow.start_run(
         experiment_id=experiment_id, run_name=f"monitor-{summary['period']}", tags=tags
@@ -148,6 +155,36 @@ def describe_reference(tags: dict[str, str]) -> str:
     return "a sample of the champion's training trips (in-sample: retrain for a held-out reference)"
 
 
+def find_monitoring(
+    period: str, version: str, data_checksum: str, settings: Settings | None = None
+) -> dict[str, Any] | None:
+    """The summary of the first finished monitoring of ``period`` by ``version`` on that data, or None.
+
+    Read from the MLflow run (its ``monitoring.json``, with the run's id, link and flow run added).
+    """
+    settings = settings or load_settings()
+    client = connect_tracking(settings.mlflow_tracking_uri, settings)
+    experiment = client.get_experiment_by_name(MONITORING_EXPERIMENT)
+    if experiment is None:
+        return None
+    match = {"period": period, "model.name": settings.model_name, "model.version": version}
+    match[CHECKSUM_TAG] = data_checksum
+    filters = [f"tags.`{key}` = '{value}'" for key, value in match.items()]
+    runs = client.search_runs(
+        [experiment.experiment_id],
+        " and ".join([*filters, "attributes.status = 'FINISHED'"]),
+        max_results=1,
+        order_by=["attributes.start_time ASC"],
+    )
+    if not runs:
+        return None
+    run = runs[0]
+    summary = mlflow.artifacts.load_dict(f"{run.info.artifact_uri}/{SUMMARY_FILE}")
+    url = build_run_url(client.tracking_uri, experiment.experiment_id, run.info.run_id)
+    flow_run = run.data.tags.get(FLOW_RUN_TAG, NONE)
+    return {**summary, "monitoring_run_id": run.info.run_id, "monitoring_run_url": url, "flow_run": flow_run}
+
+
 def publish_report(html: Path, summary: dict[str, Any], settings: Settings, workdir: Path) -> None:
     """The HTML report and the JSON summary on S3, each written whole or not at all."""
     storage.write_file_atomic(html, report_uri(settings, summary["period"]), settings)
@@ -156,8 +193,13 @@ def publish_report(html: Path, summary: dict[str, Any], settings: Settings, work
     storage.move_file_atomic(staged, report_uri(settings, summary["period"], SUMMARY_FILE), settings)
 
 
-def monitor_period(period: str, settings: Settings | None = None) -> dict[str, Any]:
-    """Measure, compare and report one scored period; returns its JSON-ready summary."""
+def monitor_period(
+    period: str, settings: Settings | None = None, data_checksum: str | None = None
+) -> dict[str, Any]:
+    """Measure, compare and report one scored period; returns its JSON-ready summary.
+
+    ``data_checksum`` (of the processed trips) is recorded so that ``find_monitoring`` can find the run.
+    """
     settings = settings or load_settings()
     period = check_period(period)
     client = connect_tracking(settings.mlflow_tracking_uri, settings)
@@ -189,6 +231,7 @@ def monitor_period(period: str, settings: Settings | None = None) -> dict[str, A
             "verdict": verdict,
             "reasons": reasons,
             "report": report_uri(settings, period),
+            "data_checksum": data_checksum,
         }
         html = workdir / REPORT_FILE
         drift.report.save_html(str(html))

@@ -3,7 +3,9 @@
     agent/.venv/bin/python -m orchestration.commands.score --year 2025 [--month 12]
 
 The run is started and awaited by ``orchestration.commands.runs.start_and_wait`` (as for
-``make run``); once it Completed, the month's monitoring summary is read back from
+``make run``); its ``result:`` line is the run's state message: whether it monitored the month itself
+or found it "already scored by" an earlier run (the automation's, say), and whether the predictions were
+cached. Once it Completed, the month's monitoring summary is read back from
 ``reports/<period>/monitoring.json`` and printed with the predictions' location and the verdict.
 """
 

@@ -278,3 +278,14 @@ def test_make_up_resumes_only_a_worker_make_demo_had_started(tmp_path, monkeypat
     (tmp_path / worker.WANTED_MARKER).write_text("started\n")
     monkeypatch.setattr(worker, "start_background", lambda s: f"worker started in {s.state_dir}")
     assert worker.resume_background(settings) == f"worker started in {tmp_path}"
+
+
+@pytest.mark.unit
+def test_make_score_prints_whether_the_month_was_already_scored() -> None:
+    message = (
+        "2025-06 with version 1: in-sample; monitoring already scored by http://mlflow/#/runs/abc "
+        "(flow run f1); predictions cached"
+    )
+    assert outcome.describe_state(SimpleNamespace(message=message)) == [f"result: {message}"]
+    assert outcome.describe_state(SimpleNamespace(message="All states completed.")) == []
+    assert outcome.describe_state(SimpleNamespace(message=None)) == []

@@ -23,6 +23,7 @@ from models.scoring.monitor import (
     OK,
     SUMMARY_FILE,
     decide,
+    find_monitoring,
     monitor_period,
     report_uri,
 )
@@ -123,7 +124,7 @@ def test_normal_month_is_ok_and_a_shifted_month_breaches(trained, s3_env, monkey
         storage.write_file_atomic(staged, processed_uri(settings, period), settings)
         scored = score_period(period, settings)
         assert scored.rows == 3000 and scored.model_version == str(trained.version)
-        summaries[period] = monitor_period(period, settings)
+        summaries[period] = monitor_period(period, settings, data_checksum=f"sum-{period}")
 
     local = storage.download_file(predictions_uri(settings, "2025-09"), tmp_path / "p.parquet", settings)
     predictions = pd.read_parquet(local)
@@ -163,6 +164,13 @@ def test_normal_month_is_ok_and_a_shifted_month_breaches(trained, s3_env, monkey
     client = MlflowClient(trained.uri)
     tags = client.get_model_version(NAME, str(trained.version)).tags
     assert tags["monitoring.2025-09"] == OK and tags["monitoring.2025-10"] == BREACH
+    # The same month, version and data is found again (the score flow then does not monitor it twice).
+    found = find_monitoring("2025-09", str(trained.version), "sum-2025-09", settings)
+    assert found["monitoring_run_id"] == ok["monitoring_run_id"] and found["verdict"] == OK
+    assert found["monitoring_run_url"] == ok["monitoring_run_url"] and found["flow_run"] == "none"
+    assert find_monitoring("2025-09", str(trained.version), "changed", settings) is None  # other data
+    assert find_monitoring("2025-09", "99", "sum-2025-09", settings) is None  # another version
+    assert find_monitoring("2025-11", str(trained.version), "sum-2025-09", settings) is None
     run = client.get_run(breach["monitoring_run_id"])
     assert run.data.tags["model.version"] == str(trained.version) and run.data.tags["verdict"] == BREACH
     experiment = client.get_experiment_by_name(MONITORING_EXPERIMENT)
