@@ -11,8 +11,8 @@ AUC (``TO_BIKES_MONITOR_MAX_AUC_DROP``) and with the reference sample kept with 
 still measured and shown.
 The Evidently HTML report and a JSON summary go to ``reports/<period>/`` on S3 and into an MLflow
 monitoring run tagged with the model version; the version gets a ``monitoring.<period>`` tag.
-Given the processed data's checksum, the run records it, and ``find_monitoring`` finds that run again:
-the score flow monitors one period with one version and one data once (``orchestration.flows.scoring``).
+Given the processed data's checksum, the run records it (``models.scoring.monitoring_runs``), where the
+score flow finds it again: one period, version and data is monitored once (``orchestration.flows.scoring``).
 """
 
 from __future__ import annotations
@@ -26,19 +26,17 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-import mlflow
 import pandas as pd
-from mlflow import MlflowClient
 
 from models.core import storage
 from models.core.errors import UserError, run_cli
-from models.core.names import MONITORING_EXPERIMENT, POSITIVE_LABEL
+from models.core.names import POSITIVE_LABEL
 from models.core.periods import check_period
 from models.core.settings import Settings, load_settings
 from models.data.features import FEATURE_COLUMNS, LABEL_COLUMN
-from models.registry.gate import NONE
-from models.registry.mlflow_client import build_run_url, connect_tracking, reported_mlflow_errors
+from models.registry.mlflow_client import connect_tracking, reported_mlflow_errors
 from models.scoring.drift import build_report
+from models.scoring.monitoring_runs import SUMMARY_FILE, log_monitoring_run
 from models.scoring.reference import (
     PREDICTED_COLUMN,
     PROBABILITY_COLUMN,
@@ -48,16 +46,12 @@ from models.scoring.reference import (
 from models.scoring.score import PREDICTION_COLUMNS, predictions_uri, processed_uri
 from models.scoring.window import Coverage, classify_period, read_champion_window
 from models.training.dataset import localise_input, read_parquet_columns
-from models.training.lineage import read_flow_run_id
 from models.training.metrics import compute_metrics
-from models.training.mlflow_run import ensure_experiment
 
 log = logging.getLogger(__name__)
 
 REPORT_FILE = "monitoring.html"
-SUMMARY_FILE = "monitoring.json"
 OK, BREACH, IN_SAMPLE = "ok", "breach", "in-sample"
-CHECKSUM_TAG, FLOW_RUN_TAG = "data.checksum", "prefect.flow_run_id"  # on monitoring runs
 
 
 def report_uri(settings: Settings, period: str, name: str = REPORT_FILE) -> str:
@@ -119,70 +113,12 @@ def decide(
     return (BREACH if reasons else OK), reasons
 
 
-def log_monitoring_run(
-    client: MlflowClient, summary: dict[str, Any], html: Path, settings: Settings
-) -> tuple[str, str | None]:
-    """An MLflow run in the monitoring experiment holding the report, tagged with the model version."""
-    experiment_id = ensure_experiment(client, MONITORING_EXPERIMENT)
-    tags = {
-        "period": summary["period"],
-        "verdict": summary["verdict"],
-        "sample": summary["sample"],
-        "model.name": settings.model_name,
-        "model.version": summary["model_version"],
-        "model.run_id": summary["run_id"],
-        CHECKSUM_TAG: summary.get("data_checksum") or NONE,
-        FLOW_RUN_TAG: read_flow_run_id(),
-    }
-    with mlflow.start_run(
-        experiment_id=experiment_id, run_name=f"monitor-{summary['period']}", tags=tags
-    ) as run:
-        mlflow.log_metrics({k: v for k, v in summary["metrics"].items() if not math.isnan(v)})
-        mlflow.log_metrics({f"drift_{k}": v for k, v in summary["drift_scores"].items()})
-        mlflow.log_metric("drift_share", summary["drift_share"])
-        mlflow.log_artifact(str(html))
-        mlflow.log_dict(summary, SUMMARY_FILE)
-    key = f"monitoring.{summary['period']}"
-    client.set_model_version_tag(settings.model_name, summary["model_version"], key, summary["verdict"])
-    return run.info.run_id, build_run_url(client.tracking_uri, experiment_id, run.info.run_id)
-
-
 def describe_reference(tags: dict[str, str]) -> str:
     """What the drift is measured against: held-out validation trips, or (older runs) training trips."""
     month = tags.get(REFERENCE_MONTH_TAG)
     if month:
         return f"{month} (the champion's validation month, held out from training)"
     return "a sample of the champion's training trips (in-sample: retrain for a held-out reference)"
-
-
-def find_monitoring(
-    period: str, version: str, data_checksum: str, settings: Settings | None = None
-) -> dict[str, Any] | None:
-    """The summary of the first finished monitoring of ``period`` by ``version`` on that data, or None.
-
-    Read from the MLflow run (its ``monitoring.json``, with the run's id, link and flow run added).
-    """
-    settings = settings or load_settings()
-    client = connect_tracking(settings.mlflow_tracking_uri, settings)
-    experiment = client.get_experiment_by_name(MONITORING_EXPERIMENT)
-    if experiment is None:
-        return None
-    match = {"period": period, "model.name": settings.model_name, "model.version": version}
-    match[CHECKSUM_TAG] = data_checksum
-    filters = [f"tags.`{key}` = '{value}'" for key, value in match.items()]
-    runs = client.search_runs(
-        [experiment.experiment_id],
-        " and ".join([*filters, "attributes.status = 'FINISHED'"]),
-        max_results=1,
-        order_by=["attributes.start_time ASC"],
-    )
-    if not runs:
-        return None
-    run = runs[0]
-    summary = mlflow.artifacts.load_dict(f"{run.info.artifact_uri}/{SUMMARY_FILE}")
-    url = build_run_url(client.tracking_uri, experiment.experiment_id, run.info.run_id)
-    flow_run = run.data.tags.get(FLOW_RUN_TAG, NONE)
-    return {**summary, "monitoring_run_id": run.info.run_id, "monitoring_run_url": url, "flow_run": flow_run}
 
 
 def publish_report(html: Path, summary: dict[str, Any], settings: Settings, workdir: Path) -> None:

@@ -87,7 +87,7 @@ def monitor_period(period: str, model_version: str, data_checksum: str, settings
 @task(name="find-monitoring", cache_policy=NO_CACHE, **IO_RETRIES)
 def find_monitoring(period: str, model_version: str, data_checksum: str, settings: Settings) -> dict | None:
     """``models.scoring.monitor.find_monitoring``: the monitoring already made, if any."""
-    from models.scoring.monitor import find_monitoring as find
+    from models.scoring.monitoring_runs import find_monitoring as find
 
     return find(period, model_version, data_checksum, settings)
 

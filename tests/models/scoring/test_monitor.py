@@ -23,10 +23,10 @@ from models.scoring.monitor import (
     OK,
     SUMMARY_FILE,
     decide,
-    find_monitoring,
     monitor_period,
     report_uri,
 )
+from models.scoring.monitoring_runs import find_monitoring
 from models.scoring.reference import load_reference
 from models.scoring.score import PREDICTION_COLUMNS, predictions_uri, processed_uri, score_period
 from models.scoring.window import OUT_OF_SAMPLE, UNKNOWN, VALIDATION, classify_period
