@@ -45,19 +45,31 @@ class Comparison:
     reason: str
 
 
+PROMOTED, KEPT, ALREADY = "promoted", "kept-champion", "already-champion"  # Decision.verdict
+
+
+def describe_verdict(verdict: str) -> str:
+    """A verdict as a person reads it: a version already champion is no promotion, nothing moved."""
+    return "already champion (no change)" if verdict == ALREADY else verdict
+
+
 @dataclass(frozen=True)
 class Decision:
-    """Whether the run's version should be champion, why, and on which month with which scores."""
+    """Whether the run's version should be champion, why, and on which month with which scores.
+
+    ``already``: the version holds the champion alias already, so nothing moves (a rerun).
+    """
 
     promote: bool
     reason: str
     compared_on: str | None = None
     challenger_score: float | None = None
     champion_score: float | None = None
+    already: bool = False
 
     @property
     def verdict(self) -> str:
-        return "promoted" if self.promote else "kept-champion"
+        return ALREADY if self.already else PROMOTED if self.promote else KEPT
 
 
 def choose_comparison_month(
@@ -113,7 +125,11 @@ def decide_promotion(
         )
     if champion_version == version:
         return Decision(
-            True, f"Version {version} is already champion ({GATE_METRIC} {new:.4f} on {valid}).", valid, new
+            False,
+            f"Version {version} is already champion ({GATE_METRIC} {new:.4f} on {valid}); nothing changes.",
+            valid,
+            new,
+            already=True,
         )
     if new <= baseline + margin:
         return Decision(

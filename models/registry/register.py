@@ -6,9 +6,11 @@ validated on), points ``challenger`` at it, and moves ``champion`` only if the r
 baseline on its validation month and the current champion on a month neither model trained on (both
 scored by ``models.training.train``; the rule is ``models.registry.gate``'s) by more than ``--margin``.
 When no such month exists the champion stays. The decision, its reason and the month compared on are
-tagged on the version and the run. Every step is safe to repeat, and ``champion`` moves last, in one
-call: a failure anywhere leaves the old champion in place and a rerun finishes the job; an alias or
-tag already in place is not written again.
+tagged on the version and the run, once: a rerun never rewrites them but records its own outcome
+("already-champion" when the version holds the alias already) in a tag of its own on the run
+(``models.registry.versions.record_decision``). Every step is safe to repeat, and ``champion`` moves
+last, in one call: a failure anywhere leaves the old champion in place and a rerun finishes the job;
+an alias or tag already in place is not written again.
 
 Every call goes through MLflow's ``MlflowClient`` (``mlflow_client.connect_tracking``); a failure
 the server answers is one sentence naming the server, with any password masked.
@@ -60,12 +62,13 @@ class RegistrationResult:
     champion_version: str | None
     name: str = ""
     run_id: str = ""
-    decision: str = ""  # "promoted" or "kept-champion"
+    decision: str = ""  # "promoted", "kept-champion" or "already-champion" (models.registry.gate)
     compared_on: str | None = None
     challenger_score: float | None = None
     champion_score: float | None = None
     run_url: str | None = None
     version_url: str | None = None
+    rerun_record: str | None = None  # a rerun's own tag on the run (the first decision stays as it was)
 
 
 def read_run(client: MlflowClient, run_id: str) -> Run | None:
@@ -150,7 +153,7 @@ def register_model(
     decision = decide_promotion(
         run.data.metrics, run.data.tags, str(version.version), current_version, margin
     )
-    record_decision(client, version, run, decision)
+    rerun_record = record_decision(client, version, run, decision)
     if decision.promote and current_version != str(version.version):
         client.set_registered_model_alias(name, CHAMPION, version.version)
         current_version = str(version.version)
@@ -168,4 +171,5 @@ def register_model(
         champion_score=decision.champion_score,
         run_url=build_run_url(client.tracking_uri, run.info.experiment_id, run_id),
         version_url=build_version_url(client.tracking_uri, name, str(version.version)),
+        rerun_record=rerun_record,
     )

@@ -2,11 +2,15 @@
 
 Kept apart from ``models.registry.register`` (which puts the steps in order and moves the aliases).
 Every write is skipped when its value is already in place, so a rerun writes only what moved.
+The gate's decision is history: the first registration's decision tags (``DECISION_TAGS``) are written
+once and never rewritten; a later registration of the same run adds a record of its own to the run
+(``gate.rerun.<UTC time>``: its verdict, reason and flow run), so every outcome stays readable.
 """
 
 from __future__ import annotations
 
 import time
+from datetime import UTC, datetime
 from typing import Any
 
 from mlflow import MlflowClient
@@ -16,6 +20,7 @@ from mlflow.exceptions import MlflowException
 
 from models.core.errors import UserError
 from models.registry.gate import COMPARED_ON_TAG, NONE, Decision
+from models.training.lineage import read_flow_run_id
 
 READY_TIMEOUT_S = 120.0
 POLL_S = 0.5
@@ -29,6 +34,9 @@ VERSION_TAGS = (
     "prefect.flow_run_id",
     "prefect.deployment",
 )
+DECISION_TAG, REASON_TAG = "gate.decision", "gate.reason"
+DECISION_TAGS = (DECISION_TAG, REASON_TAG, COMPARED_ON_TAG)  # the first registration's, never rewritten
+RERUN_TAG_PREFIX = "gate.rerun."  # + UTC time: one record per later registration, on the run
 
 
 def find_version(client: MlflowClient, name: str, run_id: str) -> ModelVersion | None:
@@ -79,18 +87,26 @@ def read_aliases(client: MlflowClient, version: ModelVersion, champion: ModelVer
     return set(client.get_model_version(version.name, version.version).aliases)
 
 
-def record_decision(client: MlflowClient, version: ModelVersion, run: Run, decision: Decision) -> None:
-    """The decision, its reason and the month compared on, on the version and on its training run."""
-    values = {
-        "gate.decision": decision.verdict,
-        "gate.reason": decision.reason,
-        COMPARED_ON_TAG: decision.compared_on or NONE,
-    }
+def record_decision(client: MlflowClient, version: ModelVersion, run: Run, decision: Decision) -> str | None:
+    """The decision on the version and its run, or, for a rerun, a record of its own on the run.
+
+    The first registration's tags are completed when a failure cut them short, never changed. A rerun
+    (the version already holds a decision) adds ``gate.rerun.<UTC time>``; its key is returned.
+    """
+    values = {DECISION_TAG: decision.verdict, REASON_TAG: decision.reason}
+    values[COMPARED_ON_TAG] = decision.compared_on or NONE
+    rerun = DECISION_TAG in version.tags
     for key, value in values.items():
-        if version.tags.get(key) != value:
+        if key not in version.tags:
             client.set_model_version_tag(version.name, version.version, key, value)
-        if key != COMPARED_ON_TAG and run.data.tags.get(key) != value:
+        if key != COMPARED_ON_TAG and key not in run.data.tags:
             client.set_tag(run.info.run_id, key, value)
+    if not rerun:
+        return None
+    key = RERUN_TAG_PREFIX + datetime.now(UTC).strftime("%Y%m%dT%H%M%S.%fZ")
+    record = f"{decision.verdict}: {decision.reason} (flow run {read_flow_run_id()})"
+    client.set_tag(run.info.run_id, key, record)
+    return key
 
 
 def describe_flow_run_work(client: MlflowClient, experiment: str, name: str, flow_run_id: str) -> str:

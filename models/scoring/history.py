@@ -2,6 +2,8 @@
 
 Read from the ``reports/<period>/monitoring.json`` summaries ``models.scoring.monitor`` writes, so the
 history needs neither MLflow searches nor old data, and a period monitored again replaces its row.
+Each row says whether the champion trained on the period (``sample``: ``in-sample`` rows' figures cannot
+show a worse model; ``models.scoring.window``).
 """
 
 from __future__ import annotations
@@ -34,6 +36,7 @@ def history_row(summary: dict[str, Any]) -> dict[str, Any]:
     return {
         "period": summary["period"],
         "verdict": summary["verdict"],
+        "sample": summary.get("sample", "unknown"),  # summaries written before the field was kept
         "model_version": summary["model_version"],
         "rows": summary["rows"],
         "validation_roc_auc": round(summary["validation_roc_auc"] or float("nan"), 4),
@@ -68,6 +71,15 @@ def read_summary(settings: Settings, period: str) -> dict[str, Any]:
         return json.loads(local.read_text())
 
 
+def describe_sample(summary: dict[str, Any]) -> str:
+    """How the period relates to the champion's training window, and what drift is measured against."""
+    note = summary.get("sample_note") or "no training window known"
+    head = f"sample: {summary.get('sample', 'unknown')}"
+    if summary.get("sample") != "in-sample":  # an in-sample verdict already gives the note as its reason
+        head += f" ({note})"
+    return f"{head}; drift reference: {summary.get('reference') or 'unknown'}"
+
+
 def describe_summary(summary: dict[str, Any], predictions: str) -> list[str]:
     """What a person reads after ``make score``: where things went, the figures and the verdict."""
     metrics = summary["metrics"]
@@ -81,6 +93,7 @@ def describe_summary(summary: dict[str, Any], predictions: str) -> list[str]:
         f"actual {metrics['member_share_actual']:.1%}; "
         f"drifted features {summary['drift_share']:.0%} ({', '.join(summary['drifted']) or 'none'})",
         f"verdict: {summary['verdict'].upper()} ({reasons})",
+        describe_sample(summary),
         f"Evidently report: {summary['report']}",
         f"MLflow monitoring run: {summary.get('monitoring_run_url') or summary.get('monitoring_run_id')}",
     ]

@@ -5,9 +5,14 @@
 Every trip carries its true label, so a month's actual ROC AUC, PR AUC (casual), F1 per class and
 member shares are known once it is scored. The month is compared with the model's own validation ROC
 AUC (``TO_BIKES_MONITOR_MAX_AUC_DROP``) and with the reference sample kept with the model version
-(``models.scoring.reference``), feature by feature (Evidently, ``TO_BIKES_MONITOR_MAX_DRIFT_SHARE``).
+(``models.scoring.reference``: held-out trips of its validation month), feature by feature (Evidently,
+``TO_BIKES_MONITOR_MAX_DRIFT_SHARE``). A period the champion trained on is ``in-sample``
+(``models.scoring.window``): its figures cannot show a worse model, so it never breaches; its drift is
+still measured and shown.
 The Evidently HTML report and a JSON summary go to ``reports/<period>/`` on S3 and into an MLflow
 monitoring run tagged with the model version; the version gets a ``monitoring.<period>`` tag.
+Given the processed data's checksum, the run records it (``models.scoring.monitoring_runs``), where the
+score flow finds it again: one period, version and data is monitored once (``orchestration.flows.scoring``).
 """
 
 from __future__ import annotations
@@ -19,29 +24,32 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-import mlflow
 import pandas as pd
-from mlflow import MlflowClient
 
 from models.core import storage
 from models.core.errors import UserError
-from models.core.names import MONITORING_EXPERIMENT, POSITIVE_LABEL
+from models.core.names import POSITIVE_LABEL
 from models.core.periods import check_period
 from models.core.settings import Settings, load_settings
 from models.data.features import FEATURE_COLUMNS, LABEL_COLUMN
-from models.registry.mlflow_client import build_run_url, connect_tracking
+from models.registry.mlflow_client import connect_tracking
 from models.scoring.drift import build_report
-from models.scoring.reference import PREDICTED_COLUMN, PROBABILITY_COLUMN, load_reference
+from models.scoring.monitoring_runs import SUMMARY_FILE, log_monitoring_run
+from models.scoring.reference import (
+    PREDICTED_COLUMN,
+    PROBABILITY_COLUMN,
+    REFERENCE_MONTH_TAG,
+    load_reference,
+)
 from models.scoring.score import PREDICTION_COLUMNS, predictions_uri, processed_uri
+from models.scoring.window import Coverage, classify_period, read_champion_window
 from models.training.dataset import localise_input, read_parquet_columns
 from models.training.metrics import compute_metrics
-from models.training.mlflow_run import ensure_experiment
 
 log = logging.getLogger(__name__)
 
 REPORT_FILE = "monitoring.html"
-SUMMARY_FILE = "monitoring.json"
-OK, BREACH = "ok", "breach"
+OK, BREACH, IN_SAMPLE = "ok", "breach", "in-sample"
 
 
 def report_uri(settings: Settings, period: str, name: str = REPORT_FILE) -> str:
@@ -70,11 +78,24 @@ def measure_month(month: pd.DataFrame) -> dict[str, float]:
     return metrics
 
 
-def decide(metrics: dict[str, float], validation_auc: float | None, drift_share: float, settings: Settings):
-    """``(verdict, reasons)``: a breach when ROC AUC fell too far or too many features drifted."""
+def decide(
+    metrics: dict[str, float],
+    validation_auc: float | None,
+    drift_share: float,
+    settings: Settings,
+    coverage: Coverage | None = None,
+):
+    """``(verdict, reasons)``: a breach when ROC AUC fell too far or too many features drifted.
+
+    An in-sample period (``coverage``) is ``in-sample`` whatever its figures: its AUC is not compared,
+    and its drift is listed among the reasons for a person to read, not counted as a breach.
+    """
     reasons = []
     auc = metrics["roc_auc"]
-    if validation_auc is not None and (
+    in_sample = coverage is not None and coverage.in_sample
+    if in_sample:
+        reasons.append(coverage.note)
+    elif validation_auc is not None and (
         math.isnan(auc) or validation_auc - auc > settings.monitor_max_auc_drop
     ):
         reasons.append(
@@ -85,32 +106,17 @@ def decide(metrics: dict[str, float], validation_auc: float | None, drift_share:
         reasons.append(
             f"{drift_share:.0%} of the features drifted (limit {settings.monitor_max_drift_share:.0%})"
         )
+    if in_sample:
+        return IN_SAMPLE, reasons
     return (BREACH if reasons else OK), reasons
 
 
-def log_monitoring_run(
-    client: MlflowClient, summary: dict[str, Any], html: Path, settings: Settings
-) -> tuple[str, str | None]:
-    """An MLflow run in the monitoring experiment holding the report, tagged with the model version."""
-    experiment_id = ensure_experiment(client, MONITORING_EXPERIMENT)
-    tags = {
-        "period": summary["period"],
-        "verdict": summary["verdict"],
-        "model.name": settings.model_name,
-        "model.version": summary["model_version"],
-        "model.run_id": summary["run_id"],
-    }
-    with mlflow.start_run(
-        experiment_id=experiment_id, run_name=f"monitor-{summary['period']}", tags=tags
-    ) as run:
-        mlflow.log_metrics({k: v for k, v in summary["metrics"].items() if not math.isnan(v)})
-        mlflow.log_metrics({f"drift_{k}": v for k, v in summary["drift_scores"].items()})
-        mlflow.log_metric("drift_share", summary["drift_share"])
-        mlflow.log_artifact(str(html))
-        mlflow.log_dict(summary, SUMMARY_FILE)
-    key = f"monitoring.{summary['period']}"
-    client.set_model_version_tag(settings.model_name, summary["model_version"], key, summary["verdict"])
-    return run.info.run_id, build_run_url(client.tracking_uri, experiment_id, run.info.run_id)
+def describe_reference(tags: dict[str, str]) -> str:
+    """What the drift is measured against: held-out validation trips, or (older runs) training trips."""
+    month = tags.get(REFERENCE_MONTH_TAG)
+    if month:
+        return f"{month} (the champion's validation month, held out from training)"
+    return "a sample of the champion's training trips (in-sample: retrain for a held-out reference)"
 
 
 def publish_report(html: Path, summary: dict[str, Any], settings: Settings, workdir: Path) -> None:
@@ -121,8 +127,13 @@ def publish_report(html: Path, summary: dict[str, Any], settings: Settings, work
     storage.move_file_atomic(staged, report_uri(settings, summary["period"], SUMMARY_FILE), settings)
 
 
-def monitor_period(period: str, settings: Settings | None = None) -> dict[str, Any]:
-    """Measure, compare and report one scored period; returns its JSON-ready summary."""
+def monitor_period(
+    period: str, settings: Settings | None = None, data_checksum: str | None = None
+) -> dict[str, Any]:
+    """Measure, compare and report one scored period; returns its JSON-ready summary.
+
+    ``data_checksum`` (of the processed trips) is recorded so that ``find_monitoring`` can find the run.
+    """
     settings = settings or load_settings()
     period = check_period(period)
     client = connect_tracking(settings.mlflow_tracking_uri, settings)
@@ -131,15 +142,21 @@ def monitor_period(period: str, settings: Settings | None = None) -> dict[str, A
         month = read_scored_month(settings, period, workdir)
         version, run_id = str(month["model_version"].iloc[0]), str(month["run_id"].iloc[0])
         reference = load_reference(run_id, workdir)
+        window = read_champion_window(client, settings.model_name, version)
+        coverage = classify_period(period, window, version)
         metrics = measure_month(month)
-        validation_auc = client.get_run(run_id).data.metrics.get("roc_auc")
+        training_run = client.get_run(run_id)
+        validation_auc = training_run.data.metrics.get("roc_auc")
         drift = build_report(month, reference, settings.monitor_max_drift_share)
-        verdict, reasons = decide(metrics, validation_auc, drift.drift_share, settings)
+        verdict, reasons = decide(metrics, validation_auc, drift.drift_share, settings, coverage)
         summary = {
             "period": period,
             "rows": len(month),
             "model_version": version,
             "run_id": run_id,
+            "sample": coverage.kind,
+            "sample_note": coverage.note,
+            "reference": describe_reference(training_run.data.tags),
             "validation_roc_auc": validation_auc,
             "metrics": metrics,
             "drift_scores": drift.scores,
@@ -148,6 +165,7 @@ def monitor_period(period: str, settings: Settings | None = None) -> dict[str, A
             "verdict": verdict,
             "reasons": reasons,
             "report": report_uri(settings, period),
+            "data_checksum": data_checksum,
         }
         html = workdir / REPORT_FILE
         drift.report.save_html(str(html))

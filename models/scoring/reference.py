@@ -1,8 +1,11 @@
-"""The reference sample: a seeded sample of a model's training rows, kept with the model in MLflow.
+"""The reference sample: a seeded sample of a model's validation month, kept with the model in MLflow.
 
 Training logs it (``log_reference``) as ``reference/reference.parquet`` of the run that produced the model
-version, with the fitted model's own scores on those rows. Monitoring downloads it (``load_reference``) to
-compare a scored month with what the model learned from, so it never re-reads old raw or processed data.
+version, with the fitted model's own scores on those rows, and tags the run with the month
+(``reference.month``). Those trips were held out from training, so the model's scores on them are
+what it does on data it never saw (its training rows would score better than any new month). Monitoring
+downloads it (``load_reference``) to compare a scored month with it, so it never re-reads old raw or
+processed data.
 """
 
 from __future__ import annotations
@@ -28,6 +31,7 @@ log = logging.getLogger(__name__)
 REFERENCE_FOLDER = "reference"
 REFERENCE_FILE = "reference.parquet"
 REFERENCE_ROWS = 5_000
+REFERENCE_MONTH_TAG = "reference.month"  # the held-out month the sample was drawn from
 PROBABILITY_COLUMN = "p_member"
 PREDICTED_COLUMN = "predicted_user_type"
 
@@ -38,7 +42,7 @@ def label_predictions(p_member: np.ndarray) -> np.ndarray:
 
 
 def sample_reference(frame: pd.DataFrame, model: Any, seed: int, rows: int = REFERENCE_ROWS) -> pd.DataFrame:
-    """Up to ``rows`` training rows (seeded): features, true label, and the model's P(member) and label."""
+    """Up to ``rows`` rows of ``frame`` (seeded): features, true label, the model's P(member) and label."""
     picked = frame.sample(n=min(rows, len(frame)), random_state=seed) if len(frame) > rows else frame
     features = select_features(picked).reset_index(drop=True)
     p_member = member_probability(model, features)
@@ -51,14 +55,15 @@ def sample_reference(frame: pd.DataFrame, model: Any, seed: int, rows: int = REF
     )
 
 
-def log_reference(frame: pd.DataFrame, model: Any, seed: int) -> None:
-    """Log the reference sample as an artifact of the active MLflow run."""
+def log_reference(frame: pd.DataFrame, model: Any, seed: int, month: str) -> None:
+    """Log a sample of ``frame`` (the held-out ``month``) as an artifact of the active MLflow run."""
     sample = sample_reference(frame, model, seed)
     with tempfile.TemporaryDirectory(prefix="to-bikes-reference-") as workdir:
         path = Path(workdir) / REFERENCE_FILE
         sample.to_parquet(path, index=False)
         mlflow.log_artifact(str(path), artifact_path=REFERENCE_FOLDER)
-    log.info("logged a reference sample of %s training rows (seed %s)", len(sample), seed)
+    mlflow.set_tag(REFERENCE_MONTH_TAG, month)
+    log.info("logged a reference sample of %s held-out rows of %s (seed %s)", len(sample), month, seed)
 
 
 def load_reference(run_id: str, workdir: Path) -> pd.DataFrame:

@@ -60,13 +60,19 @@ def describe_command(argv: Sequence[str] | None = None) -> str:
     return " ".join([executable, *mask_arguments(argv)])[:5000]
 
 
+def read_flow_run_id(env: Mapping[str, str] | None = None) -> str:
+    """The Prefect flow run this process works for (set by Prefect or the deployment), else "none"."""
+    env = os.environ if env is None else env
+    return env.get("PREFECT__FLOW_RUN_ID") or env.get("TO_BIKES_FLOW_RUN_ID") or NONE
+
+
 def collect_lineage(
     data_digest: str, env: Mapping[str, str] | None = None, argv: Sequence[str] | None = None
 ) -> dict[str, str]:
     """The lineage tags every training run carries (names fixed by the team contract)."""
     env = os.environ if env is None else env
     commit, dirty = read_git_state(env)
-    flow_run_id = env.get("PREFECT__FLOW_RUN_ID") or env.get("TO_BIKES_FLOW_RUN_ID") or NONE
+    flow_run_id = read_flow_run_id(env)
     return {
         "git.commit": commit,
         "git.dirty": dirty,

@@ -241,7 +241,7 @@ def log_training_run(
         log_params_and_metrics(data, split, fitted, evaluation, options)
         log_datasets(data, split)
         log_plots(evaluation, fitted, options["seed"])
-        log_reference(split.train, fitted.model, options["seed"])
+        log_reference(split.valid, fitted.model, options["seed"], split.valid_month)
         info = log_model(fitted.model, evaluation.features)
         mlflow.set_tags({"model.uri": info.model_uri, "model.id": info.model_id or ""})
         mlflow.log_dict(json.loads(json.dumps(options, default=str)), "options.json")

@@ -103,7 +103,11 @@ def score_command(
     deployment: Deployment = None,
     wait_seconds: WaitSeconds = None,
 ) -> int:
-    """Score and monitor a period through the score/monthly deployment, then print its figures."""
+    """Score and monitor a period through the score/monthly deployment, then print its figures.
+
+    Its ``result:`` line is the run's state message: whether it monitored the month itself or found it
+    "already scored by" an earlier run (the automation's, say), and whether the predictions were cached.
+    """
     from models.scoring.history import describe_summary, read_summary
     from models.scoring.score import predictions_uri
     from orchestration.commands.run import DEFAULT_WAIT_S

@@ -23,7 +23,14 @@ USER_ERROR_PREFIX = re.compile(r"^(\w+\.)*UserError:\s*")
 GENERIC = re.compile(r"^(\d+/\d+ states? \w+|All states completed|Flow run encountered an exception:?)\.?$")
 ROW_KEYS = ("rows_in", "rows_out", "quarantined", "other_period")
 HEADLINE_METRICS = ("roc_auc", "f1", "accuracy")
-GATE_KEYS = ("compared_on", "challenger_score", "champion_score", "champion_version", "run_url")
+GATE_KEYS = (
+    "compared_on",
+    "challenger_score",
+    "champion_score",
+    "champion_version",
+    "run_url",
+    "rerun_record",
+)
 
 
 def clean_message(message: str | None) -> str:
@@ -138,24 +145,38 @@ def describe_metrics(figures: dict[str, Any]) -> list[str]:
 
 
 def describe_gate(figures: dict[str, Any]) -> list[str]:
-    """The gate decision and its reason: the flow's keys when present, else the artifact's sentence."""
+    """The gate decision and its reason: the flow's keys when present, else the artifact's sentence.
+
+    A rerun reads "already champion (no change)", never "promoted", and names the run it reused.
+    """
+    from models.registry.gate import describe_verdict
+
     decision = figures.get("decision")
     if decision is None and "promoted" in figures:
         decision = "promoted" if figures["promoted"] else "champion kept"
     if decision is None:
         return [f"gate: {figures['gate_text']}"] if figures.get("gate_text") else []
-    head = f"gate: {decision}"
+    head = f"gate: {describe_verdict(decision)}"
     if figures.get("version") is not None:
         head += f" (version {figures['version']})"
     if figures.get("reason"):
         head += f": {figures['reason']}"
     known = [key for key in GATE_KEYS if figures.get(key)]
     details = [f"{key.replace('_', ' ')} {format_number(figures[key])}" for key in known]
+    if figures.get("training_cached") and figures.get("run_id"):
+        details.insert(0, f"reused run {figures['run_id']}")
     return [head] + ([f"      {'; '.join(details)}"] if details else [])
 
 
+def describe_state(state: Any) -> list[str]:
+    """The completed state's own message when it says something (a version's gate, a month's monitoring)."""
+    message = getattr(state, "message", None)
+    return [] if is_generic(message) else [f"result: {clean_message(message)}"]
+
+
 def describe_success(client: Any, flow_run_id: Any, state: Any) -> list[str]:
-    """The lines ``make run`` prints for a completed run (empty when nothing is known)."""
+    """The lines ``make run`` and ``make score`` print for a completed run (empty when nothing is known)."""
     figures = read_artifact_figures(client, flow_run_id)
     figures.update({k: v for k, v in read_flow_result(state).items() if v is not None})
-    return describe_rows(figures) + describe_metrics(figures) + describe_gate(figures)
+    lines = describe_rows(figures) + describe_metrics(figures) + describe_gate(figures)
+    return lines + describe_state(state)

@@ -94,8 +94,16 @@ def metric_rows(result: TrainResult) -> list[dict[str, Any]]:
 
 
 def describe_decision(result: TrainResult, registration: RegistrationResult) -> str:
-    """The artifact's text: the months, the decision and why, where the champion is now."""
-    verdict = "promoted to champion" if registration.promoted else "not promoted"
+    """The artifact's text: the months, the decision and why, where the champion is now.
+
+    A rerun says so, and where its own outcome is recorded: the first decision's tags stay as they were.
+    """
+    from models.registry.gate import ALREADY, describe_verdict
+
+    if registration.decision == ALREADY:
+        verdict = describe_verdict(ALREADY)
+    else:
+        verdict = "promoted to champion" if registration.promoted else "not promoted"
     if result.champion_version is None:
         compared = "no previous champion to compare with"
     elif registration.compared_on is None:
@@ -107,7 +115,17 @@ def describe_decision(result: TrainResult, registration: RegistrationResult) -> 
         f"{compared}. Version "
         f"{registration.version} of `{registration.name}`: {verdict}. {registration.reason} Champion is "
         f"now version {registration.champion_version}; the previous champion was version "
-        f"{result.champion_version or NO_CHAMPION}."
+        f"{result.champion_version or NO_CHAMPION}.{describe_rerun(registration)}"
+    )
+
+
+def describe_rerun(registration: RegistrationResult) -> str:
+    """For a rerun, where its outcome went (the training run's first decision is left as it was)."""
+    if not registration.rerun_record:
+        return ""
+    return (
+        f" This registration repeats an earlier one: its outcome is tag `{registration.rerun_record}` of "
+        f"run {registration.run_id}, whose first decision (tags gate.decision, gate.reason) stands."
     )
 
 
@@ -157,12 +175,23 @@ def training_summary(result: TrainResult, registration: RegistrationResult, cach
         "champion_version": registration.champion_version,
         "previous_champion_version": result.champion_version,
         "training_cached": cached,
+        "rerun_record": registration.rerun_record,
     }
 
 
 def registered_state(summary: dict[str, Any], model_name: str) -> State:
-    """A Completed state holding ``summary`` whose message (the run's line in the UI) names the version."""
+    """A Completed state holding ``summary`` whose message (the run's line in the UI) names the version.
+
+    A rerun (``rerun_record``) registered nothing: its message says what it found, and which run it reused.
+    """
     from prefect.states import Completed
 
-    message = f"registered version {summary['version']} of {model_name}: {summary['decision']}"
+    from models.registry.gate import describe_verdict
+
+    if not summary.get("rerun_record"):
+        message = f"registered version {summary['version']} of {model_name}: {summary['decision']}"
+        return Completed(message=message, data=summary)
+    message = f"version {summary['version']} of {model_name}: {describe_verdict(summary['decision'])}"
+    if summary.get("training_cached"):
+        message += f"; reused run {summary['run_id']}"
     return Completed(message=message, data=summary)

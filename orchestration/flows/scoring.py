@@ -3,9 +3,13 @@
 Thin Prefect wrappers over ``models.scoring``: the period is preprocessed first (the pipeline's own cached
 steps, so a month already processed costs a cache lookup), scored with the champion into
 ``predictions/<period>/`` and monitored (Evidently report in ``reports/<period>/`` and in an MLflow run).
-Scoring and monitoring are cached on the processed file's checksum and the champion's version: an
-unchanged month with an unchanged champion is not scored twice, and only a month monitored in this run
-emits ``to-bikes.monitoring.breach`` (so a retrain that keeps the champion does not start another).
+Scoring is cached on the processed file's checksum and the champion's version. Monitoring happens once
+per period, champion version and processed data, whoever starts it (the automation, ``make score``, both
+at once): the flow run holds a one-slot lock named for the period and the version
+(``orchestration.flows.work_locks``) around scoring and monitoring, and inside it first looks for that
+monitoring in MLflow (``models.scoring.monitor.find_monitoring``); a run that finds one says "already
+scored by" its link. Only a month monitored in this run emits ``to-bikes.monitoring.breach`` (so a
+retrain that keeps the champion does not start another).
 Deployed by ``prefect.yaml`` (queue ``score``); ``orchestration.deploy.loop_automations`` starts it
 after every pipeline or preprocess run and retrains on a breach.
 """
@@ -13,7 +17,7 @@ after every pipeline or preprocess run and retrains on a breach.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from prefect import flow, get_run_logger, runtime, task
 from prefect.artifacts import create_markdown_artifact, create_table_artifact
@@ -29,6 +33,10 @@ from orchestration.flows.api_loss import ending_on_api_loss
 from orchestration.flows.caching import is_transient, object_checksum, results_storage
 from orchestration.flows.pipeline import IO_RETRIES, find_latest_year, preprocess_period_steps, start_flow_run
 from orchestration.flows.reports import artifact_key
+from orchestration.flows.work_locks import hold_work_lock, name_work
+
+if TYPE_CHECKING:
+    from prefect.states import State
 
 HISTORY_KEY = "monitoring-history"
 PERIOD_RESOURCE = "to-bikes.period.{period}"
@@ -47,7 +55,7 @@ class ProcessedChecksum(CachePolicy):
         return hash_objects(object_checksum(processed_uri(settings, inputs["period"]), settings))
 
 
-# TASK_SOURCE: scoring and monitoring take the same inputs and must not find each other's results.
+# TASK_SOURCE: a change to the scoring task scores again (monitoring is found in MLflow instead).
 SCORE_CACHE = INPUTS - "settings" + ProcessedChecksum() + TASK_SOURCE
 
 
@@ -68,12 +76,28 @@ def score_period(period: str, model_version: str, settings: Settings) -> dict[st
     return score(period, settings, model_version=model_version).to_dict()
 
 
-@task(name="monitor-period", cache_policy=SCORE_CACHE, persist_result=True)
-def monitor_period(period: str, model_version: str, settings: Settings) -> dict[str, Any]:
+@task(name="monitor-period", cache_policy=NO_CACHE)
+def monitor_period(period: str, model_version: str, data_checksum: str, settings: Settings) -> dict[str, Any]:
     """``models.scoring.monitor.monitor_period``: one Evidently report and one MLflow monitoring run."""
     from models.scoring.monitor import monitor_period as monitor
 
-    return monitor(period, settings)
+    return monitor(period, settings, data_checksum=data_checksum)
+
+
+@task(name="find-monitoring", cache_policy=NO_CACHE, **IO_RETRIES)
+def find_monitoring(period: str, model_version: str, data_checksum: str, settings: Settings) -> dict | None:
+    """``models.scoring.monitor.find_monitoring``: the monitoring already made, if any."""
+    from models.scoring.monitoring_runs import find_monitoring as find
+
+    return find(period, model_version, data_checksum, settings)
+
+
+@task(name="read-processed-checksum", cache_policy=NO_CACHE, **IO_RETRIES)
+def read_processed_checksum(period: str, settings: Settings) -> str:
+    """A digest of the processed trips' checksum and size (what the scoring cache key holds too)."""
+    from models.scoring.score import processed_uri
+
+    return hash_objects(object_checksum(processed_uri(settings, period), settings))
 
 
 @task(name="read-monitoring-history", cache_policy=NO_CACHE, **IO_RETRIES)
@@ -94,12 +118,39 @@ def run_cached(step: Any, output_uri: str, period: str, version: str, settings: 
     return state.result(), state.name == "Cached"
 
 
-def publish_verdict(summary: dict[str, Any], cached: bool, history: list[dict[str, Any]]) -> None:
+def describe_found(found: dict[str, Any]) -> str:
+    """Where an earlier monitoring of the same month, version and data came from."""
+    link = found.get("monitoring_run_url") or found["monitoring_run_id"]
+    flow_run = found.get("flow_run") or "none"
+    return f"already scored by {link}" + (f" (flow run {flow_run})" if flow_run != "none" else "")
+
+
+def score_and_monitor(period: str, version: str, settings: Settings) -> tuple[dict, dict, str, bool]:
+    """Score and monitor ``period`` with ``version`` once: ``(scored, summary, origin, computed_now)``.
+
+    One flow run at a time per period and version; an earlier monitoring of the same data is read back.
+    """
+    from models.scoring.score import predictions_uri
+
+    target = (period, version, settings.bucket, settings.mlflow_tracking_uri, settings.model_name)
+    with hold_work_lock(name_work("monitor", *target)):
+        scored, score_cached = run_cached(
+            score_period, predictions_uri(settings, period), period, version, settings
+        )
+        predictions = "predictions cached" if score_cached else "predictions computed"
+        checksum = read_processed_checksum(period, settings)
+        found = find_monitoring(period, version, checksum, settings)
+        if found is not None:
+            return scored, found, f"{describe_found(found)}; {predictions}", False
+        summary = monitor_period(period, version, checksum, settings)
+    return scored, summary, f"computed in this run; {predictions}", True
+
+
+def publish_verdict(summary: dict[str, Any], origin: str, history: list[dict[str, Any]]) -> None:
     """The month's verdict with its report links, and the month-by-month table."""
     link = summary.get("monitoring_run_url") or summary["monitoring_run_id"]
     reasons = "; ".join(summary["reasons"]) or "within the thresholds"
     metrics = summary["metrics"]
-    origin = "cached: same processed data and champion" if cached else "computed in this run"
     markdown = (
         f"# {summary['period']}: **{summary['verdict'].upper()}** ({reasons})\n\n"
         f"Champion version {summary['model_version']} on {summary['rows']} trips ({origin}). "
@@ -112,7 +163,9 @@ def publish_verdict(summary: dict[str, Any], cached: bool, history: list[dict[st
     )
     create_markdown_artifact(key=artifact_key("monitoring", summary["period"]), markdown=markdown)
     create_table_artifact(
-        key=HISTORY_KEY, table=history, description="Every scored month so far, one row each."
+        key=HISTORY_KEY,
+        table=history,
+        description="Every scored month so far, one row each; sample in-sample: the champion trained on it.",
     )
 
 
@@ -143,10 +196,13 @@ def emit_breach(summary: dict[str, Any], year: int, month: int | None) -> Any:
 
 
 @flow(name="score")
-def score_flow(year: int | None = None, month: int | None = None) -> dict:
-    """Preprocess (cached), score with the champion, monitor; a breach computed now emits the event."""
-    from models.scoring.monitor import SUMMARY_FILE, report_uri
-    from models.scoring.score import predictions_uri
+def score_flow(year: int | None = None, month: int | None = None) -> State:
+    """Preprocess (cached), score with the champion, monitor once; a breach computed now emits the event.
+
+    The Completed state's message (printed by ``make score``) says whether this run monitored the month or
+    found it already scored, and by whom.
+    """
+    from prefect.states import Completed
 
     settings = start_flow_run()
     with ending_on_api_loss(settings):
@@ -154,25 +210,25 @@ def score_flow(year: int | None = None, month: int | None = None) -> dict:
         period = format_period(year, month)
         preprocess_period_steps(settings, year, month, DEFAULT_MIN_DURATION_S)
         version = read_champion(settings)
-        scored, _ = run_cached(score_period, predictions_uri(settings, period), period, version, settings)
-        summary, cached = run_cached(
-            monitor_period, report_uri(settings, period, SUMMARY_FILE), period, version, settings
-        )
-        publish_verdict(summary, cached, read_history(settings))
-        breach = summary["verdict"] == "breach" and not cached
+        scored, summary, origin, computed = score_and_monitor(period, version, settings)
+        publish_verdict(summary, origin, read_history(settings))
+        breach = summary["verdict"] == "breach" and computed
         event = emit_breach(summary, year, month) if breach else None
+    message = f"{period} with version {version}: {summary['verdict']}; monitoring {origin}"
     get_run_logger().info(
-        "%s: %s trips -> %s; verdict %s%s; report %s",
+        "%s: %s trips -> %s; %s%s; report %s",
         period,
         scored["rows"],
         scored["output"],
-        summary["verdict"],
+        message,
         f" (event {event.id} emitted)" if event else "",
         summary["report"],
     )
-    return {
+    result = {
         "scored": scored,
         "monitoring": summary,
-        "cached": cached,
+        "cached": not computed,
+        "origin": origin,
         "event_id": str(event.id) if event else None,
     }
+    return Completed(message=message, data=result)

@@ -74,6 +74,20 @@ def test_a_completed_training_flow_names_its_version_in_its_state_message() -> N
     assert state.data == summary
 
 
+def test_a_rerun_says_already_champion_and_the_run_it_reused_never_promoted() -> None:
+    from orchestration.flows.reports import registered_state
+
+    summary = {
+        "version": "1",
+        "decision": "already-champion",
+        "run_id": "abc",
+        "training_cached": True,
+        "rerun_record": "gate.rerun.20250101T000000.000000Z",
+    }
+    state = registered_state(summary, "to-bikes-member")
+    assert state.message == "version 1 of to-bikes-member: already champion (no change); reused run abc"
+
+
 def test_the_local_prefect_server_keeps_concurrency_leases_on_disk(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

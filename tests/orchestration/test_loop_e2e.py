@@ -125,6 +125,9 @@ def test_a_normal_month_is_ok_and_starts_no_retrain(loop: Deployed) -> None:
     output = score(loop, 2025, 12)
     assert "verdict: OK" in output, output
     assert "predictions: s3://to-bikes-loop-e2e/predictions/2025-12/predictions.parquet" in output
+    assert "monitoring computed in this run" in output, output
+    again = score(loop, 2025, 12)  # the same month, champion and data: monitored once, read back
+    assert "monitoring already scored by http" in again and "predictions cached" in again, again
     time.sleep(30)  # an automation acts within seconds of an event; none may have been emitted
     assert pipeline_runs(prefect_client(loop), 2025, 12) == []
 

@@ -144,6 +144,19 @@ def test_the_decision_text_names_the_months_and_the_reason() -> None:
     promoted = RegistrationResult("1", True, "No champion yet ...", "1", name="m", compared_on="2025-12")
     assert "no previous champion to compare with" in reports.describe_decision(first, promoted)
     assert "previous champion was version none" in reports.describe_decision(first, promoted)
+    again = RegistrationResult(
+        "1",
+        False,
+        "Version 1 is already champion ...",
+        "1",
+        name="m",
+        run_id="abc",
+        decision="already-champion",
+        rerun_record="gate.rerun.20250101T000000.000000Z",
+    )
+    text = reports.describe_decision(first, again)
+    assert "Version 1 of `m`: already champion (no change)." in text and "promoted" not in text
+    assert "its outcome is tag `gate.rerun.20250101T000000.000000Z` of run abc" in text
 
 
 def test_cache_key_parts_follow_file_content(tmp_path: Path) -> None:

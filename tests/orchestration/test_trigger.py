@@ -116,6 +116,26 @@ def test_a_success_prints_rows_metrics_beside_baseline_and_champion_and_the_gate
     assert outcome.describe_gate({}) == []
 
 
+@pytest.mark.unit
+def test_a_rerun_prints_already_champion_and_the_reused_run_not_promoted() -> None:
+    figures = {
+        "decision": "already-champion",
+        "promoted": False,
+        "version": "1",
+        "reason": "Version 1 is already champion (roc_auc 0.9700 on 2025-12); nothing changes.",
+        "training_cached": True,
+        "run_id": "abc",
+        "rerun_record": "gate.rerun.20250101T000000.000000Z",
+    }
+    head, details = outcome.describe_gate(figures)
+    assert head == (
+        "gate: already champion (no change) (version 1): Version 1 is already champion "
+        "(roc_auc 0.9700 on 2025-12); nothing changes."
+    )
+    assert details.strip().startswith("reused run abc; ")
+    assert "rerun record gate.rerun.20250101T000000.000000Z" in details
+
+
 # --- against a real Prefect server -------------------------------------------------------------
 
 
@@ -323,3 +343,14 @@ def test_make_run_says_no_worker_polls_after_the_worker_was_sigkilled(prefect_se
         with SyncPrefectClient(prefect_server["PREFECT_API_URL"]) as client:
             client.delete_flow_run(flow_run_id)
     assert flow_run_id and wanted in lines, "\n".join(lines)
+
+
+@pytest.mark.unit
+def test_make_score_prints_whether_the_month_was_already_scored() -> None:
+    message = (
+        "2025-06 with version 1: in-sample; monitoring already scored by http://mlflow/#/runs/abc "
+        "(flow run f1); predictions cached"
+    )
+    assert outcome.describe_state(SimpleNamespace(message=message)) == [f"result: {message}"]
+    assert outcome.describe_state(SimpleNamespace(message="All states completed.")) == []
+    assert outcome.describe_state(SimpleNamespace(message=None)) == []

@@ -14,6 +14,8 @@ from stack.embedded import StackEnv
 
 pytestmark = pytest.mark.integration
 
+OVERLAP_S = 10  # how long a monitoring waits for a second run that could overlap it (none may)
+
 
 @pytest.fixture
 def prefect_api(local_stack: StackEnv) -> Iterator[None]:
@@ -63,4 +65,56 @@ def test_a_limit_removed_before_the_acquisition_is_made_again(
     with hold_work_lock(name):
         assert read_limits()[name].active_slots == 1
     assert calls == [name, name]
+    sweep_idle_limits(idle_s=0)
+
+
+def test_two_runs_at_once_monitor_one_month_and_version_once(
+    prefect_api: None, local_stack: StackEnv, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The automation's score run and ``make score`` together: one monitors, the other reads it back."""
+    import contextvars
+    import threading
+    from concurrent.futures import ThreadPoolExecutor
+
+    from orchestration.flows import scoring
+
+    monitored: dict[tuple[str, str, str], dict[str, str]] = {}  # what MLflow holds
+    looks: list[str] = []
+    made: list[str] = []  # monitoring runs made
+    second_look = threading.Event()
+
+    def find(period: str, version: str, checksum: str, settings: Any) -> dict[str, str] | None:
+        looks.append(threading.current_thread().name)
+        if len(looks) == 2:
+            second_look.set()
+        return monitored.get((period, version, checksum))
+
+    def monitor(period: str, version: str, checksum: str, settings: Any) -> dict[str, str]:
+        # Without the lock the other run looks now, finds nothing and monitors too; with it, it waits.
+        second_look.wait(timeout=OVERLAP_S)
+        made.append(threading.current_thread().name)
+        summary = {"monitoring_run_id": f"run-{len(made)}", "flow_run": threading.current_thread().name}
+        monitored[(period, version, checksum)] = {**summary, "monitoring_run_url": "http://mlflow/run-1"}
+        return summary
+
+    monkeypatch.setattr(scoring, "run_cached", lambda *args: ({"rows": 1}, True))
+    monkeypatch.setattr(scoring, "read_processed_checksum", lambda period, settings: "sum")
+    monkeypatch.setattr(scoring, "find_monitoring", find)
+    monkeypatch.setattr(scoring, "monitor_period", monitor)
+    settings = local_stack.settings()
+    version = uuid4().hex  # a lock of this test's own
+    with ThreadPoolExecutor(2, thread_name_prefix="flow-run") as pool:  # each with this API's settings
+        started = [
+            pool.submit(
+                contextvars.copy_context().run, scoring.score_and_monitor, "2025-06", version, settings
+            )
+            for _ in range(2)
+        ]
+        runs = [future.result() for future in started]
+    assert len(made) == 1 and len(looks) == 2
+    origins = sorted(origin for _, _, origin, _ in runs)
+    assert origins[0].startswith("already scored by http://mlflow/run-1 (flow run flow-run_")
+    assert origins[0].endswith("; predictions cached")
+    assert origins[1] == "computed in this run; predictions cached"
+    assert sorted(computed for *_, computed in runs) == [False, True]
     sweep_idle_limits(idle_s=0)

@@ -72,3 +72,9 @@ def test_baseline_first_and_no_champion():
     assert not decide({"roc_auc": 0.501}, {}).promote
     first = decide({}, {}, version="1", champion=None)
     assert first.promote and first.reason.startswith("No champion yet")
+
+
+def test_a_version_that_is_champion_already_is_no_promotion():
+    again = decide({}, {}, version="1", champion="1")
+    assert (again.promote, again.verdict) == (False, "already-champion")
+    assert again.reason == "Version 1 is already champion (roc_auc 0.9000 on 2025-03); nothing changes."

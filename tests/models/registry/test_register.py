@@ -130,8 +130,8 @@ def test_a_worse_challenger_leaves_champion_alone_and_says_why(scenario):
 @pytest.mark.integration
 def test_registering_a_run_again_creates_no_version(scenario):
     strong_again, weak_again = scenario.again["strong"], scenario.again["weak"]
-    assert (strong_again.version, strong_again.promoted) == ("2", True)
-    assert "already champion" in strong_again.reason
+    assert (strong_again.version, strong_again.promoted, strong_again.champion_version) == ("2", False, "2")
+    assert strong_again.decision == "already-champion" and "already champion" in strong_again.reason
     # The weak run was compared with no champion; champion is now version 2, so it may not return.
     assert (weak_again.version, weak_again.promoted, weak_again.champion_version) == ("1", False, "2")
     assert alias_version(scenario.uri, CHALLENGER) == "1"  # the latest registration, even a repeat
@@ -140,15 +140,35 @@ def test_registering_a_run_again_creates_no_version(scenario):
 
 
 @pytest.mark.integration
+def test_a_rerun_keeps_the_first_decision_and_records_its_own_outcome(scenario):
+    client = MlflowClient(scenario.uri)
+    strong, weak = (client.get_run(scenario.runs[key].run_id).data.tags for key in ("strong", "weak"))
+    first = scenario.registrations["strong"]
+    assert (strong["gate.decision"], strong["gate.reason"]) == ("promoted", first.reason)
+    assert client.get_model_version(NAME, "2").tags["gate.reason"] == first.reason
+    assert [strong[key] for key in strong if key.startswith("gate.rerun.")] == [
+        f"already-champion: {scenario.again['strong'].reason} (flow run none)"
+    ]
+    assert scenario.again["strong"].rerun_record in strong
+    # The weak run was promoted when registered first; its rerun, refused, is a record of its own.
+    assert weak["gate.decision"] == "promoted" and "No champion yet" in weak["gate.reason"]
+    reruns = [weak[key] for key in weak if key.startswith("gate.rerun.")]
+    assert len(reruns) == 1 and reruns[0].startswith("kept-champion: Champion is version 2")
+    assert scenario.registrations["weak"].rerun_record is None  # a first registration
+
+
+@pytest.mark.integration
 def test_registering_again_writes_only_what_moved(scenario, monkeypatch):
     weak = scenario.runs["weak"].run_id
     writes = record_writes(monkeypatch)
     register_model(weak, name=NAME, tracking_uri=scenario.uri)
     assert writes == []  # challenger, both gate tags and champion are already in place
-    MlflowClient(scenario.uri).set_model_version_tag(NAME, "1", "gate.reason", "edited")
+    client = MlflowClient(scenario.uri)
+    client.set_model_version_tag(NAME, "1", "gate.reason", "edited")
     writes.clear()
     register_model(weak, name=NAME, tracking_uri=scenario.uri)
-    assert writes == [("set_model_version_tag", "1", "gate.reason")]
+    assert writes == []  # an earlier decision is never rewritten, even one edited by hand
+    assert client.get_model_version(NAME, "1").tags["gate.reason"] == "edited"
 
 
 @pytest.mark.integration

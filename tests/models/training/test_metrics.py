@@ -104,7 +104,9 @@ BASE = {"roc_auc": 0.80, "baseline_roc_auc": 0.5, "champion_roc_auc": 0.78}
 @pytest.mark.unit
 def test_gate_keeps_a_version_that_is_already_champion():
     decision = decide_promotion(BASE, {"champion.version": "none"}, "5", "5", margin=0.002)
-    assert decision.promote and "already champion" in decision.reason
+    # Kept, not promoted: nothing moves, and a rerun must not read as a promotion (issue 28).
+    assert (decision.promote, decision.verdict) == (False, "already-champion")
+    assert "already champion" in decision.reason
 
 
 @pytest.mark.unit
