@@ -14,7 +14,18 @@ from models.cli import main
 pytestmark = pytest.mark.unit
 
 ROOT = Path(__file__).resolve().parents[2]
-COMMANDS = ("sample", "fetch", "preprocess", "train", "register", "predict", "score", "monitor", "serve")
+COMMANDS = (
+    "sample",
+    "fetch",
+    "ingest",
+    "preprocess",
+    "train",
+    "register",
+    "predict",
+    "score",
+    "monitor",
+    "serve",
+)
 
 
 def run_models(*args: str, **env: str) -> subprocess.CompletedProcess[str]:
