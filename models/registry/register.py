@@ -66,6 +66,7 @@ class RegistrationResult:
     champion_score: float | None = None
     run_url: str | None = None
     version_url: str | None = None
+    previous_champion_version: str | None = None  # before this registration: differs when the alias moved
 
 
 def read_run(client: MlflowClient, run_id: str) -> Run | None:
@@ -146,7 +147,7 @@ def register_model(
     current = find_alias_version(client, name, CHAMPION)
     if CHALLENGER not in read_aliases(client, version, current):
         client.set_registered_model_alias(name, CHALLENGER, version.version)
-    current_version = str(current.version) if current else None
+    current_version = previous = str(current.version) if current else None
     decision = decide_promotion(
         run.data.metrics, run.data.tags, str(version.version), current_version, margin
     )
@@ -168,4 +169,5 @@ def register_model(
         champion_score=decision.champion_score,
         run_url=build_run_url(client.tracking_uri, run.info.experiment_id, run_id),
         version_url=build_version_url(client.tracking_uri, name, str(version.version)),
+        previous_champion_version=previous,
     )

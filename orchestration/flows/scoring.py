@@ -27,6 +27,7 @@ from models.core.periods import format_period
 from models.core.settings import Settings
 from orchestration.flows.api_loss import ending_on_api_loss
 from orchestration.flows.caching import is_transient, object_checksum, results_storage
+from orchestration.flows.months import report_months
 from orchestration.flows.pipeline import IO_RETRIES, find_latest_year, preprocess_period_steps, start_flow_run
 from orchestration.flows.reports import artifact_key
 
@@ -161,6 +162,7 @@ def score_flow(year: int | None = None, month: int | None = None) -> dict:
         publish_verdict(summary, cached, read_history(settings))
         breach = summary["verdict"] == "breach" and not cached
         event = emit_breach(summary, year, month) if breach else None
+        report_months(settings)
     get_run_logger().info(
         "%s: %s trips -> %s; verdict %s%s; report %s",
         period,
