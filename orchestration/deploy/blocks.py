@@ -3,7 +3,8 @@
 Saves ``AwsCredentials`` ``AWS_BLOCK`` (the secret as a ``SecretStr``, the S3 endpoint in
 ``aws_client_parameters`` when it is not AWS), ``S3Bucket`` ``BUCKET_BLOCK`` (referring to those
 credentials) and ``ToBikesConfig`` ``CONFIG_BLOCK`` (names from ``models.core.names``), and creates
-the process work pool if it is missing.
+the process work pool if it is missing; with ``TO_BIKES_NOTIFY_URL`` set, also the notification block
+(``orchestration.deploy.notifications``).
 A block whose stored values already equal the settings is not written again, so a rerun changes
 nothing; a changed setting updates the block in place (same document id, so references stay
 valid). Only block names and "created/updated/unchanged" are printed, never a value.
@@ -18,11 +19,12 @@ import logging
 from typing import Any
 
 from prefect.blocks.core import Block
+from prefect.types import SecretDict
 from prefect_aws import AwsCredentials, S3Bucket
 from prefect_aws.client_parameters import AwsClientParameters
 from pydantic import BaseModel, SecretStr
 
-from models.core.names import AWS_BLOCK, BUCKET_BLOCK, CONFIG_BLOCK
+from models.core.names import AWS_BLOCK, BUCKET_BLOCK, CONFIG_BLOCK, NOTIFY_BLOCK
 from models.core.settings import Settings
 from orchestration.flows.config_block import ToBikesConfig
 
@@ -68,7 +70,7 @@ def block_values(model: BaseModel) -> dict[str, Any]:
 
 def comparable(value: Any) -> Any:
     """A plain structure of a block's values (secrets revealed) for an equality check; never logged."""
-    if isinstance(value, SecretStr):
+    if isinstance(value, SecretStr | SecretDict):
         return ("secret", value.get_secret_value())
     if isinstance(value, Block):  # a nested block is stored as a reference to its document
         return {"$document": value._block_document_name, **block_values(value)}
@@ -126,7 +128,7 @@ def check_prefect_api(settings: Settings) -> None:
 
 
 def save_all(settings: Settings) -> list[str]:
-    """Save the three blocks and the work pool; one "Type/name: outcome" line each."""
+    """Save the three blocks, the work pool and any notification block; one "Type/name: outcome" line each."""
     check_prefect_api(settings)
     credentials = build_credentials(settings)
     lines = [save_block(credentials, AWS_BLOCK)]
@@ -134,4 +136,8 @@ def save_all(settings: Settings) -> list[str]:
     lines.append(save_block(bucket, BUCKET_BLOCK))
     lines.append(save_block(build_config(settings), CONFIG_BLOCK))
     lines.append(ensure_work_pool(settings.work_pool))
+    if settings.notify_enabled:
+        from orchestration.deploy.notifications import build_block
+
+        lines.append(save_block(build_block(settings), NOTIFY_BLOCK))
     return lines
