@@ -4,7 +4,8 @@ and the ``months`` artifact holds the month a pipeline run processed.
 On the session's local stack (a bucket and model name of its own), with ``make blocks`` and ``make deploy``
 run with ``TO_BIKES_NOTIFY_URL`` set to the receiver (only the notification automations: no loop, so no
 run starts another). Through the flows: a pipeline run that fails (one message), a month's pipeline run
-that makes the first champion (one message, none for failure or quality), its cached rerun (none), and a
+that makes the first champion (one message, none for failure or quality) after a normal month's
+preprocess run (none), the pipeline's cached rerun (none), and a
 preprocess run of a month whose labels flipped (one quality warning). Emitted here, as the flows' own unit
 and e2e tests show them emitted: a monitoring breach and a withdrawn file (one message each). A last
 event fences the receiver: once its message is in, every earlier one has been acted on.
@@ -160,6 +161,10 @@ def test_a_failed_run_sends_one_message(receiver: Receiver, failed_run: str) -> 
 def test_a_months_first_champion_sends_one_message_and_the_months_artifact_has_the_month(
     notified: Deployed, receiver: Receiver
 ) -> None:
+    code, output, RUNS["normal"] = trigger(
+        notified, "--deployment", PREPROCESS, "--param", "year=2025", "--param", "month=11"
+    )
+    assert code == 0, output  # training needs a month before the validation month
     code, output, flow_run_id = trigger(
         notified, "--param", "year=2025", "--param", "month=12", "--param", "max_evals=1"
     )
@@ -233,7 +238,7 @@ def test_after_a_fence_each_event_had_exactly_one_message_and_normal_runs_none(
     wait_for("the fence's message", lambda: receiver.about(fence), DEADLINE_S)
     for message in receiver.about(""):
         print("----\n" + message)
-    assert receiver.about(RUNS["rerun"]) == []
+    assert receiver.about(RUNS["rerun"]) == [] and receiver.about(RUNS["normal"]) == []
     assert len(receiver.about(failed_run)) == 4  # its failure, then the breach, the withdrawn file, the fence
     assert len(receiver.about("")) == 6  # + the champion and the quality warning
     assert len(receiver.about("champion is now")) == 1 and len(receiver.about("Data-quality")) == 1
