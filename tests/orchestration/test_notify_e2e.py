@@ -177,6 +177,10 @@ def test_a_months_first_champion_sends_one_message_and_the_months_artifact_has_t
     (row,) = [row for row in months if row["period"] == "2025-12"]
     print(row)
     assert row["rows_in"] and row["validated_in"] == "v1" and row["gate"] == "v1 promoted"
+    table = run_module("orchestration", notified.env, "months").stdout  # make months
+    print(table)
+    (line,) = [line for line in table.splitlines() if line.startswith("2025-12 ")]
+    assert "v1 promoted" in line and f"/runs/flow-run/{flow_run_id}" in line
 
 
 def read_months_artifact(deployed: Deployed) -> list[dict[str, Any]]:
