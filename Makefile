@@ -249,7 +249,7 @@ logs: ## Show the last lines of each server's log (.stack/logs)
 sync-data: $(VENV_STAMP) $(AGENT_STAMP) ## aws s3 sync DATA (default data/sample) to s3://BUCKET/raw/ and verify checksums
 	$(STACK) sync-data $(DATA)
 
-blocks: $(AGENT_STAMP) ## Register the ToBikesConfig block type; save AWS, S3 bucket and config blocks (idempotent)
+blocks: $(AGENT_STAMP) ## Register the ToBikesConfig block type; save AWS, S3 bucket, config (and notification, if TO_BIKES_NOTIFY_URL) blocks
 	$(STACK) check-prefect
 	$(AGENT_VENV)/bin/prefect --no-prompt block register -f orchestration/flows/config_block.py
 	$(ORCH) blocks
@@ -269,12 +269,13 @@ WAIT ?=
 FROM ?=
 TO ?=
 ALLOW_DIRTY ?=
-.PHONY: deploy agent run backfill demo score serve screenshots
+.PHONY: deploy agent run backfill demo score serve screenshots months
 
-deploy: $(AGENT_STAMP) ## Pool of TO_BIKES_WORK_POOL_TYPE (process|docker|kubernetes|ecs), queues, code bundle flows/<sha>/, its deployments, automations (ALLOW_DIRTY=1)
+deploy: $(AGENT_STAMP) ## Pool of TO_BIKES_WORK_POOL_TYPE (process|docker|kubernetes|ecs), queues, code bundle flows/<sha>/, its deployments, automations, notifications if TO_BIKES_NOTIFY_URL (ALLOW_DIRTY=1)
 	$(ORCH) deploy $(if $(filter-out 0,$(ALLOW_DIRTY)),--allow-dirty)
 	$(ORCH) automations
 	$(ORCH) loop-automations
+	$(ORCH) notifications
 
 agent: $(AGENT_STAMP) ## Worker of TO_BIKES_WORK_POOL_TYPE (default process: pool to-bikes, queues pipeline, preprocess, ingest, score, backfill) in the foreground
 	$(ORCH) worker run
@@ -309,6 +310,9 @@ SCREENSHOTS_DIR ?= docs/images
 score: $(AGENT_STAMP) ## Score and monitor YEAR (MONTH optional) with the champion via the score deployment; prints the figures and verdict
 	@test -n "$(YEAR)" || { echo "error: give YEAR=YYYY (and MONTH=M for a month), e.g. make score YEAR=2025 MONTH=12." >&2; exit 2; }
 	$(ORCH) score --year $(YEAR) $(if $(MONTH),--month $(MONTH))
+
+months: $(AGENT_STAMP) ## One row per month: raw files, rows in/out/quarantined, models, gate, scored by, verdict, last flow run
+	$(ORCH) months
 
 serve: $(VENV_STAMP) ## MLflow's model server for the champion on 127.0.0.1:TO_BIKES_SERVE_PORT (5100); restart it for a new champion
 	$(PY) -m models serve --port $(TO_BIKES_SERVE_PORT)

@@ -18,11 +18,13 @@ app.command("blocks")(deploy.blocks_command)
 app.command("deploy")(deploy.deploy_command)
 app.command("automations")(deploy.automations_command)
 app.command("loop-automations")(deploy.loop_automations_command)
+app.command("notifications")(deploy.notifications_command)
 app.add_typer(worker_app, name="worker")
 app.command("run")(commands.run_command)
 app.command("backfill")(commands.backfill_command)
 app.command("score")(commands.score_command)
 app.command("champion")(commands.champion_command)
+app.command("months")(commands.months_command)
 app.command("screenshots")(commands.screenshots_command)
 
 

@@ -42,3 +42,10 @@ BREACH_EVENT = "to-bikes.monitoring.breach"
 PERIOD_RESOURCE = "to-bikes.period.{period}"
 MONTH_CHANGED_EVENT = "to-bikes.month.changed"
 FILE_WITHDRAWN_EVENT = "to-bikes.file.withdrawn"
+
+# Notifications (orchestration/deploy/notifications.py): the events a run emits besides the above, and the
+# Prefect notification block `make blocks` saves when TO_BIKES_NOTIFY_URL is set.
+CHAMPION_CHANGED_EVENT = "to-bikes.champion.changed"  # the registry moved the champion alias
+QUALITY_WARNING_EVENT = "to-bikes.data.quality-warning"  # a month's member share moved > 25 points
+NOTIFY_BLOCK = "to-bikes-notify"
+MONTHS_ARTIFACT = "months"  # the months view (python -m orchestration months), one row per month

@@ -89,6 +89,16 @@ class Settings(BaseSettings):
         default=None, validation_alias=AliasChoices("PREFECT_API_KEY", "TO_BIKES_PREFECT_API_KEY")
     )
 
+    # Notifications (orchestration/deploy/notifications.py): a webhook URL (empty: off, the default) and its
+    # kind; `make blocks` saves Prefect's notification block and `make deploy` its automations when set.
+    # A Slack URL holds its token, so the URL is a secret: never printed, logged or put in a message.
+    notify_url: SecretStr | None = None
+    notify_kind: Literal["webhook", "slack"] = "webhook"
+    # The Prefect UI's address for links in messages (Prefect's PREFECT_UI_URL); empty: the API's minus /api.
+    prefect_ui_url_override: str | None = Field(
+        default=None, validation_alias=AliasChoices("PREFECT_UI_URL", "TO_BIKES_PREFECT_UI_URL")
+    )
+
     # Monitoring (models.scoring.monitor): a month breaches when its ROC AUC is more than this below the
     # model's own validation ROC AUC, or when more than this share of the features drifted.
     monitor_max_auc_drop: float = Field(default=0.05, ge=0)
@@ -115,7 +125,11 @@ class Settings(BaseSettings):
     heartbeat_seconds: int = Field(default=30, ge=30)
 
     @field_validator(
-        "s3_endpoint_url", "mlflow_tracking_uri_override", "prefect_api_url_override", "dask_address"
+        "s3_endpoint_url",
+        "mlflow_tracking_uri_override",
+        "prefect_api_url_override",
+        "prefect_ui_url_override",
+        "dask_address",
     )
     @classmethod
     def _empty_is_none(cls, value: str | None) -> str | None:
@@ -135,6 +149,16 @@ class Settings(BaseSettings):
     @cached_property
     def prefect_api_url(self) -> str:
         return self.prefect_api_url_override or f"http://{self.host}:{self.prefect_port}/api"
+
+    @cached_property
+    def prefect_ui_url(self) -> str:
+        """The Prefect UI's base URL: PREFECT_UI_URL, else the API URL without its ``/api``."""
+        return (self.prefect_ui_url_override or self.prefect_api_url.removesuffix("/api")).rstrip("/")
+
+    @property
+    def notify_enabled(self) -> bool:
+        """Whether notifications are on (a webhook URL is set)."""
+        return bool(self.notify_url and self.notify_url.get_secret_value())
 
     def aws_key_pair(self) -> tuple[str | None, str | None]:
         """Credentials for boto3; local defaults when talking to the local stack."""

@@ -69,6 +69,7 @@ class RegistrationResult:
     run_url: str | None = None
     version_url: str | None = None
     rerun_record: str | None = None  # a rerun's own tag on the run (the first decision stays as it was)
+    previous_champion_version: str | None = None  # before this registration: differs when the alias moved
 
 
 def read_run(client: MlflowClient, run_id: str) -> Run | None:
@@ -149,7 +150,7 @@ def register_model(
     current = find_alias_version(client, name, CHAMPION)
     if CHALLENGER not in read_aliases(client, version, current):
         client.set_registered_model_alias(name, CHALLENGER, version.version)
-    current_version = str(current.version) if current else None
+    current_version = previous = str(current.version) if current else None
     decision = decide_promotion(
         run.data.metrics, run.data.tags, str(version.version), current_version, margin
     )
@@ -172,4 +173,5 @@ def register_model(
         run_url=build_run_url(client.tracking_uri, run.info.experiment_id, run_id),
         version_url=build_version_url(client.tracking_uri, name, str(version.version)),
         rerun_record=rerun_record,
+        previous_champion_version=previous,
     )

@@ -1,4 +1,4 @@
-"""``python -m orchestration run|backfill|score|champion|screenshots``: the commands a person runs.
+"""``python -m orchestration run|backfill|score|champion|months|screenshots``: the commands a person runs.
 
     agent/.venv/bin/python -m orchestration run [--deployment NAME] [--param key=value ...] [--wait-seconds S]
     agent/.venv/bin/python -m orchestration backfill --from 2024-01 --to 2024-06 [--per-month]
@@ -136,6 +136,16 @@ def champion_command() -> int:
     settings = load_settings()
     for line in [*describe_champion(settings), *describe_addresses(settings)]:
         print(line)
+    return 0
+
+
+def months_command() -> int:
+    """One row per month: raw files, rows, models, gate, scoring, verdict and the last flow run."""
+    from orchestration.commands.months import render_months
+    from orchestration.flows.months import build_months_table
+
+    connect_prefect()
+    print(render_months(build_months_table(load_settings())))
     return 0
 
 

@@ -3,7 +3,8 @@
 Saves ``AwsCredentials`` ``AWS_BLOCK`` (the secret as a ``SecretStr``, the S3 endpoint in
 ``aws_client_parameters`` when it is not AWS), ``S3Bucket`` ``BUCKET_BLOCK`` (referring to those
 credentials) and ``ToBikesConfig`` ``CONFIG_BLOCK`` (names from ``models.core.names``), and creates
-the process work pool if it is missing.
+the process work pool if it is missing; with ``TO_BIKES_NOTIFY_URL`` set, also the notification block
+(``orchestration.deploy.notifications``).
 A block whose stored values already equal the settings is not written again, so a rerun changes
 nothing; a changed setting updates the block in place (same document id, so references stay
 valid). The bucket nests the credentials as saved (or loaded), so its document refers to the named
@@ -21,11 +22,12 @@ from collections.abc import Mapping
 from typing import Any, TypeVar
 
 from prefect.blocks.core import Block
+from prefect.types import SecretDict
 from prefect_aws import AwsCredentials, S3Bucket
 from prefect_aws.client_parameters import AwsClientParameters
 from pydantic import BaseModel, SecretStr
 
-from models.core.names import AWS_BLOCK, BUCKET_BLOCK, CONFIG_BLOCK
+from models.core.names import AWS_BLOCK, BUCKET_BLOCK, CONFIG_BLOCK, NOTIFY_BLOCK
 from models.core.settings import Settings
 from orchestration.flows.config_block import ToBikesConfig
 
@@ -77,7 +79,7 @@ def comparable(value: Any) -> Any:
     A nested block compares by its values here; which document it refers to is checked apart
     (``stored_references``).
     """
-    if isinstance(value, SecretStr):
+    if isinstance(value, SecretStr | SecretDict):
         return ("secret", value.get_secret_value())
     if isinstance(value, BaseModel):
         return block_values(value)
@@ -154,10 +156,15 @@ def check_prefect_api(settings: Settings) -> None:
 
 
 def save_all(settings: Settings) -> list[str]:
-    """Save the three blocks and the work pool; one "Type/name: outcome" line each."""
+    """Save the three blocks, the work pool and any notification block; one "Type/name: outcome" line each."""
     check_prefect_api(settings)
     credentials, credentials_line = save_block(build_credentials(settings), AWS_BLOCK)
     bucket = S3Bucket(bucket_name=settings.bucket, credentials=credentials)
     _, bucket_line = save_block(bucket, BUCKET_BLOCK, references={"credentials": AWS_BLOCK})
     _, config_line = save_block(build_config(settings), CONFIG_BLOCK)
-    return [credentials_line, bucket_line, config_line, ensure_work_pool(settings.work_pool)]
+    lines = [credentials_line, bucket_line, config_line, ensure_work_pool(settings.work_pool)]
+    if settings.notify_enabled:
+        from orchestration.deploy.notifications import build_block
+
+        lines.append(save_block(build_block(settings), NOTIFY_BLOCK)[1])
+    return lines

@@ -1,8 +1,8 @@
-"""``python -m orchestration deploy|automations|loop-automations|blocks``: deploy-time registration.
+"""``python -m orchestration deploy|automations|loop-automations|notifications|blocks``: registration.
 
-``make blocks`` runs ``blocks``; ``make deploy`` runs ``deploy``, ``automations`` and ``loop-automations``
-in that order. Each command prints one line per object it created, updated or found unchanged, never
-a secret value. The Prefect-side modules are imported by the command that needs them.
+``make blocks`` runs ``blocks``; ``make deploy`` runs ``deploy``, ``automations``, ``loop-automations`` and
+``notifications`` in that order. Each command prints one line per object it created, updated or found
+unchanged, never a secret value. The Prefect-side modules are imported by the command that needs them.
 """
 
 from __future__ import annotations
@@ -48,6 +48,18 @@ def loop_automations_command() -> int:
 
     require_prefect_api(load_settings())
     for line in save_loop_automations():
+        print(line)
+    return 0
+
+
+def notifications_command() -> int:
+    """Ensure the notification automations (TO_BIKES_NOTIFY_URL set), or remove them (empty)."""
+    from orchestration.deploy.notifications import save_notices
+    from stack.prefect_api import require_prefect_api
+
+    settings = load_settings()
+    require_prefect_api(settings)
+    for line in save_notices(settings):
         print(line)
     return 0
 

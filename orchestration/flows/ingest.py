@@ -21,6 +21,7 @@ from prefect.events import emit_event
 from models.core.names import FILE_WITHDRAWN_EVENT, MONTH_CHANGED_EVENT, PERIOD_RESOURCE
 from models.core.settings import Settings
 from orchestration.flows.api_loss import ending_on_api_loss
+from orchestration.flows.months import report_months
 from orchestration.flows.pipeline import IO_RETRIES, start_flow_run
 
 INGEST_KEY = "ingest"
@@ -98,6 +99,7 @@ def ingest_flow() -> dict[str, Any]:
             emit_month_changed(month)
         report_withdrawn(report["withdrawn"], settings)
         publish_ingest(report)
+        report_months(settings)
     get_run_logger().info(
         "%s resource(s); bytes downloaded: %s; %s file(s) written; months changed: %s",
         report["resources"],

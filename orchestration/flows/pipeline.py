@@ -34,6 +34,8 @@ from orchestration.flows.caching import (
     record_output,
     results_storage,
 )
+from orchestration.flows.months import report_months
+from orchestration.flows.notices import emit_champion_changed, emit_quality_warnings
 from orchestration.flows.reports import publish_quality, publish_training, registered_state, training_summary
 from orchestration.flows.settings import export_lineage, load_flow_settings
 from orchestration.flows.work_locks import hold_work_lock, name_work
@@ -190,6 +192,8 @@ def preprocess_period_steps(
     selected = select_raw_inputs(input_uri, period, settings)  # a month: only the files holding it
     summary, cached = run_preprocess(input_uri, output_uri, period, min_duration_s, settings, selected)
     publish_quality(summary, period, cached)
+    if not cached:  # a cached summary's warnings were emitted by the run that computed it
+        emit_quality_warnings(summary, settings)
     get_run_logger().info(
         "%s: %s rows kept, %s quarantined, %s of other periods skipped -> %s",
         period,
@@ -210,6 +214,7 @@ def train_steps(
         result, cached = run_training(features_uris, max_evals, seed, settings)
         registration = register_candidate(result.run_id, margin, settings)
     publish_training(result, registration)
+    emit_champion_changed(registration, result.valid_month)
     if cached:  # a run trained by another flow run, which may have lost the API before saying so
         record_lost_registration(settings, registration)
     get_run_logger().info(
@@ -279,5 +284,6 @@ def pipeline_flow(
         processed = preprocess_period_steps(settings, year, month, DEFAULT_MIN_DURATION_S)
         inputs = select_inputs(processed["period"], settings)
         trained = train_steps(settings, inputs, max_evals, seed, margin)
+        report_months(settings)
     result = {"period": processed["period"], "cached": processed["cached"], **trained}
     return registered_state(result, settings.model_name)

@@ -31,6 +31,7 @@ from models.core.periods import format_period
 from models.core.settings import Settings
 from orchestration.flows.api_loss import ending_on_api_loss
 from orchestration.flows.caching import is_transient, object_checksum, results_storage
+from orchestration.flows.months import report_months
 from orchestration.flows.pipeline import IO_RETRIES, find_latest_year, preprocess_period_steps, start_flow_run
 from orchestration.flows.reports import artifact_key
 from orchestration.flows.work_locks import hold_work_lock, name_work
@@ -214,6 +215,7 @@ def score_flow(year: int | None = None, month: int | None = None) -> State:
         publish_verdict(summary, origin, read_history(settings))
         breach = summary["verdict"] == "breach" and computed
         event = emit_breach(summary, year, month) if breach else None
+        report_months(settings)
     message = f"{period} with version {version}: {summary['verdict']}; monitoring {origin}"
     get_run_logger().info(
         "%s: %s trips -> %s; %s%s; report %s",
