@@ -138,6 +138,7 @@ def submit_and_wait(api_url: str, runs: int) -> dict[str, Any]:
         FlowRunFilter,
         FlowRunFilterId,
     )
+    from prefect.settings import PREFECT_API_URL, temporary_settings
 
     from orchestration.commands.runs import ApiCaller, start_run
 
@@ -147,7 +148,9 @@ def submit_and_wait(api_url: str, runs: int) -> dict[str, Any]:
 
         def create(seed: int) -> Any:
             params = {"year": int(YEARS[-1]), "max_evals": 1, "seed": seed}
-            return start_run(ApiCaller(api_url, say=print), PIPELINE, params).flow_run.id
+            # Prefect's settings context does not follow into a pool thread: each thread sets its own.
+            with temporary_settings({PREFECT_API_URL: api_url}):
+                return start_run(ApiCaller(api_url, say=print), PIPELINE, params).flow_run.id
 
         started = time.monotonic()
         with ThreadPoolExecutor(max_workers=runs) as pool:
