@@ -227,13 +227,14 @@ def month_runs(client: Any, month: int, since: Any) -> dict[str, list[Any]]:
 
 
 def settled(runs: dict[str, list[Any]], quiet_s: float) -> bool:
-    """A pipeline and a score run, all final, the last one ended at least ``quiet_s`` ago."""
+    """A pipeline run and a score run (none follows a failed pipeline), all final, the last one ended at
+    least ``quiet_s`` ago (time for an automation to start another: a breach's retrain)."""
     from datetime import UTC, datetime
 
     every = [r for flow_runs in runs.values() for r in flow_runs]
-    if not runs[PIPELINE_FLOW] or not runs[SCORE_FLOW]:
+    if not runs[PIPELINE_FLOW] or any(r.state is None or not r.state.is_final() for r in every):
         return False
-    if any(r.state is None or not r.state.is_final() for r in every):
+    if not runs[SCORE_FLOW] and all(r.state.is_completed() for r in runs[PIPELINE_FLOW]):
         return False
     ended = max((r.end_time or r.created) for r in every)
     return (datetime.now(UTC) - ended).total_seconds() >= quiet_s
