@@ -71,10 +71,11 @@ def simulated(local_stack: Any) -> Iterator[tuple[Deployed, Receiver, str, datet
                 str(MONTHS),
                 "--quiet-seconds",
                 "20",
+                check=False,
                 timeout=3600,
             )
-            print(done.stdout)
-            yield deployed, receiver, done.stdout, since
+            print(done.stdout, done.stderr)
+            yield deployed, receiver, done, since
     finally:
         receiver.shutdown()
         receiver.server_close()
@@ -92,7 +93,8 @@ def ingest_runs(client: Any, since: datetime) -> list[Any]:
 
 
 def test_each_month_is_ingested_processed_and_scored(simulated) -> None:
-    deployed, _, output, since = simulated
+    deployed, _, done, since = simulated
+    output = done.stdout
     client = prefect_client(deployed)
     for month in range(1, MONTHS + 1):
         runs = month_runs(client, month, since)
@@ -106,6 +108,7 @@ def test_each_month_is_ingested_processed_and_scored(simulated) -> None:
         (summary,) = [m for m in read_messages(client, [run.id]) if "months changed:" in m]
         print(summary)
         assert summary.endswith(f"months changed: 2025-{month:02d}"), summary
+    assert done.returncode == 0, done.stderr  # every month's runs Completed
     table = output.split("\nperiod ", 1)[1].split("\n\n", 1)[0]  # the months table, after the header
     months = [line.split()[0] for line in table.splitlines() if line.startswith("2025-")]
     assert months == [f"2025-{m:02d}" for m in range(1, MONTHS + 1)], output
