@@ -269,7 +269,7 @@ WAIT ?=
 FROM ?=
 TO ?=
 ALLOW_DIRTY ?=
-.PHONY: deploy agent run backfill demo score serve screenshots months
+.PHONY: deploy agent run backfill demo score serve screenshots months simulate-year
 
 deploy: $(AGENT_STAMP) ## Pool of TO_BIKES_WORK_POOL_TYPE (process|docker|kubernetes|ecs), queues, code bundle flows/<sha>/, its deployments, automations, notifications if TO_BIKES_NOTIFY_URL (ALLOW_DIRTY=1)
 	$(ORCH) deploy $(if $(filter-out 0,$(ALLOW_DIRTY)),--allow-dirty)
@@ -313,6 +313,10 @@ score: $(AGENT_STAMP) ## Score and monitor YEAR (MONTH optional) with the champi
 
 months: $(AGENT_STAMP) ## One row per month: raw files, rows in/out/quarantined, models, gate, scored by, verdict, last flow run
 	$(ORCH) months
+
+MONTHS ?= 12
+simulate-year: $(AGENT_STAMP) ## A time-compressed 2025 from a fake portal, MONTHS= (12) one at a time, the last collapsed; ends with the months table (RECEIVER=1)
+	$(ORCH) simulate-year --months $(MONTHS) $(if $(filter-out 0,$(RECEIVER)),--receiver)
 
 serve: $(VENV_STAMP) ## MLflow's model server for the champion on 127.0.0.1:TO_BIKES_SERVE_PORT (5100); restart it for a new champion
 	$(PY) -m models serve --port $(TO_BIKES_SERVE_PORT)

@@ -158,3 +158,29 @@ def screenshots_command(
     for png in take_all(load_settings(), dest):
         print(f"{png} ({png.stat().st_size} bytes)")
     return 0
+
+
+def simulate_year_command(
+    months: Annotated[int, typer.Option(help="months of 2025 to publish, one at a time")] = 12,
+    collapse: Annotated[
+        int | None, typer.Option(help="the month whose labels collapse to ~6% members (default: the last)")
+    ] = None,
+    receiver: Annotated[
+        bool, typer.Option("--receiver", help="start a local notification receiver and print what it got")
+    ] = False,
+    rows: Annotated[int, typer.Option(help="rows of the generated sample (all eras)")] = 6000,
+    quiet_seconds: Annotated[
+        float, typer.Option(help="a month is done when its runs are final and nothing started for this long")
+    ] = 30.0,
+) -> int:
+    """A time-compressed 2025: a fake portal publishes one month at a time; the automations do the rest."""
+    from orchestration.commands.simulate import simulate_year
+
+    if not 1 <= months <= 12 or not 1 <= (collapse or months) <= months:
+        raise typer.BadParameter("--months is 1..12 and --collapse one of those months")
+    connect_prefect()
+    return 0 if simulate_year(months, collapse, receiver, rows, quiet_s=quiet_seconds, say=print_flush) else 1
+
+
+def print_flush(line: str) -> None:
+    print(line, flush=True)

@@ -26,6 +26,7 @@ COMMANDS = (
     "champion",
     "months",
     "screenshots",
+    "simulate-year",
     "stack",
     "worker",
 )

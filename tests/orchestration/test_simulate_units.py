@@ -1,0 +1,76 @@
+"""``make simulate-year``'s parts without a stack: the fake portal the ingest reads, the collapsed month,
+when a month's runs have settled."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import urllib.request
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from types import SimpleNamespace
+
+import pytest
+
+from models.data.fetch import PACKAGE_ID
+from orchestration.commands.simulate import (
+    PIPELINE_FLOW,
+    SCORE_FLOW,
+    Publisher,
+    ThreadingHTTPServer,
+    collapse_labels,
+    generate_months,
+    publisher_handler,
+    serve,
+    settled,
+)
+
+pytestmark = pytest.mark.unit
+
+
+def member_share(data: bytes) -> float:
+    rows = list(csv.DictReader(io.StringIO(data.decode("utf-8-sig"))))
+    return sum(row["User_Type"] == "Member" for row in rows) / len(rows)
+
+
+def test_the_portal_lists_the_republished_zip_and_serves_it() -> None:
+    portal = Publisher()
+    server = ThreadingHTTPServer(("127.0.0.1", 0), publisher_handler(portal))
+    portal.url = f"http://127.0.0.1:{server.server_address[1]}"
+    stop = serve(server)
+    try:
+        portal.publish(2025, {"a.csv": b"x"}, "2025-01-28T06:00:00")
+        portal.publish(2025, {"a.csv": b"x", "b.csv": b"y"}, "2025-02-28T06:00:00")
+        with urllib.request.urlopen(f"{portal.api}?id={PACKAGE_ID}") as answer:
+            (resource,) = json.load(answer)["result"]["resources"]
+        assert resource["last_modified"] == "2025-02-28T06:00:00"
+        with urllib.request.urlopen(resource["url"]) as answer:
+            assert len(answer.read()) == resource["size"]
+    finally:
+        stop()
+
+
+def test_the_collapsed_month_has_about_six_percent_members(tmp_path: Path) -> None:
+    months = generate_months(tmp_path, 3, 3, 6000, 5)
+    assert member_share(months[2]) > 0.5
+    assert member_share(months[3]) < 0.12
+    assert collapse_labels(months[1]) == collapse_labels(months[1])  # the same every time
+
+
+def run(state: str, ended_s_ago: float) -> SimpleNamespace:
+    final = state in ("Completed", "Failed")
+    end = datetime.now(UTC) - timedelta(seconds=ended_s_ago)
+    return SimpleNamespace(
+        state=SimpleNamespace(name=state, is_final=lambda: final, is_completed=lambda: state == "Completed"),
+        end_time=end if final else None,
+        created=end,
+    )
+
+
+def test_a_month_settles_when_its_pipeline_and_score_runs_ended_a_while_ago() -> None:
+    assert not settled({PIPELINE_FLOW: [run("Completed", 60)], SCORE_FLOW: []}, 30)
+    assert not settled({PIPELINE_FLOW: [run("Completed", 60)], SCORE_FLOW: [run("Running", 0)]}, 30)
+    assert not settled({PIPELINE_FLOW: [run("Completed", 60)], SCORE_FLOW: [run("Completed", 5)]}, 30)
+    assert settled({PIPELINE_FLOW: [run("Completed", 60)], SCORE_FLOW: [run("Completed", 40)]}, 30)
+    assert settled({PIPELINE_FLOW: [run("Failed", 40)], SCORE_FLOW: []}, 30)  # no score follows a failure
