@@ -10,11 +10,13 @@ rows kept per way; stops exactly what it started. ``external_cluster`` is also t
 
 from __future__ import annotations
 
+import argparse
 import contextlib
 import json
 import os
 import shutil
 import signal
+import statistics
 import subprocess
 import sys
 import time
@@ -29,7 +31,9 @@ _PRIVATE = ("TO_BIKES_", "AWS_", "PREFECT_")
 
 
 @contextlib.contextmanager
-def external_cluster(env: dict[str, str], logs: Path, workers: int = 2) -> Iterator[str]:
+def external_cluster(
+    env: dict[str, str], logs: Path, workers: int = 2, preload: list[str] | None = None
+) -> Iterator[str]:
     """``dask scheduler`` and ``workers`` × ``dask worker`` (one thread, no nanny) on 127.0.0.1.
 
     Yields the scheduler address once every worker has joined; each process is stopped by its pid.
@@ -43,7 +47,18 @@ def external_cluster(env: dict[str, str], logs: Path, workers: int = 2) -> Itera
     common = ["--host", "127.0.0.1", "--no-dashboard"]
     commands = [[str(DASK), "scheduler", "--port", str(port), *common]]
     commands += [
-        [str(DASK), "worker", address, "--name", f"worker-{n}", "--nthreads", "1", "--no-nanny", *common]
+        [
+            str(DASK),
+            "worker",
+            address,
+            "--name",
+            f"worker-{n}",
+            "--nthreads",
+            "1",
+            "--no-nanny",
+            *common,
+            *(preload or []),
+        ]
         for n in range(1, workers + 1)
     ]
     started: list[subprocess.Popen] = []
@@ -88,35 +103,116 @@ def timed_backfill(stack: Any, years: list[str], **updates: Any) -> dict[str, An
         "seconds": round(seconds, 2),
         "rows_out": sum(r["rows_out"] for r in rows),
         "cached": any(r["cached"] for r in rows),
+        "outputs": {r["period"]: [r["output"], r["quarantine"]] for r in rows},
     }
 
 
-def measure(rows: int, work: Path) -> dict[str, Any]:
-    """Sequential, LocalCluster(2) and external two-worker cluster over every year of the sample."""
-    from models.sample.generate import generate_sample
+def output_versions(stack: Any, found: dict[str, Any]) -> dict[str, list[tuple[str, int]]]:
+    """(ETag, size) of each period's processed Parquet and quarantine, in period order."""
+    client = stack.s3_client()
+    versions = {}
+    for period, uris in sorted(found["outputs"].items()):
+        heads = [client.head_object(Bucket=stack.bucket, Key=uri.split("/", 3)[3]) for uri in uris]
+        versions[period] = [(h["ETag"].strip('"'), int(h["ContentLength"])) for h in heads]
+    return versions
+
+
+def traced(trace: Path | None, name: str) -> Path | None:
+    """A fresh trace folder for one backfill (``bench.dask_trace``), or None when not tracing."""
+    if trace is None:
+        return None
+    folder = trace / name
+    shutil.rmtree(folder, ignore_errors=True)
+    folder.mkdir(parents=True)
+    os.environ["TO_BIKES_TRACE_DIR"] = str(folder)
+    return folder
+
+
+WAYS = ("sequential", "local_cluster", "external_cluster")
+
+
+def run_way(
+    stack: Any, years: list[str], way: str, prefix: str, work: Path, trace: Path | None
+) -> dict[str, Any]:
+    """One backfill ``way`` into ``processed_prefix`` ``prefix`` (a fresh external cluster for that way)."""
+    if way == "sequential":
+        return timed_backfill(stack, years, processed_prefix=prefix, sequential=True)
+    if way == "local_cluster":
+        return timed_backfill(stack, years, processed_prefix=prefix, dask_workers=2)
+    env = cluster_env(stack["PREFECT_API_URL"], work / "dask-home")
+    if trace is not None:
+        env |= {"TO_BIKES_TRACE_DIR": os.environ["TO_BIKES_TRACE_DIR"]}
+    preload = ["--preload", "bench.dask_trace"] if trace is not None else []
+    with external_cluster(env, work / "logs", preload=preload) as address:
+        return timed_backfill(stack, years, processed_prefix=prefix, dask_address=address)
+
+
+def measure(rows: int, work: Path, rounds: int = 1, trace: Path | None = None) -> dict[str, Any]:
+    """Sequential, LocalCluster(2) and external two-worker cluster over every year of the sample,
+    ``rounds`` times interleaved (medians); the load average before and after each round."""
+    from bench.inputs import ensure_sample
     from stack.embedded import make_stack_env, running_stack
 
     shutil.rmtree(work, ignore_errors=True)
     (work / "logs").mkdir(parents=True)
-    generate_sample(work / "sample", seed=7, rows=rows)
-    years = sorted(p.name for p in (work / "sample").iterdir() if p.name.isdigit())
+    sample = ensure_sample(work.parent, rows, 7)
+    years = sorted(p.name for p in sample.iterdir() if p.name.isdigit())
     stack = make_stack_env(work / "stack", ("s3", "prefect"))
     os.environ["PREFECT_API_URL"] = stack["PREFECT_API_URL"]
+    if trace is not None:
+        import dask
+
+        from bench import dask_trace
+
+        dask.config.set({"distributed.worker.preload": ["bench.dask_trace"]})
+        dask_trace.install(traced(trace, "setup"))
     with running_stack(stack, ("s3", "prefect")):
         client = stack.s3_client()
         for year in years:
-            for path in sorted((work / "sample" / year).iterdir()):
+            for path in sorted((sample / year).iterdir()):
                 client.upload_file(str(path), stack.bucket, f"raw/{year}/{path.name}")
-        found = {"years": years, "rows": rows, "cores": len(os.sched_getaffinity(0))}
-        found["sequential"] = timed_backfill(stack, years, processed_prefix="seq", sequential=True)
-        found["local_cluster"] = timed_backfill(stack, years, processed_prefix="local", dask_workers=2)
-        env = cluster_env(stack["PREFECT_API_URL"], work / "dask-home")
-        with external_cluster(env, work / "logs") as address:
-            found["external_cluster"] = timed_backfill(
-                stack, years, processed_prefix="ext", dask_address=address
-            )
+        found: dict[str, Any] = {"years": years, "rows": rows, "cores": len(os.sched_getaffinity(0))}
+        runs: dict[str, list[dict[str, Any]]] = {way: [] for way in WAYS}
+        found["load"] = []
+        for n in range(rounds):
+            found["load"].append({"round": n + 1, "before": os.getloadavg()})
+            for way in WAYS:
+                folder = traced(trace, f"{way}-{n + 1}")
+                run = run_way(stack, years, way, f"{way}-{n + 1}", work, trace)
+                run["versions"] = output_versions(stack, run)
+                run["trace"] = str(folder) if folder else None
+                runs[way].append(run)
+            found["load"][-1]["after"] = os.getloadavg()
+        reference = runs["sequential"][0]["versions"]
+        for way in WAYS:
+            seconds = [r["seconds"] for r in runs[way]]
+            found[way] = {
+                "seconds": statistics.median(seconds),
+                "rounds": seconds,
+                "rows_out": runs[way][0]["rows_out"],
+                "cached": any(r["cached"] for r in runs[way]),
+                "outputs_identical": all(r["versions"] == reference for r in runs[way]),
+                "traces": [r["trace"] for r in runs[way]],
+            }
+    return found
+
+
+def main(argv: list[str]) -> dict[str, Any]:
+    parser = argparse.ArgumentParser(prog="bench.scale_dask")
+    parser.add_argument("rows", type=int)
+    parser.add_argument("work", type=Path)
+    parser.add_argument(
+        "--rounds", type=int, default=1, help="interleaved rounds of the three ways (medians)"
+    )
+    parser.add_argument("--trace", type=Path, help="trace every backfill into this folder (bench.dask_trace)")
+    args = parser.parse_args(argv)
+    found = measure(args.rows, args.work.resolve(), args.rounds, args.trace.resolve() if args.trace else None)
+    if args.trace:
+        from bench.dask_breakdown import breakdown
+
+        found["breakdown"] = {way: breakdown(Path(found[way]["traces"][-1])) for way in WAYS}
     return found
 
 
 if __name__ == "__main__":
-    print(json.dumps(measure(int(sys.argv[1]), Path(sys.argv[2]))), flush=True)
+    print(json.dumps(main(sys.argv[1:])), flush=True)
