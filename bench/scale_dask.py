@@ -155,7 +155,7 @@ def measure(rows: int, work: Path, rounds: int = 1, trace: Path | None = None) -
 
     shutil.rmtree(work, ignore_errors=True)
     (work / "logs").mkdir(parents=True)
-    sample = ensure_sample(work.parent, rows, 7)
+    sample = ensure_sample(PROJECT_ROOT / "bench" / "work", rows, 7)  # shared with the other sections
     years = sorted(p.name for p in sample.iterdir() if p.name.isdigit())
     stack = make_stack_env(work / "stack", ("s3", "prefect"))
     os.environ["PREFECT_API_URL"] = stack["PREFECT_API_URL"]
