@@ -1,11 +1,16 @@
-"""A multi-year backfill three ways, from agent/.venv: ``python -m bench.scale_dask ROWS WORK_FOLDER``.
+"""A multi-year backfill several ways, from agent/.venv: ``python -m bench.scale_dask ROWS WORK_FOLDER``.
 
 Starts S3 and Prefect on free ports (state under ``WORK_FOLDER/stack``), uploads every year of a
-generated sample (``ROWS`` rows in all), then runs ``orchestration.flows.backfill.backfill_flow`` over all
-years: one task at a time in the flow's process (sequential), on a LocalCluster of two worker
-processes, and on an external cluster (``dask scheduler`` + two ``dask worker`` started here), each
-into a processed prefix of its own so none is a cache hit. Prints one JSON line of wall seconds and
-rows kept per way; stops exactly what it started. ``external_cluster`` is also the test's cluster.
+generated sample (``ROWS`` rows in all, generated once into ``bench/work/input-<rows>-7``), then runs
+``orchestration.flows.backfill.backfill_flow`` over all years: one task at a time in the flow's process
+(sequential), on a LocalCluster of two worker processes, and on an external cluster (``dask scheduler``
++ two ``dask worker --preload orchestration.flows.dask_workers``, started fresh for each run, outside
+the timing); and, as the physical limit, ``models.data.preprocess`` on two warm processes without
+Prefect or Dask (``bench.scale_pool``). ``--rounds`` interleaves them (medians; the load average around
+each round); each run writes a processed prefix of its own (no cache hit), and every period's Parquet
+and quarantine is compared with the first sequential run's by ETag and size. ``--trace`` records where
+each task's seconds go (``bench.dask_trace``, ``bench.dask_breakdown``). Prints one JSON line; stops
+exactly what it started. ``external_cluster`` is also the test's cluster.
 """
 
 from __future__ import annotations
@@ -128,13 +133,17 @@ def traced(trace: Path | None, name: str) -> Path | None:
     return folder
 
 
-WAYS = ("sequential", "local_cluster", "external_cluster")
+WAYS = ("sequential", "local_cluster", "external_cluster", "process_pool")
 
 
 def run_way(
-    stack: Any, years: list[str], way: str, prefix: str, work: Path, trace: Path | None
+    stack: Any, years: list[str], way: str, prefix: str, work: Path, trace: Path | None, pool: Any = None
 ) -> dict[str, Any]:
     """One backfill ``way`` into ``processed_prefix`` ``prefix`` (a fresh external cluster for that way)."""
+    if way == "process_pool":
+        from bench.scale_pool import largest_first, timed_pool
+
+        return timed_pool(pool, stack, largest_first(Path(os.environ["TO_BIKES_SAMPLE"]), years), prefix)
     if way == "sequential":
         return timed_backfill(stack, years, processed_prefix=prefix, sequential=True)
     if way == "local_cluster":
@@ -142,12 +151,49 @@ def run_way(
     env = cluster_env(stack["PREFECT_API_URL"], work / "dask-home")
     if trace is not None:
         env |= {"TO_BIKES_TRACE_DIR": os.environ["TO_BIKES_TRACE_DIR"]}
-    preload = ["--preload", "bench.dask_trace"] if trace is not None else []
+    preload = ["--preload", "orchestration.flows.dask_workers"]  # warm workers, as README's scaling-out says
+    if trace is not None:
+        preload += ["--preload", "bench.dask_trace"]
     with external_cluster(env, work / "logs", preload=preload) as address:
         return timed_backfill(stack, years, processed_prefix=prefix, dask_address=address)
 
 
-def measure(rows: int, work: Path, rounds: int = 1, trace: Path | None = None) -> dict[str, Any]:
+def start_reference_pool(ways: tuple[str, ...]) -> Any:
+    """The warm two-process pool of ``bench.scale_pool`` when that way is measured, else None."""
+    if "process_pool" not in ways:
+        return None
+    from bench.scale_pool import start_pool
+
+    return start_pool()
+
+
+def run_rounds(
+    stack: Any,
+    years: list[str],
+    ways: tuple[str, ...],
+    rounds: int,
+    work: Path,
+    trace: Path | None,
+    pool: Any,
+    runs: dict[str, list[dict[str, Any]]],
+) -> list[dict[str, Any]]:
+    """``rounds`` × every way in turn (appended to ``runs``); the load average around each round."""
+    load = []
+    for n in range(rounds):
+        load.append({"round": n + 1, "before": os.getloadavg()})
+        for way in ways:
+            folder = traced(trace, f"{way}-{n + 1}")
+            run = run_way(stack, years, way, f"{way}-{n + 1}", work, trace, pool)
+            run["versions"] = output_versions(stack, run)
+            run["trace"] = str(folder) if folder else None
+            runs[way].append(run)
+        load[-1]["after"] = os.getloadavg()
+    return load
+
+
+def measure(
+    rows: int, work: Path, rounds: int = 1, trace: Path | None = None, ways: tuple[str, ...] = WAYS
+) -> dict[str, Any]:
     """Sequential, LocalCluster(2) and external two-worker cluster over every year of the sample,
     ``rounds`` times interleaved (medians); the load average before and after each round."""
     from bench.inputs import ensure_sample
@@ -157,6 +203,7 @@ def measure(rows: int, work: Path, rounds: int = 1, trace: Path | None = None) -
     (work / "logs").mkdir(parents=True)
     sample = ensure_sample(PROJECT_ROOT / "bench" / "work", rows, 7)  # shared with the other sections
     years = sorted(p.name for p in sample.iterdir() if p.name.isdigit())
+    os.environ["TO_BIKES_SAMPLE"] = str(sample)
     stack = make_stack_env(work / "stack", ("s3", "prefect"))
     os.environ["PREFECT_API_URL"] = stack["PREFECT_API_URL"]
     if trace is not None:
@@ -172,19 +219,15 @@ def measure(rows: int, work: Path, rounds: int = 1, trace: Path | None = None) -
             for path in sorted((sample / year).iterdir()):
                 client.upload_file(str(path), stack.bucket, f"raw/{year}/{path.name}")
         found: dict[str, Any] = {"years": years, "rows": rows, "cores": len(os.sched_getaffinity(0))}
-        runs: dict[str, list[dict[str, Any]]] = {way: [] for way in WAYS}
-        found["load"] = []
-        for n in range(rounds):
-            found["load"].append({"round": n + 1, "before": os.getloadavg()})
-            for way in WAYS:
-                folder = traced(trace, f"{way}-{n + 1}")
-                run = run_way(stack, years, way, f"{way}-{n + 1}", work, trace)
-                run["versions"] = output_versions(stack, run)
-                run["trace"] = str(folder) if folder else None
-                runs[way].append(run)
-            found["load"][-1]["after"] = os.getloadavg()
+        runs: dict[str, list[dict[str, Any]]] = {way: [] for way in ways}
+        pool = start_reference_pool(ways)
+        try:
+            found["load"] = run_rounds(stack, years, ways, rounds, work, trace, pool, runs)
+        finally:
+            if pool is not None:
+                pool.shutdown()
         reference = runs["sequential"][0]["versions"]
-        for way in WAYS:
+        for way in ways:
             seconds = [r["seconds"] for r in runs[way]]
             found[way] = {
                 "seconds": statistics.median(seconds),
@@ -201,16 +244,18 @@ def main(argv: list[str]) -> dict[str, Any]:
     parser = argparse.ArgumentParser(prog="bench.scale_dask")
     parser.add_argument("rows", type=int)
     parser.add_argument("work", type=Path)
-    parser.add_argument(
-        "--rounds", type=int, default=1, help="interleaved rounds of the three ways (medians)"
-    )
+    parser.add_argument("--rounds", type=int, default=1, help="interleaved rounds of the ways (medians)")
     parser.add_argument("--trace", type=Path, help="trace every backfill into this folder (bench.dask_trace)")
+    parser.add_argument("--ways", default=",".join(WAYS), help="which of them, comma-separated")
     args = parser.parse_args(argv)
-    found = measure(args.rows, args.work.resolve(), args.rounds, args.trace.resolve() if args.trace else None)
+    ways = tuple(args.ways.split(","))
+    trace = args.trace.resolve() if args.trace else None
+    found = measure(args.rows, args.work.resolve(), args.rounds, trace, ways)
     if args.trace:
         from bench.dask_breakdown import breakdown
 
-        found["breakdown"] = {way: breakdown(Path(found[way]["traces"][-1])) for way in WAYS}
+        traced_ways = [way for way in ways if way != "process_pool"]  # no Prefect there to trace
+        found["breakdown"] = {way: breakdown(Path(found[way]["traces"][-1])) for way in traced_ways}
     return found
 
 
