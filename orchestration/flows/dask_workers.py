@@ -54,7 +54,5 @@ class WarmWorker(WorkerPlugin):
 
 
 def dask_setup(worker: Any) -> None:
-    """``--preload`` entry point: warm this worker as it starts."""
-    plugin = WarmWorker()
-    plugin.setup(worker)
-    worker.plugins[PLUGIN_NAME] = plugin
+    """``--preload`` entry point: warm this worker as it starts (the flow then finds it warm)."""
+    WarmWorker().setup(worker)
