@@ -87,7 +87,8 @@ def database_row(found: dict[str, dict[str, Any]]) -> dict[str, Any]:
 
 def scale_notes(dask: dict[str, Any], runs: dict[str, dict[str, Any]]) -> list[str]:
     ways = ("sequential", "local_cluster", "external_cluster")
-    rounds = "; ".join(f"{way} {dask[way]['rounds']}" for way in ways)
+    timed = [*ways, "process_pool"] if "process_pool" in dask else ways
+    rounds = "; ".join(f"{way} {dask[way]['rounds']}" for way in timed)
     loads = "; ".join(
         f"round {r['round']}: {r['before'][0]:.1f} -> {r['after'][0]:.1f}" for r in dask.get("load", [])
     )
