@@ -13,6 +13,7 @@ from __future__ import annotations
 import time
 from typing import Any
 
+import dask
 from prefect import flow, get_run_logger
 from prefect.artifacts import create_table_artifact
 from prefect.task_runners import ThreadPoolTaskRunner
@@ -23,11 +24,12 @@ from models.core.names import DEFAULT_MIN_DURATION_S
 from models.core.periods import check_period
 from models.core.settings import LOCAL_HOST, Settings
 from orchestration.flows.api_loss import ending_on_api_loss
-from orchestration.flows.caching import find_output_problem, results_storage
+from orchestration.flows.caching import find_output_problem, list_object_checksums, results_storage
 from orchestration.flows.pipeline import preprocess_period, start_flow_run
 from orchestration.flows.reports import publish_quality
 
 TABLE_KEY = "backfill"
+WARM_PRELOAD = "orchestration.flows.dask_workers"
 TABLE_COLUMNS = ("period", "rows_in", "rows_out", "quarantined", "other_period", "seconds", "cached")
 
 
@@ -37,10 +39,25 @@ def build_task_runner(settings: Settings, sequential: bool = False) -> Any:
         return ThreadPoolTaskRunner(max_workers=1)
     if settings.dask_address:
         return DaskTaskRunner(address=settings.dask_address)
-    cluster = {"processes": True, "threads_per_worker": 1, "host": LOCAL_HOST, "dashboard_address": None}
+    cluster = {
+        "processes": True,
+        "threads_per_worker": 1,
+        "host": LOCAL_HOST,
+        "dashboard_address": None,
+        # each worker imports what a task needs as it starts (after any preload of the Dask config)
+        "preload": [*dask.config.get("distributed.worker.preload", []), WARM_PRELOAD],
+    }
     if settings.dask_workers:
         cluster["n_workers"] = settings.dask_workers
     return DaskTaskRunner(cluster_kwargs=cluster)
+
+
+def warm_workers(runner: Any) -> None:
+    """Register ``WarmWorker`` on a Dask runner's cluster (a no-op on workers already warm)."""
+    if isinstance(runner, DaskTaskRunner):
+        from orchestration.flows.dask_workers import WarmWorker
+
+        runner.client.register_plugin(WarmWorker())
 
 
 def period_parameters(settings: Settings, period: str, min_duration_s: int) -> dict[str, Any]:
@@ -54,15 +71,31 @@ def period_parameters(settings: Settings, period: str, min_duration_s: int) -> d
     }
 
 
+def largest_first(parameters: list[dict[str, Any]]) -> list[int]:
+    """The periods' indices, the largest raw input first (ties in the given order).
+
+    Dask starts tasks in the order they are submitted; a year holding half the rows submitted last
+    would run alone on one worker at the end while the others wait (longest-processing-time first).
+    """
+    sizes: dict[str, int] = {}
+    for params in parameters:
+        uri = params["input_uri"]
+        if uri not in sizes:
+            sizes[uri] = sum(size for _, _, size in list_object_checksums(uri, params["settings"]))
+    return sorted(range(len(parameters)), key=lambda i: -sizes[parameters[i]["input_uri"]])
+
+
 def submit_periods(runner: Any, parameters: list[dict[str, Any]], refresh: bool = False) -> list[Any]:
-    """One cached preprocess task per period on ``runner``; returns their final states, in order."""
+    """One cached preprocess task per period on ``runner``, the largest first; their final states,
+    in the periods' order."""
     task = preprocess_period.with_options(
         result_storage=results_storage(), result_serializer="json", refresh_cache=refresh or None
     )
-    futures = [runner.submit(task, params) for params in parameters]
-    for future in futures:
+    order = largest_first(parameters) if len(parameters) > 1 else list(range(len(parameters)))
+    futures = {i: runner.submit(task, parameters[i]) for i in order}
+    for future in futures.values():
         future.wait()
-    return [future.state for future in futures]
+    return [futures[i].state for i in range(len(parameters))]
 
 
 def run_periods(runner: Any, parameters: list[dict[str, Any]]) -> list[tuple[Any, float]]:
@@ -117,6 +150,7 @@ def backfill_flow(
         checked = [check_period(str(period), "Backfill period") for period in periods]
         parameters = [period_parameters(settings, period, min_duration_s) for period in checked]
         with build_task_runner(settings, sequential) as runner:
+            warm_workers(runner)
             results = run_periods(runner, parameters)
         rows = [summarize_period(state, waited) for state, waited in results]
         table = [{column: row[column] for column in TABLE_COLUMNS} for row in rows]

@@ -40,6 +40,18 @@ def finished_keys(address: str) -> dict[str, list[str]]:
         return dict(client.run(keys).values())
 
 
+def warm_records(address: str) -> dict[str, tuple[dict[str, Any] | None, float | None]]:
+    """Per worker name: ``WarmWorker``'s record and when the first task reached it (its own log)."""
+    from distributed import Client
+
+    def record(dask_worker: Any) -> tuple[str, tuple[dict[str, Any] | None, float | None]]:
+        arrived = [entry[-1] for entry in dask_worker.state.log if entry[1] == "compute-task"]
+        return dask_worker.name, (getattr(dask_worker, "to_bikes_warm", None), min(arrived, default=None))
+
+    with Client(address, timeout=60) as client:
+        return dict(client.run(record).values())
+
+
 @pytest.fixture(scope="module")
 def dask_stack(local_stack: StackEnv, tmp_path_factory: pytest.TempPathFactory) -> Iterator[StackEnv]:
     """Three years of a small sample under raw/ of a bucket of this module's own."""
@@ -122,6 +134,20 @@ def test_backfill_on_a_two_worker_cluster_equals_the_sequential_run(
     assert sum(len(done) for done in keys.values()) == len(YEARS), keys
     assert [row["cached"] for row in rows] == [False] * len(YEARS)
     assert_same_as_sequential(rows, reference, dask_stack, tmp_path)
+
+
+def test_the_flow_warms_cold_workers_before_their_first_task(dask_stack: StackEnv, tmp_path: Path) -> None:
+    """Workers started without the preload: the flow's ``WarmWorker`` imports Prefect and the task's
+    modules on each before a task reaches it (issue 29), and the result is unchanged."""
+    env = cluster_env(dask_stack["PREFECT_API_URL"], tmp_path / "prefect-home")
+    with external_cluster(env, tmp_path) as address:
+        rows = run_backfill(dask_stack, processed_prefix="processed-warm", dask_address=address)
+        records = warm_records(address)
+    assert sorted(records) == ["worker-1", "worker-2"]
+    for name, (warm, first_task) in records.items():
+        assert warm is not None, f"{name} was never warmed"
+        assert first_task is not None and warm["ready"] <= first_task, (name, warm, first_task)
+    assert [row["rows_out"] > 0 for row in rows] == [True] * len(YEARS)
 
 
 def test_backfill_on_a_local_cluster_equals_the_sequential_run_then_is_cached(

@@ -65,6 +65,7 @@ def test_the_task_runner_is_a_local_cluster_unless_an_address_is_set() -> None:
     local = build_task_runner(Settings(_env_file=None, dask_workers=2))
     assert isinstance(local, DaskTaskRunner) and local.address is None
     assert local.cluster_kwargs["n_workers"] == 2 and local.cluster_kwargs["host"] == "127.0.0.1"
+    assert local.cluster_kwargs["preload"] == ["orchestration.flows.dask_workers"]  # warm workers (issue 29)
     assert (
         "n_workers" not in build_task_runner(Settings(_env_file=None)).cluster_kwargs
     )  # sized to the machine
@@ -79,3 +80,37 @@ def test_the_code_bundle_holds_the_preprocessing_package_but_not_the_data_folder
     files = bundle_files(PROJECT_ROOT, ".prefectignore")
     assert "models/data/preprocess.py" in files and "orchestration/flows/backfill.py" in files
     assert not [name for name in files if name.startswith(("data/", ".stack/"))]
+
+
+def test_the_largest_period_is_submitted_first_and_states_come_back_in_period_order(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A year holding half the rows submitted last would run alone at the end (issue 29)."""
+    from orchestration.flows import backfill
+
+    sizes = {"s3://b/raw/2023/": [10], "s3://b/raw/2024/": [5, 5, 30], "s3://b/raw/2025/": [25]}
+    monkeypatch.setattr(
+        backfill, "list_object_checksums", lambda uri, settings: [("k", "e", n) for n in sizes[uri]]
+    )
+    monkeypatch.setattr(backfill, "results_storage", lambda: None)
+    submitted: list[str] = []
+
+    class Future:
+        def __init__(self, period: str) -> None:
+            self.state = f"state of {period}"
+
+        def wait(self) -> None:
+            return None
+
+    class Runner:
+        def submit(self, task: object, params: dict[str, str]) -> Future:
+            submitted.append(params["period"])
+            return Future(params["period"])
+
+    periods = ("2023", "2024", "2025")
+    parameters = [{"period": p, "input_uri": f"s3://b/raw/{p}/", "settings": None} for p in periods]
+    parameters.append({"period": "2023-06", "input_uri": "s3://b/raw/2023/", "settings": None})
+    assert backfill.largest_first(parameters) == [1, 2, 0, 3]  # 40, 25, 10 and 10 bytes: ties keep order
+    states = backfill.submit_periods(Runner(), parameters)
+    assert submitted == ["2024", "2025", "2023", "2023-06"]
+    assert states == ["state of 2023", "state of 2024", "state of 2025", "state of 2023-06"]
