@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import io
 from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
 import pyarrow.parquet as pq
@@ -108,10 +109,41 @@ def test_a_failed_run_is_not_reused_and_runs_left_running_by_ended_flow_runs_are
     assert (third["training_cached"], third["version"]) == (True, second["version"])
 
 
+@contextmanager
+def holding_preprocess_lock(stack: StackEnv) -> Iterator[None]:
+    """The pipeline's own preprocess lock for processed/2025 (``flows.work_locks``), held by the test."""
+    from prefect.settings import PREFECT_API_URL, temporary_settings
+
+    from orchestration.flows.work_locks import hold_work_lock, name_work
+
+    output = f"s3://{BUCKET}/processed/2025/trips.parquet"
+    api = {PREFECT_API_URL: stack["PREFECT_API_URL"]}
+    with temporary_settings(api), hold_work_lock(name_work("preprocess", output)):
+        yield
+
+
+def running_pipeline_runs(stack: StackEnv, seed: int) -> int:
+    """How many pipeline flow runs with this seed the server has Running."""
+    from prefect.client.orchestration import SyncPrefectClient
+    from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterState, FlowRunFilterStateType
+    from prefect.client.schemas.objects import StateType
+
+    running = FlowRunFilter(state=FlowRunFilterState(type=FlowRunFilterStateType(any_=[StateType.RUNNING])))
+    with SyncPrefectClient(stack["PREFECT_API_URL"]) as client:
+        runs = client.read_flow_runs(flow_run_filter=running)
+    return sum(1 for run in runs if run.parameters.get("seed") == seed)
+
+
 def test_two_identical_runs_at_once_preprocess_once_and_make_one_version(faults_stack: StackEnv) -> None:
     faults_stack.s3_client().delete_object(Bucket=BUCKET, Key="processed/2025/trips.parquet")
     before = versions(faults_stack)
-    processes = [start_pipeline_process(faults_stack, seed=202) for _ in range(2)]
+    # The test holds the preprocess lock until both flow runs are Running, so that on a loaded machine the
+    # second process cannot start only after the first one's preprocessing ended (a later start, no wait).
+    with holding_preprocess_lock(faults_stack):
+        processes = [start_pipeline_process(faults_stack, seed=202) for _ in range(2)]
+        wait_for(
+            "both pipeline runs Running", lambda: running_pipeline_runs(faults_stack, seed=202) == 2, 600
+        )
     done = [finish(process) for process in processes]
     assert [code for code, _, _ in done] == [0, 0], [output[-3000:] for _, output, _ in done]
     added = {v: r for v, r in versions(faults_stack).items() if v not in before}
