@@ -63,7 +63,9 @@ PERIODS = {BREACH_EVENT: "2026-01", CHAMPION_CHANGED_EVENT: "2025-12", FILE_WITH
 
 
 def settings(**values) -> Settings:
-    return Settings(notify_url=SECRET_URL, prefect_ui_url_override="http://ui.test:4200", **values)
+    # The MLflow address given, not read from an environment an earlier test may have set.
+    fixed = {"MLFLOW_TRACKING_URI": "http://127.0.0.1:5050"}
+    return Settings(notify_url=SECRET_URL, prefect_ui_url_override="http://ui.test:4200", **fixed, **values)
 
 
 def flow_run(**parameters) -> SimpleNamespace:

@@ -98,6 +98,16 @@ def flip_month(source: Path, target: Path) -> Path:
 
 
 @pytest.fixture(scope="module")
+def module_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
+    """A stack of this module's own: no automation of another module's deployments fires here."""
+    from stack.embedded import make_stack_env, running_stack
+
+    env = make_stack_env(tmp_path_factory.mktemp("module-stack"))
+    with running_stack(env):
+        yield env
+
+
+@pytest.fixture(scope="module")
 def receiver() -> Iterator[Receiver]:
     server = Receiver()
     thread = threading.Thread(target=server.serve_forever, daemon=True)
@@ -111,19 +121,19 @@ def receiver() -> Iterator[Receiver]:
 
 @pytest.fixture(scope="module")
 def notified(
-    local_stack: Any, receiver: Receiver, tmp_path_factory: pytest.TempPathFactory
+    module_stack: Any, receiver: Receiver, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[Deployed]:
     """Blocks (with the notification block), deployments, the notification automations and a worker."""
     env = clean_env(
-        local_stack, TO_BIKES_BUCKET=BUCKET, TO_BIKES_MODEL_NAME=MODEL, TO_BIKES_NOTIFY_URL=receiver.url
+        module_stack, TO_BIKES_BUCKET=BUCKET, TO_BIKES_MODEL_NAME=MODEL, TO_BIKES_NOTIFY_URL=receiver.url
     )
     folder = tmp_path_factory.mktemp("notify-sample")
-    upload_sample(local_stack, folder, bucket=BUCKET, years=("2025",))
+    upload_sample(module_stack, folder, bucket=BUCKET, years=("2025",))
     flipped = flip_month(folder / "2025" / SAMPLE_MONTH, folder / "Bike share ridership 2026-01.csv")
-    local_stack.s3_client().upload_file(str(flipped), BUCKET, f"raw/2026/{flipped.name}")
+    module_stack.s3_client().upload_file(str(flipped), BUCKET, f"raw/2026/{flipped.name}")
     deploy_project(env)
     print(run_module("orchestration", env, "notifications").stdout)
-    with worker_running(env, local_stack) as deployed:
+    with worker_running(env, module_stack) as deployed:
         yield deployed
 
 

@@ -47,21 +47,31 @@ def about(receiver: Receiver, text: str) -> list[str]:
 
 
 @pytest.fixture(scope="module")
-def simulated(local_stack: Any) -> Iterator[tuple[Deployed, Receiver, str, datetime]]:
+def module_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
+    """A stack of this module's own: no automation of another module's deployments fires here."""
+    from stack.embedded import make_stack_env, running_stack
+
+    env = make_stack_env(tmp_path_factory.mktemp("module-stack"))
+    with running_stack(env):
+        yield env
+
+
+@pytest.fixture(scope="module")
+def simulated(module_stack: Any) -> Iterator[tuple[Deployed, Receiver, str, datetime]]:
     receiver = Receiver()
     thread = threading.Thread(target=receiver.serve_forever, daemon=True)
     thread.start()
-    client = s3_client(local_stack)
+    client = s3_client(module_stack)
     if BUCKET not in {item["Name"] for item in client.list_buckets().get("Buckets", [])}:
         client.create_bucket(Bucket=BUCKET)
     env = clean_env(
-        local_stack, TO_BIKES_BUCKET=BUCKET, TO_BIKES_MODEL_NAME=MODEL, TO_BIKES_NOTIFY_URL=receiver.url
+        module_stack, TO_BIKES_BUCKET=BUCKET, TO_BIKES_MODEL_NAME=MODEL, TO_BIKES_NOTIFY_URL=receiver.url
     )
     try:
         deploy_project(env)
         for command in ("automations", "loop-automations", "notifications"):  # what `make deploy` runs
             print(run_module("orchestration", env, command).stdout)
-        with worker_running(env, local_stack) as deployed:
+        with worker_running(env, module_stack) as deployed:
             since = datetime.now(UTC) - timedelta(seconds=5)
             done = run_module(
                 "orchestration",
