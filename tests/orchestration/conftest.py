@@ -40,3 +40,13 @@ def first_run(deployed: Deployed) -> PipelineRun:
 @pytest.fixture(scope="module")
 def second_run(deployed: Deployed, first_run: PipelineRun) -> PipelineRun:
     return trigger_pipeline(deployed)
+
+
+@pytest.fixture(scope="module")
+def module_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[StackEnv]:
+    """A stack of this module's own: no automation of another module's deployments fires here."""
+    from stack.embedded import make_stack_env, running_stack
+
+    env = make_stack_env(tmp_path_factory.mktemp("module-stack"))
+    with running_stack(env):
+        yield env

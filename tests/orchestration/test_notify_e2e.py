@@ -98,16 +98,6 @@ def flip_month(source: Path, target: Path) -> Path:
 
 
 @pytest.fixture(scope="module")
-def module_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
-    """A stack of this module's own: no automation of another module's deployments fires here."""
-    from stack.embedded import make_stack_env, running_stack
-
-    env = make_stack_env(tmp_path_factory.mktemp("module-stack"))
-    with running_stack(env):
-        yield env
-
-
-@pytest.fixture(scope="module")
 def receiver() -> Iterator[Receiver]:
     server = Receiver()
     thread = threading.Thread(target=server.serve_forever, daemon=True)

@@ -47,16 +47,6 @@ def about(receiver: Receiver, text: str) -> list[str]:
 
 
 @pytest.fixture(scope="module")
-def module_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
-    """A stack of this module's own: no automation of another module's deployments fires here."""
-    from stack.embedded import make_stack_env, running_stack
-
-    env = make_stack_env(tmp_path_factory.mktemp("module-stack"))
-    with running_stack(env):
-        yield env
-
-
-@pytest.fixture(scope="module")
 def simulated(module_stack: Any) -> Iterator[tuple[Deployed, Receiver, str, datetime]]:
     receiver = Receiver()
     thread = threading.Thread(target=receiver.serve_forever, daemon=True)
