@@ -25,7 +25,7 @@ from orchestration.commands import outcome, runs
 from orchestration.commands import run as trigger
 from stack.embedded import StackEnv, make_stack_env, running_stack
 from stack.processes import read_pid
-from stack.worker_status import is_worker_fresh
+from stack.worker_status import background_worker_name, is_worker_fresh
 from tests.orchestration.e2e import clean_env, run_module, wait_for
 
 _PRIVATE = ("AWS_", "MLFLOW_", "PREFECT_", "TO_BIKES_")
@@ -266,10 +266,33 @@ def test_make_up_resumes_only_a_worker_make_demo_had_started(tmp_path, monkeypat
 
     settings = Settings(state_dir=tmp_path)
     line = worker.resume_background(settings)
-    assert line.startswith("worker   not started: no background worker was running before; `make agent`")
+    assert line == (
+        "worker   not started: no background worker was running before `make down`; "
+        "`make worker-start` starts one in the background, `make agent` one in the foreground"
+    )
     (tmp_path / worker.WANTED_MARKER).write_text("started\n")
     monkeypatch.setattr(worker, "start_background", lambda s: f"worker started in {s.state_dir}")
     assert worker.resume_background(settings) == f"worker started in {tmp_path}"
+
+
+@pytest.mark.unit
+def test_make_run_counts_no_worker_at_once_when_the_background_worker_is_known_stopped(
+    tmp_path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Prefect still lists a worker ONLINE after `make worker-stop`; its missing pid file is enough."""
+    from models.core.settings import Settings
+
+    monkeypatch.setenv("TO_BIKES_STATE_DIR", str(tmp_path))
+    own = background_worker_name(Settings(state_dir=tmp_path), "to-bikes")
+    listed = [SimpleNamespace(name=own, status="ONLINE"), SimpleNamespace(name="gone", status="OFFLINE")]
+    client = SimpleNamespace(read_workers_for_work_pool=lambda pool: listed)
+    assert runs.read_fresh_workers(client, "to-bikes") == []
+    listed.append(SimpleNamespace(name="agent", status="ONLINE"))  # `make agent` in another terminal
+    assert [w.name for w in runs.read_fresh_workers(client, "to-bikes")] == ["agent"]
+    assert runs.describe_no_worker("to-bikes") == (
+        "waiting: no worker polls work pool 'to-bikes': `make worker-start` starts one in the background, "
+        "`make agent` one in the foreground"
+    )
 
 
 STALE_WAIT_S = 240  # past the 90 s a silent worker still counts as polling, on a loaded machine
