@@ -42,3 +42,20 @@ BREACH_EVENT = "to-bikes.monitoring.breach"
 PERIOD_RESOURCE = "to-bikes.period.{period}"
 MONTH_CHANGED_EVENT = "to-bikes.month.changed"
 FILE_WITHDRAWN_EVENT = "to-bikes.file.withdrawn"
+
+# Prefect deployments (prefect.yaml) as flow/deployment. The name says how a run starts: `on-demand`
+# (a command or an automation starts it; no schedule) or `scheduled-daily` (on its cron; the only one).
+PIPELINE_DEPLOYMENT = "to-bikes-pipeline/on-demand"
+PREPROCESS_DEPLOYMENT = "preprocess/on-demand"
+NEWEST_MONTH_DEPLOYMENT = "to-bikes-newest-month/on-demand"
+SCORE_DEPLOYMENT = "score/on-demand"
+BACKFILL_DEPLOYMENT = "backfill/on-demand"
+INGEST_DEPLOYMENT = "ingest/scheduled-daily"
+
+# Prefect automations `make deploy` creates (orchestration/deploy/automations.py, loop_automations.py);
+# `make doctor` checks that each exists.
+ZOMBIE_AUTOMATION = "to-bikes-crash-zombie-flow-runs"
+SCORE_AFTER_AUTOMATION = "to-bikes-score-after-preprocess"
+RETRAIN_AUTOMATION = "to-bikes-retrain-on-breach"
+PIPELINE_ON_MONTH_AUTOMATION = "to-bikes-pipeline-on-month"
+AUTOMATIONS = (ZOMBIE_AUTOMATION, SCORE_AFTER_AUTOMATION, RETRAIN_AUTOMATION, PIPELINE_ON_MONTH_AUTOMATION)

@@ -132,7 +132,7 @@ def prefect_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[StackEn
 
 
 def register_pipeline_deployment(env: StackEnv) -> None:
-    """The pool ``to-bikes`` and ``to-bikes-pipeline/weekly`` as ``make deploy`` names them (no code)."""
+    """The pool ``to-bikes`` and ``to-bikes-pipeline/on-demand`` as ``make deploy`` names them (no code)."""
     from prefect.client.orchestration import SyncPrefectClient
     from prefect.client.schemas.actions import WorkPoolCreate
 
@@ -143,7 +143,7 @@ def register_pipeline_deployment(env: StackEnv) -> None:
         flow_id = client.create_flow(pipeline_flow)
         client.create_deployment(
             flow_id,
-            "weekly",
+            "on-demand",
             work_pool_name="to-bikes",
             work_queue_name="pipeline",
             parameter_openapi_schema=pipeline_flow.parameters.model_dump_for_openapi(),
@@ -178,7 +178,7 @@ def count_flow_runs(env: StackEnv) -> int:
         (["year=20x5"], "Parameter year='20x5' is not a four-digit year."),
         (["year=2025", "month=13"], "Parameter month=13 is not between 1 and 12."),
         (["month=0"], "Parameter month=0 is not between 1 and 12."),
-        (["yeer=2025"], "Parameter 'yeer' is not one of 'weekly''s"),
+        (["yeer=2025"], "Parameter 'yeer' is not one of 'on-demand''s"),
         (["max_evals=many"], "Validation failed for field 'max_evals'"),
     ],
 )
