@@ -240,7 +240,7 @@ blocks: $(AGENT_STAMP) ## Register the ToBikesConfig block type; save AWS, S3 bu
 	$(AGENT_VENV)/bin/prefect --no-prompt block register -f orchestration/flows/config_block.py
 	$(ORCH) blocks
 
-doctor: ## Check services, bucket, raw data, blocks and work pool; one line each with a fix
+doctor: ## Check services, bucket, raw data, blocks, work pool, a worker, deployments and automations; one line each with a fix
 	$(STACK) doctor
 
 # --- orchestration (issue 9): deploy, agent, run, backfill, demo --------------------------

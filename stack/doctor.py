@@ -1,5 +1,8 @@
 """``make doctor``: one line per check of everything the pipeline needs, with a fix for each failure.
 
+Services, bucket, raw data, blocks and the work pool here; a worker polling the pool, the deployments and
+the automations in ``stack.doctor_prefect``.
+
 The checks talk HTTP to the Prefect and MLflow APIs and S3 to the bucket, using the settings only,
 so they work the same against the local stack and against Prefect Cloud / AWS. Prefect is not
 imported (``make doctor`` loads no Prefect module). Nothing secret is printed. First it names what it is
@@ -155,6 +158,15 @@ def check_prefect_objects(settings: Settings) -> list[Check]:
     return checks
 
 
+def check_what_runs(settings: Settings) -> list[Check]:
+    """A worker on the selected pool, its deployments and the automations (``stack.doctor_prefect``)."""
+    from stack.doctor_prefect import check_runners
+    from stack.prefect_yaml import read_spec
+
+    pool_type, pool = pool_of_type()
+    return check_runners(settings, settings.work_pool if pool_type == "process" else pool, read_spec())
+
+
 def pool_of_type() -> tuple[str, str]:
     """(type, pool name) of ``TO_BIKES_WORK_POOL_TYPE`` from prefect.yaml; the settings' pool for process."""
     from stack.prefect_yaml import pool_name, read_pool_type, read_spec
@@ -199,7 +211,8 @@ def describe_targets(settings: Settings) -> list[str]:
         f"plan  prefect: {describe_prefect_target(settings)}",
         f"plan  s3: {describe_s3_target(settings)}",
         f"plan  mlflow: {settings.mlflow_tracking_uri} (experiments API, artifact listing)",
-        f"plan  pool: {pool} (type {pool_type}: TO_BIKES_WORK_POOL_TYPE) and the blocks of make blocks",
+        f"plan  pool: {pool} (type {pool_type}: TO_BIKES_WORK_POOL_TYPE), make blocks' blocks, a worker "
+        "polling the pool, the deployments of prefect.yaml and the automations of make deploy",
     ]
 
 
@@ -217,6 +230,7 @@ def run_doctor(settings: Settings) -> int:
         check_mlflow_artifacts,
     )
     results = [check(settings) for check in checks] + check_prefect_objects(settings)
+    results += check_what_runs(settings)
     for result in results:
         print(result.line())
     failed = sum(not r.ok for r in results)

@@ -59,9 +59,9 @@ class PoolWorker:
     heartbeat_interval_seconds: int | None
 
 
-def read_pool_workers(settings: Settings) -> list[PoolWorker] | None:
+def read_pool_workers(settings: Settings, pool: str | None = None) -> list[PoolWorker] | None:
     """The pool's workers (POST /work_pools/<pool>/workers/filter); None when the API does not answer."""
-    url = f"{settings.prefect_api_url.rstrip('/')}/work_pools/{settings.work_pool}/workers/filter"
+    url = f"{settings.prefect_api_url.rstrip('/')}/work_pools/{pool or settings.work_pool}/workers/filter"
     headers = {"Content-Type": "application/json", **prefect_headers(settings)}
     request = urllib.request.Request(url, data=b"{}", headers=headers, method="POST")  # noqa: S310
     try:
