@@ -68,8 +68,11 @@ def read_summary(settings: Settings, period: str) -> dict[str, Any]:
         return json.loads(local.read_text())
 
 
-def describe_summary(summary: dict[str, Any], predictions: str) -> list[str]:
-    """What a person reads after ``make score``: where things went, the figures and the verdict."""
+def describe_summary(summary: dict[str, Any], predictions: str, report_link: str | None = None) -> list[str]:
+    """What a person reads after ``make score``: where things went, the figures and the verdict.
+
+    ``report_link``: an http link to the Evidently report (``models.scoring.monitor.report_link``).
+    """
     metrics = summary["metrics"]
     reasons = "; ".join(summary["reasons"]) or "within the thresholds"
     return [
@@ -81,6 +84,6 @@ def describe_summary(summary: dict[str, Any], predictions: str) -> list[str]:
         f"actual {metrics['member_share_actual']:.1%}; "
         f"drifted features {summary['drift_share']:.0%} ({', '.join(summary['drifted']) or 'none'})",
         f"verdict: {summary['verdict'].upper()} ({reasons})",
-        f"Evidently report: {summary['report']}",
+        f"Evidently report: {report_link or summary['report']}",
         f"MLflow monitoring run: {summary.get('monitoring_run_url') or summary.get('monitoring_run_id')}",
     ]

@@ -105,6 +105,7 @@ def score_command(
 ) -> int:
     """Score and monitor a period through the score/on-demand deployment, then print its figures."""
     from models.scoring.history import describe_summary, read_summary
+    from models.scoring.monitor import report_link
     from models.scoring.score import predictions_uri
     from orchestration.commands.run import DEFAULT_WAIT_S
     from orchestration.commands.runs import print_now, start_and_wait
@@ -120,7 +121,9 @@ def score_command(
         print_now(line)
     if not completed:
         return 1
-    for line in describe_summary(read_summary(settings, period), predictions_uri(settings, period)):
+    summary = read_summary(settings, period)
+    link = report_link(settings, summary["report"])
+    for line in describe_summary(summary, predictions_uri(settings, period), link):
         print(line)
     return 0
 

@@ -94,8 +94,10 @@ def run_cached(step: Any, output_uri: str, period: str, version: str, settings: 
     return state.result(), state.name == "Cached"
 
 
-def publish_verdict(summary: dict[str, Any], cached: bool, history: list[dict[str, Any]]) -> None:
-    """The month's verdict with its report links, and the month-by-month table."""
+def publish_verdict(
+    summary: dict[str, Any], cached: bool, history: list[dict[str, Any]], report_link: str | None = None
+) -> None:
+    """The month's verdict with its report links (``report_link``: http), and the month-by-month table."""
     link = summary.get("monitoring_run_url") or summary["monitoring_run_id"]
     reasons = "; ".join(summary["reasons"]) or "within the thresholds"
     metrics = summary["metrics"]
@@ -108,7 +110,8 @@ def publish_verdict(summary: dict[str, Any], cached: bool, history: list[dict[st
         f"F1 casual {metrics['f1_casual']:.4f}; member share predicted "
         f"{metrics['member_share_predicted']:.1%} vs actual {metrics['member_share_actual']:.1%}; "
         f"{summary['drift_share']:.0%} of features drifted ({', '.join(summary['drifted']) or 'none'}).\n\n"
-        f"Evidently report: `{summary['report']}`; MLflow monitoring run: {link}"
+        f"Evidently report: {f'[open it]({report_link}) (a link valid for a week)' if report_link else ''} "
+        f"`{summary['report']}`; MLflow monitoring run: {link}"
     )
     create_markdown_artifact(key=artifact_key("monitoring", summary["period"]), markdown=markdown)
     create_table_artifact(
@@ -145,7 +148,7 @@ def emit_breach(summary: dict[str, Any], year: int, month: int | None) -> Any:
 @flow(name="score")
 def score_flow(year: int | None = None, month: int | None = None) -> dict:
     """Preprocess (cached), score with the champion, monitor; a breach computed now emits the event."""
-    from models.scoring.monitor import SUMMARY_FILE, report_uri
+    from models.scoring.monitor import SUMMARY_FILE, report_link, report_uri
     from models.scoring.score import predictions_uri
 
     settings = start_flow_run()
@@ -158,7 +161,7 @@ def score_flow(year: int | None = None, month: int | None = None) -> dict:
         summary, cached = run_cached(
             monitor_period, report_uri(settings, period, SUMMARY_FILE), period, version, settings
         )
-        publish_verdict(summary, cached, read_history(settings))
+        publish_verdict(summary, cached, read_history(settings), report_link(settings, summary["report"]))
         breach = summary["verdict"] == "breach" and not cached
         event = emit_breach(summary, year, month) if breach else None
     get_run_logger().info(
