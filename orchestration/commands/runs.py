@@ -211,8 +211,9 @@ def describe_end(caller: ApiCaller, run: StartedRun, state: Any) -> tuple[bool, 
     label = state.name if state is not None else "Scheduled"
     if state is None or not state.is_final():
         return False, [f"{name}: still {label} after {seconds:.0f} s; it goes on: {run.url}"]
-    head = f"{name}: {label} in {seconds:.1f} s (trigger to final state)"
     with get_client(sync_client=True) as client:
+        name = caller.call(client.read_flow_run, run.flow_run.id).name  # a registering run renamed itself
+        head = f"{name}: {label} in {seconds:.1f} s (trigger to final state)"
         if state.is_completed():
             return True, [head, *caller.call(outcome.describe_success, client, run.flow_run.id, state)]
         return False, [f"{head}: {caller.call(outcome.failure_reason, client, run.flow_run.id, state)}"]
