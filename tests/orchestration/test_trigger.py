@@ -324,6 +324,41 @@ def wait_for_line(env: StackEnv, wanted: str) -> tuple[list[str], str]:
     return lines, found[0] if found else ""
 
 
+def worker_line(env: dict[str, str]) -> str:
+    """``make status``'s worker line (``python -m orchestration worker status``)."""
+    return run_module("orchestration", env, "worker", "status").stdout.strip()
+
+
+@pytest.mark.e2e
+def test_worker_start_and_stop_are_known_at_once_by_status_and_run(prefect_server: StackEnv) -> None:
+    """``make worker-start`` / ``make worker-stop``: after a stop Prefect still lists the worker ONLINE
+    (up to three heartbeats), yet ``make status`` says offline and ``make run`` says no worker polls before
+    it creates the run; a restart is one row (``1 polling``), not a second one."""
+    from prefect.client.orchestration import SyncPrefectClient
+
+    env = clean_env(prefect_server)
+    lines: list[str] = []
+    run_module("orchestration", env, "worker", "start")
+    try:
+        assert " online " in worker_line(env) and "(1 polling" in worker_line(env)
+        assert run_module("orchestration", env, "worker", "stop").stdout.startswith("worker stopped (pid ")
+        with SyncPrefectClient(prefect_server["PREFECT_API_URL"]) as client:
+            listed = client.read_workers_for_work_pool("to-bikes")
+        assert [w.status.value for w in listed] == ["ONLINE"]  # Prefect has not noticed yet
+        assert worker_line(env).startswith("worker   offline    pool to-bikes (none polling, ")
+        done = run_trigger(prefect_server, "--timeout", "3")
+        lines = done.stdout.splitlines()
+        assert lines[0] == runs.describe_no_worker("to-bikes"), done.stdout + done.stderr
+        run_module("orchestration", env, "worker", "start")
+        assert "(1 polling" in worker_line(env)  # the same row as before the stop
+    finally:
+        run_module("orchestration", env, "worker", "stop", check=False, timeout=120)
+    found = {m[1] for line in lines if (m := re.search(r"/runs/flow-run/([0-9a-f-]{36})", line))}
+    with SyncPrefectClient(prefect_server["PREFECT_API_URL"]) as client:
+        for flow_run_id in found:  # the run it left Scheduled must not count for another test
+            client.delete_flow_run(flow_run_id)
+
+
 @pytest.mark.e2e
 @pytest.mark.slow
 def test_make_run_says_no_worker_polls_after_the_worker_was_sigkilled(prefect_server: StackEnv) -> None:
