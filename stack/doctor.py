@@ -15,13 +15,13 @@ from __future__ import annotations
 
 import re
 import subprocess
-from dataclasses import dataclass
 
 from models.core import s3
 from models.core.errors import UserError
 from models.core.names import AWS_BLOCK, BUCKET_BLOCK, CONFIG_BLOCK
 from models.core.secrets import mask_secrets
 from models.core.settings import Settings
+from stack.doctor_check import Check
 from stack.prefect_api import HTTP_TIMEOUT_S, http_get, prefect_headers, probe_prefect_api
 from stack.sync import s3_client
 
@@ -34,21 +34,6 @@ BLOCKS = (
     ("s3-bucket", BUCKET_BLOCK),
     ("to-bikes-config", CONFIG_BLOCK),
 )
-
-
-@dataclass(frozen=True)
-class Check:
-    """The outcome of one check: what was looked at, whether it passed, and how to fix it."""
-
-    name: str
-    ok: bool
-    detail: str
-    fix: str = ""
-
-    def line(self) -> str:
-        if self.ok:
-            return f"ok    {self.name:36} {self.detail}"
-        return f"FAIL  {self.name:36} {self.detail} -> fix: {self.fix}"
 
 
 def check_s3_endpoint(settings: Settings) -> Check:

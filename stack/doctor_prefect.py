@@ -12,7 +12,7 @@ from typing import Any
 
 from models.core.names import AUTOMATIONS
 from models.core.settings import Settings
-from stack.doctor import Check
+from stack.doctor_check import Check
 from stack.prefect_api import http_get, prefect_headers
 from stack.worker_status import START_HINT, describe_pool, ignored_worker_names, read_pool_workers
 
