@@ -299,8 +299,8 @@ STALE_WAIT_S = 240  # past the 90 s a silent worker still counts as polling, on 
 
 
 def wait_for_line(env: StackEnv, wanted: str) -> tuple[list[str], str]:
-    """``make run`` (a pipeline run) until it prints ``wanted`` or gives up after ``STALE_WAIT_S``
-    (its own ``--timeout``, the deadline of this wait); its lines and its flow run id."""
+    """``make run`` (a pipeline run) until it prints ``wanted`` after its run URL, or gives up after
+    ``STALE_WAIT_S`` (its own ``--timeout``, the deadline of this wait); its lines and its flow run id."""
     base = {k: v for k, v in os.environ.items() if not k.startswith(_PRIVATE)}
     command = [sys.executable, "-m", "orchestration", "run", "--param", "year=2025"]
     process = subprocess.Popen(
@@ -315,8 +315,8 @@ def wait_for_line(env: StackEnv, wanted: str) -> tuple[list[str], str]:
     try:
         for line in process.stdout:
             lines.append(line.rstrip("\n"))
-            if lines[-1] == wanted:
-                break
+            if lines[-1] == wanted and any("/runs/flow-run/" in seen for seen in lines):
+                break  # said while waiting for the run it created (it may also say so before creating it)
     finally:
         process.terminate()
         process.communicate(timeout=60)
@@ -363,7 +363,8 @@ def test_worker_start_and_stop_are_known_at_once_by_status_and_run(prefect_serve
 @pytest.mark.slow
 def test_make_run_says_no_worker_polls_after_the_worker_was_sigkilled(prefect_server: StackEnv) -> None:
     """A real worker (``stack.worker start``), SIGKILLed: Prefect still lists it for a while, and
-    ``make run`` names the missing worker once it is stale (``waiting.read_fresh_workers``)."""
+    ``make run`` names the missing worker (its pid file names a dead process: at once;
+    ``runs.read_fresh_workers``)."""
     from prefect.client.orchestration import SyncPrefectClient
 
     env = clean_env(prefect_server)
