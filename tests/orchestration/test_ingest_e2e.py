@@ -57,8 +57,8 @@ def ingest_stack(
         )
         env = clean_env(local_stack, TO_BIKES_BUCKET=BUCKET, TO_BIKES_CKAN_API_URL=portal.api)
         deploy_project(env)
-        run_module("orchestration.deploy.automations", env)
-        run_module("orchestration.deploy.loop_automations", env)
+        run_module("orchestration", env, "automations")
+        run_module("orchestration", env, "loop-automations")
         with worker_running(env, local_stack) as deployed:
             yield deployed, portal
 
@@ -104,12 +104,22 @@ def wait_for_pipeline_run(client: Any, year: int, month: int) -> Any:
     raise AssertionError(f"no pipeline run for {year}-{month:02d} was started by the automation")
 
 
+def read_summary_line(client: Any, flow_run_id: Any) -> str:
+    """The run's "bytes downloaded" log line; its logs may reach the server just after its final state."""
+    for _ in range(POLLS):
+        if found := [m for m in read_messages(client, [flow_run_id]) if "bytes downloaded:" in m]:
+            (summary,) = found
+            return summary
+        time.sleep(POLL_S)
+    raise AssertionError(f"ingest run {flow_run_id} logged no summary line")
+
+
 def test_an_ingest_month_event_starts_the_pipeline_for_that_month(ingest_stack) -> None:
     deployed, portal = ingest_stack
     client = prefect_client(deployed)
     first = run_ingest(deployed)
     assert first.state.is_completed(), first.state
-    (summary,) = [m for m in read_messages(client, [first.id]) if "bytes downloaded:" in m]
+    summary = read_summary_line(client, first.id)
     assert "months changed: 2025-03" in summary and "bytes downloaded: 0;" not in summary, summary
     started = wait_for_pipeline_run(client, 2025, 3)
     print(f"ingest run {first.id} -> pipeline run {started.id} for 2025-03 ({started.state_name})")
@@ -119,7 +129,7 @@ def test_an_ingest_month_event_starts_the_pipeline_for_that_month(ingest_stack) 
     sent = portal.bytes_sent
     again = run_ingest(deployed)
     assert again.state.is_completed(), again.state
-    (summary,) = [m for m in read_messages(client, [again.id]) if "bytes downloaded:" in m]
+    summary = read_summary_line(client, again.id)
     print("unchanged portal:", summary)
     assert "bytes downloaded: 0; 0 file(s) written; months changed: none" in summary, summary
     assert portal.bytes_sent == sent
