@@ -232,7 +232,7 @@ postgres-deps: ## Install Debian's postgresql package (apt-get) unless its serve
 	fi
 	ls -d /usr/lib/postgresql/*/bin/postgres
 
-up: $(VENV_STAMP) $(AGENT_STAMP) $(STACK_NODE_STAMP) $(POSTGRES_DEPS) ## Start Prefect (+PostgreSQL if TO_BIKES_PREFECT_DB=postgres), S3, MLflow on 127.0.0.1; the demo worker again if make demo had started one
+up: $(VENV_STAMP) $(AGENT_STAMP) $(STACK_NODE_STAMP) $(POSTGRES_DEPS) ## Start Prefect (+PostgreSQL if TO_BIKES_PREFECT_DB=postgres), S3, MLflow on 127.0.0.1; the background worker again if it ran before make down (else it says how to start one)
 	$(STACK) up
 	$(ORCH) worker resume
 
@@ -240,7 +240,7 @@ down: ## Stop exactly what make started: demo worker, agent container, then the 
 	if [ -f $(TO_BIKES_STATE_DIR_MK)/agent-docker.cid ]; then $(MAKE) agent-docker-stop; fi
 	$(STACK) down
 
-status: ## One line per server (running/stopped, URL, pid) and one for the worker (online/offline, pool, pid); exit 3 if a server is down
+status: ## One line per server (running/stopped, URL, pid) and one for the pool's workers (online/offline, how many poll, background pid); exit 3 if a server is down
 	$(STACK) status
 
 logs: ## Show the last lines of each server's log (.stack/logs)
@@ -254,7 +254,7 @@ blocks: $(AGENT_STAMP) ## Register the ToBikesConfig block type; save AWS, S3 bu
 	$(AGENT_VENV)/bin/prefect --no-prompt block register -f orchestration/flows/config_block.py
 	$(ORCH) blocks
 
-doctor: ## Check services, bucket, raw data, blocks and work pool; one line each with a fix
+doctor: ## Check services, bucket, raw data, blocks, work pool, a worker, deployments and automations; one line each with a fix
 	$(STACK) doctor
 
 # --- orchestration (issue 9): deploy, agent, run, backfill, demo --------------------------
@@ -269,7 +269,7 @@ WAIT ?=
 FROM ?=
 TO ?=
 ALLOW_DIRTY ?=
-.PHONY: deploy agent run backfill demo score serve screenshots months simulate-year
+.PHONY: deploy agent worker-start worker-stop run backfill demo score serve screenshots months simulate-year
 
 deploy: $(AGENT_STAMP) ## Pool of TO_BIKES_WORK_POOL_TYPE (process|docker|kubernetes|ecs), queues, code bundle flows/<sha>/, its deployments, automations, notifications if TO_BIKES_NOTIFY_URL (ALLOW_DIRTY=1)
 	$(ORCH) deploy $(if $(filter-out 0,$(ALLOW_DIRTY)),--allow-dirty)
@@ -279,6 +279,14 @@ deploy: $(AGENT_STAMP) ## Pool of TO_BIKES_WORK_POOL_TYPE (process|docker|kubern
 
 agent: $(AGENT_STAMP) ## Worker of TO_BIKES_WORK_POOL_TYPE (default process: pool to-bikes, queues pipeline, preprocess, ingest, score, backfill) in the foreground
 	$(ORCH) worker run
+
+# The background worker: pid file .stack/run/worker.pid, log .stack/logs/worker.log. `make down` stops it
+# and `make up` starts it again; after `make worker-stop`, `make up` leaves it stopped.
+worker-start: $(AGENT_STAMP) ## Start the worker in the background (waits until Prefect lists it online); a running one is left alone
+	$(ORCH) worker start
+
+worker-stop: $(AGENT_STAMP) ## Stop the background worker (pid file); `make up` then leaves it stopped
+	$(ORCH) worker stop
 
 run: $(AGENT_STAMP) ## Run the pipeline over the API (YEAR, MONTH optional; WAIT seconds, default 600): what it waits for, then rows, metrics and the gate, or the reason it failed
 	$(ORCH) run $(if $(YEAR),--param year=$(YEAR)) $(if $(MONTH),--param month=$(MONTH)) $(if $(WAIT),--wait-seconds $(WAIT)) $(RUN_ARGS)
@@ -294,7 +302,7 @@ demo: ## From a fresh clone: venvs, stack, sample, sync, blocks, deploy, worker,
 	$(MAKE) sync-data
 	$(MAKE) blocks
 	$(MAKE) deploy
-	$(ORCH) worker start
+	$(MAKE) worker-start
 	$(MAKE) run
 	$(ORCH) champion
 	$(MAKE) score YEAR=$(DEMO_SCORE_YEAR) MONTH=$(DEMO_SCORE_MONTH)

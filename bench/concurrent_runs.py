@@ -36,7 +36,7 @@ import typer
 from models.core.cli import build_app, run_app
 from models.core.settings import PROJECT_ROOT
 
-PIPELINE = "to-bikes-pipeline/weekly"
+PIPELINE = "to-bikes-pipeline/on-demand"
 YEARS = ("2023", "2024", "2025")
 LOCKED = "database is locked"
 TIMEOUT_S = 1800.0

@@ -4,12 +4,12 @@ A stack of its own (Prefect, S3, MLflow on free ports, state in ``<work>/stack``
 sample (the size of ``make sample-data``), the blocks, the deployments (``make deploy``'s code, from a
 possibly dirty tree) and a background worker (``python -m orchestration worker start``). Then, after
 one untimed CLI warm-up (so that every timed run meets a champion to score), each round clears Prefect's
-cache and times the CLI (preprocess, train, register as three commands) and the ``weekly`` deployment
-for 2025; trigger-to-Running is read on the deployment runs. Last, the raw 2025 files are replaced by
-the bench's full-size ones (``--rows``) and the ``weekly`` (pipeline) deployment runs cold and then
-again unchanged, through the cache (preprocessing and training); then the same with a full year of
-``--rss-rows`` trips in 2025 (a sample generated large enough that 2025 alone holds them), the size
-the cache goal is judged at.
+cache and times the CLI (preprocess, train, register as three commands) and the pipeline deployment
+(``to-bikes-pipeline/on-demand``) for 2025; trigger-to-Running is read on the deployment runs. Last, the
+raw 2025 files are replaced by the bench's full-size ones (``--rows``) and the pipeline deployment runs
+cold and then again unchanged, through the cache (preprocessing and training); then the same with a
+full year of ``--rss-rows`` trips in 2025 (a sample generated large enough that 2025 alone holds them),
+the size the cache goal is judged at.
 The stack and the worker are stopped at the end, whatever happened.
 """
 
@@ -34,7 +34,7 @@ AGENT_PYTHON = ROOT / "agent" / ".venv" / "bin" / "python"
 MODEL_PYTHON = ROOT / ".venv" / "bin" / "python"
 SAMPLE_ROWS = 40_000
 YEAR = 2025
-PIPELINE = "to-bikes-pipeline/weekly"
+PIPELINE = "to-bikes-pipeline/on-demand"
 RESULTS_PREFIX = "prefect-results/"
 GOAL_OVERHEAD = 1.5
 GOAL_CACHE = 0.10

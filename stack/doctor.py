@@ -1,5 +1,8 @@
 """``make doctor``: one line per check of everything the pipeline needs, with a fix for each failure.
 
+Services, bucket, raw data, blocks and the work pool here; a worker polling the pool, the deployments and
+the automations in ``stack.doctor_prefect``.
+
 The checks talk HTTP to the Prefect and MLflow APIs and S3 to the bucket, using the settings only,
 so they work the same against the local stack and against Prefect Cloud / AWS. Prefect is not
 imported (``make doctor`` loads no Prefect module). Nothing secret is printed. First it names what it is
@@ -12,13 +15,13 @@ from __future__ import annotations
 
 import re
 import subprocess
-from dataclasses import dataclass
 
 from models.core import s3
 from models.core.errors import UserError
 from models.core.names import AWS_BLOCK, BUCKET_BLOCK, CONFIG_BLOCK
 from models.core.secrets import mask_secrets
 from models.core.settings import Settings
+from stack.doctor_check import Check
 from stack.prefect_api import HTTP_TIMEOUT_S, http_get, prefect_headers, probe_prefect_api
 from stack.sync import s3_client
 
@@ -31,21 +34,6 @@ BLOCKS = (
     ("s3-bucket", BUCKET_BLOCK),
     ("to-bikes-config", CONFIG_BLOCK),
 )
-
-
-@dataclass(frozen=True)
-class Check:
-    """The outcome of one check: what was looked at, whether it passed, and how to fix it."""
-
-    name: str
-    ok: bool
-    detail: str
-    fix: str = ""
-
-    def line(self) -> str:
-        if self.ok:
-            return f"ok    {self.name:36} {self.detail}"
-        return f"FAIL  {self.name:36} {self.detail} -> fix: {self.fix}"
 
 
 def check_s3_endpoint(settings: Settings) -> Check:
@@ -155,6 +143,15 @@ def check_prefect_objects(settings: Settings) -> list[Check]:
     return checks
 
 
+def check_what_runs(settings: Settings) -> list[Check]:
+    """A worker on the selected pool, its deployments and the automations (``stack.doctor_prefect``)."""
+    from stack.doctor_prefect import check_runners
+    from stack.prefect_yaml import read_spec
+
+    pool_type, pool = pool_of_type()
+    return check_runners(settings, settings.work_pool if pool_type == "process" else pool, read_spec())
+
+
 def pool_of_type() -> tuple[str, str]:
     """(type, pool name) of ``TO_BIKES_WORK_POOL_TYPE`` from prefect.yaml; the settings' pool for process."""
     from stack.prefect_yaml import pool_name, read_pool_type, read_spec
@@ -199,7 +196,8 @@ def describe_targets(settings: Settings) -> list[str]:
         f"plan  prefect: {describe_prefect_target(settings)}",
         f"plan  s3: {describe_s3_target(settings)}",
         f"plan  mlflow: {settings.mlflow_tracking_uri} (experiments API, artifact listing)",
-        f"plan  pool: {pool} (type {pool_type}: TO_BIKES_WORK_POOL_TYPE) and the blocks of make blocks",
+        f"plan  pool: {pool} (type {pool_type}: TO_BIKES_WORK_POOL_TYPE), make blocks' blocks, a worker "
+        "polling the pool, the deployments of prefect.yaml and the automations of make deploy",
     ]
 
 
@@ -217,6 +215,7 @@ def run_doctor(settings: Settings) -> int:
         check_mlflow_artifacts,
     )
     results = [check(settings) for check in checks] + check_prefect_objects(settings)
+    results += check_what_runs(settings)
     for result in results:
         print(result.line())
     failed = sum(not r.ok for r in results)

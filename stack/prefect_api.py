@@ -27,9 +27,12 @@ class ApiProblem:
     fix: str
 
 
-def http_get(url: str, headers: dict[str, str] | None = None) -> tuple[int, Any]:
-    """Status and parsed JSON (or text) of a GET; status 0 with the reason when unreachable."""
-    request = urllib.request.Request(url, headers=headers or {})  # noqa: S310 (configured API URLs)
+def http_get(url: str, headers: dict[str, str] | None = None, body: Any = None) -> tuple[int, Any]:
+    """Status and parsed JSON (or text) of a GET (a POST of ``body`` as JSON when given); status 0 with
+    the reason when unreachable."""
+    data = None if body is None else json.dumps(body).encode()
+    headers = {**(headers or {}), **({"Content-Type": "application/json"} if data is not None else {})}
+    request = urllib.request.Request(url, data=data, headers=headers)  # noqa: S310 (configured API URLs)
     try:
         with urllib.request.urlopen(request, timeout=HTTP_TIMEOUT_S) as response:  # noqa: S310
             body = response.read().decode(errors="replace")

@@ -1,9 +1,9 @@
 """``make agent``: the worker of agent/.venv for the selected pool type, polling the pool's work queues.
 
     agent/.venv/bin/python -m orchestration worker run          # foreground; Ctrl-C stops it
-    agent/.venv/bin/python -m orchestration worker start|stop   # background, pid file (make demo)
-    agent/.venv/bin/python -m orchestration worker resume       # make up: start it again if wanted
-    agent/.venv/bin/python -m orchestration worker status       # online/stale/offline, pool, pid
+    agent/.venv/bin/python -m orchestration worker start|stop   # background, pid file (make worker-start)
+    agent/.venv/bin/python -m orchestration worker resume       # make up: start it again if it was running
+    agent/.venv/bin/python -m orchestration worker status       # online/offline, how many poll, pid
 
 ``TO_BIKES_WORK_POOL_TYPE`` (process by default; docker, kubernetes, ecs) picks the pool of prefect.yaml
 and the worker type: a process worker runs each flow run as its subprocess; a docker worker starts
@@ -12,9 +12,11 @@ kubernetes or ecs worker submits a Job or a task to the cluster its credentials 
 The worker starts in ``<state dir>/worker`` (no project code there), without ``PYTHONPATH``, so a
 flow run can only import the code its ``pull`` step downloaded from S3. The background worker runs
 in its own session and process group; its pid file ``<state dir>/run/worker.pid`` has the stack's
-format (pid, start time, port 0), so ``stop`` (or the stack's ``make down``) ends exactly it.
+format (pid, start time, port 0), so ``stop`` (or the stack's ``make down``) ends exactly it. It polls
+under ``stack.worker_status.background_worker_name`` (one row per machine, state folder and pool).
 ``start`` also leaves ``<state dir>/worker.wanted``: ``make down`` keeps it, so ``make up`` (``resume``)
-brings the demo worker back; an explicit ``stop`` removes it.
+brings the background worker back; an explicit ``stop`` removes it, and ``make up`` then says how to
+start one.
 """
 
 from __future__ import annotations
@@ -34,6 +36,7 @@ from stack.prefect_api import require_prefect_api as check_prefect_api
 from stack.prefect_yaml import pool_name, read_pool_type, read_spec, read_work_queues
 from stack.processes import PidRecord, process_start_time, read_pid, stop_record, write_pid
 from stack.services import state_dir_of
+from stack.worker_status import START_HINT, background_worker_name
 
 log = logging.getLogger(__name__)
 
@@ -60,11 +63,13 @@ def selected_pool(settings: Settings, pool_type: str | None = None) -> tuple[str
     return (settings.work_pool if pool_type == "process" else pool_name(pool_type, read_spec())), pool_type
 
 
-def worker_command(pool: str, pool_type: str = "process") -> list[str]:
+def worker_command(pool: str, pool_type: str = "process", name: str | None = None) -> list[str]:
     """``prefect worker start`` of ``pool_type`` for the pool and every queue the deployments use."""
     queues = read_work_queues().get(pool, [])
     prefect = Path(sys.executable).parent / "prefect"
     command = [str(prefect), "worker", "start", "--pool", pool, "--type", pool_type]
+    if name:
+        command += ["--name", name]
     for queue in queues:
         command += ["--work-queue", queue]
     return command
@@ -128,7 +133,7 @@ def start_background(settings: Settings) -> str:
     pool, pool_type = selected_pool(settings)
     with logfile.open("ab") as out:
         process = subprocess.Popen(
-            worker_command(pool, pool_type),
+            worker_command(pool, pool_type, background_worker_name(settings, pool)),
             cwd=worker_home(settings),
             env=worker_env(settings),
             stdin=subprocess.DEVNULL,
@@ -191,10 +196,8 @@ def stop_background(settings: Settings) -> str:
 def resume_background(settings: Settings) -> str:
     """``make up``: start the background worker again when ``make demo`` had started one."""
     if not (state_dir_of(settings) / WANTED_MARKER).exists():
-        return (
-            f"{WORKER_NAME:8} not started: no background worker was running before; `make agent` runs one "
-            "(make demo starts one in the background)"
-        )
+        before = "no background worker was running before `make down`"
+        return f"{WORKER_NAME:8} not started: {before}; {START_HINT}"
     return start_background(settings)
 
 

@@ -5,12 +5,19 @@ OFFLINE once it missed three heartbeats, and the stack's server runs it every fe
 (``stack.services.FOREMAN_SETTINGS``), so a worker that died shows OFFLINE within seconds of that.
 ``orchestration.commands.runs`` reads the same status while ``make run`` waits. This module talks
 HTTP to the Prefect API (it runs without Prefect) and never fails: an unreachable API is shown as such.
+
+The project's background worker (``make worker-start``) registers under one name per machine, state
+folder and pool (``background_worker_name``), so a restart updates its row instead of adding one. When
+its pid file says it is stopped, its row is not counted even while Prefect still shows it ONLINE (up to
+three heartbeats after a stop): ``make status`` and ``make run`` know at once that it is gone.
 """
 
 from __future__ import annotations
 
 import datetime as dt
+import hashlib
 import json
+import socket
 import urllib.error
 import urllib.request
 from dataclasses import dataclass
@@ -22,6 +29,7 @@ from stack.processes import read_pid
 from stack.services import state_dir_of
 
 WORKER_NAME = "worker"
+START_HINT = "`make worker-start` starts one in the background, `make agent` one in the foreground"
 
 
 def heartbeat_age_s(worker: Any, now: dt.datetime | None = None) -> float | None:
@@ -51,9 +59,9 @@ class PoolWorker:
     heartbeat_interval_seconds: int | None
 
 
-def read_pool_workers(settings: Settings) -> list[PoolWorker] | None:
+def read_pool_workers(settings: Settings, pool: str | None = None) -> list[PoolWorker] | None:
     """The pool's workers (POST /work_pools/<pool>/workers/filter); None when the API does not answer."""
-    url = f"{settings.prefect_api_url.rstrip('/')}/work_pools/{settings.work_pool}/workers/filter"
+    url = f"{settings.prefect_api_url.rstrip('/')}/work_pools/{pool or settings.work_pool}/workers/filter"
     headers = {"Content-Type": "application/json", **prefect_headers(settings)}
     request = urllib.request.Request(url, data=b"{}", headers=headers, method="POST")  # noqa: S310
     try:
@@ -74,22 +82,50 @@ def read_pool_workers(settings: Settings) -> list[PoolWorker] | None:
     ]
 
 
-def describe_pool(workers: list[PoolWorker] | None) -> tuple[str, str]:
-    """``(state, detail)``: online / offline / unknown, and the freshest heartbeat's age."""
+def background_worker_name(settings: Settings, pool: str | None = None) -> str:
+    """The name the project's background worker polls ``pool`` under: one per machine and state folder."""
+    pool = pool or settings.work_pool
+    where = f"{socket.gethostname()}:{state_dir_of(settings)}"
+    return f"to-bikes-background-{pool}-{hashlib.sha256(where.encode()).hexdigest()[:8]}"
+
+
+def background_worker_running(settings: Settings) -> bool:
+    """True while the pid file names a live background worker."""
+    record = read_pid(state_dir_of(settings), WORKER_NAME)
+    return record is not None and record.leader_alive()
+
+
+def ignored_worker_names(settings: Settings, pool: str | None = None) -> set[str]:
+    """Rows not to count: the background worker's while its pid file says it is stopped."""
+    return set() if background_worker_running(settings) else {background_worker_name(settings, pool)}
+
+
+def polling_workers(workers: list[Any], ignored: set[str] = frozenset()) -> list[Any]:
+    """The workers Prefect reports ONLINE, without the rows of workers known to be stopped."""
+    return [w for w in workers if is_worker_fresh(w) and getattr(w, "name", None) not in ignored]
+
+
+def describe_pool(workers: list[PoolWorker] | None, ignored: set[str] = frozenset()) -> tuple[str, str]:
+    """``(state, detail)``: online / offline / unknown, how many poll, and the freshest heartbeat's age."""
     if workers is None:
         return "unknown", "the Prefect API does not answer"
-    fresh = [w for w in workers if is_worker_fresh(w)]
-    ages = [a for a in (heartbeat_age_s(w) for w in workers) if a is not None]
+    polling = polling_workers(workers, ignored)
+    ages = [a for a in (heartbeat_age_s(w) for w in polling or workers) if a is not None]
     last = f"last heartbeat {min(ages):.0f} s ago" if ages else "no heartbeat"
-    if fresh:
-        return "online", f"{len(fresh)} polling, {last}"
-    return "offline", last if workers else "no worker ever polled it"
+    if polling:
+        return "online", f"{len(polling)} polling, {last}"
+    return "offline", f"none polling, {last}" if workers else "no worker ever polled it"
 
 
 def describe_worker(settings: Settings) -> str:
-    """One ``make status`` line: pool state, the demo worker's pid (or how to start one)."""
+    """One ``make status`` line: the pool's one state word, how many poll, the background worker's pid."""
     record = read_pid(state_dir_of(settings), WORKER_NAME)
     alive = record is not None and record.leader_alive()
-    state, detail = describe_pool(read_pool_workers(settings))
-    pid = f"pid {record.pid}" if alive and record else "no background worker (`make agent` starts one)"
-    return f"{WORKER_NAME:8} {state:10} pool {settings.work_pool} ({detail})  {pid}"
+    state, detail = describe_pool(read_pool_workers(settings), ignored_worker_names(settings))
+    if alive and record:
+        own = f"background worker pid {record.pid}"
+    elif state == "online":
+        own = "background worker stopped; another worker polls"
+    else:
+        own = f"background worker stopped: {START_HINT}"
+    return f"{WORKER_NAME:8} {state:10} pool {settings.work_pool} ({detail})  {own}"

@@ -49,3 +49,19 @@ CHAMPION_CHANGED_EVENT = "to-bikes.champion.changed"  # the registry moved the c
 QUALITY_WARNING_EVENT = "to-bikes.data.quality-warning"  # a month's member share moved > 25 points
 NOTIFY_BLOCK = "to-bikes-notify"
 MONTHS_ARTIFACT = "months"  # the months view (python -m orchestration months), one row per month
+# Prefect deployments (prefect.yaml) as flow/deployment. The name says how a run starts: `on-demand`
+# (a command or an automation starts it; no schedule) or `scheduled-daily` (on its cron; the only one).
+PIPELINE_DEPLOYMENT = "to-bikes-pipeline/on-demand"
+PREPROCESS_DEPLOYMENT = "preprocess/on-demand"
+NEWEST_MONTH_DEPLOYMENT = "to-bikes-newest-month/on-demand"
+SCORE_DEPLOYMENT = "score/on-demand"
+BACKFILL_DEPLOYMENT = "backfill/on-demand"
+INGEST_DEPLOYMENT = "ingest/scheduled-daily"
+
+# Prefect automations `make deploy` creates (orchestration/deploy/automations.py, loop_automations.py);
+# `make doctor` checks that each exists.
+ZOMBIE_AUTOMATION = "to-bikes-crash-zombie-flow-runs"
+SCORE_AFTER_AUTOMATION = "to-bikes-score-after-preprocess"
+RETRAIN_AUTOMATION = "to-bikes-retrain-on-breach"
+PIPELINE_ON_MONTH_AUTOMATION = "to-bikes-pipeline-on-month"
+AUTOMATIONS = (ZOMBIE_AUTOMATION, SCORE_AFTER_AUTOMATION, RETRAIN_AUTOMATION, PIPELINE_ON_MONTH_AUTOMATION)

@@ -17,6 +17,7 @@ from models.core.settings import Settings, load_settings
 
 S3_SCHEME = "s3://"
 MAX_ATTEMPTS = 8
+LINK_EXPIRY_S = 7 * 24 * 3600  # a week: the longest a SigV4 presigned URL may live
 
 
 def is_s3(uri: object) -> bool:
@@ -46,6 +47,7 @@ def s3_client(settings: Settings | None = None, max_attempts: int = MAX_ATTEMPTS
     key_id, secret = settings.aws_key_pair()
     config = Config(
         retries={"mode": "standard", "max_attempts": max_attempts},
+        signature_version="s3v4",  # also for presigned links (botocore would sign those with SigV2)
         s3={"addressing_style": "path"} if settings.s3_endpoint else {},
     )
     return boto3.client(
@@ -56,6 +58,27 @@ def s3_client(settings: Settings | None = None, max_attempts: int = MAX_ATTEMPTS
         region_name=settings.aws_region,
         config=config,
     )
+
+
+def browser_link(
+    uri: str,
+    settings: Settings | None = None,
+    content_type: str | None = None,
+    expires_s: int = LINK_EXPIRY_S,
+) -> str:
+    """An http(s) link a browser opens for an ``s3://`` object: a presigned GET that expires after
+    ``expires_s`` (a week), so it works on AWS (private bucket) and on the local stack (path-style URL on
+    its endpoint) alike. ``content_type`` makes the browser show the object (an HTML report) rather than
+    download it. Anything that is not an ``s3://`` URI is returned as it is.
+    """
+    if not is_s3(uri):
+        return uri
+    bucket, key = split_s3_uri(uri)
+    params = {"Bucket": bucket, "Key": key}
+    if content_type:
+        params["ResponseContentType"] = content_type
+    with s3_errors(uri):
+        return s3_client(settings).generate_presigned_url("get_object", Params=params, ExpiresIn=expires_s)
 
 
 def s3_error_types() -> tuple[type[Exception], ...]:

@@ -34,7 +34,10 @@ from models.core.settings import PROJECT_ROOT, Settings, load_settings
 log = logging.getLogger(__name__)
 
 PROBE_TIMEOUT_S = 5.0
-UI_VIEW = "workflowType=machine_learning"  # the UI's model-training view (its default is GenAI)
+# The UI's model-training view. MLflow 3.17's UI takes the view from this query parameter, else from the
+# browser's last click on the sidebar's "GenAI | Model training" switch (local storage), else GenAI; the
+# experiment tag mlflow.experimentKind does not choose it. So every printed link carries it.
+UI_VIEW = "workflowType=machine_learning"
 # What the API answers for a run, model or alias that does not exist (or an id that cannot be one).
 NOT_FOUND_CODES = {"RESOURCE_DOES_NOT_EXIST", "INVALID_PARAMETER_VALUE"}
 REFUSED_CODES = {"UNAUTHENTICATED", "PERMISSION_DENIED"}
@@ -226,6 +229,11 @@ def build_ui_url(tracking_uri: str, route: str) -> str | None:
 def build_run_url(tracking_uri: str, experiment_id: str, run_id: str) -> str | None:
     """A link to the run in the MLflow UI, or None for a local tracking store."""
     return build_ui_url(tracking_uri, f"experiments/{experiment_id}/runs/{run_id}")
+
+
+def build_experiment_url(tracking_uri: str, experiment_id: str) -> str | None:
+    """A link to the experiment's runs table (model-training view), or None for a local tracking store."""
+    return build_ui_url(tracking_uri, f"experiments/{experiment_id}/runs")
 
 
 def build_version_url(tracking_uri: str, name: str, version: str) -> str | None:

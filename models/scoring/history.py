@@ -71,17 +71,11 @@ def read_summary(settings: Settings, period: str) -> dict[str, Any]:
         return json.loads(local.read_text())
 
 
-def describe_sample(summary: dict[str, Any]) -> str:
-    """How the period relates to the champion's training window, and what drift is measured against."""
-    note = summary.get("sample_note") or "no training window known"
-    head = f"sample: {summary.get('sample', 'unknown')}"
-    if summary.get("sample") != "in-sample":  # an in-sample verdict already gives the note as its reason
-        head += f" ({note})"
-    return f"{head}; drift reference: {summary.get('reference') or 'unknown'}"
+def describe_summary(summary: dict[str, Any], predictions: str, report_link: str | None = None) -> list[str]:
+    """What a person reads after ``make score``: where things went, the figures and the verdict.
 
-
-def describe_summary(summary: dict[str, Any], predictions: str) -> list[str]:
-    """What a person reads after ``make score``: where things went, the figures and the verdict."""
+    ``report_link``: an http link to the Evidently report (``models.scoring.monitor.report_link``).
+    """
     metrics = summary["metrics"]
     reasons = "; ".join(summary["reasons"]) or "within the thresholds"
     return [
@@ -94,6 +88,6 @@ def describe_summary(summary: dict[str, Any], predictions: str) -> list[str]:
         f"drifted features {summary['drift_share']:.0%} ({', '.join(summary['drifted']) or 'none'})",
         f"verdict: {summary['verdict'].upper()} ({reasons})",
         describe_sample(summary),
-        f"Evidently report: {summary['report']}",
+        f"Evidently report: {report_link or summary['report']}",
         f"MLflow monitoring run: {summary.get('monitoring_run_url') or summary.get('monitoring_run_id')}",
     ]

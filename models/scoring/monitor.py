@@ -57,6 +57,13 @@ def report_uri(settings: Settings, period: str, name: str = REPORT_FILE) -> str:
     return settings.s3_uri(settings.reports_prefix, period, name)
 
 
+def report_link(settings: Settings, uri: str) -> str:
+    """A link a browser opens for a report on S3 (presigned, a week long; ``models.core.s3.browser_link``)."""
+    from models.core.s3 import browser_link
+
+    return browser_link(uri, settings, "text/html" if uri.endswith(".html") else None)
+
+
 def read_scored_month(settings: Settings, period: str, workdir: Path) -> pd.DataFrame:
     """The period's predictions next to its features (the same trips, in the same order)."""
     predictions = localise_input(predictions_uri(settings, period), workdir, settings)

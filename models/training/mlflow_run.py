@@ -59,8 +59,9 @@ EXPERIMENT_KIND_TAG, EXPERIMENT_KIND = "mlflow.experimentKind", "custom_model_de
 def ensure_experiment(client: MlflowClient, experiment: str) -> str:
     """The id of the named experiment, created when missing, marked as one of model training runs.
 
-    MLflow 3's UI opens an experiment without ``mlflow.experimentKind`` on its GenAI overview; this
-    tag makes it open on the training runs.
+    The ``mlflow.experimentKind`` tag records what the experiment holds. MLflow 3.17's UI does not read it
+    to pick its view (the link's ``workflowType`` or the browser's sidebar switch does, GenAI by default),
+    so the printed links carry ``?workflowType=machine_learning`` (``models.registry.mlflow_client``).
     """
     try:
         found = mlflow.set_experiment(experiment)

@@ -1,4 +1,4 @@
-"""``make backfill``: one run of the ``backfill/dask`` deployment for a range of periods, then its table.
+"""``make backfill``: one run of the ``backfill/on-demand`` deployment for a range of periods, then its table.
 
 The run preprocesses every period in one flow run on Dask (``orchestration.flows.backfill``) and leaves a
 table artifact, one row per period; this prints that table after the run reached its final state:
@@ -13,10 +13,11 @@ import time
 from typing import Any
 
 from models.core.errors import UserError
+from models.core.names import BACKFILL_DEPLOYMENT
 from models.core.periods import YEAR_PATTERN, month_range
 from orchestration.commands import runs
 
-BACKFILL = "backfill/dask"
+BACKFILL = BACKFILL_DEPLOYMENT
 TABLE_KEY = (
     "backfill"  # orchestration.flows.backfill.TABLE_KEY (not imported: that module needs prefect-dask)
 )

@@ -57,12 +57,12 @@ def describe_champion(settings: Settings) -> list[str]:
 
 def describe_links(tracking_uri: str, name: str, version: ModelVersion, run: Run) -> list[str]:
     """Direct links (MLflow UI, model-training view) to the champion's run, version and experiment."""
-    from models.registry.mlflow_client import build_run_url, build_ui_url, build_version_url
+    from models.registry.mlflow_client import build_experiment_url, build_run_url, build_version_url
 
     experiment = run.info.experiment_id
     run_url = build_run_url(tracking_uri, experiment, run.info.run_id)
     version_url = build_version_url(tracking_uri, name, str(version.version))
-    experiment_url = build_ui_url(tracking_uri, f"experiments/{experiment}")
+    experiment_url = build_experiment_url(tracking_uri, experiment)
     return [
         f"  run: {run_url or run.info.run_id}",
         f"  model version: {version_url or version.version}",
@@ -71,8 +71,21 @@ def describe_links(tracking_uri: str, name: str, version: ModelVersion, run: Run
 
 
 def describe_addresses(settings: Settings) -> list[str]:
-    """Where the UIs are."""
+    """Where the UIs are: MLflow's as the training runs of the experiment (its model-training view)."""
     from prefect.settings import PREFECT_UI_URL
 
-    mlflow_ui = mask_secrets(settings.mlflow_tracking_uri)
-    return [f"Prefect UI: {PREFECT_UI_URL.value()}", f"MLflow UI:  {mlflow_ui}"]
+    return [f"Prefect UI: {PREFECT_UI_URL.value()}", f"MLflow UI:  {mlflow_ui_address(settings)}"]
+
+
+def mlflow_ui_address(settings: Settings) -> str:
+    """The experiment's runs table in MLflow's model-training view; the UI's home (GenAI view unless the
+    browser chose otherwise) only while the experiment does not exist yet or the store is not a server."""
+    from models.registry.mlflow_client import build_experiment_url, build_ui_url, connect_tracking
+
+    client = connect_tracking(settings.mlflow_tracking_uri, settings)
+    experiment = client.get_experiment_by_name(settings.experiment)
+    if experiment is not None:
+        url = build_experiment_url(client.tracking_uri, experiment.experiment_id)
+    else:
+        url = build_ui_url(client.tracking_uri, "experiments")
+    return url or mask_secrets(settings.mlflow_tracking_uri)

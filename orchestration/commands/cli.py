@@ -49,7 +49,7 @@ def run_command(
     param: Params = None,
     wait_seconds: WaitSeconds = None,
 ) -> int:
-    """One run of a deployment (default to-bikes-pipeline/weekly); exit 0 only if it Completed."""
+    """One run of a deployment (default to-bikes-pipeline/on-demand); exit 0 only if it Completed."""
     from orchestration.commands.run import DEFAULT_WAIT_S, PIPELINE, parse_params, run_deployment_once
     from orchestration.commands.runs import print_now
 
@@ -71,7 +71,7 @@ def backfill_command(
     param: Params = None,
     wait_seconds: WaitSeconds = None,
 ) -> int:
-    """Periods FROM..TO in one run on Dask (or one preprocess/daily run per month), then a table."""
+    """Periods FROM..TO in one run on Dask (or one preprocess/on-demand run per month), then a table."""
     from orchestration.commands.run import DEFAULT_WAIT_S, PREPROCESS, parse_params, run_deployment_once
     from orchestration.commands.runs import print_now
 
@@ -103,12 +103,13 @@ def score_command(
     deployment: Deployment = None,
     wait_seconds: WaitSeconds = None,
 ) -> int:
-    """Score and monitor a period through the score/monthly deployment, then print its figures.
+    """Score and monitor a period through the score/on-demand deployment, then print its figures.
 
     Its ``result:`` line is the run's state message: whether it monitored the month itself or found it
     "already scored by" an earlier run (the automation's, say), and whether the predictions were cached.
     """
     from models.scoring.history import describe_summary, read_summary
+    from models.scoring.monitor import report_link
     from models.scoring.score import predictions_uri
     from orchestration.commands.run import DEFAULT_WAIT_S
     from orchestration.commands.runs import print_now, start_and_wait
@@ -124,7 +125,9 @@ def score_command(
         print_now(line)
     if not completed:
         return 1
-    for line in describe_summary(read_summary(settings, period), predictions_uri(settings, period)):
+    summary = read_summary(settings, period)
+    link = report_link(settings, summary["report"])
+    for line in describe_summary(summary, predictions_uri(settings, period), link):
         print(line)
     return 0
 

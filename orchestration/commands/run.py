@@ -16,11 +16,12 @@ from collections.abc import Sequence
 from typing import Any
 
 from models.core.errors import UserError
+from models.core.names import PIPELINE_DEPLOYMENT, PREPROCESS_DEPLOYMENT
 from models.core.periods import format_period
 from orchestration.commands import runs
 
-PIPELINE = "to-bikes-pipeline/weekly"
-PREPROCESS = "preprocess/daily"
+PIPELINE = PIPELINE_DEPLOYMENT
+PREPROCESS = PREPROCESS_DEPLOYMENT
 DEFAULT_WAIT_S = 600.0  # ten minutes: a demo-sized run takes one or two
 
 

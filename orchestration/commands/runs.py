@@ -2,9 +2,9 @@
 
 Prefect does the work: ``run_deployment(..., timeout=0)`` creates the run and ``wait_for_flow_run``
 waits for its final state from the server's events. This adds only what Prefect lacks:
-- one line whenever what the run waits for changes: no worker polling its pool (a worker whose last
-  heartbeat is stale is not counted, ``stack.worker_status.is_worker_fresh``, the rule ``make status``
-  shows), or the run's state (Scheduled, Pending, Running);
+- one line whenever what the run waits for changes: no worker polling its pool (only workers Prefect
+  reports ONLINE count, and never the project's background worker once its pid file says it is stopped:
+  ``stack.worker_status.polling_workers``, the rule ``make status`` shows), or the run's state;
 - a Prefect API that stops answering is retried (tenacity) for up to ``API_OUTAGE_S`` seconds with one
   line saying so; a longer outage ends in one sentence naming the server;
 - the report: a failure's own reason, or a pipeline run's rows, metrics and gate
@@ -26,7 +26,7 @@ from websockets.exceptions import WebSocketException
 from models.core.errors import UserError
 from orchestration.commands import outcome
 from orchestration.flows.api_loss import API_OUTAGE_S, is_api_outage
-from stack.worker_status import is_worker_fresh
+from stack.worker_status import START_HINT, ignored_worker_names, polling_workers
 
 T = TypeVar("T")
 WAIT_SLICE_S = 2  # how long one wait_for_flow_run listens before the wait line is looked at again
@@ -122,19 +122,18 @@ def read_fresh_workers(client: Any, pool: str) -> list[Any]:
     """The pool's workers that poll it now; none when the pool does not exist yet."""
     from prefect.exceptions import ObjectNotFound
 
+    from models.core.settings import load_settings
+
     try:
         workers = client.read_workers_for_work_pool(pool)
     except ObjectNotFound:
         return []
-    return [w for w in workers if is_worker_fresh(w)]
+    return polling_workers(workers, ignored_worker_names(load_settings(), pool))
 
 
 def describe_no_worker(pool: str) -> str:
     """What the run waits for when nobody polls its pool, and how to fix it."""
-    return (
-        f"waiting: no worker polls work pool {pool!r} (start one: `make agent` in another terminal, "
-        "or `make up` after `make demo`)"
-    )
+    return f"waiting: no worker polls work pool {pool!r}: {START_HINT}"
 
 
 def describe_wait(state: Any, fresh_workers: int, pool: str) -> str:
@@ -212,8 +211,9 @@ def describe_end(caller: ApiCaller, run: StartedRun, state: Any) -> tuple[bool, 
     label = state.name if state is not None else "Scheduled"
     if state is None or not state.is_final():
         return False, [f"{name}: still {label} after {seconds:.0f} s; it goes on: {run.url}"]
-    head = f"{name}: {label} in {seconds:.1f} s (trigger to final state)"
     with get_client(sync_client=True) as client:
+        name = caller.call(client.read_flow_run, run.flow_run.id).name  # a registering run renamed itself
+        head = f"{name}: {label} in {seconds:.1f} s (trigger to final state)"
         if state.is_completed():
             return True, [head, *caller.call(outcome.describe_success, client, run.flow_run.id, state)]
         return False, [f"{head}: {caller.call(outcome.failure_reason, client, run.flow_run.id, state)}"]

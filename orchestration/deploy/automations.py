@@ -26,11 +26,12 @@ import logging
 from datetime import timedelta
 from typing import Any
 
+from models.core.names import ZOMBIE_AUTOMATION
 from models.core.settings import Settings
 
 log = logging.getLogger(__name__)
 
-AUTOMATION_NAME = "to-bikes-crash-zombie-flow-runs"
+AUTOMATION_NAME = ZOMBIE_AUTOMATION
 MISSED_HEARTBEATS = 3
 CRASH_MESSAGE = "No heartbeat from this flow run's process for {seconds} s; marked Crashed by {name}."
 FINAL_EVENTS = ("Completed", "Failed", "Cancelled", "Crashed")

@@ -24,14 +24,21 @@ from __future__ import annotations
 from typing import Any
 
 from models.core.errors import UserError
-from models.core.names import BREACH_EVENT, MONTH_CHANGED_EVENT
+from models.core.names import (
+    BREACH_EVENT,
+    MONTH_CHANGED_EVENT,
+    PIPELINE_ON_MONTH_AUTOMATION,
+    RETRAIN_AUTOMATION,
+    SCORE_AFTER_AUTOMATION,
+    SCORE_DEPLOYMENT,
+)
 from orchestration.commands.run import PIPELINE
 from orchestration.deploy.automations import RUN_TAG, ensure_automation
 
-SCORE = "score/monthly"
-SCORE_AFTER = "to-bikes-score-after-preprocess"
-RETRAIN_ON_BREACH = "to-bikes-retrain-on-breach"
-PIPELINE_ON_MONTH = "to-bikes-pipeline-on-month"
+SCORE = SCORE_DEPLOYMENT
+SCORE_AFTER = SCORE_AFTER_AUTOMATION
+RETRAIN_ON_BREACH = RETRAIN_AUTOMATION
+PIPELINE_ON_MONTH = PIPELINE_ON_MONTH_AUTOMATION
 PREPROCESSING_FLOWS = ("to-bikes-pipeline", "preprocess")
 PERIOD_RESOURCES = "to-bikes.period.*"
 

@@ -6,7 +6,7 @@ trips were added or changed becomes a ``to-bikes.month.changed`` event naming it
 ``to-bikes.period.YYYY-MM``, payload year and month): the automation ``to-bikes-pipeline-on-month``
 (orchestration/deploy/loop_automations.py) runs the pipeline for it, scoring follows that run, and a
 breach retrains. A file the City withdrew is kept, logged as a warning, listed in an artifact and
-emitted as ``to-bikes.file.withdrawn``. Deployed as ``ingest/daily`` on its own queue ``ingest``.
+emitted as ``to-bikes.file.withdrawn``. Deployed as ``ingest/scheduled-daily`` on its own queue ``ingest``.
 """
 
 from __future__ import annotations

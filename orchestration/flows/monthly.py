@@ -1,11 +1,11 @@
-"""The scheduled run: the pipeline for the newest month whose trips are on S3.
+"""A catch-up started by hand: the pipeline for the newest month whose trips are on S3.
 
 A deployment's parameters are fixed when it is deployed, so "the newest month" cannot be written in
 prefect.yaml; this flow finds it at run time. It preprocesses the latest ``raw/<year>/`` (cached on the
 raw objects' checksums: a day without new files costs a cache lookup), takes the newest month that
 has kept trips, and runs ``to-bikes-pipeline`` for it as a subflow (cached again when nothing changed:
-no second MLflow run, no second version). Deployed as ``to-bikes-monthly/monthly`` with a daily
-schedule, so a month runs on the first morning its data is on S3.
+no second MLflow run, no second version). Deployed as ``to-bikes-newest-month/on-demand``, with no
+schedule: the ingest deployment's month events start the pipeline for each changed month.
 """
 
 from __future__ import annotations
@@ -32,7 +32,7 @@ def find_newest_month(rows_by_month: dict[str, object], year: int) -> str:
     return months[-1]
 
 
-@flow(name="to-bikes-monthly")
+@flow(name="to-bikes-newest-month")
 def newest_month_flow(
     max_evals: int = DEFAULT_MAX_EVALS, seed: int = DEFAULT_SEED, margin: float = DEFAULT_MARGIN
 ) -> dict:

@@ -7,6 +7,7 @@ key's history across runs.
 
 from __future__ import annotations
 
+import logging
 from typing import TYPE_CHECKING, Any
 
 from prefect.artifacts import create_link_artifact, create_markdown_artifact, create_table_artifact
@@ -17,6 +18,8 @@ if TYPE_CHECKING:
     from prefect.states import State
 
     from models.registry.register import RegistrationResult
+
+log = logging.getLogger(__name__)
 
 NO_CHAMPION = "none"  # no previous champion, or no month to compare on
 NOT_COMPARED = "not compared"
@@ -179,8 +182,33 @@ def training_summary(result: TrainResult, registration: RegistrationResult, cach
     }
 
 
+def run_label(summary: dict[str, Any]) -> tuple[str, list[str]]:
+    """The flow run's name and extra tags once registered: period, version and the gate's decision."""
+    period = summary.get("period") or summary.get("valid_month") or "period?"
+    name = f"{period} v{summary['version']} {summary['decision']}"
+    return name, [f"model-version:{summary['version']}", f"gate:{summary['decision']}"]
+
+
+def label_flow_run(summary: dict[str, Any]) -> None:
+    """Rename and tag the running flow run with ``run_label``: lists and the run page's header show the
+    version and decision without opening Details (the header's state only says Completed)."""
+    import httpx
+    from prefect.client.orchestration import get_client
+    from prefect.runtime import flow_run
+
+    if flow_run.id is None:
+        return  # called outside a flow run (tests): nothing to label
+    name, tags = run_label(summary)
+    try:
+        with get_client(sync_client=True) as client:
+            client.update_flow_run(flow_run.id, name=name, tags=sorted({*flow_run.tags, *tags}))
+    except httpx.HTTPError as exc:
+        log.warning("could not rename flow run %s to %r: %s", flow_run.id, name, exc)
+
+
 def registered_state(summary: dict[str, Any], model_name: str) -> State:
-    """A Completed state holding ``summary`` whose message (the run's line in the UI) names the version.
+    """A Completed state holding ``summary`` whose message (the run's line in the UI) names the version;
+    the flow run's name and tags say the same (``label_flow_run``).
 
     A rerun (``rerun_record``) registered nothing: its message says what it found, and which run it reused.
     """
@@ -188,6 +216,7 @@ def registered_state(summary: dict[str, Any], model_name: str) -> State:
 
     from models.registry.gate import describe_verdict
 
+    label_flow_run(summary)
     if not summary.get("rerun_record"):
         message = f"registered version {summary['version']} of {model_name}: {summary['decision']}"
         return Completed(message=message, data=summary)

@@ -160,7 +160,8 @@ def publish_verdict(summary: dict[str, Any], origin: str, history: list[dict[str
         f"F1 casual {metrics['f1_casual']:.4f}; member share predicted "
         f"{metrics['member_share_predicted']:.1%} vs actual {metrics['member_share_actual']:.1%}; "
         f"{summary['drift_share']:.0%} of features drifted ({', '.join(summary['drifted']) or 'none'}).\n\n"
-        f"Evidently report: `{summary['report']}`; MLflow monitoring run: {link}"
+        f"Evidently report: {f'[open it]({report_link}) (a link valid for a week)' if report_link else ''} "
+        f"`{summary['report']}`; MLflow monitoring run: {link}"
     )
     create_markdown_artifact(key=artifact_key("monitoring", summary["period"]), markdown=markdown)
     create_table_artifact(
@@ -197,6 +198,17 @@ def emit_breach(summary: dict[str, Any], year: int, month: int | None) -> Any:
 
 
 @flow(name="score")
+def publish_verdict(
+    summary: dict[str, Any], origin: str, history: list[dict[str, Any]], report_link: str | None = None
+) -> None:
+    """The month's verdict with its report links (``report_link``: http), and the month-by-month table."""
+
+    settings = start_flow_run()
+    with ending_on_api_loss(settings):
+        year = year if year is not None else find_latest_year(settings)
+        period = format_period(year, month)
+        preprocess_period_steps(settings, year, month, DEFAULT_MIN_DURATION_S)
+        version = read_champion(settings)
 def score_flow(year: int | None = None, month: int | None = None) -> State:
     """Preprocess (cached), score with the champion, monitor once; a breach computed now emits the event.
 
@@ -205,15 +217,7 @@ def score_flow(year: int | None = None, month: int | None = None) -> State:
     """
     from prefect.states import Completed
 
-    settings = start_flow_run()
-    with ending_on_api_loss(settings):
-        year = year if year is not None else find_latest_year(settings)
-        period = format_period(year, month)
-        preprocess_period_steps(settings, year, month, DEFAULT_MIN_DURATION_S)
-        version = read_champion(settings)
-        scored, summary, origin, computed = score_and_monitor(period, version, settings)
-        publish_verdict(summary, origin, read_history(settings))
-        breach = summary["verdict"] == "breach" and computed
+    from models.scoring.monitor import report_link
         event = emit_breach(summary, year, month) if breach else None
         report_months(settings)
     message = f"{period} with version {version}: {summary['verdict']}; monitoring {origin}"

@@ -41,10 +41,10 @@ CLOUD_URL = f"https://api.prefect.cloud/api/accounts/{uuid.uuid4()}/workspaces/{
 ENGINE = ["python", "-m", "prefect.engine"]
 
 
-def deployment_values(pool_type: str, name: str = "weekly") -> dict[str, Any]:
+def deployment_values(pool_type: str, flow: str = "pipeline_flow") -> dict[str, Any]:
     """The job variables of one deployment of prefect.yaml, resolved as ``prefect deploy`` does."""
     spec = select_deployments(pool_type, read_spec())
-    entry = next(d for d in spec["deployments"] if d["name"] == name)
+    entry = next(d for d in spec["deployments"] if d["entrypoint"].endswith(f":{flow}"))
     env = {
         "TO_BIKES_GIT_SHA": SHA,
         "TO_BIKES_GIT_DIRTY": "false",
@@ -56,7 +56,7 @@ def deployment_values(pool_type: str, name: str = "weekly") -> dict[str, Any]:
 
 
 def render(config_class: type, pool_type: str, api_key: str) -> Any:
-    """The job configuration a worker of ``pool_type`` prepares for one flow run of ``weekly``."""
+    """The job configuration a worker of ``pool_type`` prepares for one flow run of the pipeline."""
     flow = Flow(id=uuid.uuid4(), name="to-bikes-pipeline")
     flow_run = FlowRun(id=uuid.uuid4(), name="brave-otter", flow_id=flow.id)
     with temporary_settings({PREFECT_API_URL: CLOUD_URL, PREFECT_API_KEY: api_key}):

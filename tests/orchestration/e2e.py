@@ -27,7 +27,7 @@ from models.training.lineage import run_git
 from stack.embedded import StackEnv
 
 BUCKET = "to-bikes-e2e"
-PIPELINE = "to-bikes-pipeline/weekly"
+PIPELINE = "to-bikes-pipeline/on-demand"
 MODEL = "to-bikes-member"
 COMMAND_TIMEOUT_S = 900
 WAIT_S = 120  # events reach the server's store within seconds of their emission

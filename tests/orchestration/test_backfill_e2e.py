@@ -1,4 +1,5 @@
-"""``make backfill`` end to end: the backfill/dask deployment on a worker, its table printed by the trigger.
+"""``make backfill`` end to end: the backfill/on-demand deployment on a worker, its table printed by the
+trigger.
 
 Reuses the pipeline end-to-end module's ``deployed`` project (blocks, code bundle on S3, a worker
 outside the checkout; 2024 and 2025 of a small sample). The flow run pulls its code, starts a

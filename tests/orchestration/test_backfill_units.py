@@ -51,8 +51,8 @@ def test_the_table_has_one_line_per_period(monkeypatch: pytest.MonkeyPatch) -> N
 
 def test_the_backfill_deployment_runs_the_dask_flow_on_its_own_queue() -> None:
     spec = yaml.safe_load((PROJECT_ROOT / "prefect.yaml").read_text())
-    dask = {d["name"]: d for d in spec["deployments"]}["dask"]
-    assert dask["entrypoint"] == "orchestration/flows/backfill.py:backfill_flow"
+    dask = {d["entrypoint"]: d for d in spec["deployments"]}["orchestration/flows/backfill.py:backfill_flow"]
+    assert dask["name"] == "on-demand"
     assert dask["work_pool"]["work_queue_name"] == "backfill"
 
 

@@ -1,5 +1,5 @@
-"""End to end: the ``ingest/daily`` deployment reads a fake CKAN portal, writes raw/ on S3, emits one
-``to-bikes.month.changed`` event per changed month, and the automation ``to-bikes-pipeline-on-month``
+"""End to end: the ``ingest/scheduled-daily`` deployment reads a fake CKAN portal, writes raw/ on S3, emits
+one ``to-bikes.month.changed`` event per changed month, and the automation ``to-bikes-pipeline-on-month``
 starts a pipeline run for that month. A second ingest of the unchanged portal downloads 0 bytes and
 starts no pipeline run.
 
@@ -31,7 +31,7 @@ from tests.orchestration.e2e import (
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
 
 BUCKET = "to-bikes-ingest-e2e"
-INGEST = "ingest/daily"
+INGEST = "ingest/scheduled-daily"
 POLL_S = 2.0
 POLLS = 450  # how long a run or an automation may take on a loaded machine: 15 minutes
 MONTH_FILE = "Bike share ridership 2025-03.csv"
@@ -77,11 +77,20 @@ def run_ingest(deployed: Deployed) -> Any:
 
 
 def pipeline_runs(client: Any, year: int, month: int) -> list[Any]:
-    """Flow runs of the pipeline deployment for this year and month."""
-    from prefect.client.schemas.filters import DeploymentFilter, DeploymentFilterName, FlowRunFilter
+    """Flow runs of the pipeline deployment for this year and month (flow and deployment name: other
+    flows have an ``on-demand`` deployment too)."""
+    from prefect.client.schemas.filters import (
+        DeploymentFilter,
+        DeploymentFilterName,
+        FlowFilter,
+        FlowFilterName,
+        FlowRunFilter,
+    )
 
+    flow, _, deployment = PIPELINE.partition("/")
     runs = client.read_flow_runs(
-        deployment_filter=DeploymentFilter(name=DeploymentFilterName(any_=[PIPELINE.split("/")[1]])),
+        flow_filter=FlowFilter(name=FlowFilterName(any_=[flow])),
+        deployment_filter=DeploymentFilter(name=DeploymentFilterName(any_=[deployment])),
         flow_run_filter=FlowRunFilter(),
     )
     return [r for r in runs if r.parameters.get("year") == year and r.parameters.get("month") == month]

@@ -98,12 +98,20 @@ def score(deployed: Deployed, year: int, month: int) -> str:
 
 
 def pipeline_runs(client: Any, year: int, month: int) -> list[Any]:
-    """Flow runs of the pipeline deployment whose parameters are this year and month."""
-    from prefect.client.schemas.filters import DeploymentFilter, DeploymentFilterName, FlowRunFilter
+    """Flow runs of the pipeline deployment whose parameters are this year and month (flow and deployment
+    name: other flows have an ``on-demand`` deployment too)."""
+    from prefect.client.schemas.filters import (
+        DeploymentFilter,
+        DeploymentFilterName,
+        FlowFilter,
+        FlowFilterName,
+        FlowRunFilter,
+    )
 
-    deployment_name = PIPELINE.split("/")[1]
+    flow, _, deployment = PIPELINE.partition("/")
     runs = client.read_flow_runs(
-        deployment_filter=DeploymentFilter(name=DeploymentFilterName(any_=[deployment_name])),
+        flow_filter=FlowFilter(name=FlowFilterName(any_=[flow])),
+        deployment_filter=DeploymentFilter(name=DeploymentFilterName(any_=[deployment])),
         flow_run_filter=FlowRunFilter(),
     )
     return [r for r in runs if r.parameters.get("year") == year and r.parameters.get("month") == month]

@@ -13,12 +13,10 @@ from orchestration.flows.monthly import find_newest_month
 
 
 def read_deployments() -> dict[str, dict]:
-    """The process pool's deployments by name (``monthly`` is both the pipeline's and score's, ``daily``
-    both preprocess's and ingest's: the ingest is under ``ingest``)."""
+    """The process pool's deployments by their flow function (the deployment names repeat across flows)."""
     document = yaml.safe_load(Path(PROJECT_ROOT, "prefect.yaml").read_text())
     pool = [d for d in document["deployments"] if d["work_pool"]["name"] == "to-bikes"]
-    found = {d["name"]: d for d in pool if d["work_pool"]["work_queue_name"] not in ("score", "ingest")}
-    return {**found, "ingest": next(d for d in pool if d["work_pool"]["work_queue_name"] == "ingest")}
+    return {d["entrypoint"].rpartition(":")[2]: d for d in pool}
 
 
 @pytest.mark.unit
@@ -33,12 +31,9 @@ def test_the_newest_month_is_the_latest_of_the_year_with_trips() -> None:
 @pytest.mark.unit
 def test_prefect_yaml_schedules_the_ingest_daily_and_keeps_the_newest_month_unscheduled() -> None:
     deployments = read_deployments()
-    ingest = deployments["ingest"]
-    assert ingest["entrypoint"] == "orchestration/flows/ingest.py:ingest_flow"
+    ingest = deployments["ingest_flow"]
+    assert ingest["name"] == "scheduled-daily"
     assert [(s["active"], s["cron"]) for s in ingest["schedules"]] == [(True, "0 6 * * *")]
-    monthly = deployments["monthly"]
-    assert monthly["entrypoint"] == "orchestration/flows/monthly.py:newest_month_flow"
-    assert [s["active"] for s in monthly["schedules"]] == [False]
-    assert deployments["weekly"]["entrypoint"] == "orchestration/flows/pipeline.py:pipeline_flow"
-    assert not any(s["active"] for s in deployments["weekly"].get("schedules") or [])
-    assert not any(s["active"] for s in deployments["daily"].get("schedules") or [])
+    for flow in ("newest_month_flow", "pipeline_flow", "preprocess_flow", "score_flow", "backfill_flow"):
+        assert deployments[flow]["name"] == "on-demand"
+        assert "schedules" not in deployments[flow]  # not even a paused one: the UI would draw it

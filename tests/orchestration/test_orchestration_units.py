@@ -205,13 +205,13 @@ def test_prefect_yaml_pushes_per_commit_and_pulls_with_the_credentials_block() -
     assert push["credentials"] == pull["credentials"] == "{{ prefect.blocks.aws-credentials.to-bikes-aws }}"
     assert pull["folder"] == "{{ push_code.folder }}"
     assert unpack["script"] == f"tar -xzf {bundle.BUNDLE_NAME}"
-    names = {d["name"]: d for d in spec["deployments"] if d["work_pool"]["work_queue_name"] != "ingest"}
-    assert names["weekly"]["entrypoint"] == "orchestration/flows/pipeline.py:pipeline_flow"
-    assert names["daily"]["entrypoint"] == "orchestration/flows/pipeline.py:preprocess_flow"
-    assert names["monthly"]["entrypoint"] == "orchestration/flows/scoring.py:score_flow"
-    assert "schedules" not in names["monthly"]  # started by the score-after-preprocess automation instead
-    for deployment in names.values():
-        for schedule in deployment.get("schedules", []):  # backfill/dask runs on demand only
+    names = {d["entrypoint"].rpartition(":")[2]: d for d in spec["deployments"]}
+    assert names["pipeline_flow"]["name"] == "on-demand"
+    assert names["preprocess_flow"]["name"] == "on-demand"
+    assert names["score_flow"]["name"] == "on-demand"
+    assert "schedules" not in names["score_flow"]  # started by the score-after-preprocess automation instead
+    for deployment in spec["deployments"]:
+        for schedule in deployment.get("schedules", []):  # only ingest/scheduled-daily has one
             assert schedule["timezone"] == "America/Toronto"
         env = deployment["work_pool"]["job_variables"]["env"]
         assert deployment["work_pool"]["job_variables"]["command"] == "python -m prefect.engine"

@@ -24,24 +24,30 @@ def test_the_pool_type_comes_from_the_setting_and_defaults_to_process(
         read_pool_type()
 
 
-def test_each_type_deploys_weekly_daily_and_monthly_on_its_own_pool_and_process_is_unchanged() -> None:
+def test_each_type_deploys_the_same_named_deployments_on_its_own_pool_and_process_is_unchanged() -> None:
     spec = read_spec()
     for pool_type in POOL_TYPES:
         chosen = select_deployments(pool_type, spec)["deployments"]
         assert [(d["name"], d["work_pool"]["work_queue_name"]) for d in chosen] == [
-            ("weekly", "pipeline"),
-            ("daily", "preprocess"),
-            ("monthly", "pipeline"),
-            ("daily", "ingest"),
-            ("monthly", "score"),
-            ("dask", "backfill"),
+            ("on-demand", "pipeline"),
+            ("on-demand", "preprocess"),
+            ("on-demand", "pipeline"),
+            ("scheduled-daily", "ingest"),
+            ("on-demand", "score"),
+            ("on-demand", "backfill"),
         ]
+        # A deployment lists a schedule only when it runs on it: the name and a tag say which.
+        for d in chosen:
+            scheduled_one = bool(d.get("schedules"))
+            assert scheduled_one == d["name"].startswith("scheduled-") == ("scheduled" in d["tags"])
+            assert all(s["active"] for s in d.get("schedules", []))
+            assert scheduled_one or "on-demand" in d["tags"]
         scheduled = [
             (d["name"], d["work_pool"]["work_queue_name"])
             for d in chosen
             if any(s.get("active") for s in d.get("schedules", []))
         ]
-        assert scheduled == [("daily", "ingest")]  # months are events: the pipeline and scoring follow
+        assert scheduled == [("scheduled-daily", "ingest")]  # months are events: pipeline and scoring follow
         assert {d["work_pool"]["name"] for d in chosen} == {pool_name(pool_type, spec)}
         image = {d["work_pool"]["job_variables"].get("image") for d in chosen}
         assert image == (

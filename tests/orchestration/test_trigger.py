@@ -25,7 +25,7 @@ from orchestration.commands import outcome, runs
 from orchestration.commands import run as trigger
 from stack.embedded import StackEnv, make_stack_env, running_stack
 from stack.processes import read_pid
-from stack.worker_status import is_worker_fresh
+from stack.worker_status import background_worker_name, is_worker_fresh
 from tests.orchestration.e2e import clean_env, run_module, wait_for
 
 _PRIVATE = ("AWS_", "MLFLOW_", "PREFECT_", "TO_BIKES_")
@@ -152,7 +152,7 @@ def prefect_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[StackEn
 
 
 def register_pipeline_deployment(env: StackEnv) -> None:
-    """The pool ``to-bikes`` and ``to-bikes-pipeline/weekly`` as ``make deploy`` names them (no code)."""
+    """The pool ``to-bikes`` and ``to-bikes-pipeline/on-demand`` as ``make deploy`` names them (no code)."""
     from prefect.client.orchestration import SyncPrefectClient
     from prefect.client.schemas.actions import WorkPoolCreate
 
@@ -163,7 +163,7 @@ def register_pipeline_deployment(env: StackEnv) -> None:
         flow_id = client.create_flow(pipeline_flow)
         client.create_deployment(
             flow_id,
-            "weekly",
+            "on-demand",
             work_pool_name="to-bikes",
             work_queue_name="pipeline",
             parameter_openapi_schema=pipeline_flow.parameters.model_dump_for_openapi(),
@@ -198,7 +198,7 @@ def count_flow_runs(env: StackEnv) -> int:
         (["year=20x5"], "Parameter year='20x5' is not a four-digit year."),
         (["year=2025", "month=13"], "Parameter month=13 is not between 1 and 12."),
         (["month=0"], "Parameter month=0 is not between 1 and 12."),
-        (["yeer=2025"], "Parameter 'yeer' is not one of 'weekly''s"),
+        (["yeer=2025"], "Parameter 'yeer' is not one of 'on-demand''s"),
         (["max_evals=many"], "Validation failed for field 'max_evals'"),
     ],
 )
@@ -286,18 +286,41 @@ def test_make_up_resumes_only_a_worker_make_demo_had_started(tmp_path, monkeypat
 
     settings = Settings(state_dir=tmp_path)
     line = worker.resume_background(settings)
-    assert line.startswith("worker   not started: no background worker was running before; `make agent`")
+    assert line == (
+        "worker   not started: no background worker was running before `make down`; "
+        "`make worker-start` starts one in the background, `make agent` one in the foreground"
+    )
     (tmp_path / worker.WANTED_MARKER).write_text("started\n")
     monkeypatch.setattr(worker, "start_background", lambda s: f"worker started in {s.state_dir}")
     assert worker.resume_background(settings) == f"worker started in {tmp_path}"
+
+
+@pytest.mark.unit
+def test_make_run_counts_no_worker_at_once_when_the_background_worker_is_known_stopped(
+    tmp_path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Prefect still lists a worker ONLINE after `make worker-stop`; its missing pid file is enough."""
+    from models.core.settings import Settings
+
+    monkeypatch.setenv("TO_BIKES_STATE_DIR", str(tmp_path))
+    own = background_worker_name(Settings(state_dir=tmp_path), "to-bikes")
+    listed = [SimpleNamespace(name=own, status="ONLINE"), SimpleNamespace(name="gone", status="OFFLINE")]
+    client = SimpleNamespace(read_workers_for_work_pool=lambda pool: listed)
+    assert runs.read_fresh_workers(client, "to-bikes") == []
+    listed.append(SimpleNamespace(name="agent", status="ONLINE"))  # `make agent` in another terminal
+    assert [w.name for w in runs.read_fresh_workers(client, "to-bikes")] == ["agent"]
+    assert runs.describe_no_worker("to-bikes") == (
+        "waiting: no worker polls work pool 'to-bikes': `make worker-start` starts one in the background, "
+        "`make agent` one in the foreground"
+    )
 
 
 STALE_WAIT_S = 240  # past the 90 s a silent worker still counts as polling, on a loaded machine
 
 
 def wait_for_line(env: StackEnv, wanted: str) -> tuple[list[str], str]:
-    """``make run`` (a pipeline run) until it prints ``wanted`` or gives up after ``STALE_WAIT_S``
-    (its own ``--timeout``, the deadline of this wait); its lines and its flow run id."""
+    """``make run`` (a pipeline run) until it prints ``wanted`` after its run URL, or gives up after
+    ``STALE_WAIT_S`` (its own ``--timeout``, the deadline of this wait); its lines and its flow run id."""
     base = {k: v for k, v in os.environ.items() if not k.startswith(_PRIVATE)}
     command = [sys.executable, "-m", "orchestration", "run", "--param", "year=2025"]
     process = subprocess.Popen(
@@ -312,8 +335,8 @@ def wait_for_line(env: StackEnv, wanted: str) -> tuple[list[str], str]:
     try:
         for line in process.stdout:
             lines.append(line.rstrip("\n"))
-            if lines[-1] == wanted:
-                break
+            if lines[-1] == wanted and any("/runs/flow-run/" in seen for seen in lines):
+                break  # said while waiting for the run it created (it may also say so before creating it)
     finally:
         process.terminate()
         process.communicate(timeout=60)
@@ -321,11 +344,47 @@ def wait_for_line(env: StackEnv, wanted: str) -> tuple[list[str], str]:
     return lines, found[0] if found else ""
 
 
+def worker_line(env: dict[str, str]) -> str:
+    """``make status``'s worker line (``python -m orchestration worker status``)."""
+    return run_module("orchestration", env, "worker", "status").stdout.strip()
+
+
+@pytest.mark.e2e
+def test_worker_start_and_stop_are_known_at_once_by_status_and_run(prefect_server: StackEnv) -> None:
+    """``make worker-start`` / ``make worker-stop``: after a stop Prefect still lists the worker ONLINE
+    (up to three heartbeats), yet ``make status`` says offline and ``make run`` says no worker polls before
+    it creates the run; a restart is one row (``1 polling``), not a second one."""
+    from prefect.client.orchestration import SyncPrefectClient
+
+    env = clean_env(prefect_server)
+    lines: list[str] = []
+    run_module("orchestration", env, "worker", "start")
+    try:
+        assert " online " in worker_line(env) and "(1 polling" in worker_line(env)
+        assert run_module("orchestration", env, "worker", "stop").stdout.startswith("worker stopped (pid ")
+        with SyncPrefectClient(prefect_server["PREFECT_API_URL"]) as client:
+            listed = client.read_workers_for_work_pool("to-bikes")
+        assert [w.status.value for w in listed] == ["ONLINE"]  # Prefect has not noticed yet
+        assert worker_line(env).startswith("worker   offline    pool to-bikes (none polling, ")
+        done = run_trigger(prefect_server, "--timeout", "3")
+        lines = done.stdout.splitlines()
+        assert lines[0] == runs.describe_no_worker("to-bikes"), done.stdout + done.stderr
+        run_module("orchestration", env, "worker", "start")
+        assert "(1 polling" in worker_line(env)  # the same row as before the stop
+    finally:
+        run_module("orchestration", env, "worker", "stop", check=False, timeout=120)
+    found = {m[1] for line in lines if (m := re.search(r"/runs/flow-run/([0-9a-f-]{36})", line))}
+    with SyncPrefectClient(prefect_server["PREFECT_API_URL"]) as client:
+        for flow_run_id in found:  # the run it left Scheduled must not count for another test
+            client.delete_flow_run(flow_run_id)
+
+
 @pytest.mark.e2e
 @pytest.mark.slow
 def test_make_run_says_no_worker_polls_after_the_worker_was_sigkilled(prefect_server: StackEnv) -> None:
     """A real worker (``stack.worker start``), SIGKILLed: Prefect still lists it for a while, and
-    ``make run`` names the missing worker once it is stale (``waiting.read_fresh_workers``)."""
+    ``make run`` names the missing worker (its pid file names a dead process: at once;
+    ``runs.read_fresh_workers``)."""
     from prefect.client.orchestration import SyncPrefectClient
 
     env = clean_env(prefect_server)

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import os
 import time
 import urllib.request
 from typing import Any
@@ -19,21 +20,30 @@ import pytest
 from models.core.settings import Settings
 from stack.control import stop_clients
 from stack.embedded import make_stack_env, running_stack
-from stack.processes import PidRecord, write_pid
+from stack.processes import PidRecord, process_start_time, write_pid
 from stack.services import SERVICE_NAMES, build_services
-from stack.worker_status import PoolWorker, describe_pool, describe_worker, read_pool_workers
+from stack.worker_status import (
+    START_HINT,
+    PoolWorker,
+    background_worker_name,
+    describe_pool,
+    describe_worker,
+    ignored_worker_names,
+    read_pool_workers,
+)
 
 
-def pool_worker(status: str, seconds_ago: float | None) -> PoolWorker:
+def pool_worker(status: str, seconds_ago: float | None, name: str = "w") -> PoolWorker:
     now = dt.datetime.now(dt.UTC)
     last = None if seconds_ago is None else (now - dt.timedelta(seconds=seconds_ago)).isoformat()
-    return PoolWorker("w", status, last, 30)
+    return PoolWorker(name, status, last, 30)
 
 
 @pytest.mark.unit
 def test_the_pool_is_online_exactly_when_prefect_says_a_worker_is() -> None:
     assert describe_pool([pool_worker("ONLINE", 3)]) == ("online", "1 polling, last heartbeat 3 s ago")
-    assert describe_pool([pool_worker("OFFLINE", 900)]) == ("offline", "last heartbeat 900 s ago")
+    offline = ("offline", "none polling, last heartbeat 900 s ago")
+    assert describe_pool([pool_worker("OFFLINE", 900)]) == offline
     assert describe_pool([pool_worker("OFFLINE", 900), pool_worker("ONLINE", 2)])[0] == "online"
     assert describe_pool([]) == ("offline", "no worker ever polled it")
     assert describe_pool(None) == ("unknown", "the Prefect API does not answer")
@@ -85,7 +95,30 @@ def test_the_worker_line_without_an_api_or_a_pid_file(tmp_path) -> None:
     settings = Settings(state_dir=tmp_path, prefect_port=9)  # port 9 (discard): nothing answers
     line = describe_worker(settings)
     assert line.startswith("worker   unknown    pool to-bikes (the Prefect API does not answer)")
-    assert line.endswith("no background worker (`make agent` starts one)")
+    assert line.endswith(f"background worker stopped: {START_HINT}")
+
+
+@pytest.mark.unit
+def test_a_stopped_background_worker_is_not_counted_while_prefect_still_shows_it_online(tmp_path) -> None:
+    """After `make worker-stop` Prefect lists the worker ONLINE for up to three heartbeats; its pid file
+    says at once that it is gone, so the count, the state word and `make run` leave it out."""
+    settings = Settings(state_dir=tmp_path)
+    own = background_worker_name(settings)
+    assert own == background_worker_name(Settings(state_dir=tmp_path))  # one row per machine and folder
+    assert own != background_worker_name(Settings(state_dir=tmp_path / "other"))
+    rows = [pool_worker("ONLINE", 2, own)]
+    assert ignored_worker_names(settings) == {own}  # no pid file: stopped
+    assert describe_pool(rows, ignored_worker_names(settings)) == (
+        "offline",
+        "none polling, last heartbeat 2 s ago",
+    )
+    assert describe_pool([*rows, pool_worker("ONLINE", 1, "agent")], {own}) == (
+        "online",
+        "1 polling, last heartbeat 1 s ago",
+    )
+    write_pid(tmp_path, "worker", PidRecord(os.getpid(), process_start_time(os.getpid()) or 0.0, 0))
+    assert ignored_worker_names(settings) == set()  # the pid file names a live process: counted
+    assert describe_pool(rows, ignored_worker_names(settings))[0] == "online"
 
 
 @pytest.mark.unit

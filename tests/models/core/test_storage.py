@@ -181,3 +181,26 @@ def test_preprocess_reads_and_writes_s3(s3_env, tmp_path):
 def test_missing_s3_prefix_is_a_user_error(s3_env):
     with pytest.raises(UserError, match=r"holds no \.csv or \.zip"):
         storage.list_inputs(f"s3://{s3_env.bucket}/no-such-prefix/", s3_env.settings())
+
+
+@pytest.mark.integration
+def test_a_report_on_s3_is_printed_as_an_http_link_a_browser_opens(s3_env, tmp_path):
+    """``models.scoring.monitor.report_link``: a presigned GET (a week) that needs no credentials, and
+    that serves an HTML report as text/html so the browser shows it instead of downloading it."""
+    import urllib.parse
+    import urllib.request
+
+    from models.scoring.monitor import report_link
+
+    settings = s3_env.settings()
+    page = tmp_path / "monitoring.html"
+    page.write_text("<html><body>drift report</body></html>")
+    uri = storage.write_file_atomic(page, f"s3://{s3_env.bucket}/reports/2025-12/monitoring.html", settings)
+    link = report_link(settings, uri)
+    parsed = urllib.parse.urlparse(link)
+    assert parsed.scheme == "http" and parsed.path == f"/{s3_env.bucket}/reports/2025-12/monitoring.html"
+    assert urllib.parse.parse_qs(parsed.query)["X-Amz-Expires"] == [str(7 * 24 * 3600)]
+    with urllib.request.urlopen(link, timeout=30) as response:
+        assert response.headers["Content-Type"].startswith("text/html")
+        assert b"drift report" in response.read()
+    assert report_link(settings, "data/local.html") == "data/local.html"
