@@ -71,6 +71,15 @@ def read_summary(settings: Settings, period: str) -> dict[str, Any]:
         return json.loads(local.read_text())
 
 
+def describe_sample(summary: dict[str, Any]) -> str:
+    """How the period relates to the champion's training window, and what drift is measured against."""
+    note = summary.get("sample_note") or "no training window known"
+    head = f"sample: {summary.get('sample', 'unknown')}"
+    if summary.get("sample") != "in-sample":  # an in-sample verdict already gives the note as its reason
+        head += f" ({note})"
+    return f"{head}; drift reference: {summary.get('reference') or 'unknown'}"
+
+
 def describe_summary(summary: dict[str, Any], predictions: str, report_link: str | None = None) -> list[str]:
     """What a person reads after ``make score``: where things went, the figures and the verdict.
 

@@ -4,12 +4,12 @@
 
 A fake CKAN portal on 127.0.0.1 (``Publisher``: ``package_show`` and the files, never the internet)
 publishes the generated sample's 2025 (``models.sample``) one month at a time: each tick republishes
-the yearly ZIP with one more month, as the City does, and starts the ``ingest/daily`` deployment (the
-daily run, compressed) through ``orchestration.commands.runs``. From there the project's automations
-do the rest: the month's ``to-bikes.month.changed`` event starts its pipeline run (preprocess, train on
-the months before, gate on the month), its completion starts the score run (monitoring), a breach
-starts a retrain. The command only waits until every pipeline and score run of that month is final and
-nothing new has started for ``QUIET_S`` seconds, then publishes the next month.
+the yearly ZIP with one more month, as the City does, and starts the ``ingest/scheduled-daily``
+deployment (the daily run, compressed) through ``orchestration.commands.runs``. From there the
+project's automations do the rest: the month's ``to-bikes.month.changed`` event starts its pipeline
+run (preprocess, train on the months before, gate on the month), its completion starts the score run
+(monitoring), a breach starts a retrain. The command only waits until every pipeline and score run of
+that month is final and nothing new has started for ``QUIET_S`` seconds, then publishes the next month.
 
 One month (``--collapse``, default the last) has its labels collapsed to about 6% members: its
 preprocessing raises the data-quality warning, its scoring breaches, the breach retrains, and each
@@ -38,10 +38,10 @@ from urllib.parse import urlsplit
 
 import numpy as np
 
+from models.core.names import INGEST_DEPLOYMENT
 from models.core.settings import Settings
 
 YEAR = 2025
-INGEST = "ingest/daily"
 PIPELINE_FLOW = "to-bikes-pipeline"
 SCORE_FLOW = "score"
 COLLAPSED_MEMBER_SHARE = 0.06
@@ -318,7 +318,7 @@ def simulate_year(
             portal.publish(YEAR, entries, f"{YEAR}-{month:02d}-28T06:00:00")
             say(f"{YEAR}-{month:02d} published" + (" (labels collapsed)" if month == collapse else ""))
             since = datetime.now(UTC)
-            done, lines = start_and_wait(INGEST, {}, 600, say=say)
+            done, lines = start_and_wait(INGEST_DEPLOYMENT, {}, 600, say=say)
             for line in lines:
                 say(f"  {line}")
             if not done:

@@ -147,8 +147,10 @@ def score_and_monitor(period: str, version: str, settings: Settings) -> tuple[di
     return scored, summary, f"computed in this run; {predictions}", True
 
 
-def publish_verdict(summary: dict[str, Any], origin: str, history: list[dict[str, Any]]) -> None:
-    """The month's verdict with its report links, and the month-by-month table."""
+def publish_verdict(
+    summary: dict[str, Any], origin: str, history: list[dict[str, Any]], report_link: str | None = None
+) -> None:
+    """The month's verdict with its report links (``report_link``: http), and the month-by-month table."""
     link = summary.get("monitoring_run_url") or summary["monitoring_run_id"]
     reasons = "; ".join(summary["reasons"]) or "within the thresholds"
     metrics = summary["metrics"]
@@ -198,17 +200,6 @@ def emit_breach(summary: dict[str, Any], year: int, month: int | None) -> Any:
 
 
 @flow(name="score")
-def publish_verdict(
-    summary: dict[str, Any], origin: str, history: list[dict[str, Any]], report_link: str | None = None
-) -> None:
-    """The month's verdict with its report links (``report_link``: http), and the month-by-month table."""
-
-    settings = start_flow_run()
-    with ending_on_api_loss(settings):
-        year = year if year is not None else find_latest_year(settings)
-        period = format_period(year, month)
-        preprocess_period_steps(settings, year, month, DEFAULT_MIN_DURATION_S)
-        version = read_champion(settings)
 def score_flow(year: int | None = None, month: int | None = None) -> State:
     """Preprocess (cached), score with the champion, monitor once; a breach computed now emits the event.
 
@@ -218,6 +209,16 @@ def score_flow(year: int | None = None, month: int | None = None) -> State:
     from prefect.states import Completed
 
     from models.scoring.monitor import report_link
+
+    settings = start_flow_run()
+    with ending_on_api_loss(settings):
+        year = year if year is not None else find_latest_year(settings)
+        period = format_period(year, month)
+        preprocess_period_steps(settings, year, month, DEFAULT_MIN_DURATION_S)
+        version = read_champion(settings)
+        scored, summary, origin, computed = score_and_monitor(period, version, settings)
+        publish_verdict(summary, origin, read_history(settings), report_link(settings, summary["report"]))
+        breach = summary["verdict"] == "breach" and computed
         event = emit_breach(summary, year, month) if breach else None
         report_months(settings)
     message = f"{period} with version {version}: {summary['verdict']}; monitoring {origin}"

@@ -129,6 +129,12 @@ def wait_for_final(client: Any, year: int, month: int) -> Any:
     )
 
 
+def test_doctor_passes_on_the_deployed_stack_with_its_worker_and_automations(loop: Deployed) -> None:
+    done = run_module("orchestration", loop.env, "stack", "doctor", check=False)
+    assert done.returncode == 0, done.stdout
+    assert done.stdout.splitlines()[-1] == "14 passed, 0 failed", done.stdout
+
+
 def test_a_normal_month_is_ok_and_starts_no_retrain(loop: Deployed) -> None:
     output = score(loop, 2025, 12)
     assert "verdict: OK" in output, output

@@ -88,7 +88,9 @@ def test_a_version_registered_by_a_run_that_lost_the_api_is_recorded_on_it_by_th
     for _ in range(2):  # the second rerun finds the record in place
         state = pipeline_flow(year=2025, max_evals=1, seed=505, return_state=True)
         assert state.is_completed() and state.result()["training_cached"] is True
-        assert state.message.startswith(f"registered version {first['version']} of {NAME}: "), state
+        # The version the lost run registered, found again: a rerun's message, nothing registered anew.
+        assert state.message.startswith(f"version {first['version']} of {NAME}: "), state
+        assert state.result()["version"] == first["version"] and state.result()["rerun_record"], state
     records = [a for a in read_artifacts(outage_stack, lost.id) if a.key == LOST_RUN_KEY]
     assert len(records) == 1, records
     assert f"Version {first['version']} of `{NAME}`" in records[0].data

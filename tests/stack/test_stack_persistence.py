@@ -111,14 +111,22 @@ def test_doctor_passes_on_a_ready_stack_and_names_a_fix(own_stack: StackEnv, tmp
     (raw / "trips.csv").write_text("trip_id\n1\n")
     assert run_stack_cli(own_stack, "sync-data", str(raw.parent)).returncode == 0
     assert run_make_blocks(own_stack).returncode == 0
-    healthy = run_stack_cli(own_stack, "doctor")
-    assert healthy.returncode == 0, healthy.stdout
-    assert healthy.stdout.splitlines()[-1] == "11 passed, 0 failed"
+    # Servers, data and blocks ready; nothing deployed and no worker: those three FAIL, each naming its fix
+    # (the full pass on a deployed stack with a worker: tests/orchestration/test_loop_e2e.py).
+    ready = run_stack_cli(own_stack, "doctor")
+    assert ready.returncode == 3, ready.stdout
+    assert ready.stdout.splitlines()[-1] == "11 passed, 3 failed"
+    failed = [line for line in ready.stdout.splitlines() if line.startswith("FAIL")]
+    assert [line.split("  ")[1].strip() for line in failed] == [
+        "worker on pool to-bikes",
+        "deployments on pool to-bikes",
+        "automations",
+    ], failed
+    assert "fix: `make worker-start`" in failed[0] and all("fix: make deploy" in f for f in failed[1:])
     missing_pool = run_stack_cli(own_stack, "doctor", extra={"TO_BIKES_WORK_POOL": "no-such-pool"})
     assert missing_pool.returncode == 3
     failures = [line for line in missing_pool.stdout.splitlines() if line.startswith("FAIL")]
-    assert len(failures) == 1
-    assert "work pool no-such-pool" in failures[0] and "fix: make blocks" in failures[0]
+    assert "work pool no-such-pool" in failures[0] and "fix: make blocks" in failures[0], failures
 
 
 @pytest.fixture(scope="module")

@@ -12,10 +12,12 @@ import datetime as dt
 import json
 import os
 import time
+import urllib.error
 import urllib.request
 from typing import Any
 
 import pytest
+import tenacity
 
 from models.core.settings import Settings
 from stack.control import stop_clients
@@ -62,7 +64,19 @@ def test_the_prefect_server_runs_its_foreman_every_5_s_and_a_caller_can_override
     assert prefect.env["PREFECT_SERVER_SERVICES_FOREMAN_LOOP_SECONDS"] == "2"
 
 
+def is_busy(exc: BaseException) -> bool:
+    """A 503: Prefect's server answers so while its SQLite database is busy (a loaded machine)."""
+    return isinstance(exc, urllib.error.HTTPError) and exc.code == 503
+
+
+@tenacity.retry(
+    retry=tenacity.retry_if_exception(is_busy),
+    wait=tenacity.wait_exponential(multiplier=0.5, max=5),
+    stop=tenacity.stop_after_attempt(8),
+    reraise=True,
+)
 def post_json(url: str, body: dict[str, Any]) -> None:
+    """POST as Prefect's own client does: a 503 (server busy) is retried, any other error raised."""
     data = json.dumps(body).encode()
     request = urllib.request.Request(url, data=data, headers={"Content-Type": "application/json"})
     with urllib.request.urlopen(request, timeout=10):
