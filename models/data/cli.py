@@ -9,6 +9,7 @@ import typer
 
 from models.core.names import DEFAULT_MIN_DURATION_S
 
+
 def fetch_command(
     years: Annotated[list[int], typer.Option(metavar="YEAR", help="years to fetch, e.g. --years 2024 2025")],
     more_years: Annotated[list[int] | None, typer.Argument(hidden=True, metavar="YEAR")] = None,

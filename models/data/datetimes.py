@@ -15,8 +15,6 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from models.core.errors import UserError
-
 # Two-digit-year formats come first: "%Y" would also accept "17" as the year 17.
 MONTH_FIRST = (
     "%m/%d/%y %H:%M:%S",

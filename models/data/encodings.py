@@ -7,8 +7,8 @@ U+FFFD) with whole-buffer operations, never value by value. The encoding actuall
 recorded per file. A malformed row that is not UTF-8, in a file whose first bytes are, cannot be
 handed to the CSV reader's invalid-row hook (pyarrow decodes its text as UTF-8 first and reports
 the failure as unraisable): ``UndecodableRows`` notices that, and the file is read again as cp1252
-(see ``models.data.csv_reader``). Digest and line count come from a separate pass that runs in a thread (hashing
-releases the GIL), overlapping the parse.
+(see ``models.data.csv_reader``). Digest and line count come from a separate pass that runs in a
+thread (hashing releases the GIL), overlapping the parse.
 """
 
 from __future__ import annotations

@@ -14,7 +14,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from models.core.names import LABEL_COLUMN, POSITIVE_LABEL
+from models.core.names import LABEL_COLUMN, POSITIVE_LABEL  # noqa: F401 (re-exported: the feature contract)
 from models.data.holidays import holidays_for
 
 TIME_COLUMN = "start_time"  # naive local America/Toronto wall-clock time

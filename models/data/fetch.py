@@ -26,7 +26,7 @@ from typing import Any
 
 from models.core import storage
 from models.core.errors import UserError
-from models.core.settings import Settings, load_settings
+from models.core.settings import Settings
 from models.data.download import Downloader
 from models.data.unzip import unpack_zip
 

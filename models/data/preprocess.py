@@ -17,7 +17,6 @@ exactly as published: no offset is attached, so DST gaps and repeats are kept as
 from __future__ import annotations
 
 import hashlib
-import json
 import logging
 import tempfile
 from collections.abc import Sequence
@@ -25,7 +24,6 @@ from contextlib import closing
 from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
-from typing import Any
 
 import pyarrow as pa
 import pyarrow.compute as pc

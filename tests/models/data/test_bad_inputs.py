@@ -19,11 +19,11 @@ import pyarrow.parquet as pq
 import pytest
 
 from models.core.errors import UserError
+from models.core.settings import PROJECT_ROOT as ROOT
 from models.data.outputs import output_paths
 from models.data.preprocess import preprocess
 from tests.models.data.bad_inputs import BadInput, build_cases, write_corpus
 
-from models.core.settings import PROJECT_ROOT as ROOT
 CASES = build_cases()
 ERRORS = [case for case in CASES if case.outcome == "error"]
 CLI_TIMEOUT_S = 300

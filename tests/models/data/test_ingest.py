@@ -154,7 +154,7 @@ def test_months_come_from_the_rows_and_pick_a_month_runs_inputs(portal, settings
 
 
 def test_the_ingest_command_prints_what_it_did_and_a_dead_portal_in_one_line(portal, s3_env: StackEnv):
-    """``python -m models ingest`` (``make ingest-data``): the report as JSON; a portal down, one error line."""
+    """``python -m models ingest`` (``make ingest-data``): the report as JSON; a dead portal, one line."""
     import os
     import subprocess
     import sys
