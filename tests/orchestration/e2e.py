@@ -252,3 +252,23 @@ def wait_for(what: str, check: Callable[[], Any], deadline_s: float = WAIT_S, po
         if time.monotonic() > deadline:
             raise AssertionError(f"{what} did not happen within {deadline_s:.0f} s (last: {found!r})")
         time.sleep(poll_s)
+
+
+def pipeline_runs(client: Any, year: int, month: int) -> list[Any]:
+    """Flow runs of the pipeline deployment whose parameters are this year and month (flow and deployment
+    name: other flows have an ``on-demand`` deployment too)."""
+    from prefect.client.schemas.filters import (
+        DeploymentFilter,
+        DeploymentFilterName,
+        FlowFilter,
+        FlowFilterName,
+        FlowRunFilter,
+    )
+
+    flow, _, deployment = PIPELINE.partition("/")
+    runs = client.read_flow_runs(
+        flow_filter=FlowFilter(name=FlowFilterName(any_=[flow])),
+        deployment_filter=DeploymentFilter(name=DeploymentFilterName(any_=[deployment])),
+        flow_run_filter=FlowRunFilter(),
+    )
+    return [r for r in runs if r.parameters.get("year") == year and r.parameters.get("month") == month]

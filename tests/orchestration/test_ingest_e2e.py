@@ -18,10 +18,10 @@ import pytest
 
 from tests.models.data.portal import Portal, serving, zip_bytes
 from tests.orchestration.e2e import (
-    PIPELINE,
     Deployed,
     clean_env,
     deploy_project,
+    pipeline_runs,
     prefect_client,
     read_messages,
     run_module,
@@ -74,26 +74,6 @@ def run_ingest(deployed: Deployed) -> Any:
             return run
         time.sleep(POLL_S)
     raise AssertionError(f"ingest run {run.id} not final: {run.state}")
-
-
-def pipeline_runs(client: Any, year: int, month: int) -> list[Any]:
-    """Flow runs of the pipeline deployment for this year and month (flow and deployment name: other
-    flows have an ``on-demand`` deployment too)."""
-    from prefect.client.schemas.filters import (
-        DeploymentFilter,
-        DeploymentFilterName,
-        FlowFilter,
-        FlowFilterName,
-        FlowRunFilter,
-    )
-
-    flow, _, deployment = PIPELINE.partition("/")
-    runs = client.read_flow_runs(
-        flow_filter=FlowFilter(name=FlowFilterName(any_=[flow])),
-        deployment_filter=DeploymentFilter(name=DeploymentFilterName(any_=[deployment])),
-        flow_run_filter=FlowRunFilter(),
-    )
-    return [r for r in runs if r.parameters.get("year") == year and r.parameters.get("month") == month]
 
 
 def wait_for_pipeline_run(client: Any, year: int, month: int) -> Any:

@@ -21,9 +21,9 @@ import pytest
 
 from tests.orchestration.e2e import (
     _PRIVATE,
-    PIPELINE,
     Deployed,
     deploy_project,
+    pipeline_runs,
     prefect_client,
     read_messages,
     run_module,
@@ -95,26 +95,6 @@ def score(deployed: Deployed, year: int, month: int) -> str:
     """``make score YEAR= MONTH=``; its printed output."""
     done = run_module("orchestration", deployed.env, "score", "--year", str(year), "--month", str(month))
     return done.stdout
-
-
-def pipeline_runs(client: Any, year: int, month: int) -> list[Any]:
-    """Flow runs of the pipeline deployment whose parameters are this year and month (flow and deployment
-    name: other flows have an ``on-demand`` deployment too)."""
-    from prefect.client.schemas.filters import (
-        DeploymentFilter,
-        DeploymentFilterName,
-        FlowFilter,
-        FlowFilterName,
-        FlowRunFilter,
-    )
-
-    flow, _, deployment = PIPELINE.partition("/")
-    runs = client.read_flow_runs(
-        flow_filter=FlowFilter(name=FlowFilterName(any_=[flow])),
-        deployment_filter=DeploymentFilter(name=DeploymentFilterName(any_=[deployment])),
-        flow_run_filter=FlowRunFilter(),
-    )
-    return [r for r in runs if r.parameters.get("year") == year and r.parameters.get("month") == month]
 
 
 def wait_for_final(client: Any, year: int, month: int) -> Any:
