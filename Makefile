@@ -269,7 +269,7 @@ WAIT ?=
 FROM ?=
 TO ?=
 ALLOW_DIRTY ?=
-.PHONY: deploy agent worker-start worker-stop run backfill demo score serve screenshots months simulate-year
+.PHONY: deploy agent worker-start worker-stop run backfill demo score serve screenshots readme-blocks months simulate-year
 
 deploy: $(AGENT_STAMP) ## Pool of TO_BIKES_WORK_POOL_TYPE (process|docker|kubernetes|ecs), queues, code bundle flows/<sha>/, its deployments, automations, notifications if TO_BIKES_NOTIFY_URL (ALLOW_DIRTY=1)
 	$(ORCH) deploy $(if $(filter-out 0,$(ALLOW_DIRTY)),--allow-dirty)
@@ -307,7 +307,7 @@ demo: ## From a fresh clone: venvs, stack, sample, sync, blocks, deploy, worker,
 	@$(PHASE) "stack up" $(DEMO_LOG) '(s3|prefect|mlflow) +running +$(URL_RE)|^worker +[a-z ]+' $(MAKE) up
 	@$(PHASE) sample $(DEMO_LOG) '"rows": [0-9]+' $(MAKE) sample-data
 	@$(PHASE) sync $(DEMO_LOG) 'synced [^;]*' $(MAKE) sync-data
-	@$(PHASE) blocks $(DEMO_LOG) '^[A-Za-z]+/[a-z-]+: [a-z]+' $(MAKE) blocks
+	@$(PHASE) blocks $(DEMO_LOG) '^[A-Za-z0-9]+/[a-z-]+: [a-z]+' $(MAKE) blocks
 	@$(PHASE) deploy $(DEMO_LOG) 'code bundle: [^ ]+|^notifications: [a-z]+' $(MAKE) deploy
 	@$(PHASE) worker $(DEMO_LOG) '^worker [a-z ]+\(pid [0-9]+|^worker [a-z ]+: .*' $(MAKE) worker-start
 	@$(PHASE) "pipeline run" $(DEMO_LOG) '^[^ ]+( v[0-9]+ [a-z ]+)?: (Completed|Failed|Crashed)[^(]*|$(URL_RE)/runs/flow-run/[0-9a-f-]+' $(MAKE) run
@@ -341,6 +341,10 @@ serve: $(VENV_STAMP) ## MLflow's model server for the champion on 127.0.0.1:TO_B
 screenshots: $(AGENT_STAMP) ## PNGs of the flow-run graph, monitoring history, Evidently report and MLflow model page (headless Chromium) into docs/images/
 	command -v chromium >/dev/null || { apt-get update -qq && apt-get install -y -qq chromium; }
 	$(ORCH) screenshots --dest $(SCREENSHOTS_DIR)
+
+README ?= README.md
+readme-blocks: $(AGENT_STAMP) ## Run the README's verbatim blocks' commands on the running stack and rewrite each block with their output and a stamp (commit, date, load, cache state)
+	$(ORCH) readme-blocks --readme $(README)
 
 # --- docker agent (issue 10): agent-image, agent-docker ----------------------------------
 # The worker image (agent/Dockerfile): the locked runtime only; flow code comes from S3 per run.
