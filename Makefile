@@ -338,7 +338,7 @@ simulate-year: $(AGENT_STAMP) ## A time-compressed 2025 from a fake portal, MONT
 serve: $(VENV_STAMP) ## MLflow's model server for the champion on 127.0.0.1:TO_BIKES_SERVE_PORT (5100); restart it for a new champion
 	$(PY) -m models serve --port $(TO_BIKES_SERVE_PORT)
 
-screenshots: $(AGENT_STAMP) ## PNGs of the flow-run graph, monitoring history, Evidently report and MLflow model page (headless Chromium) into docs/images/
+screenshots: $(AGENT_STAMP) ## PNGs of the flow runs list, a score run graph, monitoring history, Evidently report, MLflow training runs and model page (headless Chromium) into docs/images/
 	command -v chromium >/dev/null || { apt-get update -qq && apt-get install -y -qq chromium; }
 	$(ORCH) screenshots --dest $(SCREENSHOTS_DIR)
 
