@@ -309,8 +309,8 @@ demo: ## From a fresh clone: venvs, stack, sample, sync, blocks, deploy, worker,
 	@$(PHASE) sync $(DEMO_LOG) 'synced [^;]*' $(MAKE) sync-data
 	@$(PHASE) blocks $(DEMO_LOG) '^[A-Za-z0-9]+/[a-z-]+: [a-z]+' $(MAKE) blocks
 	@$(PHASE) deploy $(DEMO_LOG) 'code bundle: [^ ]+|^notifications: [a-z]+' $(MAKE) deploy
-	@$(PHASE) worker $(DEMO_LOG) '^worker [a-z ]+\(pid [0-9]+|^worker [a-z ]+: .*' $(MAKE) worker-start
-	@$(PHASE) "pipeline run" $(DEMO_LOG) '^[^ ]+( v[0-9]+ [a-z ]+)?: (Completed|Failed|Crashed)[^(]*|$(URL_RE)/runs/flow-run/[0-9a-f-]+' $(MAKE) run
+	@$(PHASE) worker $(DEMO_LOG) '^worker [a-z ]+|pid [0-9]+' $(MAKE) worker-start
+	@$(PHASE) "pipeline run" $(DEMO_LOG) '^[^ ]+( v[0-9]+ [a-z -]+)?: (Completed|Failed|Crashed)[^(]*|^result: [^;]*|$(URL_RE)/runs/flow-run/[0-9a-f-]+' $(MAKE) run
 	@$(PHASE) champion $(DEMO_LOG) 'champion: [^ ]+ = version [0-9]+|^ +roc_auc: [0-9.]+ +\(baseline [0-9.]+\)|experiment runs: $(URL_RE)' $(ORCH) champion
 	@$(PHASE) "score $(DEMO_SCORE_YEAR)-$(DEMO_SCORE_MONTH)" $(DEMO_LOG) '^result: [^;]*|^verdict: [A-Za-z-]+|already scored by [^ ]+' \
 		$(MAKE) score YEAR=$(DEMO_SCORE_YEAR) MONTH=$(DEMO_SCORE_MONTH)
