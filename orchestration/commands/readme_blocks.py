@@ -50,6 +50,7 @@ KNOWN_TARGETS = frozenset(
         "down",
     }
 )
+MAKE_VARIABLES = frozenset({"MAKELEVEL", "MAKEFLAGS", "MFLAGS", "MAKEOVERRIDES"})
 ANSI = re.compile(r"\x1b\[[0-9;]*[A-Za-z]")
 
 
@@ -169,10 +170,13 @@ def _load(load: tuple[float, ...]) -> str:
 
 def run_command(command: str, cwd: Path) -> CommandResult:
     """Run one command as a person would type it, from ``cwd``; never raises on a non-zero exit."""
+    # A top-level make, as typed (under `make readme-blocks` it would print `make[1]: ***`).
+    env = {key: value for key, value in os.environ.items() if key not in MAKE_VARIABLES}
     started = time.monotonic()
     done = subprocess.run(
         shlex.split(command),
         cwd=cwd,
+        env=env,
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
         text=True,

@@ -102,3 +102,13 @@ def test_an_unknown_marker_is_one_sentence_naming_its_line_and_nothing_runs(
 def test_a_block_without_its_end_marker_is_an_error() -> None:
     with pytest.raises(UserError, match="line 1: the verbatim block has no <!-- /verbatim --> line"):
         find_blocks(["<!-- verbatim: make months -->", "text"])
+
+
+@pytest.mark.unit
+def test_a_command_runs_as_a_top_level_command_not_under_the_make_that_started_the_script(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("MAKELEVEL", "1")
+    monkeypatch.setenv("MAKEFLAGS", "--no-print-directory")
+    result = readme_blocks.run_command("sh -c 'echo ${MAKELEVEL:-top} ${MAKEFLAGS:-none}; exit 3'", tmp_path)
+    assert (result.output, result.exit_code) == ("top none\n", 3)
