@@ -2,11 +2,11 @@
 
     agent/.venv/bin/python -m orchestration screenshots --dest docs/images
 
-Six pages, each found through the APIs so the pictures show what the stack holds now: the flow runs
-list (run names with the registered version and decision), the newest ``score`` flow run's graph and
-the ``monitoring-history`` artifact (Prefect UI), the newest Evidently report (downloaded from
-``reports/<period>/``, opened as a file), and in MLflow's model-training view the experiment's runs
-table and the champion's page.
+Six pages, each found through the APIs so the pictures show what the stack holds now: the newest
+pipeline run that registered a version (its name and tags show the version and decision), the newest
+``score`` flow run's graph and the ``monitoring-history`` artifact (Prefect UI), the newest Evidently
+report (downloaded from ``reports/<period>/``, opened as a file), and in MLflow's model-training view
+the experiment's runs table and the champion's page.
 Chromium (Debian's ``chromium``) runs once per page with a fresh profile and no background traffic.
 """
 
@@ -27,6 +27,8 @@ log = logging.getLogger(__name__)
 WINDOW = "1400,900"
 VIRTUAL_TIME_MS = 15000
 SCORE_FLOW = "score"
+PIPELINE_FLOW = "to-bikes-pipeline"
+GATE_TAG = "gate:"
 HISTORY_KEY = "monitoring-history"
 
 
@@ -94,12 +96,20 @@ def find_prefect_pages(settings: Settings) -> dict[str, str]:
             sort=ArtifactSort.CREATED_DESC,
             limit=1,
         )
-    if not runs or not artifacts:
+        pipeline_runs = client.read_flow_runs(
+            flow_filter=FlowFilter(name=FlowFilterName(any_=[PIPELINE_FLOW])),
+            sort=FlowRunSort.START_TIME_DESC,
+            limit=50,
+        )
+    # The newest pipeline run that registered a version: its name and tags say the version and decision.
+    registered = [run for run in pipeline_runs if any(tag.startswith(GATE_TAG) for tag in run.tags)]
+    if not runs or not artifacts or not registered:
         raise UserError(
-            "No score flow run or monitoring-history artifact yet; run `make demo` (or make score) first."
+            "No score flow run, monitoring-history artifact or pipeline run that registered a version yet; "
+            "run `make demo` first."
         )
     return {
-        "prefect-flow-runs.png": f"{ui}/runs",
+        "prefect-pipeline-run.png": f"{ui}/runs/flow-run/{registered[0].id}",
         "prefect-flow-run-graph.png": f"{ui}/runs/flow-run/{runs[0].id}",
         "prefect-monitoring-history.png": f"{ui}/artifacts/artifact/{artifacts[0].id}",
     }
