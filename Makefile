@@ -269,7 +269,7 @@ WAIT ?=
 FROM ?=
 TO ?=
 ALLOW_DIRTY ?=
-.PHONY: deploy agent worker-start worker-stop run backfill demo score serve screenshots months simulate-year
+.PHONY: deploy agent worker-start worker-stop run backfill demo score serve screenshots readme-blocks months simulate-year
 
 deploy: $(AGENT_STAMP) ## Pool of TO_BIKES_WORK_POOL_TYPE (process|docker|kubernetes|ecs), queues, code bundle flows/<sha>/, its deployments, automations, notifications if TO_BIKES_NOTIFY_URL (ALLOW_DIRTY=1)
 	$(ORCH) deploy $(if $(filter-out 0,$(ALLOW_DIRTY)),--allow-dirty)
@@ -295,18 +295,27 @@ PER_MONTH ?=
 backfill: $(AGENT_STAMP) ## Months (or years) FROM..TO in one run on Dask, then a table (PER_MONTH=1: a run per month)
 	$(ORCH) backfill --from "$(FROM)" --to "$(TO)" $(if $(filter-out 0,$(PER_MONTH)),--per-month) $(if $(WAIT),--wait-seconds $(WAIT)) $(RUN_ARGS)
 
-demo: ## From a fresh clone: venvs, stack, sample, sync, blocks, deploy, worker, one pipeline run, champion
-	$(MAKE) install
-	$(MAKE) up
-	$(MAKE) sample-data
-	$(MAKE) sync-data
-	$(MAKE) blocks
-	$(MAKE) deploy
-	$(MAKE) worker-start
-	$(MAKE) run
-	$(ORCH) champion
-	$(MAKE) score YEAR=$(DEMO_SCORE_YEAR) MONTH=$(DEMO_SCORE_MONTH)
-	@echo "The stack and a worker keep running; \`make down\` stops them (worker pid file: .stack/run/worker.pid)."
+# One line per phase (stack/phase.sh: `== phase: what, N s`); every phase's whole output, Prefect's
+# deploy advice and uv's package lines included, goes to DEMO_LOG, whose path is printed first and last.
+DEMO_LOG = $(TO_BIKES_STATE_DIR_MK)/logs/demo.log
+PHASE = stack/phase.sh
+URL_RE = http://[^ ]+
+demo: ## From a fresh clone: venvs, stack, sample, sync, blocks, deploy, worker, one pipeline run, champion, score; one line per phase (details in .stack/logs/demo.log)
+	@mkdir -p $(dir $(DEMO_LOG)) && : >$(DEMO_LOG)
+	@echo "make demo: one line per phase; each phase's whole output goes to $(DEMO_LOG)"
+	@$(PHASE) venvs $(DEMO_LOG) 'model env: .*' $(MAKE) install
+	@$(PHASE) "stack up" $(DEMO_LOG) '(s3|prefect|mlflow) +running +$(URL_RE)|^worker +[a-z ]+' $(MAKE) up
+	@$(PHASE) sample $(DEMO_LOG) '"rows": [0-9]+' $(MAKE) sample-data
+	@$(PHASE) sync $(DEMO_LOG) 'synced [^;]*' $(MAKE) sync-data
+	@$(PHASE) blocks $(DEMO_LOG) '^[A-Za-z0-9]+/[a-z-]+: [a-z]+' $(MAKE) blocks
+	@$(PHASE) deploy $(DEMO_LOG) 'code bundle: [^ ]+|^notifications: [a-z]+' $(MAKE) deploy
+	@$(PHASE) worker $(DEMO_LOG) '^worker [a-z ]+|pid [0-9]+' $(MAKE) worker-start
+	@$(PHASE) "pipeline run" $(DEMO_LOG) '^[^ ]+( v[0-9]+ [a-z -]+)?: (Completed|Failed|Crashed)[^(]*|^result: [^;]*|$(URL_RE)/runs/flow-run/[0-9a-f-]+' $(MAKE) run
+	@$(PHASE) champion $(DEMO_LOG) 'champion: [^ ]+ = version [0-9]+|^ +roc_auc: [0-9.]+ +\(baseline [0-9.]+\)|experiment runs: $(URL_RE)' $(ORCH) champion
+	@$(PHASE) "score $(DEMO_SCORE_YEAR)-$(DEMO_SCORE_MONTH)" $(DEMO_LOG) '^result: [^;]*|^verdict: [A-Za-z-]+|already scored by [^ ]+' \
+		$(MAKE) score YEAR=$(DEMO_SCORE_YEAR) MONTH=$(DEMO_SCORE_MONTH)
+	@echo "Prefect UI: http://$(TO_BIKES_HOST):$(TO_BIKES_PREFECT_PORT)  (details: $(DEMO_LOG))"
+	@echo "The stack and a worker keep running; \`make down\` stops them (worker pid file: $(TO_BIKES_STATE_DIR_MK)/run/worker.pid)."
 
 # Issue 17: score and monitor a month through the `score` deployment (queue score); serve the champion.
 # The demo scores the sample's last month (models/sample generates 2025-01..2025-12).
@@ -329,9 +338,13 @@ simulate-year: $(AGENT_STAMP) ## A time-compressed 2025 from a fake portal, MONT
 serve: $(VENV_STAMP) ## MLflow's model server for the champion on 127.0.0.1:TO_BIKES_SERVE_PORT (5100); restart it for a new champion
 	$(PY) -m models serve --port $(TO_BIKES_SERVE_PORT)
 
-screenshots: $(AGENT_STAMP) ## PNGs of the flow-run graph, monitoring history, Evidently report and MLflow model page (headless Chromium) into docs/images/
+screenshots: $(AGENT_STAMP) ## PNGs of the flow runs list, a score run graph, monitoring history, Evidently report, MLflow training runs and model page (headless Chromium) into docs/images/
 	command -v chromium >/dev/null || { apt-get update -qq && apt-get install -y -qq chromium; }
 	$(ORCH) screenshots --dest $(SCREENSHOTS_DIR)
+
+README ?= README.md
+readme-blocks: $(AGENT_STAMP) ## Run the README's verbatim blocks' commands on the running stack and rewrite each block with their output and a stamp (commit, date, load, cache state)
+	$(ORCH) readme-blocks --readme $(README)
 
 # --- docker agent (issue 10): agent-image, agent-docker ----------------------------------
 # The worker image (agent/Dockerfile): the locked runtime only; flow code comes from S3 per run.

@@ -26,6 +26,7 @@ app.command("score")(commands.score_command)
 app.command("champion")(commands.champion_command)
 app.command("months")(commands.months_command)
 app.command("screenshots")(commands.screenshots_command)
+app.command("readme-blocks")(commands.readme_blocks_command)
 app.command("simulate-year")(commands.simulate_year_command)
 
 

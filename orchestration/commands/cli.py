@@ -1,4 +1,4 @@
-"""``python -m orchestration run|backfill|score|champion|months|screenshots``: the commands a person runs.
+"""``python -m orchestration run|backfill|score|champion|months|screenshots|readme-blocks``: user commands.
 
     agent/.venv/bin/python -m orchestration run [--deployment NAME] [--param key=value ...] [--wait-seconds S]
     agent/.venv/bin/python -m orchestration backfill --from 2024-01 --to 2024-06 [--per-month]
@@ -187,3 +187,19 @@ def simulate_year_command(
 
 def print_flush(line: str) -> None:
     print(line, flush=True)
+
+
+def readme_blocks_command(
+    readme: Annotated[
+        Path, typer.Option(help="the Markdown file whose verbatim blocks are regenerated")
+    ] = Path("README.md"),
+) -> int:
+    """Run each verbatim block's commands on the running stack and rewrite the block with their output."""
+    from orchestration.commands.readme_blocks import describe_cache, regenerate
+
+    connect_prefect()
+    settings = load_settings()
+    for block, results in regenerate(readme, lambda: describe_cache(settings)):
+        codes = ", ".join(f"{r.command}: exit {r.exit_code}, {r.seconds:.1f} s" for r in results)
+        print(f"{readme}:{block.open_line + 1}: {codes}")
+    return 0

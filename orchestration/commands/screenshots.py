@@ -2,9 +2,11 @@
 
     agent/.venv/bin/python -m orchestration screenshots --dest docs/images
 
-Four pages, each found through the APIs so the pictures show what the stack holds now: the newest
+Six pages, each found through the APIs so the pictures show what the stack holds now: the newest
+pipeline run that registered a version (its name and tags show the version and decision), the newest
 ``score`` flow run's graph and the ``monitoring-history`` artifact (Prefect UI), the newest Evidently
-report (downloaded from ``reports/<period>/``, opened as a file) and the champion's page in MLflow.
+report (downloaded from ``reports/<period>/``, opened as a file), and in MLflow's model-training view
+the experiment's runs table and the champion's page.
 Chromium (Debian's ``chromium``) runs once per page with a fresh profile and no background traffic.
 """
 
@@ -25,6 +27,8 @@ log = logging.getLogger(__name__)
 WINDOW = "1400,900"
 VIRTUAL_TIME_MS = 15000
 SCORE_FLOW = "score"
+PIPELINE_FLOW = "to-bikes-pipeline"
+GATE_TAG = "gate:"
 HISTORY_KEY = "monitoring-history"
 
 
@@ -92,23 +96,40 @@ def find_prefect_pages(settings: Settings) -> dict[str, str]:
             sort=ArtifactSort.CREATED_DESC,
             limit=1,
         )
-    if not runs or not artifacts:
+        pipeline_runs = client.read_flow_runs(
+            flow_filter=FlowFilter(name=FlowFilterName(any_=[PIPELINE_FLOW])),
+            sort=FlowRunSort.START_TIME_DESC,
+            limit=50,
+        )
+    # The newest pipeline run that registered a version: its name and tags say the version and decision.
+    registered = [run for run in pipeline_runs if any(tag.startswith(GATE_TAG) for tag in run.tags)]
+    if not runs or not artifacts or not registered:
         raise UserError(
-            "No score flow run or monitoring-history artifact yet; run `make demo` (or make score) first."
+            "No score flow run, monitoring-history artifact or pipeline run that registered a version yet; "
+            "run `make demo` first."
         )
     return {
+        "prefect-pipeline-run.png": f"{ui}/runs/flow-run/{registered[0].id}",
         "prefect-flow-run-graph.png": f"{ui}/runs/flow-run/{runs[0].id}",
         "prefect-monitoring-history.png": f"{ui}/artifacts/artifact/{artifacts[0].id}",
     }
 
 
-def find_mlflow_page(settings: Settings) -> str:
-    """The champion version's page in the MLflow UI."""
-    from models.registry.mlflow_client import connect_tracking
+def find_mlflow_pages(settings: Settings) -> dict[str, str]:
+    """The experiment's training runs table and the champion version's page, in MLflow's model-training
+    view (the links ``make demo`` prints; without the view MLflow 3 opens its GenAI traces overview)."""
+    from models.registry.mlflow_client import build_experiment_url, build_version_url, connect_tracking
 
     client = connect_tracking(settings.mlflow_tracking_uri, settings)
     version = client.get_model_version_by_alias(settings.model_name, CHAMPION).version
-    return f"{settings.mlflow_tracking_uri}/#/models/{settings.model_name}/versions/{version}"
+    experiment = client.get_experiment_by_name(settings.experiment)
+    if experiment is None:
+        raise UserError(f"No MLflow experiment {settings.experiment!r} yet; run `make demo` first.")
+    uri = client.tracking_uri
+    return {
+        "mlflow-training-runs.png": build_experiment_url(uri, experiment.experiment_id) or uri,
+        "mlflow-model-version.png": build_version_url(uri, settings.model_name, version) or uri,
+    }
 
 
 def fetch_latest_report(settings: Settings, workdir: Path) -> Path:
@@ -128,5 +149,5 @@ def take_all(settings: Settings, dest: Path) -> list[Path]:
     with tempfile.TemporaryDirectory(prefix="to-bikes-report-") as workdir:
         report = fetch_latest_report(settings, Path(workdir))
         pages["evidently-report.png"] = report.resolve().as_uri()
-        pages["mlflow-model-version.png"] = find_mlflow_page(settings)
+        pages.update(find_mlflow_pages(settings))
         return [take_screenshot(url, dest / name) for name, url in pages.items()]

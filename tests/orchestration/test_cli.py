@@ -26,6 +26,7 @@ COMMANDS = (
     "champion",
     "months",
     "screenshots",
+    "readme-blocks",
     "simulate-year",
     "stack",
     "worker",
