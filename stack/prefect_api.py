@@ -13,10 +13,17 @@ import urllib.request
 from dataclasses import dataclass
 from typing import Any
 
+import tenacity
+
 from models.core.errors import UserError
 from models.core.settings import Settings
 
 HTTP_TIMEOUT_S = 5
+BUSY = 503  # Prefect's server answers so while its database is busy (SQLite on a loaded machine)
+
+
+class NoAnswerInTime(str):
+    """The reason http_get gives (with status 0) for a request that had no answer within HTTP_TIMEOUT_S."""
 
 
 @dataclass(frozen=True)
@@ -27,9 +34,21 @@ class ApiProblem:
     fix: str
 
 
+def is_busy(result: tuple[int, Any]) -> bool:
+    """A 503 or a timeout: a server that is there but slow, worth asking again (refused is not)."""
+    status, reason = result
+    return status == BUSY or isinstance(reason, NoAnswerInTime)
+
+
+@tenacity.retry(
+    retry=tenacity.retry_if_result(is_busy),
+    wait=tenacity.wait_exponential(multiplier=0.5, max=4),
+    stop=tenacity.stop_after_attempt(4),
+    retry_error_callback=lambda state: state.outcome.result(),  # still busy: give the last answer
+)
 def http_get(url: str, headers: dict[str, str] | None = None, body: Any = None) -> tuple[int, Any]:
     """Status and parsed JSON (or text) of a GET (a POST of ``body`` as JSON when given); status 0 with
-    the reason when unreachable."""
+    the reason when unreachable. A busy server (503, or no answer in time) is asked up to 4 times."""
     data = None if body is None else json.dumps(body).encode()
     headers = {**(headers or {}), **({"Content-Type": "application/json"} if data is not None else {})}
     request = urllib.request.Request(url, data=data, headers=headers)  # noqa: S310 (configured API URLs)
@@ -40,7 +59,10 @@ def http_get(url: str, headers: dict[str, str] | None = None, body: Any = None) 
     except urllib.error.HTTPError as exc:
         return exc.code, exc.reason
     except (urllib.error.URLError, OSError) as exc:
-        return 0, str(getattr(exc, "reason", exc))
+        reason = getattr(exc, "reason", exc)
+        if isinstance(reason, TimeoutError):
+            return 0, NoAnswerInTime(f"no answer in {HTTP_TIMEOUT_S} s")
+        return 0, str(reason)
     try:
         return status, json.loads(body)
     except ValueError:

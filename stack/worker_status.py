@@ -16,15 +16,12 @@ from __future__ import annotations
 
 import datetime as dt
 import hashlib
-import json
 import socket
-import urllib.error
-import urllib.request
 from dataclasses import dataclass
 from typing import Any
 
 from models.core.settings import Settings
-from stack.prefect_api import HTTP_TIMEOUT_S, prefect_headers
+from stack.prefect_api import http_get, prefect_headers
 from stack.processes import read_pid
 from stack.services import state_dir_of
 
@@ -62,14 +59,10 @@ class PoolWorker:
 def read_pool_workers(settings: Settings, pool: str | None = None) -> list[PoolWorker] | None:
     """The pool's workers (POST /work_pools/<pool>/workers/filter); None when the API does not answer."""
     url = f"{settings.prefect_api_url.rstrip('/')}/work_pools/{pool or settings.work_pool}/workers/filter"
-    headers = {"Content-Type": "application/json", **prefect_headers(settings)}
-    request = urllib.request.Request(url, data=b"{}", headers=headers, method="POST")  # noqa: S310
-    try:
-        with urllib.request.urlopen(request, timeout=HTTP_TIMEOUT_S) as response:  # noqa: S310
-            found = json.loads(response.read().decode())
-    except urllib.error.HTTPError as exc:
-        return [] if exc.code == 404 else None  # 404: the pool does not exist yet
-    except (urllib.error.URLError, OSError, ValueError):
+    status, found = http_get(url, prefect_headers(settings), {})
+    if status == 404:
+        return []  # the pool does not exist yet
+    if status != 200 or not isinstance(found, list):
         return None
     return [
         PoolWorker(

@@ -3,10 +3,6 @@ prefect.yaml and the automations of ``make deploy``; each missing one is a FAIL 
 
 from __future__ import annotations
 
-import json
-import time
-import urllib.error
-import urllib.request
 from typing import Any
 
 import pytest
@@ -15,6 +11,7 @@ from models.core.names import AUTOMATIONS
 from models.core.settings import Settings
 from stack import doctor_prefect
 from stack.embedded import make_stack_env, running_stack
+from stack.prefect_api import http_get
 from stack.prefect_yaml import read_spec
 from stack.worker_status import PoolWorker, background_worker_name
 
@@ -74,19 +71,10 @@ def test_doctor_passes_with_a_polling_worker_every_deployment_and_every_automati
     assert automations.detail == f"1 of 4 missing or disabled: {AUTOMATIONS[0]}"
 
 
-def post_json(url: str, body: dict[str, Any], attempts: int = 5) -> None:
-    """POST, tried again on a 503 (a just-started server under load answers it now and then)."""
-    request = urllib.request.Request(
-        url, data=json.dumps(body).encode(), headers={"Content-Type": "application/json"}
-    )
-    for attempt in range(attempts):
-        try:
-            with urllib.request.urlopen(request, timeout=10):
-                return
-        except urllib.error.HTTPError as exc:
-            if exc.code != 503 or attempt == attempts - 1:
-                raise
-            time.sleep(1)
+def post_json(url: str, body: dict[str, Any]) -> None:
+    """POST (a busy server's 503 asked again, as ``stack.prefect_api.http_get`` does); 2xx or fail."""
+    status, answer = http_get(url, body=body)
+    assert 200 <= status < 300, (url, status, answer)
 
 
 @pytest.mark.integration

@@ -66,3 +66,36 @@ def test_a_refusal_names_the_credential_to_set_and_hides_it(api: tuple[str, type
 def test_a_dead_api_is_one_sentence() -> None:
     with pytest.raises(UserError, match=r"does not answer .*make up, or set PREFECT_API_URL\.$"):
         require_prefect_api(Settings(prefect_api_url_override="http://127.0.0.1:9/api"))
+
+
+class Busy(http.server.BaseHTTPRequestHandler):
+    """503 for the first ``busy`` requests (a server whose SQLite database is busy), then 200."""
+
+    busy: ClassVar[int] = 0
+    seen: ClassVar[int] = 0
+
+    def do_GET(self) -> None:
+        Busy.seen += 1
+        self.send_response(503 if Busy.seen <= Busy.busy else 200)
+        self.end_headers()
+        self.wfile.write(b"[]")
+
+    def log_message(self, *args: object) -> None:
+        return
+
+
+@pytest.mark.parametrize(("busy", "status", "asked"), [(2, 200, 3), (9, 503, 4)])
+def test_a_busy_server_is_asked_again_and_a_refusing_one_is_not(busy: int, status: int, asked: int) -> None:
+    from stack.prefect_api import http_get
+
+    Busy.busy, Busy.seen = busy, 0
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Busy)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        assert http_get(f"http://127.0.0.1:{server.server_address[1]}/x")[0] == status
+        assert Busy.seen == asked
+    finally:
+        server.shutdown()
+        server.server_close()
+    port = server.server_address[1]  # closed now: refused at once, no retry
+    assert http_get(f"http://127.0.0.1:{port}/x")[0] == 0

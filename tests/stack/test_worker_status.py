@@ -17,11 +17,11 @@ import urllib.request
 from typing import Any
 
 import pytest
-import tenacity
 
 from models.core.settings import Settings
 from stack.control import stop_clients
 from stack.embedded import make_stack_env, running_stack
+from stack.prefect_api import http_get
 from stack.processes import PidRecord, process_start_time, write_pid
 from stack.services import SERVICE_NAMES, build_services
 from stack.worker_status import (
@@ -64,23 +64,10 @@ def test_the_prefect_server_runs_its_foreman_every_5_s_and_a_caller_can_override
     assert prefect.env["PREFECT_SERVER_SERVICES_FOREMAN_LOOP_SECONDS"] == "2"
 
 
-def is_busy(exc: BaseException) -> bool:
-    """A 503: Prefect's server answers so while its SQLite database is busy (a loaded machine)."""
-    return isinstance(exc, urllib.error.HTTPError) and exc.code == 503
-
-
-@tenacity.retry(
-    retry=tenacity.retry_if_exception(is_busy),
-    wait=tenacity.wait_exponential(multiplier=0.5, max=5),
-    stop=tenacity.stop_after_attempt(8),
-    reraise=True,
-)
 def post_json(url: str, body: dict[str, Any]) -> None:
-    """POST as Prefect's own client does: a 503 (server busy) is retried, any other error raised."""
-    data = json.dumps(body).encode()
-    request = urllib.request.Request(url, data=data, headers={"Content-Type": "application/json"})
-    with urllib.request.urlopen(request, timeout=10):
-        pass
+    """POST (a busy server's 503 asked again, as ``stack.prefect_api.http_get`` does); 2xx or fail."""
+    status, answer = http_get(url, body=body)
+    assert 200 <= status < 300, (url, status, answer)
 
 
 @pytest.mark.integration
