@@ -8,12 +8,16 @@ change when a year is republished); nothing here hard-codes a file URL. Each ZIP
 connection, retried with exponential backoff), checked, renamed into place, then unpacked into
 ``<dest>/<year>/`` (sub-folders flattened, nested ZIPs opened, ``__MACOSX`` junk ignored).
 ``<dest>/manifest.json`` records the URL and SHA-256 of every ZIP and CSV; a ZIP whose digest
-matches the manifest is not downloaded again. Data: "Contains information licensed under the Open
+matches the manifest is not downloaded again. When the portal lists a ``hash`` for the resource
+(CKAN's free-text field: ``<algorithm>:<hex>``, or bare hex read by its length as MD5, SHA-1,
+SHA-256 or SHA-512), the download is checked against it (``check_portal_hash``); a mismatch is
+kept aside as ``<name>.zip.hash-mismatch`` and nothing is unpacked. Data: "Contains information licensed under the Open
 Government Licence – Toronto."
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
 import os
@@ -49,6 +53,7 @@ class Resource:
     url: str
     last_modified: str | None
     size: int | None = None  # bytes, as the portal lists them (models.data.ingest checks the download)
+    hash: str | None = None  # CKAN's ``hash`` field when the portal gives one (check_portal_hash)
 
 
 def pick_resources(package: dict[str, Any], years: Sequence[int], api_url: str) -> list[Resource]:
@@ -65,8 +70,58 @@ def pick_resources(package: dict[str, Any], years: Sequence[int], api_url: str) 
         if not matches:
             raise UserError(f"The CKAN package at {api_url} lists no ZIP named bikeshare-ridership-{year}.")
         chosen = matches[-1]
-        picked.append(Resource(year, chosen["name"], chosen["url"], chosen.get("last_modified")))
+        listed_hash = str(chosen.get("hash") or "").strip() or None
+        picked.append(
+            Resource(year, chosen["name"], chosen["url"], chosen.get("last_modified"), hash=listed_hash)
+        )
     return picked
+
+
+HEX_LENGTHS = {32: "md5", 40: "sha1", 64: "sha256", 128: "sha512"}
+HASH_CHUNK = 1 << 20
+MISMATCH_SUFFIX = ".hash-mismatch"
+
+
+def parse_portal_hash(listed: str) -> tuple[str, str] | None:
+    """``(algorithm, hex)`` of a CKAN ``hash`` value, or None when it names no hash this can compute."""
+    algorithm, _, hexdigest = listed.rpartition(":")
+    algorithm = algorithm.strip().lower().replace("-", "") or HEX_LENGTHS.get(len(hexdigest.strip()), "")
+    hexdigest = hexdigest.strip().lower()
+    if algorithm not in hashlib.algorithms_guaranteed or not hexdigest:
+        return None
+    if any(char not in "0123456789abcdef" for char in hexdigest):
+        return None
+    return algorithm, hexdigest
+
+
+def check_portal_hash(path: Path, resource: Resource, *, quarantine: bool = True) -> None:
+    """The download at ``path`` against the portal's ``hash`` (when listed); a mismatch is a UserError,
+    after moving the file to ``<path>.hash-mismatch`` with ``quarantine`` (a fetch's download folder;
+    the ingest's is a temporary one). A value that names no known hash is logged, not checked.
+    """
+    if not resource.hash:
+        return
+    parsed = parse_portal_hash(resource.hash)
+    if parsed is None:
+        log.warning("%s: the portal's hash %r names no known algorithm; not checked", resource.url, resource.hash)
+        return
+    algorithm, expected = parsed
+    digest = hashlib.new(algorithm)
+    with path.open("rb") as source:
+        while chunk := source.read(HASH_CHUNK):
+            digest.update(chunk)
+    if digest.hexdigest() == expected:
+        log.info("%s: matches the portal's %s hash", path.name, algorithm)
+        return
+    kept = "run the ingest again later"
+    if quarantine:
+        quarantined = path.with_name(path.name + MISMATCH_SUFFIX)
+        path.replace(quarantined)
+        kept = f"the file is kept in {quarantined}"
+    raise UserError(
+        f"Download of {resource.url} does not match the portal's hash {resource.hash} "
+        f"(got {algorithm}:{digest.hexdigest()}); nothing was written: {kept}."
+    )
 
 
 def read_manifest(dest: Path) -> dict[str, Any]:
@@ -123,6 +178,7 @@ def fetch_year(
             return known
     else:
         downloader.download(resource.url, zip_path)
+        check_portal_hash(zip_path, resource)
     files = unpack_year(zip_path, year_dir, f"{resource.year}/{zip_name}")
     return {
         "name": resource.name,

@@ -5,8 +5,9 @@
 Every run reads the portal's resources through CKAN ``package_show`` (download links change when a
 year is republished). A yearly ZIP whose url, ``last_modified`` and size are those of the manifest
 (``models.data.raw_manifest``) is not downloaded at all. Otherwise it is downloaded into a temporary
-folder (``models.data.download``: resume, retries), its size checked against the portal's, and its
-SHA-256 compared with the manifest's: the same content uploads nothing. A new content is unpacked
+folder (``models.data.download``: resume, retries), its size checked against the portal's (and its
+CKAN ``hash`` when listed: ``models.data.fetch.check_portal_hash``), and its SHA-256 compared with the
+manifest's: the same content uploads nothing. A new content is unpacked
 (``models.data.fetch.unpack_year``: sub-folders, nested ZIPs, ``__MACOSX``), and only the monthly
 CSVs whose SHA-256 changed are written to ``raw/<year>/``, each atomically. A CSV the City withdrew
 (or a whole year gone from the portal) is kept on S3 and reported as withdrawn, never deleted.
@@ -18,7 +19,7 @@ from __future__ import annotations
 
 import logging
 import tempfile
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -26,7 +27,7 @@ from models.core import s3, storage
 from models.core.errors import UserError
 from models.core.settings import Settings
 from models.data.download import Downloader
-from models.data.fetch import PACKAGE_ID, Resource, pick_resources, unpack_year
+from models.data.fetch import PACKAGE_ID, Resource, check_portal_hash, pick_resources, unpack_year
 from models.data.raw_manifest import describe_file, read_manifest, write_manifest
 
 log = logging.getLogger(__name__)
@@ -54,10 +55,7 @@ class IngestReport:
 def with_sizes(package: dict[str, Any], picked: list[Resource]) -> list[Resource]:
     """The picked resources with the portal's ``size`` (bytes; None when the portal gives none)."""
     sizes = {r.get("url"): r.get("size") for r in package.get("result", {}).get("resources", [])}
-    return [
-        Resource(r.year, r.name, r.url, r.last_modified, int(sizes[r.url]) if sizes.get(r.url) else None)
-        for r in picked
-    ]
+    return [replace(r, size=int(sizes[r.url]) if sizes.get(r.url) else None) for r in picked]
 
 
 def list_year_resources(package: dict[str, Any], api_url: str) -> list[Resource]:
@@ -113,6 +111,7 @@ def download_checked(resource: Resource, folder: Path, downloader: Downloader) -
             f"Download of {resource.url} is {size} bytes but the portal lists {resource.size}; "
             "nothing was written: run the ingest again later."
         )
+    check_portal_hash(path, resource, quarantine=False)  # when the portal lists one
     return path
 
 

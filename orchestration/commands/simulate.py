@@ -156,17 +156,21 @@ def serve(server: ThreadingHTTPServer) -> Callable[[], None]:
 
 
 def collapse_labels(data: bytes, share: float = COLLAPSED_MEMBER_SHARE, seed: int = 27) -> bytes:
-    """The month's CSV with ``User_Type`` Member for about ``share`` of the trips, Casual otherwise."""
+    """The month's CSV with ``User_Type`` Member for ``share`` of the labelled trips (rounded), Casual
+    otherwise: exactly that many rows drawn without replacement. A coin flip per trip made a month of
+    about 270 trips 9.5% members (a binomial draw: 6% +- 1.4 points)."""
     rng = np.random.default_rng(seed)
     reader = csv.DictReader(io.StringIO(data.decode("utf-8-sig")))
+    rows = [row for row in reader if None not in row and all(value is not None for value in row.values())]
+    labelled = [index for index, row in enumerate(rows) if row.get("User_Type") in ("Member", "Casual")]
+    labelled_set = set(labelled)
+    members = set(rng.choice(labelled, size=round(share * len(labelled)), replace=False).tolist())
     out = io.StringIO()
     writer = csv.DictWriter(out, fieldnames=reader.fieldnames, extrasaction="ignore", lineterminator="\n")
     writer.writeheader()
-    for row in reader:
-        if None in row or any(value is None for value in row.values()):
-            continue
-        if row.get("User_Type") in ("Member", "Casual"):
-            row["User_Type"] = "Member" if rng.random() < share else "Casual"
+    for index, row in enumerate(rows):
+        if index in labelled_set:
+            row["User_Type"] = "Member" if index in members else "Casual"
         writer.writerow(row)
     return out.getvalue().encode()
 

@@ -23,16 +23,25 @@ from models.core.settings import Settings
 from orchestration.flows.api_loss import ending_on_api_loss
 from orchestration.flows.months import report_months
 from orchestration.flows.pipeline import IO_RETRIES, start_flow_run
+from orchestration.flows.work_locks import hold_work_lock, name_work
 
 INGEST_KEY = "ingest"
 
 
 @task(name="ingest-portal", cache_policy=NO_CACHE, **IO_RETRIES)
 def ingest_task(settings: Settings) -> dict[str, Any]:
-    """``models.data.ingest.ingest_portal`` (idempotent: a retry moves only what is still missing)."""
-    from models.data.ingest import ingest_portal
+    """``models.data.ingest.ingest_portal`` (idempotent: a retry moves only what is still missing).
 
-    return ingest_portal(settings).to_dict()
+    One ingest per manifest at a time: each reads ``raw/_manifest.json`` first and writes it back
+    with its changes, so two at once would keep only the last write. The work lock
+    (``orchestration.flows.work_locks``) makes the second wait, then find the first's files listed.
+    S3 conditional writes would do it without Prefect, but s3rver honours no ``If-Match`` on PUT.
+    """
+    import models.data.ingest as ingest
+    from models.data.raw_manifest import manifest_uri
+
+    with hold_work_lock(name_work("ingest", settings.s3_endpoint_url, manifest_uri(settings))):
+        return ingest.ingest_portal(settings).to_dict()
 
 
 def flow_run_related() -> list[dict[str, str]]:

@@ -118,3 +118,41 @@ def test_two_runs_at_once_monitor_one_month_and_version_once(
     assert origins[1] == "computed in this run; predictions cached"
     assert sorted(computed for *_, computed in runs) == [False, True]
     sweep_idle_limits(idle_s=0)
+
+
+def test_two_ingests_at_once_lose_no_manifest_update(
+    prefect_api: None, local_stack: StackEnv, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Each ingest reads ``raw/_manifest.json``, adds what it wrote and writes it back: two at once must
+    not both read the old manifest (the second write would drop the first's entries)."""
+    import contextvars
+    import threading
+    from concurrent.futures import ThreadPoolExecutor
+
+    import models.data.ingest as ingest_module
+    from models.data.raw_manifest import read_manifest, write_manifest
+    from orchestration.flows.ingest import ingest_task
+
+    bucket = f"to-bikes-manifest-{uuid4().hex[:8]}"  # a manifest of this test's own
+    local_stack.s3_client().create_bucket(Bucket=bucket)
+    settings = local_stack.settings().model_copy(update={"bucket": bucket})
+    reads: list[str] = []
+    second_read = threading.Event()
+
+    def ingest(settings: Any) -> Any:
+        manifest = read_manifest(settings)
+        reads.append(threading.current_thread().name)
+        if len(reads) == 2:
+            second_read.set()
+        # Without the lock the other ingest reads the same manifest now; with it, it waits for this write.
+        second_read.wait(timeout=OVERLAP_S)
+        manifest["files"][f"raw/2025/{threading.current_thread().name}.csv"] = {"sha256": "x", "months": []}
+        write_manifest(manifest, settings)
+        return ingest_module.IngestReport("http://portal", manifest_written=True)
+
+    monkeypatch.setattr(ingest_module, "ingest_portal", ingest)
+    with ThreadPoolExecutor(2, thread_name_prefix="ingest") as pool:
+        started = [pool.submit(contextvars.copy_context().run, ingest_task.fn, settings) for _ in range(2)]
+        assert [future.result()["manifest_written"] for future in started] == [True, True]
+    assert sorted(read_manifest(settings)["files"]) == ["raw/2025/ingest_0.csv", "raw/2025/ingest_1.csv"]
+    sweep_idle_limits(idle_s=0)

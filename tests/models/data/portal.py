@@ -54,8 +54,11 @@ class Portal:
         ]  # fmt: skip
         return {"success": True, "result": {"name": PACKAGE_ID, "resources": resources}}
 
-    def publish(self, year: int, data: bytes, last_modified: str, size: int | None = None) -> None:
-        """List (or republish) a yearly ZIP under a new URL, as the City does, with its size."""
+    def publish(
+        self, year: int, data: bytes, last_modified: str, size: int | None = None, hash: str | None = None
+    ) -> None:
+        """List (or republish) a yearly ZIP under a new URL, as the City does, with its size (and the
+        CKAN ``hash`` field when given)."""
         path = f"/dl/{last_modified.replace(':', '')}/bikeshare-ridership-{year}.zip"
         self.files[path] = data
         entry = {
@@ -64,6 +67,7 @@ class Portal:
             "url": f"{self.url}{path}",
             "last_modified": last_modified,
             "size": len(data) if size is None else size,
+            **({"hash": hash} if hash is not None else {}),
         }
         others = [r for r in self.resources or [] if r["name"] != entry["name"]]
         self.resources = [*others, entry]

@@ -169,3 +169,18 @@ def test_cli_prints_a_summary_and_exits_2_with_one_line_on_a_user_error(portal, 
     )
     assert failed.returncode == 2
     assert failed.stderr.strip().splitlines()[-1].startswith("error: ") and "Traceback" not in failed.stderr
+
+
+def test_a_download_that_does_not_match_the_portals_hash_is_quarantined(portal, tmp_path):
+    path = "/dl/bikeshare-ridership-2025.zip"
+    listed = portal.package()["result"]["resources"]
+    portal.resources = [{**r, "hash": "sha256:" + "0" * 64} if r["url"].endswith(path) else r for r in listed]
+    with pytest.raises(UserError, match=r"does not match the portal's hash sha256:0{64} \(got sha256:"):
+        fetch_years([2025], tmp_path, api_url=portal.api, backoff_s=0)
+    assert not (tmp_path / "2025").exists()
+    assert not (tmp_path / ".downloads" / "bikeshare-ridership-2025.zip").exists()
+    quarantined = tmp_path / ".downloads" / "bikeshare-ridership-2025.zip.hash-mismatch"
+    assert quarantined.read_bytes() == portal.files[path]
+    portal.resources = [{**r, "hash": sha256(portal.files[path])} if r["url"].endswith(path) else r for r in listed]
+    manifest = fetch_years([2025], tmp_path, api_url=portal.api, backoff_s=0)
+    assert manifest["years"]["2025"]["zip_sha256"] == sha256(portal.files[path])

@@ -131,6 +131,18 @@ def test_a_corrupt_download_writes_nothing_and_fails_in_one_sentence(portal, set
     assert objects(settings) == {}
 
 
+def test_a_download_is_checked_against_the_portals_hash_when_it_lists_one(portal, settings):
+    import hashlib
+
+    data = year_zip({1: month_csv(1)})
+    portal.publish(2025, data, "2026-01-15T10:00:00", hash="sha256:" + "0" * 64)
+    with pytest.raises(UserError, match=r"portal's hash sha256:0{64} \(got sha256:.*; nothing was written: run"):
+        ingest(portal, settings)
+    assert objects(settings) == {}
+    portal.publish(2025, data, "2026-01-16T10:00:00", hash=hashlib.md5(data).hexdigest())  # bare hex: MD5
+    assert ingest(portal, settings).uploaded == [key(settings, 1)]
+
+
 def test_months_come_from_the_rows_and_pick_a_month_runs_inputs(portal, settings):
     misnamed = month_csv(4)  # named March, holds April
     mixed = month_csv(5) + b"".join(month_csv(6).splitlines(keepends=True)[1:])
