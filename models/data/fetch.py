@@ -11,8 +11,8 @@ connection, retried with exponential backoff), checked, renamed into place, then
 matches the manifest is not downloaded again. When the portal lists a ``hash`` for the resource
 (CKAN's free-text field: ``<algorithm>:<hex>``, or bare hex read by its length as MD5, SHA-1,
 SHA-256 or SHA-512), the download is checked against it (``check_portal_hash``); a mismatch is
-kept aside as ``<name>.zip.hash-mismatch`` and nothing is unpacked. Data: "Contains information licensed under the Open
-Government Licence – Toronto."
+kept aside as ``<name>.zip.hash-mismatch`` and nothing is unpacked. Data: "Contains information
+licensed under the Open Government Licence – Toronto."
 """
 
 from __future__ import annotations
@@ -103,7 +103,9 @@ def check_portal_hash(path: Path, resource: Resource, *, quarantine: bool = True
         return
     parsed = parse_portal_hash(resource.hash)
     if parsed is None:
-        log.warning("%s: the portal's hash %r names no known algorithm; not checked", resource.url, resource.hash)
+        log.warning(
+            "%s: the portal's hash %r names no known algorithm; not checked", resource.url, resource.hash
+        )
         return
     algorithm, expected = parsed
     digest = hashlib.new(algorithm)

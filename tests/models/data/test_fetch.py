@@ -181,6 +181,8 @@ def test_a_download_that_does_not_match_the_portals_hash_is_quarantined(portal, 
     assert not (tmp_path / ".downloads" / "bikeshare-ridership-2025.zip").exists()
     quarantined = tmp_path / ".downloads" / "bikeshare-ridership-2025.zip.hash-mismatch"
     assert quarantined.read_bytes() == portal.files[path]
-    portal.resources = [{**r, "hash": sha256(portal.files[path])} if r["url"].endswith(path) else r for r in listed]
+    portal.resources = [
+        {**r, "hash": sha256(portal.files[path])} if r["url"].endswith(path) else r for r in listed
+    ]
     manifest = fetch_years([2025], tmp_path, api_url=portal.api, backoff_s=0)
     assert manifest["years"]["2025"]["zip_sha256"] == sha256(portal.files[path])
