@@ -25,7 +25,13 @@ from typing import Any
 
 import pytest
 
-from models.core.names import BREACH_EVENT, FILE_WITHDRAWN_EVENT, MONTHS_ARTIFACT, PERIOD_RESOURCE
+from models.core.names import (
+    BREACH_EVENT,
+    FILE_WITHDRAWN_EVENT,
+    MONTHS_ARTIFACT,
+    PERIOD_RESOURCE,
+    PREPROCESS_DEPLOYMENT,
+)
 from tests.orchestration.e2e import (
     Deployed,
     clean_env,
@@ -42,7 +48,7 @@ pytestmark = [pytest.mark.e2e, pytest.mark.slow]
 
 BUCKET = "to-bikes-notify-e2e"
 MODEL = "to-bikes-notify-e2e"
-PREPROCESS = "preprocess/daily"
+PREPROCESS = PREPROCESS_DEPLOYMENT
 DEADLINE_S = 600  # a run plus the automation on a loaded machine
 SAMPLE_MONTH = "Bike share ridership 2025-12.csv"
 RUNS: dict[str, str] = {}  # flow run ids one test leaves for the last one to check
