@@ -27,6 +27,7 @@ app.command("champion")(commands.champion_command)
 app.command("months")(commands.months_command)
 app.command("screenshots")(commands.screenshots_command)
 app.command("simulate-year")(commands.simulate_year_command)
+app.command("soak")(commands.soak_command)
 
 
 def main(argv: list[str] | None = None) -> int:
