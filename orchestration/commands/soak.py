@@ -7,7 +7,8 @@ month is published by the fake portal (``orchestration.commands.simulate``) and 
 month's faults are injected in order, each ``delay_s`` after the ingest ended, by the PIDs and ports the
 stack recorded in its state folder (``stack.processes``), never by name; then the command waits until
 the month's runs settle. A month whose pipeline runs all ended without completing is run once more
-(what an operator does; the fault table says so). At the end the invariants
+(what an operator does; the fault table says so). A stopped server is started again with the settings
+the soak runs with (``make up``'s): run it with the stack's own bucket. At the end the invariants
 (``orchestration.commands.soak_checks``) are checked and printed; exit 1 when one fails.
 """
 
@@ -39,7 +40,7 @@ OUTAGE_S = {"prefect-outage": (60.0, 200.0), "mlflow-outage": (30.0, 90.0), "s3-
 SERVER_OF = {"prefect-outage": "prefect", "mlflow-outage": "mlflow", "s3-outage": "s3"}
 DELAY_S = (0.0, 20.0)  # after the month's ingest ended
 MAX_FAULTS_PER_MONTH = 4
-FIND_PROCESS_S = 180.0  # how long a flow-run kill looks for a flow-run process
+FIND_PROCESS_S = 90.0  # how long a flow-run kill looks for a flow-run process
 COMMAND_TIMEOUT_S = 900.0
 GARBAGE = b"\x00\x01 this is not a CSV \xff\xfe\n" * 64
 
