@@ -12,6 +12,7 @@ from models.core.settings import Settings
 from orchestration.commands import soak_checks as checks
 
 YEAR = 2025
+PAGE = 200  # flow runs per API call, the server's maximum
 
 
 def read_processed_rows(settings: Settings, months: int) -> tuple[dict[str, int], dict[str, int | None]]:
@@ -99,11 +100,10 @@ def read_flow_runs(since: datetime) -> list[tuple[str, str, str]]:
     now = datetime.now(UTC)
     with get_client(sync_client=True) as client:
         flows = {f.id: f.name for f in client.read_flows()}
-        runs = [
-            r
-            for r in client.read_flow_runs(flow_run_filter=FlowRunFilter(), limit=1000)
-            if r.created >= since
-        ]
+        runs: list[Any] = []
+        while page := client.read_flow_runs(flow_run_filter=FlowRunFilter(), limit=PAGE, offset=len(runs)):
+            runs += page  # the server gives at most PAGE a call
+    runs = [r for r in runs if r.created >= since]
     found = []
     for run in runs:
         state = run.state.type.value if run.state else "SCHEDULED"
