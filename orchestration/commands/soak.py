@@ -195,7 +195,7 @@ def double_trigger(soak: Soak, fault: Fault) -> str:
     params = {"year": 2025, "month": fault.month}
     runs: list[Any] = []
     threads = [
-        threading.Thread(target=lambda: runs.append(run_deployment(PIPELINE, params, timeout=0)))
+        threading.Thread(target=lambda: runs.append(run_deployment(PIPELINE, parameters=params, timeout=0)))
         for _ in range(2)
     ]
     for thread in threads:
