@@ -27,6 +27,7 @@ COMMANDS = (
     "months",
     "screenshots",
     "simulate-year",
+    "soak",
     "stack",
     "worker",
 )
