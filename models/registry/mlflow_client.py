@@ -26,7 +26,7 @@ from mlflow.entities.model_registry import ModelVersion
 from mlflow.exceptions import MlflowException
 from packaging.requirements import InvalidRequirement, Requirement
 from packaging.utils import canonicalize_name
-from tenacity import Retrying, retry_if_exception_type, stop_after_delay, wait_fixed
+from tenacity import Retrying, stop_after_delay, wait_fixed
 
 from models.core.errors import UserError
 from models.core.secrets import mask_secrets
@@ -82,18 +82,10 @@ def build_probe(uri: str) -> urllib.request.Request:
 
 
 def check_tracking_uri(uri: str, wait_s: float = 0.0) -> None:
-    """Fail, in one sentence, when an HTTP tracking server does not answer its health probe, at once or
-    (``wait_s``) after probing again every ``WAIT_POLL_S`` for that long."""
-    if not uri.startswith(("http://", "https://")):
-        return
-    for attempt in Retrying(
-        stop=stop_after_delay(wait_s),
-        wait=wait_fixed(WAIT_POLL_S),
-        retry=retry_if_exception_type(UserError),
-        reraise=True,
-    ):
-        with attempt:
-            probe_tracking_uri(uri)
+    """Fail in one sentence when an HTTP tracking server does not answer its probe (probed for ``wait_s``)."""
+    if uri.startswith(("http://", "https://")):
+        retrying = Retrying(stop=stop_after_delay(wait_s), wait=wait_fixed(WAIT_POLL_S), reraise=True)
+        retrying(probe_tracking_uri, uri)
 
 
 def probe_tracking_uri(uri: str) -> None:
