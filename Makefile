@@ -269,7 +269,7 @@ WAIT ?=
 FROM ?=
 TO ?=
 ALLOW_DIRTY ?=
-.PHONY: deploy agent worker-start worker-stop run backfill demo score serve screenshots readme-blocks months simulate-year
+.PHONY: deploy agent worker-start worker-stop run backfill demo score serve screenshots readme-blocks months simulate-year soak
 
 deploy: $(AGENT_STAMP) ## Pool of TO_BIKES_WORK_POOL_TYPE (process|docker|kubernetes|ecs), queues, code bundle flows/<sha>/, its deployments, automations, notifications if TO_BIKES_NOTIFY_URL (ALLOW_DIRTY=1)
 	$(ORCH) deploy $(if $(filter-out 0,$(ALLOW_DIRTY)),--allow-dirty)
@@ -334,6 +334,11 @@ months: $(AGENT_STAMP) ## One row per month: raw files, rows in/out/quarantined,
 MONTHS ?= 12
 simulate-year: $(AGENT_STAMP) ## A time-compressed 2025 from a fake portal, MONTHS= (12) one at a time, the last collapsed; ends with the months table (RECEIVER=1)
 	$(ORCH) simulate-year --months $(MONTHS) $(if $(filter-out 0,$(RECEIVER)),--receiver)
+
+SEED ?= 30
+FAULTS ?= 20
+soak: $(AGENT_STAMP) ## simulate-year's publication under a seeded fault schedule (SEED=, MONTHS=, FAULTS=; OUTAGE_SCALE= shortens outages), then a table of invariants; exit 1 if one fails
+	$(ORCH) soak --seed $(SEED) --months $(MONTHS) --faults $(FAULTS) $(if $(OUTAGE_SCALE),--outage-scale $(OUTAGE_SCALE))
 
 serve: $(VENV_STAMP) ## MLflow's model server for the champion on 127.0.0.1:TO_BIKES_SERVE_PORT (5100); restart it for a new champion
 	$(PY) -m models serve --port $(TO_BIKES_SERVE_PORT)

@@ -28,6 +28,7 @@ app.command("months")(commands.months_command)
 app.command("screenshots")(commands.screenshots_command)
 app.command("readme-blocks")(commands.readme_blocks_command)
 app.command("simulate-year")(commands.simulate_year_command)
+app.command("soak")(commands.soak_command)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -53,6 +53,7 @@ OUTAGE_ENV = {
     "PREFECT_CLIENT_MAX_RETRIES": "7",
     "MLFLOW_HTTP_REQUEST_MAX_RETRIES": "5",
     "MLFLOW_HTTP_REQUEST_TIMEOUT": "30",
+    "TO_BIKES_MLFLOW_WAIT_SECONDS": "210",  # a restarting MLflow server: as long as API_OUTAGE_S
 }
 POLL_S = 1.0
 

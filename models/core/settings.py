@@ -123,6 +123,10 @@ class Settings(BaseSettings):
     # Seconds between a flow run's heartbeats (the worker passes it to Prefect); the automation that
     # marks a silent run Crashed waits three of them. Prefect refuses less than 30.
     heartbeat_seconds: int = Field(default=30, ge=30)
+    # How long connecting to MLflow waits for a tracking server that does not answer its health probe.
+    # 0 (a command: fail fast in one sentence); the worker gives its flow runs the Prefect outage's
+    # length (stack.worker.OUTAGE_ENV), so a restarting MLflow server does not fail an unattended run.
+    mlflow_wait_seconds: float = Field(default=0.0, ge=0.0)
 
     @field_validator(
         "s3_endpoint_url",

@@ -26,6 +26,7 @@ from mlflow.entities.model_registry import ModelVersion
 from mlflow.exceptions import MlflowException
 from packaging.requirements import InvalidRequirement, Requirement
 from packaging.utils import canonicalize_name
+from tenacity import Retrying, stop_after_delay, wait_fixed
 
 from models.core.errors import UserError
 from models.core.secrets import mask_secrets
@@ -34,6 +35,7 @@ from models.core.settings import PROJECT_ROOT, Settings, load_settings
 log = logging.getLogger(__name__)
 
 PROBE_TIMEOUT_S = 5.0
+WAIT_POLL_S = 2.0  # between health probes while waiting for a tracking server
 # The UI's model-training view. MLflow 3.17's UI takes the view from this query parameter, else from the
 # browser's last click on the sidebar's "GenAI | Model training" switch (local storage), else GenAI; the
 # experiment tag mlflow.experimentKind does not choose it. So every printed link carries it.
@@ -79,10 +81,15 @@ def build_probe(uri: str) -> urllib.request.Request:
     return request
 
 
-def check_tracking_uri(uri: str) -> None:
-    """Fail fast, in one sentence, when an HTTP tracking server does not answer its health probe."""
-    if not uri.startswith(("http://", "https://")):
-        return
+def check_tracking_uri(uri: str, wait_s: float = 0.0) -> None:
+    """Fail in one sentence when an HTTP tracking server does not answer its probe (probed for ``wait_s``)."""
+    if uri.startswith(("http://", "https://")):
+        retrying = Retrying(stop=stop_after_delay(wait_s), wait=wait_fixed(WAIT_POLL_S), reraise=True)
+        retrying(probe_tracking_uri, uri)
+
+
+def probe_tracking_uri(uri: str) -> None:
+    """One health probe of the tracking server; its failure in one sentence."""
     try:
         with urllib.request.urlopen(build_probe(uri), timeout=PROBE_TIMEOUT_S):  # noqa: S310
             return
@@ -97,8 +104,9 @@ def check_tracking_uri(uri: str) -> None:
 
 def connect_tracking(tracking_uri: str | None = None, settings: Settings | None = None) -> MlflowClient:
     """The one way in: MLflow (fluent API and client) pointed at the server and registry, once probed."""
+    settings = settings or load_settings()
     uri = resolve_tracking_uri(tracking_uri, settings)
-    check_tracking_uri(uri)
+    check_tracking_uri(uri, settings.mlflow_wait_seconds)
     mlflow.set_tracking_uri(uri)
     mlflow.set_registry_uri(uri)
     return MlflowClient(tracking_uri=uri, registry_uri=uri)

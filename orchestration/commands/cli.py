@@ -203,3 +203,22 @@ def readme_blocks_command(
         codes = ", ".join(f"{r.command}: exit {r.exit_code}, {r.seconds:.1f} s" for r in results)
         print(f"{readme}:{block.open_line + 1}: {codes}")
     return 0
+
+
+def soak_command(
+    seed: Annotated[int, typer.Option(help="seed of the fault schedule (SEED=)")] = 30,
+    months: Annotated[int, typer.Option(help="months of 2025 to publish (MONTHS=)")] = 12,
+    faults: Annotated[int, typer.Option(help="faults to inject over those months (FAULTS=)")] = 20,
+    outage_scale: Annotated[
+        float, typer.Option(help="server outages last this fraction of their drawn length (0..1]")
+    ] = 1.0,
+    quiet_seconds: Annotated[
+        float, typer.Option(help="a month is done when its runs are final and nothing started for this long")
+    ] = 30.0,
+) -> int:
+    """The simulated publication under a seeded fault schedule, then the invariants; exit 1 if one fails."""
+    from orchestration.commands.soak import run_soak
+
+    connect_prefect()
+    ok = run_soak(seed, months, faults, outage_scale, quiet_s=quiet_seconds, say=print_flush)
+    return 0 if ok else 1

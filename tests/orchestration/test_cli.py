@@ -28,6 +28,7 @@ COMMANDS = (
     "screenshots",
     "readme-blocks",
     "simulate-year",
+    "soak",
     "stack",
     "worker",
 )

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import time
+
 import mlflow
 import numpy as np
 import pytest
@@ -117,3 +119,38 @@ def test_mlflow_failures_become_one_sentence(monkeypatch):
     message = str(caught.value)
     assert message.startswith("MLflow at https://u:***@mlflow.example.invalid failed while registering")
     assert "\n" not in message and "topsecret" not in message
+
+
+@pytest.mark.unit
+def test_a_tracking_server_that_comes_back_within_the_wait_is_connected_to():
+    """A restarting MLflow server (the soak's mlflow-outage) does not fail a run that waits for it."""
+    import threading
+    from http.server import BaseHTTPRequestHandler, HTTPServer
+
+    class Health(BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            self.send_response(200)
+            self.end_headers()
+
+        def log_message(self, *args: object) -> None:
+            return
+
+    port = free_port()
+    uri = f"http://127.0.0.1:{port}"
+    with pytest.raises(UserError, match="unreachable"):
+        check_tracking_uri(uri)  # no wait: one sentence at once, as a command fails
+    servers: list[HTTPServer] = []
+
+    def start_later() -> None:
+        time.sleep(3)
+        servers.append(HTTPServer(("127.0.0.1", port), Health))
+        servers[0].serve_forever()
+
+    threading.Thread(target=start_later, daemon=True).start()
+    try:
+        check_tracking_uri(uri, wait_s=60)
+    finally:
+        while not servers:
+            time.sleep(0.1)
+        servers[0].shutdown()
+        servers[0].server_close()

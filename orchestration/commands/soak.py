@@ -1,0 +1,350 @@
+"""``make soak``: the simulated publication of ``make simulate-year`` under a seeded schedule of faults.
+
+    agent/.venv/bin/python -m orchestration soak --seed 30 --months 3 --faults 6 [--outage-scale 0.2]
+
+The schedule is drawn from ``random.Random(seed)`` (same seed, same schedule) and printed first. Each
+month is published by the fake portal (``orchestration.commands.simulate``) and ingested; then the
+month's faults are injected in order, each ``delay_s`` after the ingest ended, by the PIDs and ports the
+stack recorded in its state folder (``stack.processes``), never by name; then the command waits until
+the month's runs settle. A month whose pipeline runs all ended without completing is run once more
+(what an operator does; the fault table says so). A stopped server is started again with the settings
+the soak runs with (``make up``'s): run it with the stack's own bucket. At the end the invariants
+(``orchestration.commands.soak_checks``) are checked and printed; exit 1 when one fails.
+"""
+
+from __future__ import annotations
+
+import random
+import signal
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from models.core.errors import UserError
+
+KINDS = (
+    "worker-kill",  # SIGKILL of the background worker, then `worker start`
+    "flow-run-kill",  # SIGKILL of the worker's flow-run process (python -m prefect.engine) mid-task
+    "prefect-outage",  # the Prefect server stopped, then started
+    "mlflow-outage",  # the MLflow server stopped, then started
+    "s3-outage",  # s3rver stopped, then started
+    "double-trigger",  # two pipeline runs of the month started at once
+    "score-race",  # `python -m orchestration score` for the month while the automation works
+    "garbage-raw",  # the month's raw file published as garbage and ingested, then the right file
+)
+OUTAGE_S = {"prefect-outage": (60.0, 200.0), "mlflow-outage": (30.0, 90.0), "s3-outage": (30.0, 30.0)}
+SERVER_OF = {"prefect-outage": "prefect", "mlflow-outage": "mlflow", "s3-outage": "s3"}
+DELAY_S = (0.0, 20.0)  # after the month's ingest ended
+MAX_FAULTS_PER_MONTH = 4
+FIND_PROCESS_S = 90.0  # how long a flow-run kill looks for a flow-run process
+COMMAND_TIMEOUT_S = 900.0
+GARBAGE = b"\x00\x01 this is not a CSV \xff\xfe\n" * 64
+
+
+@dataclass(frozen=True)
+class Fault:
+    month: int
+    kind: str
+    delay_s: float
+    duration_s: float = 0.0
+
+
+def draw_schedule(seed: int, months: int, faults: int, outage_scale: float = 1.0) -> list[Fault]:
+    """``faults`` faults over months 1..``months``, from ``random.Random(seed)`` only; bounded."""
+    if not 1 <= months <= 12:
+        raise UserError(f"MONTHS={months} is out of range; give 1..12.")
+    if not 0 <= faults <= MAX_FAULTS_PER_MONTH * months:
+        raise UserError(
+            f"FAULTS={faults} is out of range; give 0..{MAX_FAULTS_PER_MONTH * months} for {months}."
+        )
+    if not 0 < outage_scale <= 1:
+        raise UserError(f"--outage-scale {outage_scale} is out of range; give more than 0 and at most 1.")
+    rng = random.Random(seed)  # noqa: S311 (a replayable schedule, not a secret)
+    drawn = []
+    for _ in range(faults):
+        kind, month = rng.choice(KINDS), rng.randint(1, months)
+        low, high = OUTAGE_S.get(kind, (0.0, 0.0))
+        duration = round(rng.uniform(low, high) * outage_scale, 1)
+        drawn.append(Fault(month, kind, round(rng.uniform(*DELAY_S), 1), duration))
+    return sorted(drawn, key=lambda f: (f.month, f.delay_s, f.kind))
+
+
+def render_schedule(seed: int, schedule: list[Fault]) -> str:
+    lines = [
+        f"fault schedule of seed {seed}: {len(schedule)} fault(s)",
+        "  # month    kind            delay_s  duration_s",
+    ]
+    for n, f in enumerate(schedule, start=1):
+        lines.append(f"{n:3} 2025-{f.month:02d}  {f.kind:15} {f.delay_s:7.1f}  {f.duration_s:10.1f}")
+    return "\n".join(lines)
+
+
+@dataclass
+class Soak:
+    """What the faults need: settings, the fake portal and its data, what commands printed."""
+
+    settings: Any
+    portal: Any
+    data: dict[int, bytes]
+    say: Callable[[str], None]
+    outputs: dict[str, str]
+    background: list[Any]
+
+    @property
+    def state(self) -> Any:
+        from stack.services import state_dir_of
+
+        return state_dir_of(self.settings)
+
+    def command(self, name: str, *args: str) -> subprocess.CompletedProcess[str]:
+        """``python -m orchestration ARGS``; its output kept for the traceback check."""
+        done = subprocess.run(
+            [sys.executable, "-m", "orchestration", *args],
+            capture_output=True,
+            text=True,
+            timeout=COMMAND_TIMEOUT_S,
+            check=False,
+        )
+        self.outputs[f"{name} ({' '.join(args)})"] = done.stdout + done.stderr
+        return done
+
+    def publish(self, month: int, garbage: bool = False) -> None:
+        entries = {month_file(m): self.data[m] for m in range(1, month + 1)}
+        if garbage:
+            entries[month_file(month)] = GARBAGE
+        self.portal.publish(2025, entries, f"2025-{month:02d}-28T06:{time.time():.0f}")
+
+
+def month_file(month: int) -> str:
+    from orchestration.commands.simulate import month_file as name
+
+    return name(month)
+
+
+def kill_worker(soak: Soak, fault: Fault) -> str:
+    from stack.processes import read_pid, wait_gone
+
+    record = read_pid(soak.state, "worker")
+    if record is None or not record.leader_alive():
+        return "no worker running; " + ensure_worker(soak)
+    import os
+
+    os.kill(record.pid, signal.SIGKILL)
+    wait_gone(record, 10.0)
+    return f"SIGKILL worker pid {record.pid}; " + ensure_worker(soak)
+
+
+def ensure_worker(soak: Soak) -> str:
+    """Start the background worker when its recorded process is gone."""
+    from stack.processes import read_pid
+
+    record = read_pid(soak.state, "worker")
+    if record is not None and record.leader_alive():
+        return "worker alive"
+    done = soak.command("worker start", "worker", "start")
+    return f"worker start exit {done.returncode}"
+
+
+def kill_flow_run(soak: Soak, fault: Fault) -> str:
+    """SIGKILL the first flow-run process (``prefect.engine``) under the recorded worker."""
+    import psutil
+
+    from stack.processes import read_pid
+
+    deadline = time.monotonic() + FIND_PROCESS_S
+    while time.monotonic() < deadline:
+        record = read_pid(soak.state, "worker")
+        if record is not None and record.leader_alive():
+            for child in psutil.Process(record.pid).children(recursive=True):
+                try:
+                    if "prefect.engine" in " ".join(child.cmdline()):
+                        child.kill()
+                        return f"SIGKILL flow-run process pid {child.pid} (worker pid {record.pid})"
+                except psutil.Error:
+                    continue
+        time.sleep(0.5)
+    return f"no flow-run process under the worker within {FIND_PROCESS_S:.0f} s: nothing killed"
+
+
+def stop_server(soak: Soak, fault: Fault) -> str:
+    """Stop the server by its pid record, wait ``duration_s``, start it again (``stack.control``)."""
+    from stack.control import start_stack
+    from stack.processes import read_pid, stop_record
+
+    name = SERVER_OF[fault.kind]
+    record = read_pid(soak.state, name)
+    if record is None or not stop_record(name, record):
+        return f"{name} was not running: nothing stopped"
+    time.sleep(fault.duration_s)
+    start_stack(soak.settings, (name,))
+    return (
+        f"{name} pid {record.pid} port {record.port} stopped {fault.duration_s:.0f} s, started; "
+        + ensure_worker(soak)
+    )
+
+
+def double_trigger(soak: Soak, fault: Fault) -> str:
+    from prefect.deployments import run_deployment
+
+    from orchestration.commands.run import PIPELINE
+
+    params = {"year": 2025, "month": fault.month}
+    runs: list[Any] = []
+    threads = [
+        threading.Thread(target=lambda: runs.append(run_deployment(PIPELINE, parameters=params, timeout=0)))
+        for _ in range(2)
+    ]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    return f"two {PIPELINE} runs started at once: {', '.join(r.name for r in runs)}"
+
+
+def race_score(soak: Soak, fault: Fault) -> str:
+    def score() -> None:
+        soak.command("score race", "score", "--year", "2025", "--month", str(fault.month))
+
+    thread = threading.Thread(target=score)
+    thread.start()
+    soak.background.append(thread)
+    return f"`score --year 2025 --month {fault.month}` started beside the automation"
+
+
+INJECT: dict[str, Callable[[Soak, Fault], str]] = {
+    "worker-kill": kill_worker,
+    "flow-run-kill": kill_flow_run,
+    "prefect-outage": stop_server,
+    "mlflow-outage": stop_server,
+    "s3-outage": stop_server,
+    "double-trigger": double_trigger,
+    "score-race": race_score,
+}
+
+
+def ingest(soak: Soak) -> bool:
+    from models.core.names import INGEST_DEPLOYMENT
+    from orchestration.commands.runs import start_and_wait
+
+    done, lines = start_and_wait(INGEST_DEPLOYMENT, {}, 600, say=soak.say)
+    for line in lines:
+        soak.say(f"  {line}")
+    return done
+
+
+def settle(soak: Soak, month: int, since: Any, quiet_s: float, deadline_s: float) -> dict[str, list]:
+    """The month's runs once settled; {} when they did not within the deadline."""
+    from orchestration.commands.simulate import wait_month
+
+    try:
+        return wait_month(month, since, deadline_s, quiet_s, soak.say)
+    except TimeoutError as exc:
+        soak.say(f"  not settled: {exc}")
+        return {}
+
+
+def run_garbage(soak: Soak, fault: Fault, quiet_s: float, deadline_s: float) -> str:
+    """The month's file published as garbage and ingested; its runs settle before the right file comes."""
+    from datetime import UTC, datetime
+
+    soak.publish(fault.month, garbage=True)
+    since = datetime.now(UTC)
+    if not ingest(soak):
+        return "garbage published; its ingest did not complete"
+    runs = settle(soak, fault.month, since, quiet_s, deadline_s)
+    states = [state for rs in runs.values() for _, state in rs]
+    return f"garbage published and ingested; the month's runs: {', '.join(states) or 'none settled'}"
+
+
+def run_month(soak: Soak, month: int, faults: list[Fault], quiet_s: float, deadline_s: float) -> list[str]:
+    """Publish and ingest ``month``, inject its faults, wait until its runs settle; one outcome per fault."""
+    from datetime import UTC, datetime
+
+    from orchestration.commands.run import PIPELINE
+    from orchestration.commands.runs import start_and_wait
+    from orchestration.commands.simulate import PIPELINE_FLOW
+
+    outcomes = {id(f): run_garbage(soak, f, quiet_s, deadline_s) for f in faults if f.kind == "garbage-raw"}
+    soak.publish(month)
+    soak.say(f"2025-{month:02d} published")
+    since = datetime.now(UTC)
+    ingest(soak)
+    start = time.monotonic()
+    for fault in (f for f in faults if f.kind != "garbage-raw"):
+        time.sleep(max(0.0, start + fault.delay_s - time.monotonic()))
+        outcomes[id(fault)] = INJECT[fault.kind](soak, fault)
+        soak.say(f"  fault {fault.kind}: {outcomes[id(fault)]}")
+    runs = settle(soak, month, since, quiet_s, deadline_s)
+    pipelines = runs.get(PIPELINE_FLOW, [])
+    if faults and pipelines and not any(state == "Completed" for _, state in pipelines):
+        soak.say(f"  2025-{month:02d}: no pipeline run completed after its faults; running it once more")
+        since = datetime.now(UTC)
+        start_and_wait(PIPELINE, {"year": 2025, "month": month}, 900, say=soak.say)
+        settle(soak, month, since, quiet_s, deadline_s)
+        outcomes = {key: value + "; month run once more" for key, value in outcomes.items()}
+    return [outcomes[id(f)] for f in faults]
+
+
+def run_soak(
+    seed: int,
+    months: int,
+    faults: int,
+    outage_scale: float = 1.0,
+    rows: int = 6000,
+    quiet_s: float = 30.0,
+    deadline_s: float = 1200.0,
+    say: Callable[[str], None] = print,
+) -> bool:
+    """The soak: schedule, months under faults, invariants. True when every invariant held."""
+    import tempfile
+    from datetime import UTC, datetime
+    from http.server import ThreadingHTTPServer
+    from pathlib import Path
+
+    from models.core.settings import load_settings
+    from orchestration.commands import simulate
+    from orchestration.commands.soak_checks import render_checks
+    from orchestration.commands.soak_reads import check_all
+
+    schedule = draw_schedule(seed, months, faults, outage_scale)
+    say(render_schedule(seed, schedule))
+    began, clock = datetime.now(UTC), time.monotonic()
+    portal = simulate.Publisher()
+    server = ThreadingHTTPServer(("127.0.0.1", 0), simulate.publisher_handler(portal))
+    portal.url = f"http://127.0.0.1:{server.server_address[1]}"
+    stop = simulate.serve(server)
+    import os
+
+    os.environ["TO_BIKES_CKAN_API_URL"] = portal.api
+    said: list[str] = []
+
+    def tell(line: str) -> None:
+        said.append(line)
+        say(line)
+
+    try:
+        settings = load_settings()
+        simulate.save_blocks(settings, notify=False)
+        with tempfile.TemporaryDirectory(prefix="to-bikes-soak-") as folder:
+            data = simulate.generate_months(Path(folder), months, months, rows, seed=5)
+            simulate.seed_previous_year(Path(folder), settings, tell)
+        soak = Soak(settings, portal, data, tell, {}, [])
+        done: list[tuple[Fault, str]] = []
+        for month in range(1, months + 1):
+            mine = [f for f in schedule if f.month == month]
+            done += zip(mine, run_month(soak, month, mine, quiet_s, deadline_s), strict=True)
+        for thread in soak.background:
+            thread.join(timeout=COMMAND_TIMEOUT_S)
+        say("faults injected:")
+        for n, (fault, outcome) in enumerate(done, start=1):
+            say(f"{n:3} 2025-{fault.month:02d} {fault.kind:15} {outcome}")
+        checks = check_all(settings, months, began, {"soak": "\n".join(said), **soak.outputs})
+    finally:
+        stop()
+    say(render_checks(checks))
+    say(f"soak of seed {seed}: {months} month(s), {len(schedule)} fault(s), {time.monotonic() - clock:.0f} s")
+    return all(check.passed for check in checks)

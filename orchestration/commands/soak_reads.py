@@ -1,0 +1,132 @@
+"""What the soak's invariants are checked on, read after the run: S3 (with an oracle preprocessing the
+final raw files in this process), the MLflow registry and runs, and Prefect's flow runs."""
+
+from __future__ import annotations
+
+import tempfile
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from models.core.settings import Settings
+from orchestration.commands import soak_checks as checks
+
+YEAR = 2025
+PAGE = 200  # flow runs per API call, the server's maximum
+
+
+def read_processed_rows(settings: Settings, months: int) -> tuple[dict[str, int], dict[str, int | None]]:
+    """(oracle rows, rows on S3) per month: the oracle runs ``models`` preprocessing on a local copy of
+    ``raw/<year>/`` (the final raw files), outside the stack's flows."""
+    import pyarrow.parquet as pq
+
+    from models.core import s3
+    from models.data.preprocess import preprocess
+
+    client = s3.s3_client(settings)
+    bucket, prefix = s3.split_s3_uri(settings.s3_uri(settings.raw_prefix, str(YEAR)) + "/")
+    oracle: dict[str, int] = {}
+    processed: dict[str, int | None] = {}
+    with tempfile.TemporaryDirectory(prefix="to-bikes-soak-oracle-") as tmp:
+        raw = Path(tmp, "raw")
+        raw.mkdir()
+        for item in client.list_objects_v2(Bucket=bucket, Prefix=prefix).get("Contents", []):
+            if item["Key"].lower().endswith(".csv"):
+                client.download_file(bucket, item["Key"], str(raw / Path(item["Key"]).name))
+        for month in range(1, months + 1):
+            period = f"{YEAR}-{month:02d}"
+            summary = preprocess(
+                str(raw), str(Path(tmp, period, "trips.parquet")), period=period, settings=settings
+            )
+            oracle[period] = summary.rows_out
+            key = s3.split_s3_uri(settings.s3_uri(settings.processed_prefix, period, "trips.parquet"))[1]
+            local = Path(tmp, f"{period}-s3.parquet")
+            try:
+                client.download_file(bucket, key, str(local))
+                processed[period] = pq.read_metadata(local).num_rows
+            except client.exceptions.ClientError:
+                processed[period] = None
+    return oracle, processed
+
+
+def read_registry(client: Any, name: str) -> tuple[list[dict[str, str]], dict[str, str] | None, list[str]]:
+    """(each version's tags and number, the champion's tags and trained months, promoted versions)."""
+    from mlflow.exceptions import MlflowException
+
+    from models.core.names import CHAMPION
+    from models.core.periods import parse_month_ranges
+
+    versions = [
+        {**v.tags, "version": str(v.version)} for v in client.search_model_versions(f"name = '{name}'")
+    ]
+    promoted = [v["version"] for v in versions if v.get("gate.decision") == "promoted"]
+    try:
+        found = client.get_model_version_by_alias(name, CHAMPION)
+    except MlflowException:
+        return versions, None, promoted
+    champion = {**found.tags, "version": str(found.version)}
+    champion["trained_months"] = ",".join(parse_month_ranges(champion.get("data.train_months", "")))
+    return versions, champion, promoted
+
+
+def read_mlflow_runs(client: Any) -> list[tuple[str, str, str]]:
+    experiments = client.search_experiments()
+    ids = [e.experiment_id for e in experiments]
+    names = {e.experiment_id: e.name for e in experiments}
+    runs = client.search_runs(ids, max_results=5000) if ids else []
+    return [(names[r.info.experiment_id], r.info.run_id, r.info.status) for r in runs]
+
+
+def read_monitorings(client: Any, name: str) -> list[tuple[str, str, str]]:
+    from models.core.names import MONITORING_EXPERIMENT
+
+    experiment = client.get_experiment_by_name(MONITORING_EXPERIMENT)
+    if experiment is None:
+        return []
+    runs = client.search_runs(
+        [experiment.experiment_id], f"tags.`model.name` = '{name}' and attributes.status = 'FINISHED'"
+    )
+    return [
+        (r.data.tags["period"], r.data.tags["model.version"], r.data.tags.get("data.checksum", ""))
+        for r in runs
+    ]
+
+
+def read_flow_runs(since: datetime) -> list[tuple[str, str, str]]:
+    """(flow/run name, state type, why) of the flow runs created since the soak began."""
+    from prefect.client.orchestration import get_client
+    from prefect.client.schemas.filters import FlowRunFilter
+
+    now = datetime.now(UTC)
+    with get_client(sync_client=True) as client:
+        flows = {f.id: f.name for f in client.read_flows()}
+        runs: list[Any] = []
+        while page := client.read_flow_runs(flow_run_filter=FlowRunFilter(), limit=PAGE, offset=len(runs)):
+            runs += page  # the server gives at most PAGE a call
+    runs = [r for r in runs if r.created >= since]
+    found = []
+    for run in runs:
+        state = run.state.type.value if run.state else "SCHEDULED"
+        later = state == "SCHEDULED" and run.expected_start_time and run.expected_start_time > now
+        why = "future" if later else (run.state.message or "" if run.state else "")
+        found.append((f"{flows.get(run.flow_id, '?')}/{run.name}", state, why[:120]))
+    return found
+
+
+def check_all(
+    settings: Settings, months: int, since: datetime, outputs: dict[str, str]
+) -> list[checks.Check]:
+    from models.registry.mlflow_client import connect_tracking
+
+    oracle, processed = read_processed_rows(settings, months)
+    client = connect_tracking(settings.mlflow_tracking_uri, settings)
+    versions, champion, promoted = read_registry(client, settings.model_name)
+    return [
+        checks.check_processed_rows(oracle, processed),
+        checks.check_versions_per_input(versions),
+        checks.check_champion(champion, promoted),
+        checks.check_no_running_mlflow(read_mlflow_runs(client)),
+        checks.check_flow_runs_final(read_flow_runs(since)),
+        checks.check_monitored_once(read_monitorings(client, settings.model_name)),
+        checks.check_no_traceback(outputs),
+    ]

@@ -1,0 +1,99 @@
+"""The soak's fault schedule (seeded, bounded) and each invariant checker on hand-made inputs."""
+
+from __future__ import annotations
+
+import pytest
+
+from models.core.errors import UserError
+from orchestration.commands import soak_checks as checks
+from orchestration.commands.soak import KINDS, MAX_FAULTS_PER_MONTH, OUTAGE_S, draw_schedule, render_schedule
+
+pytestmark = pytest.mark.unit
+
+
+def test_the_same_seed_draws_the_same_schedule_and_another_seed_another() -> None:
+    assert draw_schedule(18, 3, 6) == draw_schedule(18, 3, 6)
+    assert render_schedule(18, draw_schedule(18, 3, 6)) == render_schedule(18, draw_schedule(18, 3, 6))
+    assert draw_schedule(18, 3, 6) != draw_schedule(19, 3, 6)
+
+
+@pytest.mark.parametrize("seed", range(10))
+def test_a_schedule_stays_within_its_bounds(seed: int) -> None:
+    schedule = draw_schedule(seed, 24 // 2, 40, outage_scale=0.5)
+    assert len(schedule) == 40
+    assert all(1 <= f.month <= 12 and f.kind in KINDS and 0 <= f.delay_s <= 20 for f in schedule)
+    for fault in schedule:
+        low, high = OUTAGE_S.get(fault.kind, (0.0, 0.0))
+        assert low * 0.5 - 0.1 <= fault.duration_s <= high * 0.5 + 0.1, fault
+    assert schedule == sorted(schedule, key=lambda f: (f.month, f.delay_s, f.kind))
+
+
+@pytest.mark.parametrize(
+    ("months", "faults", "scale"),
+    [(0, 1, 1.0), (13, 1, 1.0), (2, 2 * MAX_FAULTS_PER_MONTH + 1, 1.0), (2, 1, 0.0)],
+)
+def test_a_schedule_out_of_bounds_is_one_sentence(months: int, faults: int, scale: float) -> None:
+    with pytest.raises(UserError, match="out of range"):
+        draw_schedule(1, months, faults, scale)
+
+
+def test_processed_rows_must_equal_the_oracle() -> None:
+    assert checks.check_processed_rows({"2025-01": 10, "2025-02": 7}, {"2025-01": 10, "2025-02": 7}).passed
+    failed = checks.check_processed_rows({"2025-01": 10, "2025-02": 7}, {"2025-01": 10, "2025-02": None})
+    assert not failed.passed and "2025-02: S3 None vs oracle 7" in failed.evidence
+    assert not checks.check_processed_rows({}, {}).passed
+
+
+def test_two_versions_of_one_training_input_fail() -> None:
+    one = {"data.digest": "abc", "data.train_months": "2024-01..2024-12", "data.valid_month": "2025-01"}
+    other = {**one, "data.valid_month": "2025-02"}
+    assert checks.check_versions_per_input([{**one, "version": "1"}, {**other, "version": "2"}]).passed
+    failed = checks.check_versions_per_input([{**one, "version": "1"}, {**one, "version": "3"}])
+    assert not failed.passed and "versions 1, 3" in failed.evidence
+
+
+def test_the_champion_needs_a_recorded_promotion_on_an_unseen_month() -> None:
+    champion = {
+        "version": "2",
+        "gate.decision": "promoted",
+        "gate.compared_on": "2025-02",
+        "trained_months": "2025-01",
+    }
+    assert checks.check_champion(champion, ["1", "2"]).passed
+    assert checks.check_champion(None, []).passed
+    assert not checks.check_champion({**champion, "gate.decision": "kept-champion"}, ["1"]).passed
+    assert not checks.check_champion({**champion, "trained_months": "2025-01,2025-02"}, ["2"]).passed
+    assert not checks.check_champion(None, ["1"]).passed
+
+
+def test_an_mlflow_run_left_running_fails() -> None:
+    assert checks.check_no_running_mlflow([("e", "a", "FINISHED"), ("e", "b", "FAILED")]).passed
+    failed = checks.check_no_running_mlflow([("e", "a", "FINISHED"), ("e", "b", "RUNNING")])
+    assert not failed.passed and failed.evidence == "e/b"
+
+
+def test_a_flow_run_left_non_final_fails_unless_a_schedule_set_it_for_later() -> None:
+    final = [("pipeline/a", "COMPLETED", ""), ("pipeline/b", "CRASHED", "killed")]
+    later = checks.check_flow_runs_final([*final, ("ingest/c", "SCHEDULED", "future")])
+    assert later.passed and "scheduled for later by a schedule: ingest/c" in later.evidence
+    failed = checks.check_flow_runs_final([*final, ("score/d", "RUNNING", "")])
+    assert not failed.passed and "score/d RUNNING" in failed.evidence
+
+
+def test_a_month_monitored_twice_by_one_version_on_one_data_fails() -> None:
+    assert checks.check_monitored_once(
+        [("2025-01", "1", "x"), ("2025-01", "2", "x"), ("2025-02", "1", "y")]
+    ).passed
+    failed = checks.check_monitored_once([("2025-01", "1", "x"), ("2025-01", "1", "x")])
+    assert not failed.passed and "2025-01 v1 x2" in failed.evidence
+
+
+def test_a_traceback_in_a_command_output_fails() -> None:
+    assert checks.check_no_traceback({"soak": "all fine", "score": "result: Completed"}).passed
+    failed = checks.check_no_traceback({"soak": "ok", "score": "Traceback (most recent call last):\n  x"})
+    assert not failed.passed and failed.evidence == "score"
+
+
+def test_the_table_says_pass_or_fail_per_invariant() -> None:
+    table = checks.render_checks([checks.Check("a", True, "fine"), checks.Check("bb", False, "why")])
+    assert table.splitlines()[1:] == ["a   pass    fine", "bb  FAIL    why"]
