@@ -11,11 +11,8 @@ preprocessing, retrain on a breach.
   run's own parameters; none means the latest year, as for those flows). Scoring therefore follows every
   preprocessed period on its own, scheduled or not, and no second schedule has to be kept in step.
 - ``to-bikes-retrain-on-breach``: on each ``to-bikes.monitoring.breach`` event (orchestration.flows.scoring),
-  run the pipeline deployment for the breached month with a ``retrain_reason`` naming the breach:
-  preprocess (cached), train on the months before it and validate on it, and let the champion/challenger
-  gate decide as usual. The reason is part of the training's cache key and tagged on the MLflow run:
-  without it the retrain read the same inputs as the month's own run, hit its cache and registered no
-  new version. The same breach of the same champion again is a cache hit.
+  run the pipeline deployment for the breached month: preprocess (cached), train on it with the months
+  before, and let the champion/challenger gate decide as usual.
 
 The loop ends: the retrain's completion scores the month again, which is a cache hit (no event) unless
 the gate promoted a new champion, whose month is then monitored once more.
@@ -44,11 +41,6 @@ RETRAIN_ON_BREACH = RETRAIN_AUTOMATION
 PIPELINE_ON_MONTH = PIPELINE_ON_MONTH_AUTOMATION
 PREPROCESSING_FLOWS = ("to-bikes-pipeline", "preprocess")
 PERIOD_RESOURCES = "to-bikes.period.*"
-# The retrain's pipeline run reads the same processed months as the month's own run did; this reason is
-# what keeps its training off that run's cache (orchestration.flows.pipeline.train_candidate).
-RETRAIN_REASON = (
-    "monitoring breach of {{ event.payload.period }} (champion version {{ event.payload.model_version }})"
-)
 
 
 def read_deployment_id(name: str) -> Any:
@@ -99,11 +91,8 @@ def build_score_after(score_id: Any) -> Any:
     )
 
 
-def build_pipeline_on_event(
-    pipeline_id: Any, name: str, event: str, description: str, extra: dict[str, str] | None = None
-) -> Any:
-    """Each ``event`` on a period resource -> a pipeline run for the event's year and month (and the
-    ``extra`` parameters, templates on the event)."""
+def build_pipeline_on_event(pipeline_id: Any, name: str, event: str, description: str) -> Any:
+    """Each ``event`` on a period resource -> a pipeline run for the event's year and month."""
     from prefect.events.actions import RunDeployment
     from prefect.events.schemas.automations import AutomationCore, EventTrigger, Posture
     from prefect.events.schemas.events import ResourceSpecification
@@ -114,7 +103,7 @@ def build_pipeline_on_event(
         posture=Posture.Reactive,
         threshold=1,
     )
-    parameters = {"year": "{{ event.payload.year }}", "month": "{{ event.payload.month }}", **(extra or {})}
+    parameters = {"year": "{{ event.payload.year }}", "month": "{{ event.payload.month }}"}
     return AutomationCore(
         name=name,
         description=description,
@@ -127,9 +116,7 @@ def build_pipeline_on_event(
 def build_retrain_on_breach(pipeline_id: Any) -> Any:
     """A breach event -> a pipeline run for the breached year and month (the gate decides)."""
     description = f"Retrain (pipeline for the month) on each {BREACH_EVENT} event; made by `make deploy`."
-    return build_pipeline_on_event(
-        pipeline_id, RETRAIN_ON_BREACH, BREACH_EVENT, description, {"retrain_reason": RETRAIN_REASON}
-    )
+    return build_pipeline_on_event(pipeline_id, RETRAIN_ON_BREACH, BREACH_EVENT, description)
 
 
 def build_pipeline_on_month(pipeline_id: Any) -> Any:

@@ -46,7 +46,6 @@ if TYPE_CHECKING:
 IO_RETRIES = {"retries": 2, "retry_delay_seconds": exponential_backoff(3), "retry_condition_fn": is_transient}
 PREPROCESS_CACHE = INPUTS - "settings" + RawObjectChecksums() + ModelsCodeVersion()
 TRAIN_CACHE = INPUTS - "settings" + InputObjectChecksums() + ModelsCodeVersion() + TrainingTarget()
-RETRAIN_REASON_TAG = "to_bikes.retrain_reason"  # on a retrain's MLflow run: why it was trained again
 
 
 @task(name="find-latest-year", cache_policy=NO_CACHE, **IO_RETRIES)
@@ -107,14 +106,9 @@ def select_inputs(period: str, settings: Settings) -> list[str]:
 
 @task(name="train-model", cache_policy=TRAIN_CACHE, persist_result=True)
 def train_candidate(
-    features_uris: list[str], max_evals: int, seed: int, settings: Settings, retrain_reason: str | None = None
+    features_uris: list[str], max_evals: int, seed: int, settings: Settings
 ) -> dict[str, Any]:
-    """``models.training.train.train_model``: one MLflow run, cached (a retry would log a second run).
-
-    ``retrain_reason`` (a retrain after a monitoring breach) is part of the cache key, so a retrain on
-    the inputs a month's run already trained on trains again; it is tagged on the run.
-    """
-    from models.registry.mlflow_client import connect_tracking
+    """``models.training.train.train_model``: one MLflow run, cached (a retry would log a second run)."""
     from models.training.train import train_model
 
     result = train_model(
@@ -127,11 +121,6 @@ def train_candidate(
         settings=settings,
         flow_run_ended=read_flow_run_end,
     )
-    if retrain_reason:
-        get_run_logger().info("retraining (%s): run %s", retrain_reason, result.run_id)
-        connect_tracking(settings.mlflow_tracking_uri, settings).set_tag(
-            result.run_id, RETRAIN_REASON_TAG, retrain_reason
-        )
     return result.to_dict()
 
 
@@ -178,12 +167,10 @@ def run_preprocess(
     return PreprocessSummary.from_dict(summary), state.name == "Cached"
 
 
-def run_training(
-    features_uris: list[str], max_evals: int, seed: int, settings: Settings, retrain_reason: str | None = None
-):
+def run_training(features_uris: list[str], max_evals: int, seed: int, settings: Settings):
     """Train through the cache; train again when the cached MLflow run cannot be reused."""
     cached_task = train_candidate.with_options(result_storage=results_storage(), result_serializer="json")
-    args = (features_uris, max_evals, seed, settings, retrain_reason or None)
+    args = (features_uris, max_evals, seed, settings)
     state = cached_task(*args, return_state=True)
     found = state.result()
     problem = reuse_problem(found["run_id"], settings) if state.name == "Cached" else None
@@ -219,17 +206,12 @@ def preprocess_period_steps(
 
 
 def train_steps(
-    settings: Settings,
-    features_uris: list[str],
-    max_evals: int,
-    seed: int,
-    margin: float,
-    retrain_reason: str | None = None,
+    settings: Settings, features_uris: list[str], max_evals: int, seed: int, margin: float
 ) -> dict:
     """The train flow's work: a cached training run, then the registry gate (idempotent)."""
     target = (features_uris, settings.mlflow_tracking_uri, settings.experiment, settings.model_name)
     with hold_work_lock(name_work("train", *target)):  # one training and registration at a time
-        result, cached = run_training(features_uris, max_evals, seed, settings, retrain_reason)
+        result, cached = run_training(features_uris, max_evals, seed, settings)
         registration = register_candidate(result.run_id, margin, settings)
     publish_training(result, registration)
     emit_champion_changed(registration, result.valid_month)
@@ -289,12 +271,8 @@ def pipeline_flow(
     max_evals: int = DEFAULT_MAX_EVALS,
     seed: int = DEFAULT_SEED,
     margin: float = DEFAULT_MARGIN,
-    retrain_reason: str | None = None,
 ) -> dict:
     """Preprocess one period, then train and register on it (a month with the months before it).
-
-    ``retrain_reason`` (set by the retrain-on-breach automation) trains again on inputs a cached run
-    already trained on, and is tagged on the new MLflow run; the gate then decides as usual.
 
     One flow run whose tasks are the preprocess and train flows' tasks: subflow runs cost about half a
     second each in API round trips, which a cached rerun of the pipeline would mostly be made of.
@@ -305,7 +283,7 @@ def pipeline_flow(
     with ending_on_api_loss(settings):
         processed = preprocess_period_steps(settings, year, month, DEFAULT_MIN_DURATION_S)
         inputs = select_inputs(processed["period"], settings)
-        trained = train_steps(settings, inputs, max_evals, seed, margin, retrain_reason)
+        trained = train_steps(settings, inputs, max_evals, seed, margin)
         report_months(settings)
     result = {"period": processed["period"], "cached": processed["cached"], **trained}
     return registered_state(result, settings.model_name)

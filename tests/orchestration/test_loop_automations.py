@@ -52,14 +52,7 @@ def test_a_breach_event_of_any_period_runs_the_pipeline_for_that_month():
     assert not automation.trigger.match.matches(Resource({"prefect.resource.id": "prefect.flow-run.1"}))
     (action,) = automation.actions
     assert action.deployment_id == pipeline_id
-    assert action.parameters == {
-        "year": "{{ event.payload.year }}",
-        "month": "{{ event.payload.month }}",
-        "retrain_reason": (
-            "monitoring breach of {{ event.payload.period }} "
-            "(champion version {{ event.payload.model_version }})"
-        ),
-    }
+    assert action.parameters == {"year": "{{ event.payload.year }}", "month": "{{ event.payload.month }}"}
     assert comparable_spec(automation) == comparable_spec(build_retrain_on_breach(pipeline_id))
 
 

@@ -69,22 +69,6 @@ def test_an_unchanged_rerun_reuses_the_run_until_it_is_deleted(train_stack: Stac
     assert retrained["run_id"] != first["run_id"]
 
 
-def test_a_retrain_after_a_breach_trains_again_and_registers_a_new_version(train_stack: StackEnv) -> None:
-    """The breach automation's pipeline run has the month's inputs: only its reason keeps it off the cache."""
-    from orchestration.flows.pipeline import RETRAIN_REASON_TAG, preprocess_flow
-
-    preprocess_flow(year=2025, month=4)
-    month = run_pipeline(year=2025, month=5)
-    reason = "monitoring breach of 2025-05 (champion version 1)"
-    retrain = run_pipeline(year=2025, month=5, retrain_reason=reason)
-    assert retrain["training_cached"] is False
-    assert retrain["run_id"] != month["run_id"]
-    assert int(retrain["version"]) > int(month["version"])
-    assert mlflow_client(train_stack).get_run(retrain["run_id"]).data.tags[RETRAIN_REASON_TAG] == reason
-    again = run_pipeline(year=2025, month=5, retrain_reason=reason)  # the same breach once more: cached
-    assert (again["training_cached"], again["version"]) == (True, retrain["version"])
-
-
 def test_a_month_trains_on_itself_and_the_months_before(train_stack: StackEnv) -> None:
     from orchestration.flows.pipeline import preprocess_flow
 
