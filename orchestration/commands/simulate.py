@@ -126,6 +126,12 @@ class Receiver(ThreadingHTTPServer):
     def url(self) -> str:
         return f"http://127.0.0.1:{self.server_address[1]}/hook"
 
+    def about(self, text: str) -> list[str]:
+        """The messages received so far (subject and text) that mention ``text``."""
+        with self.lock:
+            found = [f"{m.get('subject')}\n{m.get('text')}" for m in self.messages]
+        return [message for message in found if text in message]
+
 
 class ReceiverHandler(BaseHTTPRequestHandler):
     def do_POST(self) -> None:

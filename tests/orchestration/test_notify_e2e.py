@@ -16,10 +16,8 @@ from __future__ import annotations
 import asyncio
 import csv
 import json
-import threading
 import uuid
 from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
@@ -32,6 +30,7 @@ from models.core.names import (
     PERIOD_RESOURCE,
     PREPROCESS_DEPLOYMENT,
 )
+from orchestration.commands.simulate import Receiver, serve
 from tests.orchestration.e2e import (
     Deployed,
     clean_env,
@@ -54,37 +53,6 @@ SAMPLE_MONTH = "Bike share ridership 2025-12.csv"
 RUNS: dict[str, str] = {}  # flow run ids one test leaves for the last one to check
 
 
-class Receiver(ThreadingHTTPServer):
-    """Keeps every JSON body POSTed to it."""
-
-    def __init__(self) -> None:
-        super().__init__(("127.0.0.1", 0), ReceiverHandler)
-        self.messages: list[dict[str, Any]] = []
-        self.lock = threading.Lock()
-
-    @property
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self.server_address[1]}/hook"
-
-    def about(self, text: str) -> list[str]:
-        """The messages (subject and text) that mention ``text``."""
-        with self.lock:
-            found = [f"{m.get('subject')}\n{m.get('text')}" for m in self.messages]
-        return [message for message in found if text in message]
-
-
-class ReceiverHandler(BaseHTTPRequestHandler):
-    def do_POST(self) -> None:
-        body = self.rfile.read(int(self.headers.get("Content-Length", 0)))
-        with self.server.lock:
-            self.server.messages.append(json.loads(body))
-        self.send_response(200)
-        self.end_headers()
-
-    def log_message(self, *args: Any) -> None:
-        return
-
-
 def flip_month(source: Path, target: Path) -> Path:
     """2025-12's raw file as 2026-01 with member and casual swapped (the member share moves a lot)."""
     with source.open(newline="") as src, target.open("w", newline="") as out:
@@ -105,14 +73,13 @@ def flip_month(source: Path, target: Path) -> Path:
 
 @pytest.fixture(scope="module")
 def receiver() -> Iterator[Receiver]:
+    """The receiver ``make simulate-year RECEIVER=1`` uses (orchestration/commands/simulate.py)."""
     server = Receiver()
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
+    stop = serve(server)
     try:
         yield server
     finally:
-        server.shutdown()
-        server.server_close()
+        stop()
 
 
 @pytest.fixture(scope="module")

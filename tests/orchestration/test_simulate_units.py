@@ -86,3 +86,24 @@ def test_a_month_settles_when_its_pipeline_and_score_runs_ended_a_while_ago() ->
     assert not settled({PIPELINE_FLOW: [run("Completed", 60)], SCORE_FLOW: [run("Completed", 5)]}, 30)
     assert settled({PIPELINE_FLOW: [run("Completed", 60)], SCORE_FLOW: [run("Completed", 40)]}, 30)
     assert settled({PIPELINE_FLOW: [run("Failed", 40)], SCORE_FLOW: []}, 30)  # no score follows a failure
+
+
+def test_the_receiver_keeps_each_message_and_finds_those_that_mention_a_text() -> None:
+    import json
+    import urllib.request
+
+    from orchestration.commands.simulate import Receiver, serve
+
+    receiver = Receiver()
+    stop = serve(receiver)
+    try:
+        for subject in ("champion is now version 2", "monitoring breach in 2025-12"):
+            body = json.dumps({"subject": subject, "text": "Period: 2025-12"}).encode()
+            request = urllib.request.Request(
+                receiver.url, data=body, headers={"Content-Type": "application/json"}
+            )
+            urllib.request.urlopen(request, timeout=10).close()
+    finally:
+        stop()
+    assert receiver.about("breach") == ["monitoring breach in 2025-12\nPeriod: 2025-12"]
+    assert len(receiver.about("2025-12")) == 2 and receiver.about("quality") == []

@@ -10,14 +10,13 @@ breach's automation retrains it; the receiver gets exactly one quality warning a
 
 from __future__ import annotations
 
-import threading
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
 
-from orchestration.commands.simulate import PIPELINE_FLOW, SCORE_FLOW, Receiver, month_runs
+from orchestration.commands.simulate import PIPELINE_FLOW, SCORE_FLOW, Receiver, month_runs, serve
 from tests.orchestration.e2e import (
     Deployed,
     automation_flow_runs,
@@ -40,17 +39,10 @@ COLLAPSED = 3
 DEADLINE_S = 300  # a notification after its event on a loaded machine
 
 
-def about(receiver: Receiver, text: str) -> list[str]:
-    with receiver.lock:
-        found = [f"{m.get('subject')}\n{m.get('text')}" for m in receiver.messages]
-    return [message for message in found if text in message]
-
-
 @pytest.fixture(scope="module")
 def simulated(module_stack: Any) -> Iterator[tuple[Deployed, Receiver, str, datetime]]:
     receiver = Receiver()
-    thread = threading.Thread(target=receiver.serve_forever, daemon=True)
-    thread.start()
+    stop = serve(receiver)
     client = s3_client(module_stack)
     if BUCKET not in {item["Name"] for item in client.list_buckets().get("Buckets", [])}:
         client.create_bucket(Bucket=BUCKET)
@@ -77,8 +69,7 @@ def simulated(module_stack: Any) -> Iterator[tuple[Deployed, Receiver, str, date
             print(done.stdout, done.stderr)
             yield deployed, receiver, done, since
     finally:
-        receiver.shutdown()
-        receiver.server_close()
+        stop()
 
 
 def ingest_runs(client: Any, since: datetime) -> list[Any]:
@@ -126,11 +117,11 @@ def test_the_collapsed_month_warns_breaches_and_retrains_with_one_message_each(s
     trained = [m for m in read_messages(client, [retrained[0].id]) if "-> version" in m]
     print("retrain:", trained)
     assert trained, "the retrain run trained nothing"
-    (warning,) = wait_for("the quality warning", lambda: about(receiver, "Data-quality warning"), DEADLINE_S)
-    (breach,) = wait_for("the breach message", lambda: about(receiver, "monitoring breach in"), DEADLINE_S)
+    (warning,) = wait_for("the quality warning", lambda: receiver.about("Data-quality warning"), DEADLINE_S)
+    (breach,) = wait_for("the breach message", lambda: receiver.about("monitoring breach in"), DEADLINE_S)
     assert f"Period: {period}" in warning and f"monitoring breach in {period}" in breach
-    for message in about(receiver, ""):
+    for message in receiver.about(""):
         print("----\n" + message)
-    assert about(receiver, "Failed") == [] and about(receiver, "Crashed") == []
-    assert len(about(receiver, "Data-quality warning")) == 1
-    assert len(about(receiver, "monitoring breach")) == 1
+    assert receiver.about("Failed") == [] and receiver.about("Crashed") == []
+    assert len(receiver.about("Data-quality warning")) == 1
+    assert len(receiver.about("monitoring breach")) == 1
