@@ -13,15 +13,16 @@ from __future__ import annotations
 
 from typing import Any
 
-from prefect import flow, get_run_logger, runtime, task
+from prefect import flow, get_run_logger, task
 from prefect.artifacts import create_markdown_artifact
 from prefect.cache_policies import NO_CACHE
 from prefect.events import emit_event
 
-from models.core.names import FILE_WITHDRAWN_EVENT, MONTH_CHANGED_EVENT, PERIOD_RESOURCE
+from models.core.names import FILE_WITHDRAWN_EVENT, MONTH_CHANGED_EVENT
 from models.core.settings import Settings
 from orchestration.flows.api_loss import ending_on_api_loss
 from orchestration.flows.months import report_months
+from orchestration.flows.notices import emit_period_event, flow_run_related
 from orchestration.flows.pipeline import IO_RETRIES, start_flow_run
 from orchestration.flows.work_locks import hold_work_lock, name_work
 
@@ -44,27 +45,9 @@ def ingest_task(settings: Settings) -> dict[str, Any]:
         return ingest.ingest_portal(settings).to_dict()
 
 
-def flow_run_related() -> list[dict[str, str]]:
-    """The emitting flow run, as a related resource of an event."""
-    return [
-        {
-            "prefect.resource.id": f"prefect.flow-run.{runtime.flow_run.id}",
-            "prefect.resource.role": "flow-run",
-        }
-    ]
-
-
 def emit_month_changed(month: str) -> Any:
     """The event the pipeline automation listens for; the month is its resource and payload."""
-    return emit_event(
-        event=MONTH_CHANGED_EVENT,
-        resource={
-            "prefect.resource.id": PERIOD_RESOURCE.format(period=month),
-            "prefect.resource.name": month,
-        },
-        related=flow_run_related(),
-        payload={"year": int(month[:4]), "month": int(month[5:7]), "period": month},
-    )
+    return emit_period_event(MONTH_CHANGED_EVENT, month, {"year": int(month[:4]), "month": int(month[5:7])})
 
 
 def report_withdrawn(keys: list[str], settings: Settings) -> None:

@@ -19,10 +19,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from prefect import flow, get_run_logger, runtime, task
+from prefect import flow, get_run_logger, task
 from prefect.artifacts import create_markdown_artifact, create_table_artifact
 from prefect.cache_policies import INPUTS, NO_CACHE, TASK_SOURCE, CachePolicy
-from prefect.events import emit_event
 from prefect.utilities.hashing import hash_objects
 
 from models.core import s3
@@ -32,6 +31,7 @@ from models.core.settings import Settings
 from orchestration.flows.api_loss import ending_on_api_loss
 from orchestration.flows.caching import is_transient, object_checksum, results_storage
 from orchestration.flows.months import report_months
+from orchestration.flows.notices import emit_period_event
 from orchestration.flows.pipeline import IO_RETRIES, find_latest_year, preprocess_period_steps, start_flow_run
 from orchestration.flows.reports import artifact_key
 from orchestration.flows.work_locks import hold_work_lock, name_work
@@ -40,7 +40,6 @@ if TYPE_CHECKING:
     from prefect.states import State
 
 HISTORY_KEY = "monitoring-history"
-PERIOD_RESOURCE = "to-bikes.period.{period}"
 
 
 @dataclass
@@ -175,28 +174,8 @@ def publish_verdict(
 
 def emit_breach(summary: dict[str, Any], year: int, month: int | None) -> Any:
     """The Prefect event the retrain automation listens for; the period is its resource."""
-    period = summary["period"]
-    return emit_event(
-        event=BREACH_EVENT,
-        resource={
-            "prefect.resource.id": PERIOD_RESOURCE.format(period=period),
-            "prefect.resource.name": period,
-        },
-        related=[
-            {
-                "prefect.resource.id": f"prefect.flow-run.{runtime.flow_run.id}",
-                "prefect.resource.role": "flow-run",
-            }
-        ],
-        payload={
-            "year": year,
-            "month": month,
-            "period": period,
-            "model_version": summary["model_version"],
-            "reasons": summary["reasons"],
-            "report": summary["report"],
-        },
-    )
+    payload = {key: summary[key] for key in ("model_version", "reasons", "report")}
+    return emit_period_event(BREACH_EVENT, summary["period"], {"year": year, "month": month, **payload})
 
 
 @flow(name="score")

@@ -7,7 +7,7 @@ import uuid
 import pytest
 from prefect.events.schemas.events import Resource
 
-from models.core.names import BREACH_EVENT, MONTH_CHANGED_EVENT
+from models.core.names import BREACH_EVENT, MONTH_CHANGED_EVENT, PERIOD_RESOURCE
 from orchestration.deploy.automations import RUN_TAG, comparable_spec
 from orchestration.deploy.loop_automations import (
     PIPELINE_ON_MONTH,
@@ -17,7 +17,6 @@ from orchestration.deploy.loop_automations import (
     build_retrain_on_breach,
     build_score_after,
 )
-from orchestration.flows.scoring import PERIOD_RESOURCE
 
 
 @pytest.mark.unit
