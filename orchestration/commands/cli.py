@@ -207,7 +207,9 @@ def readme_blocks_command(
 
 def soak_command(
     seed: Annotated[int, typer.Option(help="seed of the fault schedule (SEED=)")] = 30,
-    months: Annotated[int, typer.Option(help="months of 2025 to publish (MONTHS=)")] = 12,
+    months: Annotated[
+        int, typer.Option(help="months to publish, from January, ending 2025 at the latest: 1..24 (MONTHS=)")
+    ] = 12,
     faults: Annotated[int, typer.Option(help="faults to inject over those months (FAULTS=)")] = 20,
     outage_scale: Annotated[
         float, typer.Option(help="server outages last this fraction of their drawn length (0..1]")

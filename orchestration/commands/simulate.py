@@ -25,6 +25,7 @@ import csv
 import io
 import json
 import os
+import re
 import tempfile
 import threading
 import time
@@ -49,10 +50,11 @@ QUIET_S = 30.0  # nothing new for this long after the month's last run ended: th
 MONTH_DEADLINE_S = 1200.0  # a month's pipeline, score and retrain on a loaded machine
 POLL_S = 3.0
 SAMPLE_ROWS = 6000
+YEAR_ID_OFFSET = 5_000_000  # trip ids of a year made from the next (generate_periods) stay apart
 
 
-def month_file(month: int) -> str:
-    return f"Bike share ridership {YEAR}-{month:02d}.csv"
+def month_file(month: int, year: int = YEAR) -> str:
+    return f"Bike share ridership {year}-{month:02d}.csv"
 
 
 # --- the fake portal -------------------------------------------------------------------------
@@ -182,22 +184,54 @@ def collapse_labels(data: bytes, share: float = COLLAPSED_MEMBER_SHARE, seed: in
 
 
 def generate_months(folder: Path, months: int, collapse: int, rows: int, seed: int) -> dict[int, bytes]:
-    """The sample's 2025 months 1..``months`` (raw CSV bytes), month ``collapse`` collapsed."""
+    """The sample's 2025 months 1..``months`` (raw CSV bytes), month ``collapse`` collapsed (0: none)."""
     from models.sample.generate import generate_sample
 
     generate_sample(folder, seed=seed, rows=rows)
     found = {m: (folder / str(YEAR) / month_file(m)).read_bytes() for m in range(1, months + 1)}
-    found[collapse] = collapse_labels(found[collapse])
+    if collapse:
+        found[collapse] = collapse_labels(found[collapse])
     return found
 
 
-def seed_previous_year(folder: Path, settings: Settings, say: Callable[[str], None]) -> None:
-    """2024 under ``raw/2024/`` and its processed output (what January trains on)."""
+def shift_year_back(data: bytes, id_offset: int) -> bytes:
+    """A 2025 month file as the same month a year earlier: every ISO date's year minus one, every trip id
+    minus ``id_offset``. Text-level, so the sample's dirty rows stay exactly as dirty."""
+    text = re.sub(rb"\b(20\d\d)(-\d\d-\d\d)", lambda m: b"%d%s" % (int(m[1]) - 1, m[2]), data)
+    return re.sub(rb"(?m)^(\d+),", lambda m: b"%d," % (int(m[1]) - id_offset), text)
+
+
+def generate_periods(
+    folder: Path, periods: list[tuple[int, int]], rows: int, seed: int
+) -> dict[tuple[int, int], bytes]:
+    """Raw CSV bytes of each (year, month) in ``periods`` (2024 and 2025 at most), the last collapsed.
+
+    2025 is the sample's; 2024 is the sample's 2025 of the next seed a year earlier (``shift_year_back``:
+    the sample's own 2024 has three months only)."""
+    last = periods[-1]
+    found: dict[tuple[int, int], bytes] = {}
+    for year in sorted({year for year, _ in periods}):
+        months = max(month for y, month in periods if y == year)
+        shift = YEAR - year
+        if shift not in (0, 1):
+            raise ValueError(f"the simulated portal has {YEAR - 1} and {YEAR}, not {year}")
+        made = generate_months(
+            folder / str(year), months, last[1] if year == last[0] else 0, rows, seed + shift
+        )
+        for month, data in made.items():
+            found[year, month] = shift_year_back(data, YEAR_ID_OFFSET) if shift else data
+    return found
+
+
+def seed_previous_year(
+    folder: Path, settings: Settings, say: Callable[[str], None], year: int = YEAR - 1
+) -> None:
+    """The sample's ``year`` (2024) under ``raw/<year>/`` and its processed output (January trains on it)."""
     from models.core import s3
     from models.core.names import DEFAULT_MIN_DURATION_S
     from models.data.preprocess import preprocess
 
-    previous = str(YEAR - 1)
+    previous = str(year)
     output = settings.s3_uri(settings.processed_prefix, previous, "trips.parquet")
     raw = settings.s3_uri(settings.raw_prefix, previous) + "/"
     bucket, prefix = s3.split_s3_uri(raw)
@@ -213,7 +247,7 @@ def seed_previous_year(folder: Path, settings: Settings, say: Callable[[str], No
 # --- the runs --------------------------------------------------------------------------------
 
 
-def month_runs(client: Any, month: int, since: Any) -> dict[str, list[Any]]:
+def month_runs(client: Any, month: int, since: Any, year: int = YEAR) -> dict[str, list[Any]]:
     """This month's pipeline and score flow runs created since ``since``, by flow name."""
     from prefect.client.schemas.filters import FlowFilter, FlowFilterName, FlowRunFilter
     from prefect.client.schemas.sorting import FlowRunSort
@@ -230,7 +264,7 @@ def month_runs(client: Any, month: int, since: Any) -> dict[str, list[Any]]:
             r
             for r in runs
             if r.created >= since
-            and str(r.parameters.get("year")) == str(YEAR)
+            and str(r.parameters.get("year")) == str(year)
             and str(r.parameters.get("month")) == str(month)
         ]
     return found
@@ -250,7 +284,9 @@ def settled(runs: dict[str, list[Any]], quiet_s: float) -> bool:
     return (datetime.now(UTC) - ended).total_seconds() >= quiet_s
 
 
-def wait_month(month: int, since: Any, deadline_s: float, quiet_s: float, say: Callable[[str], None]) -> dict:
+def wait_month(
+    month: int, since: Any, deadline_s: float, quiet_s: float, say: Callable[[str], None], year: int = YEAR
+) -> dict:
     """Wait until the month's runs settle; what they were (flow -> [(name, state)])."""
     from prefect.client.orchestration import get_client
 
@@ -258,19 +294,19 @@ def wait_month(month: int, since: Any, deadline_s: float, quiet_s: float, say: C
     said = ""
     with get_client(sync_client=True) as client:
         while True:
-            runs = month_runs(client, month, since)
+            runs = month_runs(client, month, since, year)
             line = ", ".join(
                 f"{flow} {r.name} {r.state.name if r.state else 'Scheduled'}"
                 for flow, flow_runs in runs.items()
                 for r in sorted(flow_runs, key=lambda r: r.created)
             )
             if line != said:
-                say(f"  {YEAR}-{month:02d}: {line or 'waiting for the automations'}")
+                say(f"  {year}-{month:02d}: {line or 'waiting for the automations'}")
                 said = line
             if settled(runs, quiet_s):
                 return {flow: [(r.name, r.state.name) for r in rs] for flow, rs in runs.items()}
             if time.monotonic() > deadline:
-                raise TimeoutError(f"{YEAR}-{month:02d}: runs not settled within {deadline_s:.0f} s: {line}")
+                raise TimeoutError(f"{year}-{month:02d}: runs not settled within {deadline_s:.0f} s: {line}")
             time.sleep(POLL_S)
 
 

@@ -40,6 +40,7 @@ OUTAGE_S = {"prefect-outage": (60.0, 200.0), "mlflow-outage": (30.0, 90.0), "s3-
 SERVER_OF = {"prefect-outage": "prefect", "mlflow-outage": "mlflow", "s3-outage": "s3"}
 DELAY_S = (0.0, 20.0)  # after the month's ingest ended
 MAX_FAULTS_PER_MONTH = 4
+MAX_MONTHS = 24  # the simulated portal's 2024 and 2025 (``simulate.generate_periods``)
 FIND_PROCESS_S = 90.0  # how long a flow-run kill looks for a flow-run process
 COMMAND_TIMEOUT_S = 900.0
 GARBAGE = b"\x00\x01 this is not a CSV \xff\xfe\n" * 64
@@ -55,8 +56,8 @@ class Fault:
 
 def draw_schedule(seed: int, months: int, faults: int, outage_scale: float = 1.0) -> list[Fault]:
     """``faults`` faults over months 1..``months``, from ``random.Random(seed)`` only; bounded."""
-    if not 1 <= months <= 12:
-        raise UserError(f"MONTHS={months} is out of range; give 1..12.")
+    if not 1 <= months <= MAX_MONTHS:
+        raise UserError(f"MONTHS={months} is out of range; give 1..{MAX_MONTHS}.")
     if not 0 <= faults <= MAX_FAULTS_PER_MONTH * months:
         raise UserError(
             f"FAULTS={faults} is out of range; give 0..{MAX_FAULTS_PER_MONTH * months} for {months}."
@@ -73,13 +74,29 @@ def draw_schedule(seed: int, months: int, faults: int, outage_scale: float = 1.0
     return sorted(drawn, key=lambda f: (f.month, f.delay_s, f.kind))
 
 
-def render_schedule(seed: int, schedule: list[Fault]) -> str:
+def soak_periods(months: int) -> list[tuple[int, int]]:
+    """The soak's (year, month)s, oldest first: ``months`` of them from a January, ending in 2025 at the
+    latest (3: 2025-01..2025-03; 24: 2024-01..2025-12). A fault's ``month`` is its 1-based index here."""
+    from orchestration.commands.simulate import YEAR
+
+    first = YEAR - (months - 1) // 12
+    return [(first + index // 12, index % 12 + 1) for index in range(months)]
+
+
+def period_name(periods: list[tuple[int, int]], index: int) -> str:
+    year, month = periods[index - 1]
+    return f"{year}-{month:02d}"
+
+
+def render_schedule(seed: int, schedule: list[Fault], periods: list[tuple[int, int]]) -> str:
     lines = [
         f"fault schedule of seed {seed}: {len(schedule)} fault(s)",
         "  # month    kind            delay_s  duration_s",
     ]
     for n, f in enumerate(schedule, start=1):
-        lines.append(f"{n:3} 2025-{f.month:02d}  {f.kind:15} {f.delay_s:7.1f}  {f.duration_s:10.1f}")
+        lines.append(
+            f"{n:3} {period_name(periods, f.month)}  {f.kind:15} {f.delay_s:7.1f}  {f.duration_s:10.1f}"
+        )
     return "\n".join(lines)
 
 
@@ -89,7 +106,8 @@ class Soak:
 
     settings: Any
     portal: Any
-    data: dict[int, bytes]
+    periods: list[tuple[int, int]]
+    data: dict[tuple[int, int], bytes]
     say: Callable[[str], None]
     outputs: dict[str, str]
     background: list[Any]
@@ -112,17 +130,21 @@ class Soak:
         self.outputs[f"{name} ({' '.join(args)})"] = done.stdout + done.stderr
         return done
 
-    def publish(self, month: int, garbage: bool = False) -> None:
-        entries = {month_file(m): self.data[m] for m in range(1, month + 1)}
+    def period(self, index: int) -> tuple[int, int]:
+        return self.periods[index - 1]
+
+    def name(self, index: int) -> str:
+        return period_name(self.periods, index)
+
+    def publish(self, index: int, garbage: bool = False) -> None:
+        """The year of the ``index``-th period, republished with its months up to that one."""
+        from orchestration.commands.simulate import month_file
+
+        year, month = self.period(index)
+        entries = {month_file(m, year): self.data[year, m] for m in range(1, month + 1)}
         if garbage:
-            entries[month_file(month)] = GARBAGE
-        self.portal.publish(2025, entries, f"2025-{month:02d}-28T06:{time.time():.0f}")
-
-
-def month_file(month: int) -> str:
-    from orchestration.commands.simulate import month_file as name
-
-    return name(month)
+            entries[month_file(month, year)] = GARBAGE
+        self.portal.publish(year, entries, f"{year}-{month:02d}-28T06:{time.time():.0f}")
 
 
 def kill_worker(soak: Soak, fault: Fault) -> str:
@@ -192,7 +214,8 @@ def double_trigger(soak: Soak, fault: Fault) -> str:
 
     from orchestration.commands.run import PIPELINE
 
-    params = {"year": 2025, "month": fault.month}
+    year, month = soak.period(fault.month)
+    params = {"year": year, "month": month}
     runs: list[Any] = []
     threads = [
         threading.Thread(target=lambda: runs.append(run_deployment(PIPELINE, parameters=params, timeout=0)))
@@ -206,13 +229,16 @@ def double_trigger(soak: Soak, fault: Fault) -> str:
 
 
 def race_score(soak: Soak, fault: Fault) -> str:
+    year, month = soak.period(fault.month)
+    args = ("score", "--year", str(year), "--month", str(month))
+
     def score() -> None:
-        soak.command("score race", "score", "--year", "2025", "--month", str(fault.month))
+        soak.command("score race", *args)
 
     thread = threading.Thread(target=score)
     thread.start()
     soak.background.append(thread)
-    return f"`score --year 2025 --month {fault.month}` started beside the automation"
+    return f"`{' '.join(args)}` started beside the automation"
 
 
 INJECT: dict[str, Callable[[Soak, Fault], str]] = {
@@ -236,12 +262,13 @@ def ingest(soak: Soak) -> bool:
     return done
 
 
-def settle(soak: Soak, month: int, since: Any, quiet_s: float, deadline_s: float) -> dict[str, list]:
-    """The month's runs once settled; {} when they did not within the deadline."""
+def settle(soak: Soak, index: int, since: Any, quiet_s: float, deadline_s: float) -> dict[str, list]:
+    """The ``index``-th period's runs once settled; {} when they did not within the deadline."""
     from orchestration.commands.simulate import wait_month
 
+    year, month = soak.period(index)
     try:
-        return wait_month(month, since, deadline_s, quiet_s, soak.say)
+        return wait_month(month, since, deadline_s, quiet_s, soak.say, year)
     except TimeoutError as exc:
         soak.say(f"  not settled: {exc}")
         return {}
@@ -260,8 +287,9 @@ def run_garbage(soak: Soak, fault: Fault, quiet_s: float, deadline_s: float) -> 
     return f"garbage published and ingested; the month's runs: {', '.join(states) or 'none settled'}"
 
 
-def run_month(soak: Soak, month: int, faults: list[Fault], quiet_s: float, deadline_s: float) -> list[str]:
-    """Publish and ingest ``month``, inject its faults, wait until its runs settle; one outcome per fault."""
+def run_month(soak: Soak, index: int, faults: list[Fault], quiet_s: float, deadline_s: float) -> list[str]:
+    """Publish and ingest the ``index``-th period, inject its faults, wait until its runs settle; one
+    outcome per fault."""
     from datetime import UTC, datetime
 
     from orchestration.commands.run import PIPELINE
@@ -269,8 +297,8 @@ def run_month(soak: Soak, month: int, faults: list[Fault], quiet_s: float, deadl
     from orchestration.commands.simulate import PIPELINE_FLOW
 
     outcomes = {id(f): run_garbage(soak, f, quiet_s, deadline_s) for f in faults if f.kind == "garbage-raw"}
-    soak.publish(month)
-    soak.say(f"2025-{month:02d} published")
+    soak.publish(index)
+    soak.say(f"{soak.name(index)} published")
     since = datetime.now(UTC)
     ingest(soak)
     start = time.monotonic()
@@ -278,13 +306,14 @@ def run_month(soak: Soak, month: int, faults: list[Fault], quiet_s: float, deadl
         time.sleep(max(0.0, start + fault.delay_s - time.monotonic()))
         outcomes[id(fault)] = INJECT[fault.kind](soak, fault)
         soak.say(f"  fault {fault.kind}: {outcomes[id(fault)]}")
-    runs = settle(soak, month, since, quiet_s, deadline_s)
+    runs = settle(soak, index, since, quiet_s, deadline_s)
     pipelines = runs.get(PIPELINE_FLOW, [])
     if faults and pipelines and not any(state == "Completed" for _, state in pipelines):
-        soak.say(f"  2025-{month:02d}: no pipeline run completed after its faults; running it once more")
+        soak.say(f"  {soak.name(index)}: no pipeline run completed after its faults; running it once more")
         since = datetime.now(UTC)
-        start_and_wait(PIPELINE, {"year": 2025, "month": month}, 900, say=soak.say)
-        settle(soak, month, since, quiet_s, deadline_s)
+        year, month = soak.period(index)
+        start_and_wait(PIPELINE, {"year": year, "month": month}, 900, say=soak.say)
+        settle(soak, index, since, quiet_s, deadline_s)
         outcomes = {key: value + "; month run once more" for key, value in outcomes.items()}
     return [outcomes[id(f)] for f in faults]
 
@@ -311,7 +340,8 @@ def run_soak(
     from orchestration.commands.soak_reads import check_all
 
     schedule = draw_schedule(seed, months, faults, outage_scale)
-    say(render_schedule(seed, schedule))
+    periods = soak_periods(months)
+    say(render_schedule(seed, schedule, periods))
     began, clock = datetime.now(UTC), time.monotonic()
     portal = simulate.Publisher()
     server = ThreadingHTTPServer(("127.0.0.1", 0), simulate.publisher_handler(portal))
@@ -330,19 +360,20 @@ def run_soak(
         settings = load_settings()
         simulate.save_blocks(settings, notify=False)
         with tempfile.TemporaryDirectory(prefix="to-bikes-soak-") as folder:
-            data = simulate.generate_months(Path(folder), months, months, rows, seed=5)
-            simulate.seed_previous_year(Path(folder), settings, tell)
-        soak = Soak(settings, portal, data, tell, {}, [])
+            data = simulate.generate_periods(Path(folder), periods, rows, seed=5)
+            history = periods[0][0] - 1  # from the sample of the last year (generate_periods' folders)
+            simulate.seed_previous_year(Path(folder, str(periods[-1][0])), settings, tell, history)
+        soak = Soak(settings, portal, periods, data, tell, {}, [])
         done: list[tuple[Fault, str]] = []
-        for month in range(1, months + 1):
-            mine = [f for f in schedule if f.month == month]
-            done += zip(mine, run_month(soak, month, mine, quiet_s, deadline_s), strict=True)
+        for index in range(1, months + 1):
+            mine = [f for f in schedule if f.month == index]
+            done += zip(mine, run_month(soak, index, mine, quiet_s, deadline_s), strict=True)
         for thread in soak.background:
             thread.join(timeout=COMMAND_TIMEOUT_S)
         say("faults injected:")
         for n, (fault, outcome) in enumerate(done, start=1):
-            say(f"{n:3} 2025-{fault.month:02d} {fault.kind:15} {outcome}")
-        checks = check_all(settings, months, began, {"soak": "\n".join(said), **soak.outputs})
+            say(f"{n:3} {soak.name(fault.month)} {fault.kind:15} {outcome}")
+        checks = check_all(settings, periods, began, {"soak": "\n".join(said), **soak.outputs})
     finally:
         stop()
     say(render_checks(checks))

@@ -11,30 +11,32 @@ from typing import Any
 from models.core.settings import Settings
 from orchestration.commands import soak_checks as checks
 
-YEAR = 2025
 PAGE = 200  # flow runs per API call, the server's maximum
 
 
-def read_processed_rows(settings: Settings, months: int) -> tuple[dict[str, int], dict[str, int | None]]:
-    """(oracle rows, rows on S3) per month: the oracle runs ``models`` preprocessing on a local copy of
-    ``raw/<year>/`` (the final raw files), outside the stack's flows."""
+def read_processed_rows(
+    settings: Settings, periods: list[tuple[int, int]]
+) -> tuple[dict[str, int], dict[str, int | None]]:
+    """(oracle rows, rows on S3) per (year, month): the oracle runs ``models`` preprocessing on a local
+    copy of ``raw/<year>/`` (the final raw files), outside the stack's flows."""
     import pyarrow.parquet as pq
 
     from models.core import s3
     from models.data.preprocess import preprocess
 
     client = s3.s3_client(settings)
-    bucket, prefix = s3.split_s3_uri(settings.s3_uri(settings.raw_prefix, str(YEAR)) + "/")
     oracle: dict[str, int] = {}
     processed: dict[str, int | None] = {}
     with tempfile.TemporaryDirectory(prefix="to-bikes-soak-oracle-") as tmp:
-        raw = Path(tmp, "raw")
-        raw.mkdir()
-        for item in client.list_objects_v2(Bucket=bucket, Prefix=prefix).get("Contents", []):
-            if item["Key"].lower().endswith(".csv"):
-                client.download_file(bucket, item["Key"], str(raw / Path(item["Key"]).name))
-        for month in range(1, months + 1):
-            period = f"{YEAR}-{month:02d}"
+        for year in sorted({year for year, _ in periods}):
+            bucket, prefix = s3.split_s3_uri(settings.s3_uri(settings.raw_prefix, str(year)) + "/")
+            folder = Path(tmp, "raw", str(year))
+            folder.mkdir(parents=True)
+            for item in client.list_objects_v2(Bucket=bucket, Prefix=prefix).get("Contents", []):
+                if item["Key"].lower().endswith(".csv"):
+                    client.download_file(bucket, item["Key"], str(folder / Path(item["Key"]).name))
+        for year, month in periods:
+            period, raw = f"{year}-{month:02d}", Path(tmp, "raw", str(year))
             summary = preprocess(
                 str(raw), str(Path(tmp, period, "trips.parquet")), period=period, settings=settings
             )
@@ -114,11 +116,11 @@ def read_flow_runs(since: datetime) -> list[tuple[str, str, str]]:
 
 
 def check_all(
-    settings: Settings, months: int, since: datetime, outputs: dict[str, str]
+    settings: Settings, periods: list[tuple[int, int]], since: datetime, outputs: dict[str, str]
 ) -> list[checks.Check]:
     from models.registry.mlflow_client import connect_tracking
 
-    oracle, processed = read_processed_rows(settings, months)
+    oracle, processed = read_processed_rows(settings, periods)
     client = connect_tracking(settings.mlflow_tracking_uri, settings)
     versions, champion, promoted = read_registry(client, settings.model_name)
     return [

@@ -23,6 +23,7 @@ from orchestration.commands.simulate import (
     ThreadingHTTPServer,
     collapse_labels,
     generate_months,
+    generate_periods,
     month_file,
     publisher_handler,
     serve,
@@ -68,6 +69,33 @@ def test_the_collapsed_month_has_about_six_percent_members(tmp_path: Path) -> No
     (raw / month_file(3)).write_bytes(months[3])
     summary = preprocess(f"{raw}/", str(tmp_path / "out" / "trips.parquet"), period="2025-03")
     assert abs(summary.label_share_by_month["2025-03"] - COLLAPSED_MEMBER_SHARE) < 0.005
+
+
+def test_a_second_year_is_the_next_seeds_2025_a_year_earlier_and_preprocesses_as_its_own(
+    tmp_path: Path,
+) -> None:
+    """The soak's 24 months: 2024-03 holds its own trips (dates in 2024, other ids than 2025-03's), every
+    one of them kept or quarantined as the 2025 file it was made from; only the last period collapsed."""
+    from models.data.preprocess import preprocess
+
+    data = generate_periods(tmp_path / "sample", [(2024, 3), (2025, 3)], SAMPLE_ROWS, 5)
+    source = generate_months(tmp_path / "next-seed", 3, 0, SAMPLE_ROWS, 6)[3]
+    assert member_share(data[2024, 3]) > 0.5 and member_share(data[2025, 3]) < 0.1
+    ids = {
+        year: {row["Trip_Id"] for row in csv.DictReader(io.StringIO(data[year, 3].decode()))}
+        for year in (2024, 2025)
+    }
+    assert not ids[2024] & ids[2025]
+    summaries = {}
+    for name, (year, raw_bytes) in {"shifted": (2024, data[2024, 3]), "source": (2025, source)}.items():
+        raw = tmp_path / name
+        raw.mkdir()
+        (raw / month_file(3, year)).write_bytes(raw_bytes)
+        out = str(tmp_path / f"{name}-out" / "trips.parquet")
+        summaries[name] = preprocess(f"{raw}/", out, period=f"{year}-03")
+    shifted, original = summaries["shifted"], summaries["source"]
+    assert shifted.rows_out == original.rows_out > 200
+    assert shifted.by_reason == original.by_reason and shifted.other_period == original.other_period
 
 
 def run(state: str, ended_s_ago: float) -> SimpleNamespace:

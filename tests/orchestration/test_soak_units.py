@@ -6,14 +6,25 @@ import pytest
 
 from models.core.errors import UserError
 from orchestration.commands import soak_checks as checks
-from orchestration.commands.soak import KINDS, MAX_FAULTS_PER_MONTH, OUTAGE_S, draw_schedule, render_schedule
+from orchestration.commands.soak import (
+    KINDS,
+    MAX_FAULTS_PER_MONTH,
+    MAX_MONTHS,
+    OUTAGE_S,
+    draw_schedule,
+    render_schedule,
+    soak_periods,
+)
 
 pytestmark = pytest.mark.unit
 
 
 def test_the_same_seed_draws_the_same_schedule_and_another_seed_another() -> None:
     assert draw_schedule(18, 3, 6) == draw_schedule(18, 3, 6)
-    assert render_schedule(18, draw_schedule(18, 3, 6)) == render_schedule(18, draw_schedule(18, 3, 6))
+    periods = soak_periods(3)
+    assert render_schedule(18, draw_schedule(18, 3, 6), periods) == render_schedule(
+        18, draw_schedule(18, 3, 6), periods
+    )
     assert draw_schedule(18, 3, 6) != draw_schedule(19, 3, 6)
 
 
@@ -30,11 +41,20 @@ def test_a_schedule_stays_within_its_bounds(seed: int) -> None:
 
 @pytest.mark.parametrize(
     ("months", "faults", "scale"),
-    [(0, 1, 1.0), (13, 1, 1.0), (2, 2 * MAX_FAULTS_PER_MONTH + 1, 1.0), (2, 1, 0.0)],
+    [(0, 1, 1.0), (MAX_MONTHS + 1, 1, 1.0), (2, 2 * MAX_FAULTS_PER_MONTH + 1, 1.0), (2, 1, 0.0)],
 )
 def test_a_schedule_out_of_bounds_is_one_sentence(months: int, faults: int, scale: float) -> None:
     with pytest.raises(UserError, match="out of range"):
         draw_schedule(1, months, faults, scale)
+
+
+def test_the_soak_publishes_from_a_january_and_ends_in_2025_at_the_latest() -> None:
+    assert soak_periods(3) == [(2025, 1), (2025, 2), (2025, 3)]
+    assert soak_periods(12)[-1] == (2025, 12)
+    assert soak_periods(24)[0] == (2024, 1) and soak_periods(24)[-1] == (2025, 12)
+    assert soak_periods(15)[12] == (2025, 1) and len(soak_periods(15)) == 15
+    schedule = draw_schedule(30, 24, 40)
+    assert "2024-" in render_schedule(30, schedule, soak_periods(24))
 
 
 def test_processed_rows_must_equal_the_oracle() -> None:
