@@ -46,6 +46,7 @@ class IngestReport:
     uploaded: list[str] = field(default_factory=list)
     changed_months: list[str] = field(default_factory=list)
     withdrawn: list[str] = field(default_factory=list)
+    unreadable: list[str] = field(default_factory=list)  # written, but no month could be read from them
     manifest_written: bool = False
 
     def to_dict(self) -> dict[str, Any]:
@@ -142,9 +143,12 @@ def ingest_year(
         if known and known.get("sha256") == sha256:  # on S3 already (back, if it had been withdrawn)
             known.pop("withdrawn", None)
             continue
-        manifest["files"][key] = write_raw_file(tmp / year / name, key, resource, settings)
+        written = manifest["files"][key] = write_raw_file(tmp / year / name, key, resource, settings)
         report.uploaded.append(key)
-        changed = set(manifest["files"][key]["months"]) | set((known or {}).get("months", []))
+        if written["months"] is None:  # the month runs of its year read it and quarantine what is wrong
+            report.unreadable.append(key)
+        # The months it holds now and held before (an unreadable file changes the months it replaced).
+        changed = set(written["months"] or ()) | set((known or {}).get("months") or ())
         report.changed_months += sorted(m for m in changed if m.startswith(f"{year}-"))
     mark_withdrawn_files(manifest, year, set(files), settings, report)
     manifest["resources"][year] = entry

@@ -74,7 +74,7 @@ def publish_ingest(report: dict[str, Any]) -> None:
     """The run's summary as a markdown artifact (what moved, what changed)."""
     rows = [
         f"| {name} | {report[name] if not isinstance(report[name], list) else len(report[name])} |"
-        for name in ("resources", "bytes_downloaded", "downloaded", "uploaded", "withdrawn")
+        for name in ("resources", "bytes_downloaded", "downloaded", "uploaded", "withdrawn", "unreadable")
     ]
     months = ", ".join(report["changed_months"]) or "none"
     markdown = "| what | count |\n|---|---|\n" + "\n".join(rows) + f"\n\nMonths changed: {months}\n"
@@ -90,6 +90,11 @@ def ingest_flow() -> dict[str, Any]:
         for month in report["changed_months"]:
             emit_month_changed(month)
         report_withdrawn(report["withdrawn"], settings)
+        if report["unreadable"]:
+            get_run_logger().warning(
+                "no month could be read from %s (written; its year's month runs quarantine it)",
+                ", ".join(report["unreadable"]),
+            )
         publish_ingest(report)
         report_months(settings)
     get_run_logger().info(

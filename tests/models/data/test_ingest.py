@@ -103,6 +103,18 @@ def test_a_republished_year_replaces_only_the_changed_file(portal, settings):
     }
 
 
+def test_a_garbage_file_is_written_reported_and_changes_only_the_months_it_replaced(portal, settings):
+    """Found by `make soak` (garbage-raw): a file with no readable month failed the ingest (TypeError)."""
+    garbage = b"\x00\x01 this is not a CSV \xff\xfe\n" * 64
+    portal.publish(2025, year_zip({1: month_csv(1), 2: garbage}), "2026-01-15T10:00:00")
+    new = ingest(portal, settings)
+    assert (new.unreadable, new.changed_months) == ([key(settings, 2)], ["2025-01"])
+    assert read_manifest(settings)["files"][key(settings, 2)]["months"] is None
+    portal.publish(2025, year_zip({1: garbage, 2: month_csv(2)}), "2026-02-01T09:00:00")
+    swapped = ingest(portal, settings)
+    assert (swapped.unreadable, swapped.changed_months) == ([key(settings, 1)], ["2025-01", "2025-02"])
+
+
 def test_a_withdrawn_file_or_year_is_kept_and_reported(portal, settings):
     portal.publish(2025, year_zip({1: month_csv(1), 2: month_csv(2)}), "2026-01-15T10:00:00")
     ingest(portal, settings)
