@@ -13,7 +13,7 @@ from typing import Any
 
 import pytest
 
-from orchestration.commands.soak import draw_schedule, render_schedule
+from orchestration.commands.soak import draw_schedule, render_schedule, soak_periods
 from tests.orchestration.e2e import clean_env, deploy_project, run_module, worker_running
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
@@ -41,7 +41,7 @@ def soaked(module_stack: Any) -> Iterator[Any]:
 
 
 def test_the_seed_prints_its_schedule_first(soaked) -> None:
-    expected = render_schedule(SEED, draw_schedule(SEED, MONTHS, FAULTS, SCALE))
+    expected = render_schedule(SEED, draw_schedule(SEED, MONTHS, FAULTS, SCALE), soak_periods(MONTHS))
     assert soaked.stdout.startswith(expected), soaked.stdout[:2000]
     assert len({f.kind for f in draw_schedule(SEED, MONTHS, FAULTS, SCALE)}) >= 5
 
