@@ -15,13 +15,14 @@ the soak runs with (``make up``'s): run it with the stack's own bucket. At the e
 from __future__ import annotations
 
 import random
+import re
 import signal
 import subprocess
 import sys
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from models.core.errors import UserError
@@ -34,7 +35,8 @@ KINDS = (
     "s3-outage",  # s3rver stopped, then started
     "double-trigger",  # two pipeline runs of the month started at once
     "score-race",  # `python -m orchestration score` for the month while the automation works
-    "garbage-raw",  # the month's raw file published as garbage and ingested, then the right file
+    "garbage-raw",  # the month's raw file replaced by garbage and ingested, then the right file again
+    "republish",  # the month's year published again with 1% of its trips' labels corrected, ingested
 )
 OUTAGE_S = {"prefect-outage": (60.0, 200.0), "mlflow-outage": (30.0, 90.0), "s3-outage": (30.0, 30.0)}
 SERVER_OF = {"prefect-outage": "prefect", "mlflow-outage": "mlflow", "s3-outage": "s3"}
@@ -44,6 +46,8 @@ MAX_MONTHS = 24  # the simulated portal's 2024 and 2025 (``simulate.generate_per
 FIND_PROCESS_S = 90.0  # how long a flow-run kill looks for a flow-run process
 COMMAND_TIMEOUT_S = 900.0
 GARBAGE = b"\x00\x01 this is not a CSV \xff\xfe\n" * 64
+REPUBLISH_SHARE = 0.01  # of each published month's labelled trips, by a "republish" fault
+LABEL = re.compile(rb"(?m),(Member|Casual),([^,\r\n]*)(?=\r?$)")  # User_Type, then the last column
 
 
 @dataclass(frozen=True)
@@ -111,6 +115,7 @@ class Soak:
     say: Callable[[str], None]
     outputs: dict[str, str]
     background: list[Any]
+    republished: list[tuple[int, Any]] = field(default_factory=list)  # (period index, since) to settle
 
     @property
     def state(self) -> Any:
@@ -241,6 +246,53 @@ def race_score(soak: Soak, fault: Fault) -> str:
     return f"`{' '.join(args)}` started beside the automation"
 
 
+def replace_with_garbage(soak: Soak, fault: Fault) -> str:
+    """The month's file replaced by garbage and ingested (its month's event reruns it on the garbage),
+    then the right file published again and ingested (and the month rerun on it)."""
+    soak.publish(fault.month, garbage=True)
+    first = ingest(soak)
+    soak.publish(fault.month)
+    second = ingest(soak)
+    said = {True: "completed", False: "did not complete"}
+    return f"garbage published, ingest {said[first]}; the right file again, ingest {said[second]}"
+
+
+def correct_labels(data: bytes, share: float, rng: random.Random) -> tuple[bytes, int]:
+    """``data`` with the label of ``share`` of its labelled trips flipped (at least one), text-level so
+    every other byte stays; how many were flipped."""
+    found = list(LABEL.finditer(data))
+    chosen = {m.start() for m in rng.sample(found, min(len(found), max(1, round(share * len(found)))))}
+
+    def flip(m: re.Match[bytes]) -> bytes:
+        if m.start() not in chosen:
+            return m.group(0)
+        return b"," + (b"Casual" if m[1] == b"Member" else b"Member") + b"," + m[2]
+
+    return LABEL.sub(flip, data), len(chosen)
+
+
+def republish(soak: Soak, fault: Fault) -> str:
+    """The year published again with 1% of the labels of every month so far corrected, and ingested: the
+    changed months' events rerun their pipelines (settled before the next month: ``Soak.republished``)."""
+    from datetime import UTC, datetime
+
+    year, month = soak.period(fault.month)
+    rng = random.Random(f"{year}-{month}-{fault.delay_s}")  # noqa: S311 (replayable, not a secret)
+    flipped = 0
+    for m in range(1, month + 1):
+        soak.data[year, m], count = correct_labels(soak.data[year, m], REPUBLISH_SHARE, rng)
+        flipped += count
+    soak.publish(fault.month)
+    since = datetime.now(UTC)
+    done = ingest(soak)
+    if done:
+        soak.republished += [(index, since) for index in range(fault.month - month + 1, fault.month + 1)]
+    return (
+        f"{year} republished: {flipped} label(s) corrected in {year}-01..{year}-{month:02d}; "
+        f"ingest {'completed' if done else 'did not complete'}"
+    )
+
+
 INJECT: dict[str, Callable[[Soak, Fault], str]] = {
     "worker-kill": kill_worker,
     "flow-run-kill": kill_flow_run,
@@ -249,6 +301,8 @@ INJECT: dict[str, Callable[[Soak, Fault], str]] = {
     "s3-outage": stop_server,
     "double-trigger": double_trigger,
     "score-race": race_score,
+    "garbage-raw": replace_with_garbage,
+    "republish": republish,
 }
 
 
@@ -274,19 +328,6 @@ def settle(soak: Soak, index: int, since: Any, quiet_s: float, deadline_s: float
         return {}
 
 
-def run_garbage(soak: Soak, fault: Fault, quiet_s: float, deadline_s: float) -> str:
-    """The month's file published as garbage and ingested; its runs settle before the right file comes."""
-    from datetime import UTC, datetime
-
-    soak.publish(fault.month, garbage=True)
-    since = datetime.now(UTC)
-    if not ingest(soak):
-        return "garbage published; its ingest did not complete"
-    runs = settle(soak, fault.month, since, quiet_s, deadline_s)
-    states = [state for rs in runs.values() for _, state in rs]
-    return f"garbage published and ingested; the month's runs: {', '.join(states) or 'none settled'}"
-
-
 def run_month(soak: Soak, index: int, faults: list[Fault], quiet_s: float, deadline_s: float) -> list[str]:
     """Publish and ingest the ``index``-th period, inject its faults, wait until its runs settle; one
     outcome per fault."""
@@ -296,13 +337,13 @@ def run_month(soak: Soak, index: int, faults: list[Fault], quiet_s: float, deadl
     from orchestration.commands.runs import start_and_wait
     from orchestration.commands.simulate import PIPELINE_FLOW
 
-    outcomes = {id(f): run_garbage(soak, f, quiet_s, deadline_s) for f in faults if f.kind == "garbage-raw"}
+    outcomes: dict[int, str] = {}
     soak.publish(index)
     soak.say(f"{soak.name(index)} published")
     since = datetime.now(UTC)
     ingest(soak)
     start = time.monotonic()
-    for fault in (f for f in faults if f.kind != "garbage-raw"):
+    for fault in faults:
         time.sleep(max(0.0, start + fault.delay_s - time.monotonic()))
         outcomes[id(fault)] = INJECT[fault.kind](soak, fault)
         soak.say(f"  fault {fault.kind}: {outcomes[id(fault)]}")
@@ -315,6 +356,8 @@ def run_month(soak: Soak, index: int, faults: list[Fault], quiet_s: float, deadl
         start_and_wait(PIPELINE, {"year": year, "month": month}, 900, say=soak.say)
         settle(soak, index, since, quiet_s, deadline_s)
         outcomes = {key: value + "; month run once more" for key, value in outcomes.items()}
+    while soak.republished:  # the months a republication changed, each rerun by its event
+        settle(soak, *soak.republished.pop(0), quiet_s, deadline_s)
     return [outcomes[id(f)] for f in faults]
 
 
@@ -346,10 +389,13 @@ def run_soak(
     portal = simulate.Publisher()
     server = ThreadingHTTPServer(("127.0.0.1", 0), simulate.publisher_handler(portal))
     portal.url = f"http://127.0.0.1:{server.server_address[1]}"
-    stop = simulate.serve(server)
+    hook = simulate.Receiver()  # the notifications (a failed run's message is checked)
+    stops = [simulate.serve(server), simulate.serve(hook)]
     import os
 
+    given = {name: os.environ.get(name) for name in ("TO_BIKES_CKAN_API_URL", "TO_BIKES_NOTIFY_URL")}
     os.environ["TO_BIKES_CKAN_API_URL"] = portal.api
+    os.environ["TO_BIKES_NOTIFY_URL"] = hook.url
     said: list[str] = []
 
     def tell(line: str) -> None:
@@ -358,7 +404,7 @@ def run_soak(
 
     try:
         settings = load_settings()
-        simulate.save_blocks(settings, notify=False)
+        simulate.save_blocks(settings, notify=True)
         with tempfile.TemporaryDirectory(prefix="to-bikes-soak-") as folder:
             data = simulate.generate_periods(Path(folder), periods, rows, seed=5)
             history = periods[0][0] - 1  # from the sample of the last year (generate_periods' folders)
@@ -373,9 +419,17 @@ def run_soak(
         say("faults injected:")
         for n, (fault, outcome) in enumerate(done, start=1):
             say(f"{n:3} {soak.name(fault.month)} {fault.kind:15} {outcome}")
-        checks = check_all(settings, periods, began, {"soak": "\n".join(said), **soak.outputs})
+        outputs = {"soak": "\n".join(said), **soak.outputs}
+        checks = check_all(settings, periods, began, outputs, hook)
     finally:
-        stop()
+        for stop in stops:
+            stop()
+        for name, value in given.items():  # the operator's portal and notifications back (or none)
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value
+        simulate.save_blocks(load_settings(), notify=True)
     say(render_checks(checks))
     say(f"soak of seed {seed}: {months} month(s), {len(schedule)} fault(s), {time.monotonic() - clock:.0f} s")
     return all(check.passed for check in checks)

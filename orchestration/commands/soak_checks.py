@@ -23,16 +23,23 @@ class Check:
     evidence: str
 
 
-def check_processed_rows(oracle: Mapping[str, int], processed: Mapping[str, int | None]) -> Check:
-    """Every month's processed rows on S3 equal the oracle's count from the final raw files."""
-    wrong = [
-        f"{p}: S3 {processed.get(p)} vs oracle {n}"
-        for p, n in sorted(oracle.items())
-        if processed.get(p) != n
-    ]
-    shown = ", ".join(f"{p} {n}" for p, n in sorted(oracle.items()))
+def check_processed_rows(
+    oracle: Mapping[str, tuple[int, str]], processed: Mapping[str, tuple[int, str] | None]
+) -> Check:
+    """Every month's processed trips on S3 equal the oracle's from the final raw files: the same number
+    of rows and the same content (a digest of the rows in trip-id order, every column)."""
+    wrong = []
+    for period, (rows, digest) in sorted(oracle.items()):
+        found = processed.get(period)
+        if found is None:
+            wrong.append(f"{period}: nothing on S3 vs oracle {rows} rows")
+        elif found[0] != rows:
+            wrong.append(f"{period}: S3 {found[0]} rows vs oracle {rows}")
+        elif found[1] != digest:
+            wrong.append(f"{period}: {rows} rows, content differs from the oracle's")
+    shown = ", ".join(f"{p} {rows}" for p, (rows, _) in sorted(oracle.items()))
     return Check(
-        "processed rows = oracle", bool(oracle) and not wrong, "; ".join(wrong) or shown or "no month"
+        "processed data = oracle", bool(oracle) and not wrong, "; ".join(wrong) or shown or "no month"
     )
 
 
@@ -99,6 +106,19 @@ def check_monitored_once(monitorings: Iterable[tuple[str, str, str]]) -> Check:
     twice = [f"{p} v{v} x{n}" for (p, v, _), n in sorted(counts.items()) if n > 1]
     shown = ", ".join(f"{p} v{v}" for p, v, _ in sorted(counts))
     return Check("each month monitored once per version", not twice, "; ".join(twice) or shown or "none")
+
+
+def check_one_notice_per_failure(failed: Mapping[str, str], notices: Iterable[str]) -> Check:
+    """Each project flow run that ended Failed or Crashed (id -> name and state) got exactly one
+    failed-run message, and no such message is about a run that did not fail."""
+    notices = list(notices)
+    counts = {run_id: sum(run_id in notice for notice in notices) for run_id in failed}
+    wrong = [f"{failed[run_id]}: {n} message(s)" for run_id, n in sorted(counts.items()) if n != 1]
+    stray = len(notices) - sum(counts.values())
+    if stray:
+        wrong.append(f"{stray} message(s) about no failed or crashed run")
+    evidence = f"{len(failed)} failed or crashed run(s), {len(notices)} message(s)"
+    return Check("one notification per failed run", not wrong, "; ".join(wrong) or evidence)
 
 
 def check_no_traceback(outputs: Mapping[str, str]) -> Check:

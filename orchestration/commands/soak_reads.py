@@ -4,6 +4,7 @@ final raw files in this process), the MLflow registry and runs, and Prefect's fl
 from __future__ import annotations
 
 import tempfile
+import time
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -12,21 +13,31 @@ from models.core.settings import Settings
 from orchestration.commands import soak_checks as checks
 
 PAGE = 200  # flow runs per API call, the server's maximum
+NOTICE_WAIT_S = 120.0  # the server sends a failed run's message a moment after its state changes
+FAILED_SUBJECT = "to-bikes: flow run "  # orchestration.deploy.notifications.build_failed_run_notice
+
+
+def content_digest(path: Path) -> tuple[int, str]:
+    """(rows, a digest of every row's values, all columns) of a processed Parquet file; the sum of the row
+    hashes does not depend on the order the rows were written in."""
+    import pandas as pd
+
+    frame = pd.read_parquet(path)
+    hashed = pd.util.hash_pandas_object(frame[sorted(frame.columns)], index=False)
+    return len(frame), f"{int(hashed.sum()) & (2**64 - 1):016x}"
 
 
 def read_processed_rows(
     settings: Settings, periods: list[tuple[int, int]]
-) -> tuple[dict[str, int], dict[str, int | None]]:
-    """(oracle rows, rows on S3) per (year, month): the oracle runs ``models`` preprocessing on a local
-    copy of ``raw/<year>/`` (the final raw files), outside the stack's flows."""
-    import pyarrow.parquet as pq
-
+) -> tuple[dict[str, tuple[int, str]], dict[str, tuple[int, str] | None]]:
+    """(oracle, S3) rows and content digest per (year, month): the oracle runs ``models`` preprocessing
+    on a local copy of ``raw/<year>/`` (the final raw files), outside the stack's flows."""
     from models.core import s3
     from models.data.preprocess import preprocess
 
     client = s3.s3_client(settings)
-    oracle: dict[str, int] = {}
-    processed: dict[str, int | None] = {}
+    oracle: dict[str, tuple[int, str]] = {}
+    processed: dict[str, tuple[int, str] | None] = {}
     with tempfile.TemporaryDirectory(prefix="to-bikes-soak-oracle-") as tmp:
         for year in sorted({year for year, _ in periods}):
             bucket, prefix = s3.split_s3_uri(settings.s3_uri(settings.raw_prefix, str(year)) + "/")
@@ -37,15 +48,14 @@ def read_processed_rows(
                     client.download_file(bucket, item["Key"], str(folder / Path(item["Key"]).name))
         for year, month in periods:
             period, raw = f"{year}-{month:02d}", Path(tmp, "raw", str(year))
-            summary = preprocess(
-                str(raw), str(Path(tmp, period, "trips.parquet")), period=period, settings=settings
-            )
-            oracle[period] = summary.rows_out
+            mine = Path(tmp, period, "trips.parquet")
+            preprocess(str(raw), str(mine), period=period, settings=settings)
+            oracle[period] = content_digest(mine)
             key = s3.split_s3_uri(settings.s3_uri(settings.processed_prefix, period, "trips.parquet"))[1]
             local = Path(tmp, f"{period}-s3.parquet")
             try:
                 client.download_file(bucket, key, str(local))
-                processed[period] = pq.read_metadata(local).num_rows
+                processed[period] = content_digest(local)
             except client.exceptions.ClientError:
                 processed[period] = None
     return oracle, processed
@@ -115,8 +125,39 @@ def read_flow_runs(since: datetime) -> list[tuple[str, str, str]]:
     return found
 
 
+def read_failure_notices(since: datetime, receiver: Any) -> tuple[dict[str, str], list[str]]:
+    """(the project's flow runs created since ``since`` that ended Failed or Crashed: id -> name and
+    state; the failed-run messages ``receiver`` got), once each such run has one or NOTICE_WAIT_S passed."""
+    from prefect.client.orchestration import get_client
+    from prefect.client.schemas.filters import (
+        FlowRunFilter,
+        FlowRunFilterState,
+        FlowRunFilterStateType,
+        FlowRunFilterTags,
+    )
+    from prefect.client.schemas.objects import StateType
+
+    from orchestration.deploy.automations import RUN_TAG
+
+    ended = FlowRunFilterState(type=FlowRunFilterStateType(any_=[StateType.FAILED, StateType.CRASHED]))
+    wanted = FlowRunFilter(state=ended, tags=FlowRunFilterTags(all_=[RUN_TAG]))
+    deadline = time.monotonic() + NOTICE_WAIT_S
+    while True:
+        with get_client(sync_client=True) as client:
+            runs = client.read_flow_runs(flow_run_filter=wanted, limit=PAGE)
+        failed = {str(r.id): f"{r.name} {r.state_name}" for r in runs if r.created >= since}
+        notices = [m for m in receiver.about(FAILED_SUBJECT) if m.startswith(FAILED_SUBJECT)]
+        if all(any(i in m for m in notices) for i in failed) or time.monotonic() > deadline:
+            return failed, notices
+        time.sleep(3.0)
+
+
 def check_all(
-    settings: Settings, periods: list[tuple[int, int]], since: datetime, outputs: dict[str, str]
+    settings: Settings,
+    periods: list[tuple[int, int]],
+    since: datetime,
+    outputs: dict[str, str],
+    receiver: Any,
 ) -> list[checks.Check]:
     from models.registry.mlflow_client import connect_tracking
 
@@ -130,5 +171,6 @@ def check_all(
         checks.check_no_running_mlflow(read_mlflow_runs(client)),
         checks.check_flow_runs_final(read_flow_runs(since)),
         checks.check_monitored_once(read_monitorings(client, settings.model_name)),
+        checks.check_one_notice_per_failure(*read_failure_notices(since, receiver)),
         checks.check_no_traceback(outputs),
     ]

@@ -11,6 +11,8 @@ from orchestration.commands.soak import (
     MAX_FAULTS_PER_MONTH,
     MAX_MONTHS,
     OUTAGE_S,
+    REPUBLISH_SHARE,
+    correct_labels,
     draw_schedule,
     render_schedule,
     soak_periods,
@@ -57,11 +59,63 @@ def test_the_soak_publishes_from_a_january_and_ends_in_2025_at_the_latest() -> N
     assert "2024-" in render_schedule(30, schedule, soak_periods(24))
 
 
+def test_a_republication_corrects_one_percent_of_the_labels_and_nothing_else(tmp_path) -> None:
+    import random
+    import re
+
+    from orchestration.commands.simulate import SAMPLE_ROWS, generate_months
+
+    data = generate_months(tmp_path, 2, 0, SAMPLE_ROWS, 5)[2]
+    corrected, flipped = correct_labels(data, REPUBLISH_SHARE, random.Random(1))
+    lines, changed = data.splitlines(), corrected.splitlines()
+    differ = [(a, b) for a, b in zip(lines, changed, strict=True) if a != b]
+    labelled = sum(bool(re.search(rb",(Member|Casual),[^,]*$", line)) for line in lines[1:])
+    assert len(differ) == flipped == round(REPUBLISH_SHARE * labelled) >= 2
+    for before, after in differ:
+        assert (
+            before.replace(b",Member,", b",X,").replace(b",Casual,", b",Member,").replace(b",X,", b",Casual,")
+            == after
+        )
+    assert correct_labels(data, REPUBLISH_SHARE, random.Random(1)) == (corrected, flipped)
+
+
 def test_processed_rows_must_equal_the_oracle() -> None:
-    assert checks.check_processed_rows({"2025-01": 10, "2025-02": 7}, {"2025-01": 10, "2025-02": 7}).passed
-    failed = checks.check_processed_rows({"2025-01": 10, "2025-02": 7}, {"2025-01": 10, "2025-02": None})
-    assert not failed.passed and "2025-02: S3 None vs oracle 7" in failed.evidence
+    oracle = {"2025-01": (10, "a1"), "2025-02": (7, "b2")}
+    assert checks.check_processed_rows(oracle, dict(oracle)).passed
+    failed = checks.check_processed_rows(oracle, {"2025-01": (10, "a1"), "2025-02": None})
+    assert not failed.passed and "2025-02: nothing on S3 vs oracle 7 rows" in failed.evidence
+    fewer = checks.check_processed_rows(oracle, {**oracle, "2025-02": (6, "b2")})
+    assert not fewer.passed and "2025-02: S3 6 rows vs oracle 7" in fewer.evidence
+    stale = checks.check_processed_rows(oracle, {**oracle, "2025-01": (10, "a0")})
+    assert not stale.passed and "2025-01: 10 rows, content differs" in stale.evidence
     assert not checks.check_processed_rows({}, {}).passed
+
+
+def test_the_content_digest_sees_one_changed_label_and_not_the_row_order(tmp_path) -> None:
+    import pandas as pd
+
+    from orchestration.commands.soak_reads import content_digest
+
+    frame = pd.DataFrame({"trip_id": [3, 1, 2], "user_type": ["Member", "Casual", "Member"]})
+    frame.to_parquet(tmp_path / "a.parquet")
+    frame.iloc[::-1].to_parquet(tmp_path / "b.parquet")
+    frame.assign(user_type=["Member", "Member", "Member"]).to_parquet(tmp_path / "c.parquet")
+    digest = content_digest(tmp_path / "a.parquet")
+    assert digest[0] == 3 and digest == content_digest(tmp_path / "b.parquet")
+    assert content_digest(tmp_path / "c.parquet") != digest
+
+
+def test_each_failed_run_needs_exactly_one_message_and_no_message_may_be_stray() -> None:
+    failed = {"id-1": "calm-fox Failed", "id-2": "bold-owl Crashed"}
+    one_each = ["to-bikes: flow run calm-fox Failed ... /runs/flow-run/id-1", "... /runs/flow-run/id-2"]
+    assert checks.check_one_notice_per_failure(failed, one_each).passed
+    assert checks.check_one_notice_per_failure({}, []).passed
+    missing = checks.check_one_notice_per_failure(failed, one_each[:1])
+    assert not missing.passed and "bold-owl Crashed: 0 message(s)" in missing.evidence
+    twice = checks.check_one_notice_per_failure(failed, [*one_each, one_each[1]])
+    assert not twice.passed and "bold-owl Crashed: 2 message(s)" in twice.evidence
+    stray = checks.check_one_notice_per_failure(failed, [*one_each, "... /runs/flow-run/id-3"])
+    assert not stray.passed and "1 message(s) about no failed or crashed run" in stray.evidence
 
 
 def test_two_versions_of_one_training_input_fail() -> None:
