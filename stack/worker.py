@@ -31,7 +31,7 @@ from pathlib import Path
 from typing import Any
 
 from models.core.errors import UserError
-from models.core.settings import Settings, load_settings
+from models.core.settings import PROJECT_ROOT, Settings, load_settings
 from stack.prefect_api import require_prefect_api as check_prefect_api
 from stack.prefect_yaml import pool_name, read_pool_type, read_spec, read_work_queues
 from stack.processes import PidRecord, process_start_time, read_pid, stop_record, write_pid
@@ -56,6 +56,8 @@ OUTAGE_ENV = {
     "TO_BIKES_MLFLOW_WAIT_SECONDS": "210",  # a restarting MLflow server: as long as API_OUTAGE_S
 }
 POLL_S = 1.0
+# The deployments' command, to-bikes-engine (waits for the API, then execs python -m prefect.engine).
+ENGINE_BIN = PROJECT_ROOT / "agent" / "bin"
 
 
 def selected_pool(settings: Settings, pool_type: str | None = None) -> tuple[str, str]:
@@ -85,8 +87,9 @@ def worker_env(settings: Settings) -> dict[str, str]:
     them disagree.
     """
     env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
-    # The deployments' `command` (python -m prefect.engine) must find this venv's python.
-    env["PATH"] = os.pathsep.join([str(Path(sys.executable).parent), env.get("PATH", os.defpath)])
+    # The deployments' `command` (to-bikes-engine) must be found, and run by this venv's python.
+    path = [str(Path(sys.executable).parent), str(ENGINE_BIN), env.get("PATH", os.defpath)]
+    env["PATH"] = os.pathsep.join(path)
     env.setdefault("PREFECT_API_URL", settings.prefect_api_url)
     env.setdefault("PREFECT_WORKER_QUERY_SECONDS", DEFAULT_QUERY_SECONDS)
     env["PREFECT_FLOWS_HEARTBEAT_FREQUENCY"] = str(settings.heartbeat_seconds)

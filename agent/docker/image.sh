@@ -42,6 +42,7 @@ stage_context() {
   mkdir -p "$CONTEXT/requirements"
   cp "$REPO_ROOT/requirements/image.txt" "$CONTEXT/requirements/image.txt"
   cp "$REPO_ROOT/agent/entrypoint.sh" "$CONTEXT/entrypoint.sh"
+  cp "$REPO_ROOT/agent/bin/to-bikes-engine" "$CONTEXT/to-bikes-engine"
   cp "$REPO_ROOT/agent/runtime_imports.py" "$CONTEXT/runtime_imports.py"
   cp "$REPO_ROOT/agent/prune_venv.py" "$CONTEXT/prune_venv.py"
   # The hash-pinned uv of requirements/uv.txt (make install puts it in .tools/) installs the venv.

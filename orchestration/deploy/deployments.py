@@ -8,9 +8,9 @@ bundle on S3 is exactly one commit; a forced dirty deploy goes to a folder of it
 the blocks first, creates the work pool of the selected type (``TO_BIKES_WORK_POOL_TYPE``: process,
 docker, kubernetes or ecs; see orchestration.deploy.pools) and its queues if they are missing,
 then runs ``prefect --no-prompt deploy --all`` on that pool's deployments of prefect.yaml with
-``TO_BIKES_GIT_SHA``/``TO_BIKES_BUNDLE`` set, and for container pools ``TO_BIKES_AGENT_IMAGE`` (default
-to-bikes-agent; a registry repository for kubernetes and ecs) and ``TO_BIKES_IMAGE_TAG`` (the tag
-``make agent-image`` gives this commit).
+``TO_BIKES_GIT_SHA``/``TO_BIKES_BUNDLE`` and ``TO_BIKES_API_OUTAGE_S`` set, and for container pools
+``TO_BIKES_AGENT_IMAGE`` (default to-bikes-agent; a registry repository for kubernetes and ecs) and
+``TO_BIKES_IMAGE_TAG`` (the tag ``make agent-image`` gives this commit).
 """
 
 from __future__ import annotations
@@ -30,6 +30,7 @@ from models.core.settings import PROJECT_ROOT, Settings
 from models.training.lineage import run_git
 from orchestration.deploy.bundle import stage_bundle
 from orchestration.deploy.pools import ensure_pool, image_tag, write_prefect_file
+from orchestration.flows.api_loss import API_OUTAGE_S
 from stack.prefect_yaml import pool_name, read_pool_type, read_spec, read_work_queues
 
 log = logging.getLogger(__name__)
@@ -130,6 +131,8 @@ def run_prefect_cli(state: GitState, cwd: Path, prefect_file: Path | None = None
         "TO_BIKES_BUNDLE": state.bundle,
         "TO_BIKES_AGENT_IMAGE": os.environ.get("TO_BIKES_AGENT_IMAGE") or AGENT_IMAGE,
         "TO_BIKES_IMAGE_TAG": image_tag(state.sha, state.dirty),
+        # prefect.yaml's job env gives it to every flow run: how long to-bikes-engine waits for the API.
+        "TO_BIKES_API_OUTAGE_S": str(API_OUTAGE_S),
         "PYTHONPATH": str(
             cwd
         ),  # the push step (orchestration.deploy.bundle.push_code_bundle) imports from here

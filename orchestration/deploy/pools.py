@@ -4,8 +4,8 @@
 ``definitions.work_pools`` in prefect.yaml, and with it the deployments on that pool. process pools
 get Prefect's default job template; the others get agent/work-pools/<type>.json, the worker's own
 default template (``get_default_base_job_template()``) with this project's defaults: the agent image,
-``python -m prefect.engine``, host network and auto-remove (docker), namespace, service account and
-resources (kubernetes), cluster, task role and the API key's secret ARN (ecs).
+``to-bikes-engine`` (the deployments' command), host network and auto-remove (docker), namespace,
+service account and resources (kubernetes), cluster, task role and the API key's secret ARN (ecs).
 """
 
 from __future__ import annotations

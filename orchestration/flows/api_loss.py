@@ -80,8 +80,9 @@ def describe_api_loss(settings: Settings, exc: BaseException) -> str:
 def started_by_worker() -> bool:
     """True in the process a worker started for a flow run.
 
-    A worker starts ``python -m prefect.engine`` (the deployments' command) with the flow run's id in
-    ``PREFECT__FLOW_RUN_ID``; that entry point is the only one that reads it. A flow called in-process
+    A worker starts the deployments' command (``to-bikes-engine``, which becomes ``python -m
+    prefect.engine`` once the API answers) with the flow run's id in ``PREFECT__FLOW_RUN_ID``; that
+    entry point is the only one that reads it. A flow called in-process
     (a test, a notebook, ``flow()``) has no such variable.
     """
     return bool(os.environ.get(ENGINE_FLOW_RUN_ENV))

@@ -31,6 +31,7 @@ from prefect.settings import PREFECT_API_KEY, PREFECT_API_URL, temporary_setting
 from prefect.utilities.templating import apply_values
 
 from orchestration.deploy.pools import TEMPLATES, base_job_template, select_deployments
+from orchestration.flows.api_loss import API_OUTAGE_S
 from stack.prefect_yaml import read_spec
 
 pytestmark = pytest.mark.unit
@@ -38,7 +39,7 @@ pytestmark = pytest.mark.unit
 SHA = "0123456789abcdef0123456789abcdef01234567"
 IMAGE = "123456789012.dkr.ecr.ca-central-1.amazonaws.com/to-bikes-agent"
 CLOUD_URL = f"https://api.prefect.cloud/api/accounts/{uuid.uuid4()}/workspaces/{uuid.uuid4()}"
-ENGINE = ["python", "-m", "prefect.engine"]
+ENGINE = ["to-bikes-engine"]  # agent/bin, in the image's /usr/local/bin
 
 
 def deployment_values(pool_type: str, flow: str = "pipeline_flow") -> dict[str, Any]:
@@ -50,6 +51,7 @@ def deployment_values(pool_type: str, flow: str = "pipeline_flow") -> dict[str, 
         "TO_BIKES_GIT_DIRTY": "false",
         "TO_BIKES_AGENT_IMAGE": IMAGE,
         "TO_BIKES_IMAGE_TAG": SHA[:12],
+        "TO_BIKES_API_OUTAGE_S": str(API_OUTAGE_S),
     }
     with mock.patch.dict(os.environ, env):  # Prefect reads {{ $VAR }} from the process environment
         return apply_values(entry, os.environ, remove_notset=False)["work_pool"]["job_variables"]
@@ -198,7 +200,8 @@ def test_docker_container_settings() -> None:
     api_key = "pnu_" + secrets.token_hex(18)
     config, flow_run = render(DockerWorkerJobConfiguration, "docker", api_key)
     assert config.image == f"{IMAGE}:{SHA[:12]}"
-    assert config.command == "python -m prefect.engine"
+    assert config.command == "to-bikes-engine"
+    assert config.env["TO_BIKES_API_WAIT_SECONDS"] == str(API_OUTAGE_S)  # how long it waits for the API
     assert config.network_mode == "host" and config.auto_remove is True
     assert config.labels["io.prefect.flow-run-id"] == str(flow_run.id)
     assert config.env["TO_BIKES_GIT_COMMIT"] == SHA and config.env["PREFECT_HOME"] == "/home/agent/.prefect"

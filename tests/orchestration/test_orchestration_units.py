@@ -214,7 +214,8 @@ def test_prefect_yaml_pushes_per_commit_and_pulls_with_the_credentials_block() -
         for schedule in deployment.get("schedules", []):  # only ingest/scheduled-daily has one
             assert schedule["timezone"] == "America/Toronto"
         env = deployment["work_pool"]["job_variables"]["env"]
-        assert deployment["work_pool"]["job_variables"]["command"] == "python -m prefect.engine"
+        assert deployment["work_pool"]["job_variables"]["command"] == "to-bikes-engine"
+        assert env["TO_BIKES_API_WAIT_SECONDS"] == "{{ $TO_BIKES_API_OUTAGE_S }}"  # set by make deploy
         assert automations.RUN_TAG in deployment["tags"]  # the zombie-run automation watches that tag
         assert env["TO_BIKES_GIT_COMMIT"] == "{{ $TO_BIKES_GIT_SHA }}"
     queues = deploy.read_work_queues()  # one pool per work pool type, the same five queues on each
