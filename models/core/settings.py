@@ -100,7 +100,8 @@ class Settings(BaseSettings):
     )
 
     # Monitoring (models.scoring.monitor): a month breaches when its ROC AUC is more than this below the
-    # model's own validation ROC AUC, or when more than this share of the features drifted.
+    # model's own validation ROC AUC, or when more than this share of the judged features drifted (calendar
+    # features and station features on too few trips are not judged: models.scoring.drift).
     monitor_max_auc_drop: float = Field(default=0.05, ge=0)
     monitor_max_drift_share: float = Field(default=0.5, ge=0, le=1)
     # `make serve`: MLflow's model server for the champion on 127.0.0.1.

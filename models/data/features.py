@@ -30,6 +30,10 @@ NUMERIC_FEATURES = [
 ]
 CATEGORICAL_FEATURES = ["start_station_id", "end_station_id"]
 FEATURE_COLUMNS = NUMERIC_FEATURES + CATEGORICAL_FEATURES
+# Features the period fixes: every trip of a month has the same ``month``, and the calendar decides which
+# of its days are holidays, so any two months differ in them by construction. Drift monitoring measures and
+# shows them but never counts them as drift (``models.scoring.drift``).
+CALENDAR_FEATURES = ["month", "is_holiday"]
 
 CANONICAL_COLUMNS = [
     "trip_id",

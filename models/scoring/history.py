@@ -16,6 +16,7 @@ from typing import Any
 
 from models.core import s3, storage
 from models.core.settings import Settings
+from models.scoring.drift import describe_drift
 from models.scoring.monitor import SUMMARY_FILE, report_uri
 
 log = logging.getLogger(__name__)
@@ -43,6 +44,7 @@ def history_row(summary: dict[str, Any]) -> dict[str, Any]:
         **{name: round(metrics[name], 4) for name in ROW_METRICS},
         "drift_share": round(summary["drift_share"], 3),
         "drifted": ", ".join(summary["drifted"]) or "-",
+        "not_judged": ", ".join(summary.get("drift_not_judged", {})) or "-",  # older summaries judged all
         "report": summary["report"],
     }
 
@@ -93,8 +95,8 @@ def describe_summary(summary: dict[str, Any], predictions: str, report_link: str
         f"PR AUC casual {metrics['pr_auc_casual']:.4f}, F1 member {metrics['f1_member']:.4f}, "
         f"F1 casual {metrics['f1_casual']:.4f}",
         f"member share predicted {metrics['member_share_predicted']:.1%}, "
-        f"actual {metrics['member_share_actual']:.1%}; "
-        f"drifted features {summary['drift_share']:.0%} ({', '.join(summary['drifted']) or 'none'})",
+        f"actual {metrics['member_share_actual']:.1%}",
+        describe_drift(summary),
         f"verdict: {summary['verdict'].upper()} ({reasons})",
         describe_sample(summary),
         f"Evidently report: {report_link or summary['report']}",

@@ -6,9 +6,9 @@ Every trip carries its true label, so a month's actual ROC AUC, PR AUC (casual),
 member shares are known once it is scored. The month is compared with the model's own validation ROC
 AUC (``TO_BIKES_MONITOR_MAX_AUC_DROP``) and with the reference sample kept with the model version
 (``models.scoring.reference``: held-out trips of its validation month), feature by feature (Evidently,
-``TO_BIKES_MONITOR_MAX_DRIFT_SHARE``). A period the champion trained on is ``in-sample``
-(``models.scoring.window``): its figures cannot show a worse model, so it never breaches; its drift is
-still measured and shown.
+``TO_BIKES_MONITOR_MAX_DRIFT_SHARE`` of the features that can be judged: ``models.scoring.drift``). A
+period the champion trained on is ``in-sample`` (``models.scoring.window``): its figures cannot show a
+worse model, so it never breaches; its drift is still measured and shown.
 The Evidently HTML report and a JSON summary go to ``reports/<period>/`` on S3 and into an MLflow
 monitoring run tagged with the model version; the version gets a ``monitoring.<period>`` tag.
 Given the processed data's checksum, the run records it (``models.scoring.monitoring_runs``), where the
@@ -92,7 +92,7 @@ def decide(
     settings: Settings,
     coverage: Coverage | None = None,
 ):
-    """``(verdict, reasons)``: a breach when ROC AUC fell too far or too many features drifted.
+    """``(verdict, reasons)``: a breach when ROC AUC fell too far or too many judged features drifted.
 
     An in-sample period (``coverage``) is ``in-sample`` whatever its figures: its AUC is not compared,
     and its drift is listed among the reasons for a person to read, not counted as a breach.
@@ -111,7 +111,7 @@ def decide(
         )
     if drift_share > settings.monitor_max_drift_share:
         reasons.append(
-            f"{drift_share:.0%} of the features drifted (limit {settings.monitor_max_drift_share:.0%})"
+            f"{drift_share:.0%} of the judged features drifted (limit {settings.monitor_max_drift_share:.0%})"
         )
     if in_sample:
         return IN_SAMPLE, reasons
@@ -166,9 +166,7 @@ def monitor_period(
             "reference": describe_reference(training_run.data.tags),
             "validation_roc_auc": validation_auc,
             "metrics": metrics,
-            "drift_scores": drift.scores,
-            "drifted": sorted(c for c, hit in drift.drifted.items() if hit),
-            "drift_share": drift.drift_share,
+            **drift.summarise(),
             "verdict": verdict,
             "reasons": reasons,
             "report": report_uri(settings, period),

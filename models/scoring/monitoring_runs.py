@@ -19,6 +19,7 @@ from models.core.names import MONITORING_EXPERIMENT
 from models.core.settings import Settings, load_settings
 from models.registry.gate import NONE
 from models.registry.mlflow_client import build_run_url, connect_tracking
+from models.scoring.drift import describe_drift
 from models.training.lineage import read_flow_run_id
 from models.training.mlflow_run import ensure_experiment
 
@@ -47,6 +48,8 @@ def log_monitoring_run(
         mlflow.log_metrics({k: v for k, v in summary["metrics"].items() if not math.isnan(v)})
         mlflow.log_metrics({f"drift_{k}": v for k, v in summary["drift_scores"].items()})
         mlflow.log_metric("drift_share", summary["drift_share"])
+        mlflow.log_metric("drift_judged_features", len(summary["drift_judged"]))
+        mlflow.set_tag("drift", describe_drift(summary))
         mlflow.log_artifact(str(html))
         mlflow.log_dict(summary, SUMMARY_FILE)
     key = f"monitoring.{summary['period']}"

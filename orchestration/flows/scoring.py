@@ -150,6 +150,8 @@ def publish_verdict(
     summary: dict[str, Any], origin: str, history: list[dict[str, Any]], report_link: str | None = None
 ) -> None:
     """The month's verdict with its report links (``report_link``: http), and the month-by-month table."""
+    from models.scoring.drift import describe_drift
+
     link = summary.get("monitoring_run_url") or summary["monitoring_run_id"]
     reasons = "; ".join(summary["reasons"]) or "within the thresholds"
     metrics = summary["metrics"]
@@ -160,7 +162,7 @@ def publish_verdict(
         f"PR AUC casual {metrics['pr_auc_casual']:.4f}, F1 member {metrics['f1_member']:.4f}, "
         f"F1 casual {metrics['f1_casual']:.4f}; member share predicted "
         f"{metrics['member_share_predicted']:.1%} vs actual {metrics['member_share_actual']:.1%}; "
-        f"{summary['drift_share']:.0%} of features drifted ({', '.join(summary['drifted']) or 'none'}).\n\n"
+        f"{describe_drift(summary)}.\n\n"
         f"Evidently report: {f'[open it]({report_link}) (a link valid for a week)' if report_link else ''} "
         f"`{summary['report']}`; MLflow monitoring run: {link}"
     )

@@ -72,8 +72,9 @@ def loop(local_stack: Any, tmp_path_factory: pytest.TempPathFactory) -> Iterator
     base = {k: v for k, v in os.environ.items() if not k.startswith(_PRIVATE) and k != "PYTHONPATH"}
     env = {**base, **local_stack, "TO_BIKES_BUCKET": BUCKET, "PREFECT_WORKER_QUERY_SECONDS": "1"}
     folder = tmp_path_factory.mktemp("loop-sample")
-    # The demo's sample size: 2025-12 then holds ~1,700 trips, enough for Evidently's drift tests to tell a
-    # normal month (3 of 9 features drifted: the calendar month and the two stations) from a shifted one.
+    # The demo's sample size: 2025-12 then holds ~1,700 trips. Its drift share counts the judged features only
+    # (never the calendar; the stations only on 5 trips per station seen: models.scoring.drift); the shifted
+    # month breaches on the ROC AUC of its flipped labels.
     upload_sample(local_stack, folder, bucket=BUCKET, years=("2025",), rows=SAMPLE_ROWS)
     shifted = shift_raw_month(folder / "2025" / SAMPLE_MONTH, folder / "Bike share ridership 2026-01.csv")
     local_stack.s3_client().upload_file(str(shifted), BUCKET, f"raw/2026/{shifted.name}")
