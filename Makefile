@@ -337,7 +337,7 @@ simulate-year: $(AGENT_STAMP) ## A time-compressed 2025 from a fake portal, MONT
 
 SEED ?= 30
 FAULTS ?= 20
-soak: $(AGENT_STAMP) ## simulate-year's publication under a seeded fault schedule (SEED=, MONTHS=, FAULTS=; OUTAGE_SCALE= shortens outages), then a table of invariants; exit 1 if one fails
+soak: $(AGENT_STAMP) ## simulate-year's publication under a seeded fault schedule (SEED=, MONTHS= 1..24: from 2025-01, from 2024-01 when over 12, FAULTS=; OUTAGE_SCALE= shortens outages), then a table of invariants; exit 1 if one fails
 	$(ORCH) soak --seed $(SEED) --months $(MONTHS) --faults $(FAULTS) $(if $(OUTAGE_SCALE),--outage-scale $(OUTAGE_SCALE))
 
 serve: $(VENV_STAMP) ## MLflow's model server for the champion on 127.0.0.1:TO_BIKES_SERVE_PORT (5100); restart it for a new champion

@@ -2,14 +2,16 @@
 
     agent/.venv/bin/python -m orchestration soak --seed 30 --months 3 --faults 6 [--outage-scale 0.2]
 
-The schedule is drawn from ``random.Random(seed)`` (same seed, same schedule) and printed first. Each
+The schedule is drawn from ``random.Random(seed)`` (same seed, same schedule) and printed first. The
+months run from a January to 2025 at the latest (24: 2024-01..2025-12; ``soak_periods``). Each
 month is published by the fake portal (``orchestration.commands.simulate``) and ingested; then the
 month's faults are injected in order, each ``delay_s`` after the ingest ended, by the PIDs and ports the
 stack recorded in its state folder (``stack.processes``), never by name; then the command waits until
 the month's runs settle. A month whose pipeline runs all ended without completing is run once more
 (what an operator does; the fault table says so). A stopped server is started again with the settings
-the soak runs with (``make up``'s): run it with the stack's own bucket. At the end the invariants
-(``orchestration.commands.soak_checks``) are checked and printed; exit 1 when one fails.
+the soak runs with (``make up``'s): run it with the stack's own bucket. The notifications go to a
+receiver of the soak's own while it runs (the operator's settings are saved back at the end). At the end
+the invariants (``orchestration.commands.soak_checks``) are checked and printed; exit 1 when one fails.
 """
 
 from __future__ import annotations
