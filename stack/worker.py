@@ -54,9 +54,15 @@ OUTAGE_ENV = {
     "MLFLOW_HTTP_REQUEST_MAX_RETRIES": "5",
     "MLFLOW_HTTP_REQUEST_TIMEOUT": "30",
     "TO_BIKES_MLFLOW_WAIT_SECONDS": "210",  # a restarting MLflow server: as long as API_OUTAGE_S
+    # boto3 clients built without a retry config (prefect-aws's pull_from_s3, the code pull of every
+    # flow run): standard retries over about a minute (jittered backoff up to 20 s) instead of legacy
+    # mode's 5 tries in a few seconds, so a 30 s S3 restart does not crash the run (found by make soak).
+    # models.core.s3 sets its own.
+    "AWS_RETRY_MODE": "standard",
+    "AWS_MAX_ATTEMPTS": "12",
 }
 POLL_S = 1.0
-# The deployments' command, to-bikes-engine (waits for the API, then execs python -m prefect.engine).
+# The deployments' command, to-bikes-engine (waits for the API, then runs prefect.engine in its process).
 ENGINE_BIN = PROJECT_ROOT / "agent" / "bin"
 
 

@@ -48,6 +48,22 @@ def test_every_flow_run_gets_the_outage_retry_settings(monkeypatch: pytest.Monke
     assert int(OUTAGE_ENV["PREFECT_CLIENT_MAX_RETRIES"]) >= 7  # 2 + 4 + ... + 128 s > 3 minutes
 
 
+def test_a_boto3_client_without_a_retry_config_gets_the_flow_runs_retries(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """prefect-aws's pull_from_s3 builds such a client: legacy mode's 5 quick tries crashed a flow run
+    whose code pull met a 30 s S3 restart (make soak)."""
+    import boto3
+
+    for name in ("AWS_RETRY_MODE", "AWS_MAX_ATTEMPTS"):
+        monkeypatch.setenv(name, OUTAGE_ENV[name])
+    client = boto3.client(
+        "s3", endpoint_url="http://127.0.0.1:1", region_name="us-east-1",
+        aws_access_key_id="a", aws_secret_access_key="b",
+    )  # fmt: skip
+    assert client.meta.config.retries == {"mode": "standard", "total_max_attempts": 12}
+
+
 def test_the_prefect_api_is_gone_when_an_error_or_its_cause_says_so() -> None:
     import httpx
     from prefect.concurrency.asyncio import ConcurrencySlotAcquisitionError
