@@ -134,6 +134,13 @@ def prefect_service(settings: Settings, state: Path) -> Service:
         "PREFECT_SERVER_CONCURRENCY_LEASE_STORAGE": os.environ.get(
             "PREFECT_SERVER_CONCURRENCY_LEASE_STORAGE", "prefect.server.concurrency.lease_storage.filesystem"
         ),
+        # Prefect's causal ordering of events keeps a state event that arrived before the one it follows
+        # (a run's Failed after its Running) in the database, not in memory: after a restart such an
+        # event is still evaluated (15 min on, once its leader counts as lost) instead of being dropped,
+        # so a run failed across a restart still gets its failed-run message (orchestration/deploy).
+        "PREFECT_SERVER_EVENTS_CAUSAL_ORDERING": os.environ.get(
+            "PREFECT_SERVER_EVENTS_CAUSAL_ORDERING", "prefect.server.events.ordering.db"
+        ),
         # The UI asks /ui-settings for its API; without this it answers port 4200 whatever --port says.
         "PREFECT_UI_API_URL": settings.prefect_api_url_override
         or f"http://{settings.host}:{settings.prefect_port}/api",

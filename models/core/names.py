@@ -61,7 +61,14 @@ INGEST_DEPLOYMENT = "ingest/scheduled-daily"
 # Prefect automations `make deploy` creates (orchestration/deploy/automations.py, loop_automations.py);
 # `make doctor` checks that each exists.
 ZOMBIE_AUTOMATION = "to-bikes-crash-zombie-flow-runs"
+STUCK_PENDING_AUTOMATION = "to-bikes-reschedule-stuck-pending"
 SCORE_AFTER_AUTOMATION = "to-bikes-score-after-preprocess"
 RETRAIN_AUTOMATION = "to-bikes-retrain-on-breach"
 PIPELINE_ON_MONTH_AUTOMATION = "to-bikes-pipeline-on-month"
-AUTOMATIONS = (ZOMBIE_AUTOMATION, SCORE_AFTER_AUTOMATION, RETRAIN_AUTOMATION, PIPELINE_ON_MONTH_AUTOMATION)
+AUTOMATIONS = (
+    ZOMBIE_AUTOMATION,
+    STUCK_PENDING_AUTOMATION,
+    SCORE_AFTER_AUTOMATION,
+    RETRAIN_AUTOMATION,
+    PIPELINE_ON_MONTH_AUTOMATION,
+)

@@ -124,6 +124,13 @@ class Settings(BaseSettings):
     # Seconds between a flow run's heartbeats (the worker passes it to Prefect); the automation that
     # marks a silent run Crashed waits three of them. Prefect refuses less than 30.
     heartbeat_seconds: int = Field(default=30, ge=30)
+    # How long a flow run may stay Pending (a worker took it; its process has not started yet) before
+    # the automation `make deploy` makes puts it back to Scheduled for any worker: a worker killed while
+    # it submits a run leaves it Pending for good otherwise. Longer than a flow run's slowest start
+    # (image pull, code pull, the API-outage wait of agent/bin/to-bikes-engine) and than 20 min: after
+    # a Prefect restart the server may hold the run's Running event up to 15 min (Prefect's causal
+    # ordering) and the automation, not seeing it, would schedule a running run again.
+    pending_seconds: int = Field(default=1800, ge=60)
     # How long connecting to MLflow waits for a tracking server that does not answer its health probe.
     # 0 (a command: fail fast in one sentence); the worker gives its flow runs the Prefect outage's
     # length (stack.worker.OUTAGE_ENV), so a restarting MLflow server does not fail an unattended run.

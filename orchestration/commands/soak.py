@@ -370,7 +370,7 @@ def run_soak(
     outage_scale: float = 1.0,
     rows: int = 6000,
     quiet_s: float = 30.0,
-    deadline_s: float = 1200.0,
+    deadline_s: float = 2400.0,  # past TO_BIKES_PENDING_SECONDS (1800): a run a killed worker left Pending
     say: Callable[[str], None] = print,
 ) -> bool:
     """The soak: schedule, months under faults, invariants. True when every invariant held."""
@@ -382,7 +382,7 @@ def run_soak(
     from models.core.settings import load_settings
     from orchestration.commands import simulate
     from orchestration.commands.soak_checks import render_checks
-    from orchestration.commands.soak_reads import check_all
+    from orchestration.commands.soak_reads import HELD_NOTICE_WAIT_S, NOTICE_WAIT_S, check_all
 
     schedule = draw_schedule(seed, months, faults, outage_scale)
     periods = soak_periods(months)
@@ -422,7 +422,9 @@ def run_soak(
         for n, (fault, outcome) in enumerate(done, start=1):
             say(f"{n:3} {soak.name(fault.month)} {fault.kind:15} {outcome}")
         outputs = {"soak": "\n".join(said), **soak.outputs}
-        checks = check_all(settings, periods, began, outputs, hook)
+        restarted = any(fault.kind == "prefect-outage" for fault in schedule)
+        notice_wait_s = HELD_NOTICE_WAIT_S if restarted else NOTICE_WAIT_S
+        checks = check_all(settings, periods, began, outputs, hook, notice_wait_s)
     finally:
         for stop in stops:
             stop()

@@ -1,4 +1,5 @@
-"""``make deploy``'s Prefect automation that marks a silent flow run Crashed ("zombie" runs).
+"""``make deploy``'s Prefect automations for runs nobody is left to report: silent Running ones are
+marked Crashed ("zombie" runs), stuck Pending ones are put back to Scheduled.
 
     agent/.venv/bin/python -m orchestration automations
 
@@ -15,7 +16,14 @@ Only runs tagged ``to-bikes`` are watched: the deployments of prefect.yaml carry
 keeps them in step), and their heartbeat and state events name it. A flow called in-process from a
 shell or a test beats on Prefect's default of 180 s and must not be taken for a zombie after 90 s.
 
-Idempotent: the automation is found by name; a missing one is created, a different one is updated
+The second automation, ``to-bikes-reschedule-stuck-pending``: a worker killed while it submits a run
+(after it set the run Pending, before the run's process set it Running) leaves the run Pending for good,
+since workers pick up Scheduled runs only and a Pending run sends no heartbeat. After each Pending
+event of a watched run it expects Running or any other state of the same run within
+``TO_BIKES_PENDING_SECONDS`` (default 600) and otherwise sets the run back to Scheduled, where any
+worker takes it again.
+
+Idempotent: each automation is found by name; a missing one is created, a different one is updated
 in place (same id), an equal one is left alone, and newer copies with the same name are deleted. The
 window follows the setting, so run this with the same ``TO_BIKES_HEARTBEAT_SECONDS`` as the workers.
 """
@@ -26,7 +34,7 @@ import logging
 from datetime import timedelta
 from typing import Any
 
-from models.core.names import ZOMBIE_AUTOMATION
+from models.core.names import STUCK_PENDING_AUTOMATION, ZOMBIE_AUTOMATION
 from models.core.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -35,6 +43,10 @@ AUTOMATION_NAME = ZOMBIE_AUTOMATION
 MISSED_HEARTBEATS = 3
 CRASH_MESSAGE = "No heartbeat from this flow run's process for {seconds} s; marked Crashed by {name}."
 FINAL_EVENTS = ("Completed", "Failed", "Cancelled", "Crashed")
+RESCHEDULE_MESSAGE = (
+    "Pending for {seconds} s without starting (its worker likely stopped while submitting it); "
+    "scheduled again by {name}."
+)
 RUN_TAG = "to-bikes"  # the tag of every deployment in prefect.yaml
 
 
@@ -73,6 +85,38 @@ def build_automation(heartbeat_seconds: int) -> Any:
         enabled=True,
         trigger=trigger,
         actions=[ChangeFlowRunState(state=StateType.CRASHED, message=message)],
+    )
+
+
+def build_pending_automation(pending_seconds: int) -> Any:
+    """A watched run Pending for ``pending_seconds`` with no next state -> Scheduled again."""
+    from prefect.client.schemas.objects import StateType
+    from prefect.events.actions import ChangeFlowRunState
+    from prefect.events.schemas.automations import AutomationCore, EventTrigger, Posture
+    from prefect.events.schemas.events import ResourceSpecification
+
+    trigger = EventTrigger(
+        match=ResourceSpecification({"prefect.resource.id": ["prefect.flow-run.*"]}),
+        match_related=ResourceSpecification(
+            {"prefect.resource.role": "tag", "prefect.resource.id": f"prefect.tag.{RUN_TAG}"}
+        ),
+        after={"prefect.flow-run.Pending"},
+        expect={"prefect.flow-run.*"},  # Running, or anything else that ends the wait (Cancelling, ...)
+        for_each={"prefect.resource.id"},
+        posture=Posture.Proactive,
+        threshold=1,
+        within=timedelta(seconds=pending_seconds),
+    )
+    message = RESCHEDULE_MESSAGE.format(seconds=pending_seconds, name=STUCK_PENDING_AUTOMATION)
+    return AutomationCore(
+        name=STUCK_PENDING_AUTOMATION,
+        description=(
+            f"Schedule again a flow run Pending for {pending_seconds} s without starting "
+            "(TO_BIKES_PENDING_SECONDS); created by `make deploy`."
+        ),
+        enabled=True,
+        trigger=trigger,
+        actions=[ChangeFlowRunState(state=StateType.SCHEDULED, name="Scheduled", message=message)],
     )
 
 
@@ -121,10 +165,14 @@ def ensure_automation(wanted: Any) -> str:
 
 
 def save_automations(settings: Settings) -> list[str]:
-    """Check the API, then ensure the zombie automation for the configured heartbeat."""
+    """Check the API, then ensure the zombie and stuck-Pending automations for the settings."""
     from stack.prefect_api import require_prefect_api
 
     require_prefect_api(settings)
     line = ensure_automation(build_automation(settings.heartbeat_seconds))
     window = window_seconds(settings.heartbeat_seconds)
-    return [f"{line} (a run silent for {window} s becomes Crashed)"]
+    pending = ensure_automation(build_pending_automation(settings.pending_seconds))
+    return [
+        f"{line} (a run silent for {window} s becomes Crashed)",
+        f"{pending} (a run Pending for {settings.pending_seconds} s is scheduled again)",
+    ]

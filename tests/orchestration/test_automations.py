@@ -26,12 +26,15 @@ import psutil
 import pytest
 
 from models.core.errors import UserError
+from models.core.names import STUCK_PENDING_AUTOMATION
 from models.core.settings import PROJECT_ROOT, Settings, load_settings
 from orchestration.deploy.automations import (
     AUTOMATION_NAME,
     CRASH_MESSAGE,
+    RESCHEDULE_MESSAGE,
     RUN_TAG,
     build_automation,
+    build_pending_automation,
     window_seconds,
 )
 from stack.embedded import StackEnv
@@ -48,6 +51,7 @@ WAIT_S = 600
 HEARTBEAT_S = 30  # the default, and the minimum Prefect accepts
 POLL_S = 1.0
 OUTAGE_S = 180  # the outage a run survives (issue 22)
+PENDING_S = 60  # the least TO_BIKES_PENDING_SECONDS accepts
 
 
 def clean_env(stack: StackEnv | None = None, **extra: str) -> dict[str, str]:
@@ -74,8 +78,9 @@ def stored_automations(stack: StackEnv) -> list[Any]:
 
 def delete_automations(stack: StackEnv) -> None:
     with prefect_client(stack) as client:
-        for automation in client.read_automations_by_name(AUTOMATION_NAME):
-            client.delete_automation(automation.id)
+        for name in (AUTOMATION_NAME, STUCK_PENDING_AUTOMATION):
+            for automation in client.read_automations_by_name(name):
+                client.delete_automation(automation.id)
 
 
 @pytest.mark.unit
@@ -98,6 +103,17 @@ def test_spec_crashes_a_run_silent_for_three_heartbeats() -> None:
     assert (action.type, action.state, action.force) == ("change-flow-run-state", StateType.CRASHED, False)
     assert action.message == CRASH_MESSAGE.format(seconds=90, name=AUTOMATION_NAME)
     assert build_automation(45).trigger.within.total_seconds() == 135
+
+
+@pytest.mark.unit
+def test_spec_schedules_again_a_run_pending_for_the_setting() -> None:
+    automation = build_pending_automation(600)
+    trigger, (action,) = automation.trigger, automation.actions
+    assert automation.name == STUCK_PENDING_AUTOMATION
+    assert trigger.posture == "Proactive" and trigger.after == {"prefect.flow-run.Pending"}
+    assert trigger.expect == {"prefect.flow-run.*"} and trigger.for_each == {"prefect.resource.id"}
+    assert trigger.within.total_seconds() == 600
+    assert action.type == "change-flow-run-state" and action.state.value == "SCHEDULED"
 
 
 @pytest.mark.unit
@@ -252,7 +268,7 @@ def cancel_unfinished_probe_runs(stack: StackEnv, deployment_id: Any) -> None:
 @pytest.fixture(scope="module")
 def zombie_module(local_stack: StackEnv, tmp_path_factory: pytest.TempPathFactory) -> Iterator[ZombieSetup]:
     """The automation from ``make deploy``'s step, a probe deployment and ``make demo``'s worker."""
-    env = clean_env(local_stack, PREFECT_WORKER_QUERY_SECONDS="1")
+    env = clean_env(local_stack, PREFECT_WORKER_QUERY_SECONDS="1", TO_BIKES_PENDING_SECONDS=str(PENDING_S))
     deployment_id = create_probe_deployment(local_stack, tmp_path_factory.mktemp("zombie-probe"))
     try:
         done = save_automation(env)
@@ -384,3 +400,32 @@ def test_a_run_on_the_worker_lives_through_a_three_minute_api_outage(zombie_setu
     with prefect_client(stack) as client:  # never Crashed on the way (make run stops at a final state)
         history = [state.name for state in client.read_flow_run_states(run.id)]
     assert final.is_completed() and "Crashed" not in history, history
+
+
+@pytest.mark.e2e
+@pytest.mark.slow
+def test_a_run_left_pending_by_a_dead_worker_is_scheduled_again_and_completes(
+    zombie_setup: ZombieSetup,
+) -> None:
+    # What a worker killed while it submits a run leaves behind: the run Pending (the worker's first
+    # step) and no process. A worker picks up Scheduled runs only, so the live worker of this module
+    # never takes it; only the automation can put it back where a worker sees it.
+    from prefect.states import Pending
+
+    stack = zombie_setup.stack
+    with prefect_client(stack) as client:
+        run = client.create_flow_run_from_deployment(zombie_setup.deployment_id, parameters={"seconds": 1})
+        assert client.set_flow_run_state(run.id, Pending()).state.is_pending()
+    final = wait_until("a final state", lambda: (s := state_of(stack, run.id)).is_final() and s)
+    assert final.is_completed(), final
+    with prefect_client(stack) as client:
+        history = client.read_flow_run_states(run.id)
+    names = [state.name for state in history]
+    rescheduled = [state for state in history if state.message and STUCK_PENDING_AUTOMATION in state.message]
+    assert [state.message for state in rescheduled] == [
+        RESCHEDULE_MESSAGE.format(seconds=PENDING_S, name=STUCK_PENDING_AUTOMATION)
+    ], names
+    assert names[names.index("Pending") + 1] == "Scheduled", names  # back from Pending, then run
+    waited = (rescheduled[0].timestamp - history[names.index("Pending")].timestamp).total_seconds()
+    print(f"Pending to Scheduled: {waited:.1f} s (TO_BIKES_PENDING_SECONDS={PENDING_S}); states {names}")
+    assert waited >= PENDING_S

@@ -50,7 +50,7 @@ def test_doctor_fails_without_a_worker_deployment_or_automation_and_names_the_fi
         in deployments.line()
     )
     assert automations.line().endswith(
-        f"4 of 4 missing or disabled: {', '.join(AUTOMATIONS)} -> fix: make deploy"
+        f"5 of 5 missing or disabled: {', '.join(AUTOMATIONS)} -> fix: make deploy"
     )
 
 
@@ -68,7 +68,7 @@ def test_doctor_passes_with_a_polling_worker_every_deployment_and_every_automati
     monkeypatch.setattr(doctor_prefect, "post_api", answers(found[:1], disabled))
     _, deployments, automations = doctor_prefect.check_runners(settings, "to-bikes", SPEC)
     assert "1 of 2 missing: scheduled-daily (b_flow)" in deployments.detail
-    assert automations.detail == f"1 of 4 missing or disabled: {AUTOMATIONS[0]}"
+    assert automations.detail == f"1 of 5 missing or disabled: {AUTOMATIONS[0]}"
 
 
 def post_json(url: str, body: dict[str, Any]) -> None:
