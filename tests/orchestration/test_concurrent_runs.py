@@ -30,8 +30,8 @@ def record(db: str, folder: Path) -> dict[str, Any]:
 
 def test_ten_runs_at_once_all_complete_on_postgres(tmp_path: Path) -> None:
     result = record("postgres", tmp_path)
-    assert result["states"] == {"Completed": RUNS}, result
     assert (result["lost"], result["duplicated"], result["runs_on_server"]) == (0, 0, RUNS)
+    assert result["states"] == {"Completed": RUNS}, result
     # The PostgreSQL server's own log, not SQLite's "database is locked" (which PostgreSQL never says).
     assert result["postgres_errors"] == 0, result["postgres_error_examples"]
 
@@ -41,7 +41,7 @@ def test_ten_runs_at_once_on_sqlite_none_lost_or_duplicated(tmp_path: Path) -> N
     lost or created twice. Whether all complete, and how often the server logged "database is
     locked", is what the printed record shows (see the README's figures)."""
     result = record("sqlite", tmp_path)
+    assert (result["lost"], result["duplicated"], result["runs_on_server"]) == (0, 0, RUNS)
     assert sum(result["states"].values()) == RUNS and not any(
         s.startswith("not final") for s in result["states"]
     )
-    assert (result["lost"], result["duplicated"], result["runs_on_server"]) == (0, 0, RUNS)
