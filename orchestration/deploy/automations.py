@@ -55,68 +55,57 @@ def window_seconds(heartbeat_seconds: int) -> int:
     return heartbeat_seconds * MISSED_HEARTBEATS
 
 
-def build_automation(heartbeat_seconds: int) -> Any:
-    """The automation for runs that beat every ``heartbeat_seconds`` (Prefect's documented spec)."""
+def silent_run_automation(
+    name: str, description: str, after: str, expect: set[str], seconds: int, state: str, message: str
+) -> Any:
+    """A watched run with an ``after`` event and none of ``expect`` for ``seconds`` -> set to ``state``."""
     from prefect.client.schemas.objects import StateType
     from prefect.events.actions import ChangeFlowRunState
     from prefect.events.schemas.automations import AutomationCore, EventTrigger, Posture
     from prefect.events.schemas.events import ResourceSpecification
 
-    window = window_seconds(heartbeat_seconds)
     trigger = EventTrigger(
         match=ResourceSpecification({"prefect.resource.id": ["prefect.flow-run.*"]}),
         match_related=ResourceSpecification(
             {"prefect.resource.role": "tag", "prefect.resource.id": f"prefect.tag.{RUN_TAG}"}
         ),
-        after={"prefect.flow-run.heartbeat"},
-        expect={"prefect.flow-run.heartbeat", *(f"prefect.flow-run.{state}" for state in FINAL_EVENTS)},
+        after={after},
+        expect=expect,
         for_each={"prefect.resource.id"},
         posture=Posture.Proactive,
         threshold=1,
-        within=timedelta(seconds=window),
+        within=timedelta(seconds=seconds),
     )
-    message = CRASH_MESSAGE.format(seconds=window, name=AUTOMATION_NAME)
-    return AutomationCore(
-        name=AUTOMATION_NAME,
-        description=(
-            f"Crash a flow run that sent no heartbeat for {window} s ({MISSED_HEARTBEATS} missed beats "
-            f"of TO_BIKES_HEARTBEAT_SECONDS={heartbeat_seconds}); created by `make deploy`."
-        ),
-        enabled=True,
-        trigger=trigger,
-        actions=[ChangeFlowRunState(state=StateType.CRASHED, message=message)],
+    action = ChangeFlowRunState(state=StateType(state.upper()), name=state, message=message)
+    return AutomationCore(name=name, description=description, enabled=True, trigger=trigger, actions=[action])
+
+
+def build_automation(heartbeat_seconds: int) -> Any:
+    """The automation for runs that beat every ``heartbeat_seconds`` (Prefect's documented spec)."""
+    window = window_seconds(heartbeat_seconds)
+    return silent_run_automation(
+        AUTOMATION_NAME,
+        f"Crash a flow run that sent no heartbeat for {window} s ({MISSED_HEARTBEATS} missed beats "
+        f"of TO_BIKES_HEARTBEAT_SECONDS={heartbeat_seconds}); created by `make deploy`.",
+        after="prefect.flow-run.heartbeat",
+        expect={"prefect.flow-run.heartbeat", *(f"prefect.flow-run.{state}" for state in FINAL_EVENTS)},
+        seconds=window,
+        state="Crashed",
+        message=CRASH_MESSAGE.format(seconds=window, name=AUTOMATION_NAME),
     )
 
 
 def build_pending_automation(pending_seconds: int) -> Any:
     """A watched run Pending for ``pending_seconds`` with no next state -> Scheduled again."""
-    from prefect.client.schemas.objects import StateType
-    from prefect.events.actions import ChangeFlowRunState
-    from prefect.events.schemas.automations import AutomationCore, EventTrigger, Posture
-    from prefect.events.schemas.events import ResourceSpecification
-
-    trigger = EventTrigger(
-        match=ResourceSpecification({"prefect.resource.id": ["prefect.flow-run.*"]}),
-        match_related=ResourceSpecification(
-            {"prefect.resource.role": "tag", "prefect.resource.id": f"prefect.tag.{RUN_TAG}"}
-        ),
-        after={"prefect.flow-run.Pending"},
+    return silent_run_automation(
+        STUCK_PENDING_AUTOMATION,
+        f"Schedule again a flow run Pending for {pending_seconds} s without starting "
+        "(TO_BIKES_PENDING_SECONDS); created by `make deploy`.",
+        after="prefect.flow-run.Pending",
         expect={"prefect.flow-run.*"},  # Running, or anything else that ends the wait (Cancelling, ...)
-        for_each={"prefect.resource.id"},
-        posture=Posture.Proactive,
-        threshold=1,
-        within=timedelta(seconds=pending_seconds),
-    )
-    message = RESCHEDULE_MESSAGE.format(seconds=pending_seconds, name=STUCK_PENDING_AUTOMATION)
-    return AutomationCore(
-        name=STUCK_PENDING_AUTOMATION,
-        description=(
-            f"Schedule again a flow run Pending for {pending_seconds} s without starting "
-            "(TO_BIKES_PENDING_SECONDS); created by `make deploy`."
-        ),
-        enabled=True,
-        trigger=trigger,
-        actions=[ChangeFlowRunState(state=StateType.SCHEDULED, name="Scheduled", message=message)],
+        seconds=pending_seconds,
+        state="Scheduled",
+        message=RESCHEDULE_MESSAGE.format(seconds=pending_seconds, name=STUCK_PENDING_AUTOMATION),
     )
 
 
