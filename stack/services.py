@@ -32,6 +32,7 @@ _PREFECT_SERVER_PREFIXES = ("PREFECT_SERVER_", "PREFECT_API_DATABASE_")
 # heartbeat intervals (FALLBACK_... when it sent none); checked every LOOP_SECONDS (Prefect's default 15 s).
 # `make status` and `make run` read that status as is (stack/worker_status.py). A caller's own
 # PREFECT_SERVER_SERVICES_FOREMAN_* variables win.
+CAUSAL_ORDERING_DB = "prefect.server.events.ordering.db"  # on PostgreSQL (prefect_service)
 FOREMAN_SETTINGS = {
     "PREFECT_SERVER_SERVICES_FOREMAN_ENABLED": "true",
     "PREFECT_SERVER_SERVICES_FOREMAN_LOOP_SECONDS": "5",
@@ -134,13 +135,6 @@ def prefect_service(settings: Settings, state: Path) -> Service:
         "PREFECT_SERVER_CONCURRENCY_LEASE_STORAGE": os.environ.get(
             "PREFECT_SERVER_CONCURRENCY_LEASE_STORAGE", "prefect.server.concurrency.lease_storage.filesystem"
         ),
-        # Prefect's causal ordering of events keeps a state event that arrived before the one it follows
-        # (a run's Failed after its Running) in the database, not in memory: after a restart such an
-        # event is still evaluated (15 min on, once its leader counts as lost) instead of being dropped,
-        # so a run failed across a restart still gets its failed-run message (orchestration/deploy).
-        "PREFECT_SERVER_EVENTS_CAUSAL_ORDERING": os.environ.get(
-            "PREFECT_SERVER_EVENTS_CAUSAL_ORDERING", "prefect.server.events.ordering.db"
-        ),
         # The UI asks /ui-settings for its API; without this it answers port 4200 whatever --port says.
         "PREFECT_UI_API_URL": settings.prefect_api_url_override
         or f"http://{settings.host}:{settings.prefect_port}/api",
@@ -149,6 +143,11 @@ def prefect_service(settings: Settings, state: Path) -> Service:
         from stack.postgres import connection_url
 
         extra["PREFECT_API_DATABASE_CONNECTION_URL"] = connection_url(settings, state)
+        # Prefect's causal ordering keeps an event that arrived before the one it follows (a run's Failed
+        # after its Running, across a server restart) in the database instead of memory, so a second
+        # restart within the 15 min Prefect holds it does not lose the run's failed-run message. Not on
+        # SQLite: it costs a write per state event, and SQLite's one writer already locks under load.
+        extra.setdefault("PREFECT_SERVER_EVENTS_CAUSAL_ORDERING", CAUSAL_ORDERING_DB)
     if settings.prefect_auth_string is not None:
         extra["PREFECT_SERVER_API_AUTH_STRING"] = settings.prefect_auth_string.get_secret_value()
     command = [str(prefect), "server", "start", "--host", settings.host, "--port", str(settings.prefect_port)]

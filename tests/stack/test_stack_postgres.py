@@ -6,11 +6,16 @@ root the cluster belongs to Debian's ``postgres`` account, which cannot enter py
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import subprocess
 import tempfile
+import time
+import urllib.request
+import uuid
 from collections.abc import Iterator
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
@@ -77,8 +82,41 @@ def test_status_and_doctor_cover_postgres(pg_env: StackEnv) -> None:
     assert secret not in status.stdout + status.stderr + doctor.stdout + doctor.stderr
 
 
+def emit_follower(env: StackEnv) -> str:
+    """An event that follows one the server never saw, as a run's Failed follows its Running when the
+    server restarted in between: Prefect's causal ordering holds it until the leader counts as lost."""
+    event_id = str(uuid.uuid4())
+    event = {
+        "id": event_id,
+        "occurred": datetime.now(UTC).isoformat(),
+        "event": "to-bikes.test.follower",
+        "resource": {"prefect.resource.id": "to-bikes.test.probe"},
+        "follows": str(uuid.uuid4()),
+    }
+    request = urllib.request.Request(
+        env["PREFECT_API_URL"] + "/events",
+        data=json.dumps([event]).encode(),
+        method="POST",
+        headers={"Content-Type": "application/json"},
+    )
+    urllib.request.urlopen(request, timeout=10).close()
+    return event_id
+
+
+def held_followers(env: StackEnv) -> list[str]:
+    """The ids of the events the server's causal ordering holds in its database."""
+    return psql(env, "select follower_event_id from automation_event_follower").splitlines()
+
+
 def test_data_survive_down_and_up(pg_env: StackEnv) -> None:
     create_variable(pg_env, "kept_across_restart")
+    # Held events live in the database (stack.services), so a failed run's held message survives too.
+    follower = emit_follower(pg_env)
+    for _ in range(60):  # the server's triggers service takes it up asynchronously
+        if follower in held_followers(pg_env):
+            break
+        time.sleep(0.5)
+    assert follower in held_followers(pg_env)
     first = read_pid(pg_env.state_dir, "postgres")
     stopped = run_stack_cli(pg_env, "down", "prefect")
     assert "postgres stopped" in stopped.stdout, stopped.stdout + stopped.stderr
@@ -87,6 +125,7 @@ def test_data_survive_down_and_up(pg_env: StackEnv) -> None:
     assert read_pid(pg_env.state_dir, "postgres").pid != first.pid
     names = psql(pg_env, "select name from variable")
     assert "kept_across_restart" in names.splitlines()
+    assert follower in held_followers(pg_env)
     assert log_problems(pg_env.state_dir) == []
 
 
