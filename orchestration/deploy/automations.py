@@ -51,8 +51,13 @@ RUN_TAG = "to-bikes"  # the tag of every deployment in prefect.yaml
 
 
 def window_seconds(heartbeat_seconds: int) -> int:
-    """How long a run may stay silent: three heartbeat periods, so one late beat is not a crash."""
-    return heartbeat_seconds * MISSED_HEARTBEATS
+    """How long a run may stay silent: a Prefect outage the runs live through (API_OUTAGE_S: no beat
+    reaches a stopped server) plus three heartbeat periods, so neither the outage nor one late beat is
+    taken for a crash. With a shorter window the automation crashed a live run the moment the server
+    came back from a 161 s outage (make soak; the run then completed: Crashed -> Completed)."""
+    from orchestration.flows.api_loss import API_OUTAGE_S
+
+    return API_OUTAGE_S + heartbeat_seconds * MISSED_HEARTBEATS
 
 
 def silent_run_automation(
@@ -85,8 +90,9 @@ def build_automation(heartbeat_seconds: int) -> Any:
     window = window_seconds(heartbeat_seconds)
     return silent_run_automation(
         AUTOMATION_NAME,
-        f"Crash a flow run that sent no heartbeat for {window} s ({MISSED_HEARTBEATS} missed beats "
-        f"of TO_BIKES_HEARTBEAT_SECONDS={heartbeat_seconds}); created by `make deploy`.",
+        f"Crash a flow run that sent no heartbeat for {window} s (a Prefect outage it lives through, then "
+        f"{MISSED_HEARTBEATS} missed beats of TO_BIKES_HEARTBEAT_SECONDS={heartbeat_seconds}); "
+        "created by `make deploy`.",
         after="prefect.flow-run.heartbeat",
         expect={"prefect.flow-run.heartbeat", *(f"prefect.flow-run.{state}" for state in FINAL_EVENTS)},
         seconds=window,

@@ -37,6 +37,7 @@ from orchestration.deploy.automations import (
     build_pending_automation,
     window_seconds,
 )
+from orchestration.flows.api_loss import API_OUTAGE_S
 from stack.embedded import StackEnv
 from stack.prefect_yaml import read_work_queues
 from stack.processes import read_pid
@@ -92,7 +93,8 @@ def test_spec_crashes_a_run_silent_for_three_heartbeats() -> None:
     trigger, (action,) = automation.trigger, automation.actions
     assert automation.name == AUTOMATION_NAME and automation.enabled
     assert trigger.posture == Posture.Proactive and trigger.threshold == 1
-    assert trigger.within.total_seconds() == 90 == window_seconds(30)
+    # Silent through the outage a run lives through (API_OUTAGE_S), then three missed beats.
+    assert trigger.within.total_seconds() == 300 == window_seconds(30) == API_OUTAGE_S + 3 * 30
     assert trigger.after == {"prefect.flow-run.heartbeat"}
     finals = {f"prefect.flow-run.{name}" for name in ("Completed", "Failed", "Cancelled", "Crashed")}
     assert trigger.expect == {"prefect.flow-run.heartbeat", *finals}
@@ -101,8 +103,8 @@ def test_spec_crashes_a_run_silent_for_three_heartbeats() -> None:
     tagged = {"prefect.resource.role": "tag", "prefect.resource.id": "prefect.tag.to-bikes"}
     assert trigger.match_related.root == tagged
     assert (action.type, action.state, action.force) == ("change-flow-run-state", StateType.CRASHED, False)
-    assert action.message == CRASH_MESSAGE.format(seconds=90, name=AUTOMATION_NAME)
-    assert build_automation(45).trigger.within.total_seconds() == 135
+    assert action.message == CRASH_MESSAGE.format(seconds=300, name=AUTOMATION_NAME)
+    assert build_automation(45).trigger.within.total_seconds() == API_OUTAGE_S + 135
 
 
 @pytest.mark.unit
@@ -170,13 +172,13 @@ def test_automation_is_created_once_then_kept_or_updated_in_place(no_automation:
         ids.append(stored.id)
     assert outcomes == ["created", "unchanged", "updated"]
     assert len(set(ids)) == 1
-    assert stored.trigger.within.total_seconds() == 120
+    assert stored.trigger.within.total_seconds() == API_OUTAGE_S + 120
     with prefect_client(no_automation) as client:
         client.create_automation(build_automation(30))  # e.g. made by hand from Prefect's docs page
     done = save_automation(env)
     assert "updated, 1 duplicate(s) deleted" in done.stdout, done.stdout + done.stderr
     (kept,) = stored_automations(no_automation)
-    assert kept.id == ids[0] and kept.trigger.within.total_seconds() == 90
+    assert kept.id == ids[0] and kept.trigger.within.total_seconds() == API_OUTAGE_S + 90
 
 
 def free_port() -> int:
