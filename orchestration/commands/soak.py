@@ -31,7 +31,7 @@ from models.core.errors import UserError
 
 KINDS = (
     "worker-kill",  # SIGKILL of the background worker, then `worker start`
-    "flow-run-kill",  # SIGKILL of the worker's flow-run process (python -m prefect.engine) mid-task
+    "flow-run-kill",  # SIGKILL of the worker's flow-run process (to-bikes-engine) mid-task
     "prefect-outage",  # the Prefect server stopped, then started
     "mlflow-outage",  # the MLflow server stopped, then started
     "s3-outage",  # s3rver stopped, then started
@@ -178,8 +178,24 @@ def ensure_worker(soak: Soak) -> str:
     return f"worker start exit {done.returncode}"
 
 
+def find_flow_run_process(worker_pid: int) -> Any:
+    """The first flow-run process under a worker: the child the worker started with the run's id in its
+    environment (``PREFECT__FLOW_RUN_ID``), whatever its command (``to-bikes-engine``, ``prefect.engine``)."""
+    import psutil
+
+    from orchestration.flows.api_loss import ENGINE_FLOW_RUN_ENV
+
+    for child in psutil.Process(worker_pid).children(recursive=True):
+        try:
+            if child.environ().get(ENGINE_FLOW_RUN_ENV):
+                return child
+        except psutil.Error:
+            continue
+    return None
+
+
 def kill_flow_run(soak: Soak, fault: Fault) -> str:
-    """SIGKILL the first flow-run process (``prefect.engine``) under the recorded worker."""
+    """SIGKILL the first flow-run process under the recorded worker."""
     import psutil
 
     from stack.processes import read_pid
@@ -188,13 +204,13 @@ def kill_flow_run(soak: Soak, fault: Fault) -> str:
     while time.monotonic() < deadline:
         record = read_pid(soak.state, "worker")
         if record is not None and record.leader_alive():
-            for child in psutil.Process(record.pid).children(recursive=True):
-                try:
-                    if "prefect.engine" in " ".join(child.cmdline()):
-                        child.kill()
-                        return f"SIGKILL flow-run process pid {child.pid} (worker pid {record.pid})"
-                except psutil.Error:
-                    continue
+            try:
+                child = find_flow_run_process(record.pid)
+                if child is not None:
+                    child.kill()
+                    return f"SIGKILL flow-run process pid {child.pid} (worker pid {record.pid})"
+            except psutil.Error:
+                pass
         time.sleep(0.5)
     return f"no flow-run process under the worker within {FIND_PROCESS_S:.0f} s: nothing killed"
 

@@ -2,6 +2,11 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
+import time
+
+import psutil
 import pytest
 
 from models.core.errors import UserError
@@ -14,9 +19,11 @@ from orchestration.commands.soak import (
     REPUBLISH_SHARE,
     correct_labels,
     draw_schedule,
+    find_flow_run_process,
     render_schedule,
     soak_periods,
 )
+from orchestration.flows.api_loss import ENGINE_FLOW_RUN_ENV
 
 pytestmark = pytest.mark.unit
 
@@ -171,3 +178,34 @@ def test_a_traceback_in_a_command_output_fails() -> None:
 def test_the_table_says_pass_or_fail_per_invariant() -> None:
     table = checks.render_checks([checks.Check("a", True, "fine"), checks.Check("bb", False, "why")])
     assert table.splitlines()[1:] == ["a   pass    fine", "bb  FAIL    why"]
+
+
+# A stand-in worker: two children, only one carrying a flow run's id as the worker sets it; neither has
+# prefect.engine on its command line (the deployments' command is to-bikes-engine).
+FAKE_WORKER = """
+import os, subprocess, sys, time
+plain = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
+run = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"],
+                       env={**os.environ, "%s": "3f1c"})
+print(plain.pid, run.pid, flush=True)
+time.sleep(60)
+"""
+
+
+def test_the_flow_run_kill_finds_the_process_by_the_run_id_the_worker_gave_it() -> None:
+    # The long soak's five flow-run-kill faults found nothing: they looked for prefect.engine.
+    worker = subprocess.Popen(
+        [sys.executable, "-c", FAKE_WORKER % ENGINE_FLOW_RUN_ENV], stdout=subprocess.PIPE, text=True
+    )
+    try:
+        plain, run = (int(pid) for pid in worker.stdout.readline().split())
+        deadline = time.monotonic() + 30  # bounded: both children have started by now
+        while time.monotonic() < deadline and len(psutil.Process(worker.pid).children()) < 2:
+            time.sleep(0.1)
+        found = find_flow_run_process(worker.pid)
+        assert found is not None and found.pid == run, (found, plain, run)
+    finally:
+        for child in psutil.Process(worker.pid).children(recursive=True):
+            child.kill()
+        worker.kill()
+        worker.wait()
