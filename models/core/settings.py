@@ -122,7 +122,8 @@ class Settings(BaseSettings):
     # answer its health check.
     stack_timeout_s: float = 180.0
     # Seconds between a flow run's heartbeats (the worker passes it to Prefect); the automation that
-    # marks a silent run Crashed waits three of them. Prefect refuses less than 30.
+    # marks a silent run Crashed waits a Prefect outage (210 s) plus three of them. Prefect refuses
+    # less than 30.
     heartbeat_seconds: int = Field(default=30, ge=30)
     # How long a flow run may stay Pending (a worker took it; its process has not started yet) before
     # the automation `make deploy` makes puts it back to Scheduled for any worker: a worker killed while

@@ -8,13 +8,14 @@ evicted container, a lost machine) would stay Running forever and overlap the ne
 Flow runs started by the project's worker send a ``prefect.flow-run.heartbeat`` event every
 ``TO_BIKES_HEARTBEAT_SECONDS`` (stack.worker, agent/entrypoint.sh). This automation is
 Prefect's documented answer ("Detect zombie flows"): a proactive trigger that, after each heartbeat
-of a flow run, expects another heartbeat or a final state of the same run within
-``MISSED_HEARTBEATS`` heartbeat periods, and otherwise sets the run to Crashed. The server's
+of a flow run, expects another heartbeat or a final state of the same run within a Prefect outage
+runs live through plus ``MISSED_HEARTBEATS`` heartbeat periods (``window_seconds``: 300 s), and
+otherwise sets the run to Crashed. The server's
 triggers service evaluates proactive triggers every 5 s, also on the local SQLite server.
 
 Only runs tagged ``to-bikes`` are watched: the deployments of prefect.yaml carry the tag (a unit test
 keeps them in step), and their heartbeat and state events name it. A flow called in-process from a
-shell or a test beats on Prefect's default of 180 s and must not be taken for a zombie after 90 s.
+shell or a test beats on Prefect's default of 180 s and is not watched.
 
 The second automation, ``to-bikes-reschedule-stuck-pending``: a worker killed while it submits a run
 (after it set the run Pending, before the run's process set it Running) leaves the run Pending for good,
