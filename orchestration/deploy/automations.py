@@ -21,7 +21,7 @@ The second automation, ``to-bikes-reschedule-stuck-pending``: a worker killed wh
 (after it set the run Pending, before the run's process set it Running) leaves the run Pending for good,
 since workers pick up Scheduled runs only and a Pending run sends no heartbeat. After each Pending
 event of a watched run it expects Running or any other state of the same run within
-``TO_BIKES_PENDING_SECONDS`` (default 600) and otherwise sets the run back to Scheduled, where any
+``TO_BIKES_PENDING_SECONDS`` (default 1800) and otherwise sets the run back to Scheduled, where any
 worker takes it again.
 
 Idempotent: each automation is found by name; a missing one is created, a different one is updated
