@@ -1,13 +1,15 @@
 """Zombie flow runs: heartbeats from the worker's flow runs, and the automation that crashes silent ones.
 
-Unit: the automation is Prefect's documented "Detect zombie flows" spec with a window of three
-heartbeat periods, and the worker and the agent image pass TO_BIKES_HEARTBEAT_SECONDS to Prefect.
+Unit: the automation is Prefect's documented "Detect zombie flows" spec with a window of a Prefect
+outage plus three heartbeat periods, and the worker and the agent image pass TO_BIKES_HEARTBEAT_SECONDS
+to Prefect; the stuck-Pending automation's spec.
 Integration (the session's ``local_stack``): ``python -m orchestration automations`` creates the
 automation once, leaves it alone on a rerun, updates it in place when the setting changes, and
 names a down API in one sentence. End to end: a flow run in the project's worker, then the worker
 and that flow-run process are SIGKILLed by their pids (so nobody is left to report the run);
 only the automation can then move the run from Running to Crashed; and a run on the worker that
-lives through a 3-minute Prefect outage (the server stopped by its recorded pid) ends Completed.
+lives through a 3-minute Prefect outage (the server stopped by its recorded pid) ends Completed; a
+run left Pending as a dead worker leaves it is scheduled again and completes.
 """
 
 from __future__ import annotations
