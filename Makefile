@@ -48,7 +48,7 @@ PYTEST_ARGS ?=
 	sample-data preprocess train
 
 help: ## List the targets
-	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z0-9_-]+:.*## / {printf "  \033[36m%-20s\033[0m %s\n", $$1, $$2}' $(MAKEFILE_LIST)
+	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z0-9_-]+:.*## / {printf "  \033[36m%-27s\033[0m %s\n", $$1, $$2}' $(MAKEFILE_LIST)
 
 # --- environments -------------------------------------------------------------------------
 # uv installs both venvs from the same hash-pinned pip-tools locks that pip read before (issue 21).
