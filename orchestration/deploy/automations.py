@@ -18,11 +18,13 @@ keeps them in step), and their heartbeat and state events name it. A flow called
 shell or a test beats on Prefect's default of 180 s and is not watched.
 
 The second automation, ``to-bikes-reschedule-stuck-pending``: a worker killed while it submits a run
-(after it set the run Pending, before the run's process set it Running) leaves the run Pending for good,
-since workers pick up Scheduled runs only and a Pending run sends no heartbeat. After each Pending
-event of a watched run it expects Running or any other state of the same run within
-``TO_BIKES_PENDING_SECONDS`` (default 1800) and otherwise sets the run back to Scheduled, where any
-worker takes it again.
+(after it set the run Pending or Submitting, Prefect's two Pending-type steps of a worker, before the
+run's process set it Running) leaves the run there for good, since workers pick up Scheduled runs only
+and a run that is not Running sends no heartbeat. After each Pending or Submitting event of a watched
+run it expects any next state of the same run within ``TO_BIKES_PENDING_SECONDS`` (default 1800) and
+otherwise sets the run back to Scheduled, where any worker takes it again. Submitting is both an
+``after`` and an ``expect`` event, as the heartbeat is in the zombie trigger: it ends the wait that
+Pending began and begins its own (``make soak`` found a run left Submitting when only Pending began one).
 
 Idempotent: each automation is found by name; a missing one is created, a different one is updated
 in place (same id), an equal one is left alone, and newer copies with the same name are deleted. The
@@ -44,6 +46,7 @@ AUTOMATION_NAME = ZOMBIE_AUTOMATION
 MISSED_HEARTBEATS = 3
 CRASH_MESSAGE = "No heartbeat from this flow run's process for {seconds} s; marked Crashed by {name}."
 FINAL_EVENTS = ("Completed", "Failed", "Cancelled", "Crashed")
+PENDING_EVENTS = ("Pending", "Submitting")  # a worker's steps before the run's process sets it Running
 RESCHEDULE_MESSAGE = (
     "Pending for {seconds} s without starting (its worker likely stopped while submitting it); "
     "scheduled again by {name}."
@@ -62,7 +65,7 @@ def window_seconds(heartbeat_seconds: int) -> int:
 
 
 def silent_run_automation(
-    name: str, description: str, after: str, expect: set[str], seconds: int, state: str, message: str
+    name: str, description: str, after: set[str], expect: set[str], seconds: int, state: str, message: str
 ) -> Any:
     """A watched run with an ``after`` event and none of ``expect`` for ``seconds`` -> set to ``state``."""
     from prefect.client.schemas.objects import StateType
@@ -75,7 +78,7 @@ def silent_run_automation(
         match_related=ResourceSpecification(
             {"prefect.resource.role": "tag", "prefect.resource.id": f"prefect.tag.{RUN_TAG}"}
         ),
-        after={after},
+        after=after,
         expect=expect,
         for_each={"prefect.resource.id"},
         posture=Posture.Proactive,
@@ -94,7 +97,7 @@ def build_automation(heartbeat_seconds: int) -> Any:
         f"Crash a flow run that sent no heartbeat for {window} s (a Prefect outage it lives through, then "
         f"{MISSED_HEARTBEATS} missed beats of TO_BIKES_HEARTBEAT_SECONDS={heartbeat_seconds}); "
         "created by `make deploy`.",
-        after="prefect.flow-run.heartbeat",
+        after={"prefect.flow-run.heartbeat"},
         expect={"prefect.flow-run.heartbeat", *(f"prefect.flow-run.{state}" for state in FINAL_EVENTS)},
         seconds=window,
         state="Crashed",
@@ -103,12 +106,12 @@ def build_automation(heartbeat_seconds: int) -> Any:
 
 
 def build_pending_automation(pending_seconds: int) -> Any:
-    """A watched run Pending for ``pending_seconds`` with no next state -> Scheduled again."""
+    """A watched run Pending or Submitting for ``pending_seconds`` with no next state -> Scheduled again."""
     return silent_run_automation(
         STUCK_PENDING_AUTOMATION,
-        f"Schedule again a flow run Pending for {pending_seconds} s without starting "
+        f"Schedule again a flow run Pending or Submitting for {pending_seconds} s without starting "
         "(TO_BIKES_PENDING_SECONDS); created by `make deploy`.",
-        after="prefect.flow-run.Pending",
+        after={f"prefect.flow-run.{step}" for step in PENDING_EVENTS},
         expect={"prefect.flow-run.*"},  # Running, or anything else that ends the wait (Cancelling, ...)
         seconds=pending_seconds,
         state="Scheduled",
@@ -170,5 +173,5 @@ def save_automations(settings: Settings) -> list[str]:
     pending = ensure_automation(build_pending_automation(settings.pending_seconds))
     return [
         f"{line} (a run silent for {window} s becomes Crashed)",
-        f"{pending} (a run Pending for {settings.pending_seconds} s is scheduled again)",
+        f"{pending} (a run Pending or Submitting for {settings.pending_seconds} s is scheduled again)",
     ]

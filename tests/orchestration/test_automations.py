@@ -9,7 +9,7 @@ names a down API in one sentence. End to end: a flow run in the project's worker
 and that flow-run process are SIGKILLed by their pids (so nobody is left to report the run);
 only the automation can then move the run from Running to Crashed; and a run on the worker that
 lives through a 3-minute Prefect outage (the server stopped by its recorded pid) ends Completed; a
-run left Pending as a dead worker leaves it is scheduled again and completes.
+run left Pending or Submitting as a dead worker leaves it is scheduled again and completes.
 """
 
 from __future__ import annotations
@@ -114,7 +114,9 @@ def test_spec_schedules_again_a_run_pending_for_the_setting() -> None:
     automation = build_pending_automation(600)
     trigger, (action,) = automation.trigger, automation.actions
     assert automation.name == STUCK_PENDING_AUTOMATION
-    assert trigger.posture == "Proactive" and trigger.after == {"prefect.flow-run.Pending"}
+    # Submitting (a Pending-type state the worker sets next) begins a wait too, and ends Pending's.
+    assert trigger.posture == "Proactive"
+    assert trigger.after == {"prefect.flow-run.Pending", "prefect.flow-run.Submitting"}
     assert trigger.expect == {"prefect.flow-run.*"} and trigger.for_each == {"prefect.resource.id"}
     assert trigger.within.total_seconds() == 600
     assert action.type == "change-flow-run-state" and action.state.value == "SCHEDULED"
@@ -416,33 +418,45 @@ def test_a_run_on_the_worker_lives_through_a_three_minute_api_outage(zombie_setu
     assert final.is_completed() and "Crashed" not in history, history
 
 
-@pytest.mark.e2e
-@pytest.mark.slow
-def test_a_run_left_pending_by_a_dead_worker_is_scheduled_again_and_completes(
-    zombie_setup: ZombieSetup,
-) -> None:
-    # What a worker killed while it submits a run leaves behind: the run Pending (the worker's first
-    # step) and no process. A worker picks up Scheduled runs only, so the live worker of this module
-    # never takes it; only the automation can put it back where a worker sees it.
-    from prefect.states import Pending
-
-    stack = zombie_setup.stack
-    with prefect_client(stack) as client:
-        run = client.create_flow_run_from_deployment(zombie_setup.deployment_id, parameters={"seconds": 1})
-        assert client.set_flow_run_state(run.id, Pending()).state.is_pending()
-    final = wait_until("a final state", lambda: (s := state_of(stack, run.id)).is_final() and s)
+def rescheduled_history(stack: StackEnv, flow_run_id: Any, left_in: str) -> list[str]:
+    """The run's state names, once it ended Completed after the automation took it out of ``left_in``."""
+    final = wait_until("a final state", lambda: (s := state_of(stack, flow_run_id)).is_final() and s)
     assert final.is_completed(), final
     with prefect_client(stack) as client:
-        history = client.read_flow_run_states(run.id)
+        history = client.read_flow_run_states(flow_run_id)
     names = [state.name for state in history]
     rescheduled = [state for state in history if state.message and STUCK_PENDING_AUTOMATION in state.message]
     assert [state.message for state in rescheduled] == [
         RESCHEDULE_MESSAGE.format(seconds=PENDING_S, name=STUCK_PENDING_AUTOMATION)
     ], names
-    assert names[names.index("Pending") + 1] == "Scheduled", names  # back from Pending, then run
-    waited = (rescheduled[0].timestamp - history[names.index("Pending")].timestamp).total_seconds()
-    print(f"Pending to Scheduled: {waited:.1f} s (TO_BIKES_PENDING_SECONDS={PENDING_S}); states {names}")
+    left_at = names.index(left_in)
+    assert names[left_at + 1] == "Scheduled", names  # back from where the dead worker left it, then run
+    waited = (rescheduled[0].timestamp - history[left_at].timestamp).total_seconds()
+    print(f"{left_in} to Scheduled: {waited:.1f} s (TO_BIKES_PENDING_SECONDS={PENDING_S}); states {names}")
     assert waited >= PENDING_S
+    return names
+
+
+@pytest.mark.e2e
+@pytest.mark.slow
+def test_a_run_left_pending_or_submitting_by_a_dead_worker_is_scheduled_again_and_completes(
+    zombie_setup: ZombieSetup,
+) -> None:
+    # What a worker killed while it submits a run leaves behind: the run Pending (the worker's first
+    # step) or Submitting (its second: make soak's worker-kill left one there), and no process. A
+    # worker picks up Scheduled runs only, so the live worker of this module never takes them; only the
+    # automation can put them back where a worker sees them.
+    from prefect.states import Pending, Submitting
+
+    stack, deployment_id = zombie_setup.stack, zombie_setup.deployment_id
+    with prefect_client(stack) as client:
+        pending = client.create_flow_run_from_deployment(deployment_id, parameters={"seconds": 1})
+        submitting = client.create_flow_run_from_deployment(deployment_id, parameters={"seconds": 1})
+        assert client.set_flow_run_state(pending.id, Pending()).state.is_pending()
+        assert client.set_flow_run_state(submitting.id, Pending()).state.is_pending()
+        assert client.set_flow_run_state(submitting.id, Submitting()).state.name == "Submitting"
+    assert rescheduled_history(stack, pending.id, "Pending")
+    assert rescheduled_history(stack, submitting.id, "Submitting")
 
 
 @pytest.mark.e2e
