@@ -82,12 +82,12 @@ def check_prefect_database(settings: Settings) -> Check:
         return Check(
             "prefect database", True, "SQLite (default; TO_BIKES_PREFECT_DB=postgres for PostgreSQL)"
         )
-    from stack.postgres import health_command
+    from stack.postgres import isready_command
 
     where = f"PostgreSQL on {settings.host}:{settings.postgres_port}"
     try:
         done = subprocess.run(
-            health_command(settings), capture_output=True, timeout=HTTP_TIMEOUT_S, check=False
+            isready_command(settings), capture_output=True, timeout=HTTP_TIMEOUT_S, check=False
         )
     except UserError as exc:
         return Check("prefect database", False, str(exc), "make postgres-deps")

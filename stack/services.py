@@ -182,7 +182,7 @@ def postgres_service(settings: Settings, state: Path) -> Service:
     """PostgreSQL on 127.0.0.1 for the Prefect server, data under ``state/postgres`` (stack/postgres.py)."""
     from stack.postgres import health_command, run_as_user, server_command
 
-    command, health = server_command(settings, state), health_command(settings)
+    command, health = server_command(settings, state), health_command(settings, state)
     env = base_env({"LC_ALL": "C"})
     return Service(
         POSTGRES, settings.postgres_port, settings.host, command, env, "", False, health, run_as_user()

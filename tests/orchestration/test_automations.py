@@ -449,11 +449,12 @@ def test_a_run_left_pending_or_submitting_by_a_dead_worker_is_scheduled_again_an
     from prefect.states import Pending, Submitting
 
     stack, deployment_id = zombie_setup.stack, zombie_setup.deployment_id
+    # Created Pending: the worker, polling each second, never sees them Scheduled.
     with prefect_client(stack) as client:
-        pending = client.create_flow_run_from_deployment(deployment_id, parameters={"seconds": 1})
-        submitting = client.create_flow_run_from_deployment(deployment_id, parameters={"seconds": 1})
-        assert client.set_flow_run_state(pending.id, Pending()).state.is_pending()
-        assert client.set_flow_run_state(submitting.id, Pending()).state.is_pending()
+        pending, submitting = (
+            client.create_flow_run_from_deployment(deployment_id, parameters={"seconds": 1}, state=Pending())
+            for _ in range(2)
+        )
         assert client.set_flow_run_state(submitting.id, Submitting()).state.name == "Submitting"
     assert rescheduled_history(stack, pending.id, "Pending")
     assert rescheduled_history(stack, submitting.id, "Submitting")

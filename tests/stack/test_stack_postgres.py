@@ -141,3 +141,41 @@ def test_log_problems_keeps_real_errors_and_leaves_out_a_stop_and_a_lost_lock_ra
     )
     assert [line.split(":", 1)[0] for line in log_problems(tmp_path)] == ["ERROR", "PANIC"]
     assert "uq_flow_run__flow_id_idempotency_key" in log_problems(tmp_path)[0]
+
+
+def test_the_start_probe_tries_no_connection_while_the_server_starts_up() -> None:
+    # On a loaded machine the probe once connected while PostgreSQL was starting up, and the server
+    # logged "FATAL: the database system is starting up". Here the start probe runs without a pause
+    # from the server's spawn until it answers (five times), as a slow start would let it; the log
+    # must hold no such line (pg_isready alone leaves them).
+    import threading
+
+    from stack.postgres import health_command
+
+    folder = Path(tempfile.mkdtemp(prefix="to-bikes-pg-probe-"))
+    folder.chmod(0o711)
+    env = make_stack_env(folder / "state", prefect_db="postgres")
+    settings, state = env.settings(), env.state_dir
+    probe, answered, stop = health_command(settings, state), [], threading.Event()
+
+    def hammer() -> None:
+        while not stop.is_set() and len(answered) < 5:
+            if subprocess.run(probe, capture_output=True, timeout=30, check=False).returncode == 0:
+                answered.append(time.monotonic())
+
+    thread = threading.Thread(target=hammer)
+    try:
+        from stack.postgres import ensure_cluster
+
+        ensure_cluster(settings, state)  # initdb first: only the server's start is probed
+        thread.start()
+        start_stack(settings, ("postgres",), die_with_parent=True)
+        thread.join(timeout=120)
+        assert len(answered) == 5, "the probe never found the server ready"
+        starting = [line for line in log_problems(state) if "starting up" in line]
+        assert starting == [], starting
+    finally:
+        stop.set()
+        thread.join(timeout=60)
+        stop_stack(settings, ("postgres",))
+        shutil.rmtree(folder, ignore_errors=True)
