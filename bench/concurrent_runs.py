@@ -7,10 +7,10 @@ uploads three years of a small generated sample, deploys the project (blocks, co
 starts one process worker with ``--limit`` = the number of runs, submits every run at once (one
 thread each) and waits for all of them. Prints one JSON line: final state per run, runs lost (created
 here, unknown to the server when read back by id) or duplicated, wall seconds, runs per minute, the
-lines of the Prefect server log that say "database is locked" (SQLite's message), and on PostgreSQL
-the ERROR, FATAL and PANIC lines of the PostgreSQL server's own log. Stops exactly what it started
-(the worker's process group, the stack's pid files) and removes the folder.
-``tests/orchestration/test_concurrent_runs.py`` asserts on it.
+lines of the Prefect server log that say "database is locked" (SQLite's message) or that a task-run
+event was discarded, and on PostgreSQL the ERROR, FATAL and PANIC lines of the PostgreSQL server's own
+log. Stops exactly what it started (the worker's process group, the stack's pid files) and removes the
+folder. ``tests/orchestration/test_concurrent_runs.py`` asserts on it.
 """
 
 from __future__ import annotations
@@ -190,15 +190,15 @@ def wait_all(api_url: str, ids: list[Any], pool: str) -> dict[Any, str]:
     return states
 
 
-def locked_lines(state_dir: Path) -> list[str]:
-    """The Prefect server log's lines saying the database was locked."""
+def server_log_lines(state_dir: Path, marker: str) -> list[str]:
+    """The Prefect server log's lines holding ``marker``."""
     text = (state_dir / "logs" / "prefect.log").read_text(errors="replace")
-    return [line[:200] for line in text.splitlines() if LOCKED in line]
+    return [line[:200] for line in text.splitlines() if marker in line]
 
 
 def measure(db: str, runs: int, rows: int) -> dict[str, Any]:
     """The whole experiment on one database; the JSON this module prints."""
-    from stack.postgres import log_problems
+    from stack.postgres import DISCARDED_TASK_RUN_EVENT, log_problems
 
     with deployed_stack(db, runs, rows) as env:
         from prefect.settings import PREFECT_API_URL, temporary_settings
@@ -206,7 +206,8 @@ def measure(db: str, runs: int, rows: int) -> dict[str, Any]:
         with temporary_settings({PREFECT_API_URL: env["PREFECT_API_URL"]}):  # run_deployment's client
             result = submit_and_wait(env["PREFECT_API_URL"], runs)
         state = Path(env["TO_BIKES_STATE_DIR"])
-        locked = locked_lines(state)
+        locked = server_log_lines(state, LOCKED)
+        discarded = server_log_lines(state, DISCARDED_TASK_RUN_EVENT)
         problems = log_problems(state) if db == "postgres" else []
     return {
         "db": db,
@@ -215,6 +216,8 @@ def measure(db: str, runs: int, rows: int) -> dict[str, Any]:
         "locked_examples": locked[:3],
         "postgres_errors": len(problems),
         "postgres_error_examples": problems[:3],
+        "task_run_events_discarded": len(discarded),
+        "discarded_examples": discarded[:3],
     }
 
 

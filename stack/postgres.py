@@ -30,6 +30,12 @@ INIT_TIMEOUT_S = 120
 PROBLEM = re.compile(r"\b(ERROR|FATAL|PANIC):")  # PostgreSQL's severities above WARNING
 LOCK_RACE = 'violates unique constraint "uq_concurrency_limit_v2__name"'
 SHUTDOWN = "due to administrator command"  # sessions ended by a requested stop (make down): not a fault
+# Prefect's task-run recorder retries a bulk upsert that lost a race with a concurrent batch (its
+# services/task_run_recorder.py, "TOCTOU races between concurrent recorder instances"); the first try's
+# INSERT is logged here. A race it cannot recover from is its own WARNING in the Prefect server's log,
+# "Duplicate task_run, discarding event" (DISCARDED_TASK_RUN_EVENT), which bench.concurrent_runs counts.
+TASK_RUN_RACE = 'violates unique constraint "pk_task_run"'
+DISCARDED_TASK_RUN_EVENT = "Duplicate task_run, discarding event"
 
 
 def postgres_bin() -> Path:
@@ -105,11 +111,12 @@ def health_command(settings: Settings, state: Path) -> list[str]:
 
 def log_problems(state: Path) -> list[str]:
     """The ERROR, FATAL and PANIC lines of the PostgreSQL server's log (``<state>/logs/postgres.log``),
-    but for the sessions a requested stop ends and the refused INSERT of a work lock's concurrency
-    limit that another run created first (``orchestration.flows.work_locks`` then uses that one)."""
+    but for the sessions a requested stop ends, the refused INSERT of a work lock's concurrency
+    limit that another run created first (``orchestration.flows.work_locks`` then uses that one) and
+    the task-run upsert Prefect's recorder retries (``TASK_RUN_RACE``)."""
     log = state / "logs" / "postgres.log"
     text = log.read_text(errors="replace") if log.exists() else ""
-    expected = (SHUTDOWN, LOCK_RACE)
+    expected = (SHUTDOWN, LOCK_RACE, TASK_RUN_RACE)
     return [
         line[:300]
         for line in text.splitlines()

@@ -130,13 +130,16 @@ def test_data_survive_down_and_up(pg_env: StackEnv) -> None:
 
 
 @pytest.mark.unit
-def test_log_problems_keeps_real_errors_and_leaves_out_a_stop_and_a_lost_lock_race(tmp_path: Path) -> None:
+def test_log_problems_keeps_real_errors_and_leaves_out_a_stop_and_the_races_prefect_retries(
+    tmp_path: Path,
+) -> None:
     (tmp_path / "logs").mkdir()
     (tmp_path / "logs" / "postgres.log").write_text(
         "LOG:  database system is ready to accept connections\n"
         "FATAL:  terminating connection due to administrator command\n"
         'ERROR:  duplicate key value violates unique constraint "uq_concurrency_limit_v2__name"\n'
         'ERROR:  duplicate key value violates unique constraint "uq_flow_run__flow_id_idempotency_key"\n'
+        'ERROR:  duplicate key value violates unique constraint "pk_task_run"\n'
         "PANIC:  could not write to file\n"
     )
     assert [line.split(":", 1)[0] for line in log_problems(tmp_path)] == ["ERROR", "PANIC"]
