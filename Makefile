@@ -130,20 +130,23 @@ format: $(VENV_STAMP) ## Apply ruff format and safe fixes
 	$(VENV)/bin/ruff check --fix .
 	$(VENV)/bin/ruff format .
 
-test: lint test-models test-orchestration ## Lint, then model tests (.venv), then orchestration tests (agent/.venv)
+test: lint ## Lint, then three pytest processes at once: model tests (.venv), the waiting and the other orchestration tests
+	@$(MAKE) --no-print-directory -j3 --output-sync=target test-models test-orchestration-waiting test-orchestration-rest
 
 test-models: $(VENV_STAMP) $(BENCH_STAMP) stack-deps ## Model tests in the model env (no Prefect; bench.txt on top for the peer test)
-	$(PY) -m pytest tests/models $(PYTEST_ARGS)
+	$(PY) -m pytest tests/models $(PYTEST_ARGS) || test $$? -eq 5
 
-# The two modules that spend their time waiting (the zombie automation's 5-minute window, 3-minute
-# Prefect outages) run beside the others: two pytest processes, each with its own local stack, each
-# part's output printed whole when it ends. Exit 5 (no test selected by PYTEST_ARGS in a part) is not a failure.
-WAITING_TESTS := tests/orchestration/test_automations.py tests/orchestration/test_outages.py
+# The modules that spend their time waiting (the zombie automation's 5-minute window, 3-minute Prefect
+# outages, the soak's outages and quiet periods) run beside the others: two pytest processes, each with
+# its own local stack, each part's output printed whole when it ends (`make test` adds the model tests as a
+# third). Exit 5 (no test selected by PYTEST_ARGS in a part) is not a failure.
+WAITING_TESTS := tests/orchestration/test_automations.py tests/orchestration/test_outages.py \
+	tests/orchestration/test_soak_e2e.py
 
 test-orchestration: $(VENV_STAMP) $(AGENT_STAMP) stack-deps ## Stack, orchestration and docker-agent tests in agent/.venv (two parts at once)
 	@$(MAKE) --no-print-directory -j2 --output-sync=target test-orchestration-waiting test-orchestration-rest
 
-test-orchestration-waiting: $(VENV_STAMP) $(AGENT_STAMP) stack-deps ## The zombie-automation and Prefect-outage tests alone
+test-orchestration-waiting: $(VENV_STAMP) $(AGENT_STAMP) stack-deps ## The zombie-automation, Prefect-outage and CI-soak tests alone
 	$(APY) -m pytest $(WAITING_TESTS) $(PYTEST_ARGS) || test $$? -eq 5
 
 test-orchestration-rest: $(VENV_STAMP) $(AGENT_STAMP) stack-deps ## Stack, orchestration and docker-agent tests but the waiting ones
