@@ -19,6 +19,7 @@ import signal
 import socket
 import subprocess
 import time
+import warnings
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -426,10 +427,17 @@ def rescheduled_history(stack: StackEnv, flow_run_id: Any, left_in: str) -> None
         history = client.read_flow_run_states(flow_run_id)
     names = [state.name for state in history]
     rescheduled = [state for state in history if state.message and STUCK_PENDING_AUTOMATION in state.message]
-    # At least once: with Pending and Submitting 100 ms apart Prefect's triggers once fired twice in the same
-    # cycle (Scheduled, Scheduled; a clean-clone CI), not yet understood; the run still completed once.
+    # At least once: in one loaded clean-clone CI it fired twice on the Submitting run (Scheduled, Scheduled),
+    # the run still completed once. Likely cause: Prefect publishes the action before it commits the bucket's
+    # removal (server/events/triggers.py, evaluate then act), so an evaluation that fails after acting fires
+    # again on the next pass. The warning below carries the server log's evidence when it happens.
     expected = RESCHEDULE_MESSAGE.format(seconds=PENDING_S, name=STUCK_PENDING_AUTOMATION)
     assert rescheduled and {state.message for state in rescheduled} == {expected}, names
+    if len(rescheduled) > 1:  # in a passing run's warnings summary: did an evaluation fail after acting?
+        path = stack.state_dir / "logs" / "prefect.log"
+        log = path.read_text(errors="replace").splitlines() if path.exists() else [f"no {path}"]
+        evidence = [line[:300] for line in log if "proactive" in line or "database is locked" in line]
+        warnings.warn(f"{len(rescheduled)} firings, {left_in} run {names}; log: {evidence}", stacklevel=1)
     assert names.count("Completed") == 1, names
     left_at = names.index(left_in)
     assert names[left_at + 1] == "Scheduled", names  # back from where the dead worker left it, then run
