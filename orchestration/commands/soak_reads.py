@@ -108,6 +108,14 @@ def read_monitorings(client: Any, name: str) -> list[tuple[str, str, str]]:
     ]
 
 
+def read_all_flow_runs(client: Any, flow_run_filter: Any) -> list[Any]:
+    """Every flow run the filter matches, a page of ``PAGE`` at a time (the server gives at most that)."""
+    runs: list[Any] = []
+    while page := client.read_flow_runs(flow_run_filter=flow_run_filter, limit=PAGE, offset=len(runs)):
+        runs += page
+    return runs
+
+
 def read_flow_runs(since: datetime) -> list[tuple[str, str, str]]:
     """(flow/run name, state type, why) of the flow runs created since the soak began."""
     from prefect.client.orchestration import get_client
@@ -116,10 +124,7 @@ def read_flow_runs(since: datetime) -> list[tuple[str, str, str]]:
     now = datetime.now(UTC)
     with get_client(sync_client=True) as client:
         flows = {f.id: f.name for f in client.read_flows()}
-        runs: list[Any] = []
-        while page := client.read_flow_runs(flow_run_filter=FlowRunFilter(), limit=PAGE, offset=len(runs)):
-            runs += page  # the server gives at most PAGE a call
-    runs = [r for r in runs if r.created >= since]
+        runs = [r for r in read_all_flow_runs(client, FlowRunFilter()) if r.created >= since]
     found = []
     for run in runs:
         state = run.state.type.value if run.state else "SCHEDULED"
@@ -150,7 +155,7 @@ def read_failure_notices(
     deadline = time.monotonic() + wait_s
     while True:
         with get_client(sync_client=True) as client:
-            runs = client.read_flow_runs(flow_run_filter=wanted, limit=PAGE)
+            runs = read_all_flow_runs(client, wanted)
         failed = {str(r.id): f"{r.name} {r.state_name}" for r in runs if r.created >= since}
         notices = [m for m in receiver.about(FAILED_SUBJECT) if m.startswith(FAILED_SUBJECT)]
         if all(any(i in m for m in notices) for i in failed) or time.monotonic() > deadline:

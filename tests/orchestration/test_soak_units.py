@@ -209,3 +209,16 @@ def test_the_flow_run_kill_finds_the_process_by_the_run_id_the_worker_gave_it() 
             child.kill()
         worker.kill()
         worker.wait()
+
+
+def test_the_flow_run_reads_take_every_page_the_server_gives() -> None:
+    from types import SimpleNamespace
+
+    from orchestration.commands.soak_reads import PAGE, read_all_flow_runs
+
+    held = list(range(2 * PAGE + 50))  # more failed runs than one call returns
+
+    def read_flow_runs(flow_run_filter: object, limit: int, offset: int = 0) -> list[int]:
+        return held[offset : offset + min(limit, PAGE)]
+
+    assert read_all_flow_runs(SimpleNamespace(read_flow_runs=read_flow_runs), None) == held
