@@ -8,6 +8,7 @@ import pytest
 import yaml
 
 from models.core.settings import PROJECT_ROOT
+from orchestration.flows.api_loss import API_OUTAGE_S
 from orchestration.flows.caching import OUTPUT_VERSION, find_output_problem, record_output
 from orchestration.flows.work_locks import name_work
 from stack.worker import OUTAGE_ENV, worker_env
@@ -46,6 +47,8 @@ def test_every_flow_run_gets_the_outage_retry_settings(monkeypatch: pytest.Monke
         env = deployment["work_pool"]["job_variables"]["env"]
         assert OUTAGE_ENV.items() <= env.items(), deployment["name"]
     assert int(OUTAGE_ENV["PREFECT_CLIENT_MAX_RETRIES"]) >= 7  # 2 + 4 + ... + 128 s > 3 minutes
+    # A restarting MLflow server is waited for as long as a Prefect outage (stack/ cannot import it).
+    assert float(OUTAGE_ENV["TO_BIKES_MLFLOW_WAIT_SECONDS"]) == API_OUTAGE_S
 
 
 def test_a_boto3_client_without_a_retry_config_gets_the_flow_runs_retries(
