@@ -45,7 +45,7 @@ from stack.embedded import StackEnv
 from stack.prefect_yaml import read_work_queues
 from stack.processes import read_pid
 from stack.worker import worker_env
-from tests.orchestration.e2e import ensure_worker, run_module
+from tests.orchestration.e2e import ensure_worker, read_events, run_module
 
 _PRIVATE = ("AWS_", "MLFLOW_", "PREFECT_", "TO_BIKES_")
 ENTRYPOINT = PROJECT_ROOT / "agent" / "entrypoint.sh"
@@ -478,8 +478,18 @@ def test_a_healthy_run_that_completes_stays_completed_past_the_window(
     # Last in the file: the module's other tests have used up most of the window since it completed.
     stack, window = zombie_setup.stack, window_seconds(HEARTBEAT_S)
     assert heartbeats(stack, healthy_run.flow_run_id) >= 1  # the automation's trigger saw this run
-    past_window = healthy_run.completed_at + window + 15
+    past_window = healthy_run.completed_at + window + 30
     time.sleep(max(0.0, past_window - time.time()))  # a bounded wait past the window, not a speed check
     with prefect_client(stack) as client:
         history = [state.name for state in client.read_flow_run_states(healthy_run.flow_run_id)]
+        (automation,) = client.read_automations_by_name(AUTOMATION_NAME)
     assert state_of(stack, healthy_run.flow_run_id).is_completed() and "Crashed" not in history, history
+    # The server refuses to crash a Completed run, so its states cannot show a false alarm: the
+    # automation's own action events can (`...action.failed` naming the run as its target).
+    acted = read_events(
+        stack["PREFECT_API_URL"],
+        ["prefect.automation.action"],
+        related=[f"prefect.flow-run.{healthy_run.flow_run_id}"],
+        resources=[f"prefect.automation.{automation.id}"],
+    )
+    assert acted == [], [(event.event, event.occurred, event.payload) for event in acted]
