@@ -428,9 +428,12 @@ def rescheduled_history(stack: StackEnv, flow_run_id: Any, left_in: str) -> None
     names = [state.name for state in history]
     rescheduled = [state for state in history if state.message and STUCK_PENDING_AUTOMATION in state.message]
     # At least once: in one loaded clean-clone CI it fired twice on the Submitting run (Scheduled, Scheduled),
-    # the run still completed once. Likely cause: Prefect publishes the action before it commits the bucket's
-    # removal (server/events/triggers.py, evaluate then act), so an evaluation that fails after acting fires
-    # again on the next pass. The warning below carries the server log's evidence when it happens.
+    # the run still completed once. Likely cause (read in Prefect 3.9.1's server/events/triggers.py, not yet
+    # seen in a log): `proactive_evaluation` is retried on SQLAlchemy's OperationalError (`retry_async_fn`,
+    # 3 attempts) and publishes the action (`evaluate` -> `fire` -> `act`) before its session commits the
+    # bucket's removal, so a "database is locked" at that commit runs the evaluation again over the same
+    # bucket and fires a second time ("Attempt 1 of function 'proactive_evaluation' failed ..." in the log).
+    # The warning below carries the server log's evidence when it happens.
     expected = RESCHEDULE_MESSAGE.format(seconds=PENDING_S, name=STUCK_PENDING_AUTOMATION)
     assert rescheduled and {state.message for state in rescheduled} == {expected}, names
     if len(rescheduled) > 1:  # in a passing run's warnings summary: did an evaluation fail after acting?
