@@ -19,7 +19,7 @@ from tests.orchestration.e2e import clean_env, deploy_project, run_module, worke
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
 
 MODEL = "to-bikes-soak-e2e"
-SEED, MONTHS, FAULTS, SCALE = 39, 3, 6, 0.2  # six kinds; no prefect-outage, garbage-raw, republish: README
+SEED, MONTHS, FAULTS, SCALE = 2257, 3, 6, 0.2  # six kinds; no prefect-outage, garbage-raw, republish: README
 
 
 @pytest.fixture(scope="module")
