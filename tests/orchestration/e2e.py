@@ -124,6 +124,31 @@ def deploy_project(env: dict[str, str]) -> None:
     """
     save_blocks(env)
     run_module("orchestration", env, "deploy", "--allow-dirty")
+    pause_schedules(env)
+
+
+def pause_schedules(env: dict[str, str]) -> None:
+    """Pause each deployment that has a schedule (``ingest/scheduled-daily``, 06:00 Toronto time): the tests
+    start their own runs, and a run the schedule makes would run in whichever test's worker polls when it
+    comes due (a CI at 11:06 UTC read the ingest test's portal twice at once and failed). Pausing deletes
+    the runs it already made; the deployment still runs when a run is created from it."""
+    from prefect.client.orchestration import SyncPrefectClient
+
+    with SyncPrefectClient(env["PREFECT_API_URL"], auth_string=env.get("PREFECT_API_AUTH_STRING")) as client:
+        for deployment in client.read_deployments():
+            if deployment.schedules:
+                client.pause_deployment(deployment.id)
+
+
+def scheduled_by_a_schedule(client: Any) -> list[Any]:
+    """Flow runs a deployment's schedule made and no worker has taken yet."""
+    from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterState, FlowRunFilterStateType
+    from prefect.client.schemas.objects import StateType
+
+    scheduled = FlowRunFilter(
+        state=FlowRunFilterState(type=FlowRunFilterStateType(any_=[StateType.SCHEDULED]))
+    )
+    return [run for run in client.read_flow_runs(flow_run_filter=scheduled) if run.auto_scheduled]
 
 
 @contextlib.contextmanager

@@ -25,6 +25,7 @@ from tests.orchestration.e2e import (
     prefect_client,
     read_messages,
     run_module,
+    scheduled_by_a_schedule,
     worker_running,
 )
 
@@ -97,6 +98,7 @@ def read_summary_line(client: Any, flow_run_id: Any) -> str:
 def test_an_ingest_month_event_starts_the_pipeline_for_that_month(ingest_stack) -> None:
     deployed, portal = ingest_stack
     client = prefect_client(deployed)
+    assert scheduled_by_a_schedule(client) == []  # only this test's runs read the portal (deploy_project)
     first = run_ingest(deployed)
     assert first.state.is_completed(), first.state
     summary = read_summary_line(client, first.id)
