@@ -100,9 +100,13 @@ def reuse_problem(
 ) -> str | None:
     """Why a cached training run cannot stand for a new one, or None when it can.
 
-    It can when it is still in the tracking store, FINISHED, its logged model READY, and the gate can
-    still judge it: there is no champion, the champion is this run's own version, or it is the
-    champion the run scored.
+    It can when it is still in the tracking store, FINISHED, its logged model READY, and either it
+    has a version already or the gate can still judge it: there is no champion, the champion is this
+    run's own version, or it is the champion the run scored. A registered run is judged once: training
+    its inputs again because the champion moved since would register a second version of one training
+    input (two runs of a month a republication started, the soak found), so a rerun reuses the
+    version and records its own outcome on it. An unregistered run that scored a replaced champion is
+    trained again, so that its first decision compares with today's champion.
     """
     client = connect_tracking(tracking_uri, settings)
     run = read_run(client, run_id)
@@ -121,7 +125,7 @@ def reuse_problem(
             raise describe_failure(client.tracking_uri, f"reading the model of run {run_id}", exc) from exc
         return f"the model of run {run_id} is no longer in the tracking store"
     champion = find_alias_version(client, name, CHAMPION)
-    if champion is None or champion.run_id == run_id:
+    if champion is None or champion.run_id == run_id or find_version(client, name, run_id):
         return None
     scored = run.data.tags.get("champion.version")
     if scored != str(champion.version):

@@ -12,8 +12,10 @@ January-November month runs alone, and a changed March file recomputes March onl
 Training is cached the same way on what decides its run: the checksums of the processed files it
 reads, the ``models`` source, its parameters, and where it logs (tracking URI, experiment, model
 name). An unchanged rerun of the pipeline reuses the MLflow run instead of training again; new data
-or new code trains again, and so does a cached run that was deleted or that scored a champion that
-has since been replaced (``models.registry.register.reuse_problem``, checked by the flow).
+or new code trains again, and so does a cached run that was deleted, or that is not registered yet
+and scored a champion that has since been replaced (``models.registry.register.reuse_problem``,
+checked by the flow). A registered run is reused whoever is champion now: one training input, one
+version.
 
 A key says which inputs a result came from, not that the result is still there: a cached summary
 also records the checksum (S3 ETag or SHA-256) and size of the Parquet it wrote, and a hit is

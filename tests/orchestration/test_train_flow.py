@@ -115,3 +115,32 @@ def test_a_run_loads_the_bucket_block_once_and_the_next_run_again(
     for _ in range(2):
         run_pipeline(year=2025)
     assert loaded == [BUCKET_BLOCK, BUCKET_BLOCK]  # one per run, for both cached tasks
+
+
+def test_a_month_run_again_after_the_champion_moved_reuses_its_version(train_stack: StackEnv) -> None:
+    """A republication starts a month's run twice with its rows unchanged, and between the two another
+    month's run promotes: the second run must reuse the first's run and version, not train a second
+    version of one training input (seed 36's long soak registered versions 13 and 21 of 2024-04)."""
+    from orchestration.flows.pipeline import preprocess_flow
+
+    client = mlflow_client(train_stack)
+    for month in (1, 2, 3):
+        preprocess_flow(year=2025, month=month)
+    first = run_pipeline(year=2025, month=4)
+    later = run_pipeline(year=2025, month=5)
+    before = client.get_registered_model(MODEL).aliases.get("champion")
+    client.set_registered_model_alias(MODEL, "champion", later["version"])  # the other month's promotion
+    try:
+        again = run_pipeline(year=2025, month=4)
+    finally:
+        if before is not None:
+            client.set_registered_model_alias(MODEL, "champion", before)
+    assert again["training_cached"] is True
+    assert (again["run_id"], again["version"]) == (first["run_id"], first["version"])
+    april = client.search_model_versions(f"name = '{MODEL}' and run_id = '{first['run_id']}'")
+    digest = client.get_run(first["run_id"]).data.tags["data.digest"]
+    versions = client.search_model_versions(f"name = '{MODEL}'")
+    same_input = [v for v in versions if v.tags.get("data.digest") == digest]
+    assert [v.version for v in same_input] == [v.version for v in april] == [first["version"]]
+    assert again["decision"] == "kept-champion"
+    assert f"Champion is version {later['version']} but the run compared with" in again["reason"]

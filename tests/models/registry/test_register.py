@@ -65,7 +65,7 @@ def scenario(mlflow_server: StackEnv, tmp_path_factory: pytest.TempPathFactory) 
             )
             registrations[key] = register_model(runs[key].run_id, name=NAME, tracking_uri=uri)
         again = {k: register_model(runs[k].run_id, name=NAME, tracking_uri=uri) for k in ("strong", "weak")}
-    return SimpleNamespace(uri=uri, runs=runs, registrations=registrations, again=again)
+    return SimpleNamespace(uri=uri, runs=runs, registrations=registrations, again=again, paths=paths)
 
 
 def alias_version(uri: str, alias: str, name: str = NAME) -> str:
@@ -196,7 +196,9 @@ def test_a_cached_run_is_reusable_only_while_the_gate_can_still_judge_it(scenari
 
     assert problem("strong") is None  # it is the champion
     assert problem("useless") is None  # it scored the champion of today
-    assert problem("weak") == "the champion is now version 2, the run scored none"
+    # Registered as version 1 when there was no champion: judged once, so reused as it is, never
+    # trained again into a second version of the same training input.
+    assert problem("weak") is None
     missing = reuse_problem("0" * 32, name=NAME, tracking_uri=scenario.uri)
     assert missing == f"run {'0' * 32} is no longer in the tracking store"
     client, useless = MlflowClient(scenario.uri), scenario.runs["useless"].run_id
@@ -205,6 +207,23 @@ def test_a_cached_run_is_reusable_only_while_the_gate_can_still_judge_it(scenari
         assert problem("useless") == f"run {useless} was deleted"
     finally:
         client.restore_run(useless)
+
+
+@pytest.mark.integration
+def test_an_unregistered_run_that_scored_a_replaced_champion_is_not_reusable(scenario, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    unregistered = train_model(
+        scenario.paths["weak"], tracking_uri=scenario.uri, experiment="g", model_name=NAME, max_evals=1
+    )
+    assert unregistered.champion_version == "2"
+    problem = lambda: reuse_problem(unregistered.run_id, name=NAME, tracking_uri=scenario.uri)  # noqa: E731
+    assert problem() is None  # it scored the champion of today
+    client = MlflowClient(scenario.uri)
+    client.set_registered_model_alias(NAME, CHAMPION, "3")  # another run's promotion
+    try:
+        assert problem() == "the champion is now version 3, the run scored 2"
+    finally:
+        client.set_registered_model_alias(NAME, CHAMPION, "2")
 
 
 @pytest.mark.integration
