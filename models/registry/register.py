@@ -2,9 +2,11 @@
 
 ``python -m models register --run-id RUN`` adds the run's model as a version of ``to-bikes-member``
 (once: the same run again finds its existing version, tagged with the months it trained and was
-validated on), points ``challenger`` at it, and moves ``champion`` only if the run's ROC AUC beats the
-baseline on its validation month and the current champion on a month neither model trained on (both
-scored by ``models.training.train``; the rule is ``models.registry.gate``'s) by more than ``--margin``.
+validated on, and another run of the same training, on the same data, months, code and parameters,
+finds that version too and is tagged ``registry.same_training_as``), points ``challenger`` at it,
+and moves ``champion`` only if the run's ROC AUC beats the baseline on its validation month and the
+current champion on a month neither model trained on (both scored by ``models.training.train``; the
+rule is ``models.registry.gate``'s) by more than ``--margin``.
 When no such month exists the champion stays. The decision, its reason and the month compared on are
 tagged on the version and the run, once: a rerun never rewrites them but records its own outcome
 ("already-champion" when the version holds the alias already) in a tag of its own on the run
@@ -24,6 +26,7 @@ from dataclasses import dataclass
 
 from mlflow import MlflowClient
 from mlflow.entities import Run
+from mlflow.entities.model_registry import ModelVersion
 from mlflow.exceptions import MlflowException
 
 from models.core.errors import UserError
@@ -40,8 +43,9 @@ from models.registry.mlflow_client import (
     is_not_found,
 )
 from models.registry.versions import (
+    SAME_TRAINING_TAG,
     create_version,
-    find_version,
+    find_training_version,
     read_aliases,
     record_decision,
     wait_until_ready,
@@ -100,13 +104,13 @@ def reuse_problem(
 ) -> str | None:
     """Why a cached training run cannot stand for a new one, or None when it can.
 
-    It can when it is still in the tracking store, FINISHED, its logged model READY, and either it
-    has a version already or the gate can still judge it: there is no champion, the champion is this
-    run's own version, or it is the champion the run scored. A registered run is judged once: training
-    its inputs again because the champion moved since would register a second version of one training
-    input (two runs of a month a republication started, the soak found), so a rerun reuses the
-    version and records its own outcome on it. An unregistered run that scored a replaced champion is
-    trained again, so that its first decision compares with today's champion.
+    It can when it is still in the tracking store, FINISHED, its logged model READY, and either its
+    training has a version already (``find_training_version``) or the gate can still judge it: there
+    is no champion, the champion is this run's own version, or it is the champion the run scored. A
+    registered training is judged once: training it again because the champion moved since would
+    register a second version of one training input, so a rerun reuses the version and records its
+    own outcome on it. A run with no version yet that scored a replaced champion is trained again, so
+    that its first decision compares with today's champion.
     """
     client = connect_tracking(tracking_uri, settings)
     run = read_run(client, run_id)
@@ -125,12 +129,27 @@ def reuse_problem(
             raise describe_failure(client.tracking_uri, f"reading the model of run {run_id}", exc) from exc
         return f"the model of run {run_id} is no longer in the tracking store"
     champion = find_alias_version(client, name, CHAMPION)
-    if champion is None or champion.run_id == run_id or find_version(client, name, run_id):
+    if champion is None or champion.run_id == run_id or find_training_version(client, name, run):
         return None
     scored = run.data.tags.get("champion.version")
     if scored != str(champion.version):
         return f"the champion is now version {champion.version}, the run scored {scored or 'none'}"
     return None
+
+
+def note_same_training(client: MlflowClient, run: Run, version: ModelVersion) -> None:
+    """Tag a run whose training another run's version holds, once, and say so in the log."""
+    value = f"version {version.version} (run {version.run_id})"
+    if run.data.tags.get(SAME_TRAINING_TAG) != value:
+        client.set_tag(run.info.run_id, SAME_TRAINING_TAG, value)
+    log.info(
+        "run %s trained what version %s of %s holds (run %s: the same data, months, code and "
+        "parameters); no new version",
+        run.info.run_id,
+        version.version,
+        version.name,
+        version.run_id,
+    )
 
 
 def register_model(
@@ -148,7 +167,9 @@ def register_model(
         raise UserError(f"--margin must not be negative (got {margin}).")
     client = connect_tracking(tracking_uri, settings)
     run = fetch_run(client, run_id)
-    version = find_version(client, name, run_id) or create_version(client, name, run)
+    version = find_training_version(client, name, run) or create_version(client, name, run)
+    if version.run_id != run_id:
+        note_same_training(client, run, version)
     if version.status != "READY":
         wait_until_ready(client, name, version.version)
     current = find_alias_version(client, name, CHAMPION)

@@ -2,6 +2,8 @@
 
 Kept apart from ``models.registry.register`` (which puts the steps in order and moves the aliases).
 Every write is skipped when its value is already in place, so a rerun writes only what moved.
+One training is one version: a run that trained what a version already holds (the same data, months,
+code and parameters) is registered as that version (``find_training_version``), not as a new one.
 The gate's decision is history: the first registration's decision tags (``DECISION_TAGS``) are written
 once and never rewritten; a later registration of the same run adds a record of its own to the run
 (``gate.rerun.<UTC time>``: its verdict, reason and flow run), so every outcome stays readable.
@@ -34,6 +36,10 @@ VERSION_TAGS = (
     "prefect.flow_run_id",
     "prefect.deployment",
 )
+# What makes two runs the same training (their models the same): version tags and run parameters.
+SAME_TRAINING_TAGS = ("data.digest", "data.train_months", "data.valid_month", "git.commit", "git.dirty")
+SAME_TRAINING_PARAMS = ("seed", "max_evals", "time_budget_s")
+SAME_TRAINING_TAG = "registry.same_training_as"  # on a run whose training a version of another run holds
 DECISION_TAG, REASON_TAG = "gate.decision", "gate.reason"
 DECISION_TAGS = (DECISION_TAG, REASON_TAG, COMPARED_ON_TAG)  # the first registration's, never rewritten
 RERUN_TAG_PREFIX = "gate.rerun."  # + UTC time: one record per later registration, on the run
@@ -43,6 +49,26 @@ def find_version(client: MlflowClient, name: str, run_id: str) -> ModelVersion |
     """The earliest version of ``name`` made from ``run_id``, if there is one."""
     versions = client.search_model_versions(f"name = '{name}' and run_id = '{run_id}'")
     return min(versions, key=lambda v: int(v.version)) if versions else None
+
+
+def find_training_version(client: MlflowClient, name: str, run: Run) -> ModelVersion | None:
+    """The version of ``name`` that holds this run's training: made from the run, or else the earliest
+    made from another run of the same training (``SAME_TRAINING_TAGS`` and ``SAME_TRAINING_PARAMS``
+    equal: the same data digest and months, code and parameters), so one training input is one version
+    however many runs trained it (two runs whose cache keys differed, a cache record lost)."""
+    own = find_version(client, name, run.info.run_id)
+    digest = run.data.tags.get("data.digest")
+    if own is not None or not digest:
+        return own
+    wanted = [run.data.tags.get(key) for key in SAME_TRAINING_TAGS]
+    found = client.search_model_versions(f"name = '{name}' and tags.`data.digest` = '{digest}'")
+    for version in sorted(found, key=lambda v: int(v.version)):
+        if [version.tags.get(key) for key in SAME_TRAINING_TAGS] != wanted or not version.run_id:
+            continue
+        params = client.get_run(version.run_id).data.params
+        if all(params.get(key) == run.data.params.get(key) for key in SAME_TRAINING_PARAMS):
+            return version
+    return None
 
 
 def create_version(client: MlflowClient, name: str, run: Run) -> ModelVersion:

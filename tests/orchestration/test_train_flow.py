@@ -144,3 +144,33 @@ def test_a_month_run_again_after_the_champion_moved_reuses_its_version(train_sta
     assert [v.version for v in same_input] == [v.version for v in april] == [first["version"]]
     assert again["decision"] == "kept-champion"
     assert f"Champion is version {later['version']} but the run compared with" in again["reason"]
+
+
+def test_a_month_trained_again_under_another_cache_key_keeps_one_version(
+    train_stack: StackEnv, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Seed 36's long soak (twice, 2024-04): a month's first run computed its training cache key before
+    another month's run rewrote one of its inputs and read the inputs after it; the second run read the
+    same bytes under the key of the new ETags, missed the cache and trained again. Here the first key
+    is made stale: the second run trains again, and its training is registered as the first's version."""
+    from orchestration.flows import caching
+    from orchestration.flows.pipeline import preprocess_flow
+
+    for month in (1, 2, 3):
+        preprocess_flow(year=2025, month=month)
+    real_key = caching.InputObjectChecksums.compute_key
+    with monkeypatch.context() as patch:
+        patch.setattr(
+            caching.InputObjectChecksums, "compute_key", lambda *a, **k: "stale " + real_key(*a, **k)
+        )
+        first = run_pipeline(year=2025, month=7)
+    again = run_pipeline(year=2025, month=7)
+    assert again["training_cached"] is False and again["run_id"] != first["run_id"]
+    assert again["version"] == first["version"]
+    client = mlflow_client(train_stack)
+    tags = client.get_run(again["run_id"]).data.tags
+    assert tags["registry.same_training_as"] == f"version {first['version']} (run {first['run_id']})"
+    versions = client.search_model_versions(
+        f"name = '{MODEL}' and tags.`data.digest` = '{tags['data.digest']}'"
+    )
+    assert [v.version for v in versions] == [first["version"]]

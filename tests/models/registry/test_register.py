@@ -212,8 +212,13 @@ def test_a_cached_run_is_reusable_only_while_the_gate_can_still_judge_it(scenari
 @pytest.mark.integration
 def test_an_unregistered_run_that_scored_a_replaced_champion_is_not_reusable(scenario, tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
-    unregistered = train_model(
-        scenario.paths["weak"], tracking_uri=scenario.uri, experiment="g", model_name=NAME, max_evals=1
+    unregistered = train_model(  # another seed: another training than the registered weak run's
+        scenario.paths["weak"],
+        tracking_uri=scenario.uri,
+        experiment="g",
+        model_name=NAME,
+        max_evals=1,
+        seed=8,
     )
     assert unregistered.champion_version == "2"
     problem = lambda: reuse_problem(unregistered.run_id, name=NAME, tracking_uri=scenario.uri)  # noqa: E731
@@ -224,6 +229,26 @@ def test_an_unregistered_run_that_scored_a_replaced_champion_is_not_reusable(sce
         assert problem() == "the champion is now version 3, the run scored 2"
     finally:
         client.set_registered_model_alias(NAME, CHAMPION, "2")
+
+
+@pytest.mark.integration
+def test_another_run_of_the_same_training_is_registered_as_its_version(scenario, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    name, client = "same-training", MlflowClient(scenario.uri)
+
+    def train(seed: int) -> str:
+        path = scenario.paths["weak"]
+        return train_model(
+            path, tracking_uri=scenario.uri, experiment="g", model_name=name, max_evals=1, seed=seed
+        ).run_id
+
+    first, again, other = train(7), train(7), train(8)
+    registered = [register_model(run, name=name, tracking_uri=scenario.uri) for run in (first, again, other)]
+    assert [r.version for r in registered] == ["1", "1", "2"]  # two runs of one training: one version
+    assert client.get_model_version(name, "1").run_id == first
+    assert client.get_run(again).data.tags["registry.same_training_as"] == f"version 1 (run {first})"
+    assert "registry.same_training_as" not in client.get_run(other).data.tags
+    assert reuse_problem(again, name=name, tracking_uri=scenario.uri) is None  # its training has a version
 
 
 @pytest.mark.integration
