@@ -63,10 +63,13 @@ def find_training_version(client: MlflowClient, name: str, run: Run) -> ModelVer
     wanted = [run.data.tags.get(key) for key in SAME_TRAINING_TAGS]
     found = client.search_model_versions(f"name = '{name}' and tags.`data.digest` = '{digest}'")
     for version in sorted(found, key=lambda v: int(v.version)):
-        if [version.tags.get(key) for key in SAME_TRAINING_TAGS] != wanted or not version.run_id:
+        same_tags = [version.tags.get(key) for key in SAME_TRAINING_TAGS] == wanted
+        if not same_tags or not version.run_id or version.status == "FAILED_REGISTRATION":
             continue
-        params = client.get_run(version.run_id).data.params
-        if all(params.get(key) == run.data.params.get(key) for key in SAME_TRAINING_PARAMS):
+        other = client.get_run(version.run_id)
+        if other.info.lifecycle_stage != "active":  # a deleted run's version does not stand for it
+            continue
+        if all(other.data.params.get(key) == run.data.params.get(key) for key in SAME_TRAINING_PARAMS):
             return version
     return None
 

@@ -67,6 +67,7 @@ def test_an_unchanged_rerun_reuses_the_run_until_it_is_deleted(train_stack: Stac
     retrained = run_pipeline(year=2025)
     assert retrained["training_cached"] is False
     assert retrained["run_id"] != first["run_id"]
+    assert retrained["version"] != first["version"]  # the deleted run's version does not stand for it
 
 
 def test_a_month_trains_on_itself_and_the_months_before(train_stack: StackEnv) -> None:
