@@ -138,7 +138,12 @@ def reuse_problem(
 
 
 def note_same_training(client: MlflowClient, run: Run, version: ModelVersion) -> None:
-    """Tag a run whose training another run's version holds, once, and say so in the log."""
+    """Tag a run whose training another run's version holds, once, and say so in the log.
+
+    The gate judges the version on this run's scores (the champion it scored may be newer) as a
+    rerun: the version's first decision stays, and this outcome is recorded on the run and on the
+    version (``models.registry.versions.record_decision``).
+    """
     value = f"version {version.version} (run {version.run_id})"
     if run.data.tags.get(SAME_TRAINING_TAG) != value:
         client.set_tag(run.info.run_id, SAME_TRAINING_TAG, value)
@@ -168,7 +173,7 @@ def register_model(
     client = connect_tracking(tracking_uri, settings)
     run = fetch_run(client, run_id)
     version = find_training_version(client, name, run) or create_version(client, name, run)
-    if version.run_id != run_id:
+    if version.run_id != run_id:  # another run's version holds this training: this run's scores judge it
         note_same_training(client, run, version)
     if version.status != "READY":
         wait_until_ready(client, name, version.version)

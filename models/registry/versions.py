@@ -117,7 +117,8 @@ def read_aliases(client: MlflowClient, version: ModelVersion, champion: ModelVer
 
 
 def record_decision(client: MlflowClient, version: ModelVersion, run: Run, decision: Decision) -> str | None:
-    """The decision on the version and its run, or, for a rerun, a record of its own on the run.
+    """The decision on the version and its run, or, for a rerun, a record of its own on the run (and
+    on the version when the run is another run of the version's training).
 
     The first registration's tags are completed when a failure cut them short, never changed. A rerun
     (the version already holds a decision) adds ``gate.rerun.<UTC time>``; its key is returned.
@@ -135,6 +136,8 @@ def record_decision(client: MlflowClient, version: ModelVersion, run: Run, decis
     key = RERUN_TAG_PREFIX + datetime.now(UTC).strftime("%Y%m%dT%H%M%S.%fZ")
     record = f"{decision.verdict}: {decision.reason} (flow run {read_flow_run_id()})"
     client.set_tag(run.info.run_id, key, record)
+    if version.run_id != run.info.run_id:  # another run of its training: the version shows it too
+        client.set_model_version_tag(version.name, version.version, key, f"{record}, run {run.info.run_id}")
     return key
 
 

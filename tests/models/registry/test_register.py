@@ -245,6 +245,11 @@ def test_another_run_of_the_same_training_is_registered_as_its_version(scenario,
     first, again, other = train(7), train(7), train(8)
     registered = [register_model(run, name=name, tracking_uri=scenario.uri) for run in (first, again, other)]
     assert [r.version for r in registered] == ["1", "1", "2"]  # two runs of one training: one version
+    # The second run's scores judge the version, as a rerun: recorded on that run and on the version.
+    key = registered[1].rerun_record
+    assert key in client.get_run(again).data.tags and key not in client.get_run(first).data.tags
+    assert client.get_model_version(name, "1").tags[key].endswith(f", run {again}")
+    assert client.get_model_version(name, "1").tags["gate.decision"] == registered[0].decision
     assert client.get_model_version(name, "1").run_id == first
     assert client.get_run(again).data.tags["registry.same_training_as"] == f"version 1 (run {first})"
     assert "registry.same_training_as" not in client.get_run(other).data.tags
