@@ -196,7 +196,9 @@ def test_mlflow_lost_during_registration_keeps_the_champion_and_a_rerun_adds_one
     local_stack: StackEnv, features_uri: str, champion: str, mlflow_proxy: FaultProxy
 ) -> None:
     tracking = local_stack["MLFLOW_TRACKING_URI"]
-    result = train_model(features_uri, tracking_uri=tracking, settings=local_stack.settings(), **OPTIONS)
+    settings = local_stack.settings()
+    # Another seed: the champion's own training would be registered as its version, creating none.
+    result = train_model(features_uri, tracking_uri=tracking, settings=settings, **OPTIONS, seed=11)
     before = registry_state(local_stack)
     watcher = cut_after(
         mlflow_proxy, "POST", r"/model-versions/create", FaultRule("reset", count=None, path=r"/api/")
