@@ -119,9 +119,9 @@ def test_a_run_loads_the_bucket_block_once_and_the_next_run_again(
 
 
 def test_a_month_run_again_after_the_champion_moved_reuses_its_version(train_stack: StackEnv) -> None:
-    """A republication starts a month's run twice with its rows unchanged, and between the two another
-    month's run promotes: the second run must reuse the first's run and version, not train a second
-    version of one training input (seed 36's long soak registered versions 13 and 21 of 2024-04)."""
+    """A month's run twice with its inputs unchanged (a republication's month events), another month's
+    promotion between them: the second run must reuse the first's run and version, not train a second
+    version of one training input because the champion it scored was replaced."""
     from orchestration.flows.pipeline import preprocess_flow
 
     client = mlflow_client(train_stack)
