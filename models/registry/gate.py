@@ -19,6 +19,8 @@ from models.core.periods import month_key
 GATE_METRIC = "roc_auc"  # higher is better
 COMPARED_ON_TAG = "gate.compared_on"  # the month both models were scored on, or "none"
 COMPARISON_TAG = "gate.comparison"  # why that month, or why there was none
+RERUN_TAG_PREFIX = "gate.rerun."  # + UTC time: one record per later registration, on the run
+RERUN_RUN_SUFFIX = ", run "  # + run id: ends a version's rerun record made by another run of it
 CHALLENGER_SCORE = f"gate_challenger_{GATE_METRIC}"  # metric: the challenger on the compared month
 CHAMPION_SCORE = f"gate_champion_{GATE_METRIC}"  # metric: the champion on the compared month
 NONE = "none"

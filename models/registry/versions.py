@@ -21,7 +21,7 @@ from mlflow.entities.model_registry import ModelVersion
 from mlflow.exceptions import MlflowException
 
 from models.core.errors import UserError
-from models.registry.gate import COMPARED_ON_TAG, NONE, Decision
+from models.registry.gate import COMPARED_ON_TAG, NONE, RERUN_RUN_SUFFIX, RERUN_TAG_PREFIX, Decision
 from models.training.lineage import read_flow_run_id
 
 READY_TIMEOUT_S = 120.0
@@ -42,7 +42,6 @@ SAME_TRAINING_PARAMS = ("seed", "max_evals", "time_budget_s")
 SAME_TRAINING_TAG = "registry.same_training_as"  # on a run whose training a version of another run holds
 DECISION_TAG, REASON_TAG = "gate.decision", "gate.reason"
 DECISION_TAGS = (DECISION_TAG, REASON_TAG, COMPARED_ON_TAG)  # the first registration's, never rewritten
-RERUN_TAG_PREFIX = "gate.rerun."  # + UTC time: one record per later registration, on the run
 
 
 def find_version(client: MlflowClient, name: str, run_id: str) -> ModelVersion | None:
@@ -137,7 +136,9 @@ def record_decision(client: MlflowClient, version: ModelVersion, run: Run, decis
     record = f"{decision.verdict}: {decision.reason} (flow run {read_flow_run_id()})"
     client.set_tag(run.info.run_id, key, record)
     if version.run_id != run.info.run_id:  # another run of its training: the version shows it too
-        client.set_model_version_tag(version.name, version.version, key, f"{record}, run {run.info.run_id}")
+        client.set_model_version_tag(
+            version.name, version.version, key, f"{record}{RERUN_RUN_SUFFIX}{run.info.run_id}"
+        )
     return key
 
 

@@ -10,7 +10,9 @@ from collections import Counter
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 
-from models.registry.gate import PROMOTED
+from models.registry.gate import PROMOTED, RERUN_RUN_SUFFIX, RERUN_TAG_PREFIX
+
+RERUN_PROMOTED_ON = "rerun.promoted_on"  # read_registry: months the champion's rerun promotions compared on
 
 TRAINING_INPUT_TAGS = ("data.digest", "data.train_months", "data.valid_month")
 FINAL_STATES = {"COMPLETED", "FAILED", "CANCELLED", "CRASHED"}
@@ -58,8 +60,22 @@ def check_versions_per_input(versions: Iterable[Mapping[str, str]]) -> Check:
     return Check("one version per training input", not twice, evidence)
 
 
+def rerun_promotions(tags: Mapping[str, str]) -> list[str]:
+    """The runs whose rerun promoted this version: its ``gate.rerun.*`` records that say ``promoted``
+    and name another run of the version's training (``models.registry.versions.record_decision``)."""
+    return [
+        value.rsplit(RERUN_RUN_SUFFIX, 1)[1]
+        for key, value in sorted(tags.items())
+        if key.startswith(RERUN_TAG_PREFIX) and value.startswith(f"{PROMOTED}:") and RERUN_RUN_SUFFIX in value
+    ]
+
+
 def check_champion(champion: Mapping[str, str] | None, promoted: Iterable[str]) -> Check:
-    """The champion holds a recorded ``promoted`` gate decision, compared on a month it did not train on."""
+    """The champion holds a recorded ``promoted`` gate decision, compared on a month it did not train on.
+
+    The decision is the version's first (``gate.decision``) or a later run's of the same training,
+    recorded on the version (``RERUN_PROMOTED_ON``: the months those runs compared on).
+    """
     promoted = sorted(promoted, key=int)
     if champion is None:
         return Check(
@@ -68,10 +84,14 @@ def check_champion(champion: Mapping[str, str] | None, promoted: Iterable[str]) 
     version, decision = champion.get("version", "?"), champion.get("gate.decision", "none")
     compared = champion.get("gate.compared_on", "none")
     trained = set(champion.get("trained_months", "").split(","))
-    ok = decision == PROMOTED and version in promoted and compared not in trained
+    again = [m for m in champion.get(RERUN_PROMOTED_ON, "").split(",") if m]
+    honest = (decision == PROMOTED and compared not in trained) or any(m not in trained for m in again)
+    ok = honest and version in promoted
     evidence = (
         f"version {version}: decision {decision}, compared on {compared}; promoted: {', '.join(promoted)}"
     )
+    if again:
+        evidence += f"; promoted again by a run of its training, compared on {', '.join(again)}"
     return Check("champion moved by gate", ok, evidence)
 
 

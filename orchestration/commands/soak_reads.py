@@ -71,16 +71,24 @@ def read_registry(client: Any, name: str) -> tuple[list[dict[str, str]], dict[st
 
     from models.core.names import CHAMPION
     from models.core.periods import parse_month_ranges
+    from models.registry.gate import COMPARED_ON_TAG, PROMOTED
 
     versions = [
         {**v.tags, "version": str(v.version)} for v in client.search_model_versions(f"name = '{name}'")
     ]
-    promoted = [v["version"] for v in versions if v.get("gate.decision") == "promoted"]
+    promoted = [
+        v["version"] for v in versions if v.get("gate.decision") == PROMOTED or checks.rerun_promotions(v)
+    ]
     try:
         found = client.get_model_version_by_alias(name, CHAMPION)
     except MlflowException:
         return versions, None, promoted
     champion = {**found.tags, "version": str(found.version)}
+    months = [
+        client.get_run(run).data.tags.get(COMPARED_ON_TAG, "none")
+        for run in checks.rerun_promotions(found.tags)
+    ]
+    champion[checks.RERUN_PROMOTED_ON] = ",".join(months)
     champion["trained_months"] = ",".join(parse_month_ranges(champion.get("data.train_months", "")))
     return versions, champion, promoted
 

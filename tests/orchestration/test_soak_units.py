@@ -147,6 +147,30 @@ def test_the_champion_needs_a_recorded_promotion_on_an_unseen_month() -> None:
     assert not checks.check_champion(None, ["1"]).passed
 
 
+def test_a_champion_promoted_by_another_run_of_its_training_moved_by_gate() -> None:
+    # Its first decision kept the champion; a later run of the same training promoted it, recorded on
+    # the version as models.registry.versions.record_decision writes it.
+    record = "promoted: roc_auc 0.91 beats champion version 3's 0.88 on 2025-04. (flow run f), run r2"
+    tags = {
+        "gate.rerun.20250501T000000.000000Z": record,
+        "gate.rerun.20250401T000000.000000Z": "kept-champion: x",
+    }
+    assert checks.rerun_promotions(tags) == ["r2"]
+    assert checks.rerun_promotions({"gate.rerun.1": "promoted: again (flow run f)"}) == []  # its own run
+    champion = {
+        "version": "4",
+        "gate.decision": "kept-champion",
+        "gate.compared_on": "2025-03",
+        "trained_months": "2025-01,2025-02",
+        **tags,
+        checks.RERUN_PROMOTED_ON: "2025-04",
+    }
+    passed = checks.check_champion(champion, ["2", "4"])
+    assert passed.passed and "promoted again by a run of its training, compared on 2025-04" in passed.evidence
+    assert not checks.check_champion({**champion, "trained_months": "2025-01,2025-04"}, ["2", "4"]).passed
+    assert not checks.check_champion({**champion, checks.RERUN_PROMOTED_ON: ""}, ["2", "4"]).passed
+
+
 def test_an_mlflow_run_left_running_fails() -> None:
     assert checks.check_no_running_mlflow([("e", "a", "FINISHED"), ("e", "b", "FAILED")]).passed
     failed = checks.check_no_running_mlflow([("e", "a", "FINISHED"), ("e", "b", "RUNNING")])
