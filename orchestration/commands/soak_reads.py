@@ -71,7 +71,7 @@ def read_registry(client: Any, name: str) -> tuple[list[dict[str, str]], dict[st
 
     from models.core.names import CHAMPION
     from models.core.periods import parse_month_ranges
-    from models.registry.gate import COMPARED_ON_TAG, PROMOTED
+    from models.registry.gate import COMPARED_ON_TAG, NONE, PROMOTED
 
     versions = [
         {**v.tags, "version": str(v.version)} for v in client.search_model_versions(f"name = '{name}'")
@@ -85,7 +85,7 @@ def read_registry(client: Any, name: str) -> tuple[list[dict[str, str]], dict[st
         return versions, None, promoted
     champion = {**found.tags, "version": str(found.version)}
     months = [
-        client.get_run(run).data.tags.get(COMPARED_ON_TAG, "none")
+        client.get_run(run).data.tags.get(COMPARED_ON_TAG, NONE)
         for run in checks.rerun_promotions(found.tags)
     ]
     champion[checks.RERUN_PROMOTED_ON] = ",".join(months)

@@ -246,3 +246,33 @@ def test_the_flow_run_reads_take_every_page_the_server_gives() -> None:
         return held[offset : offset + min(limit, PAGE)]
 
     assert read_all_flow_runs(SimpleNamespace(read_flow_runs=read_flow_runs), None) == held
+
+
+def test_the_registry_read_gives_the_months_a_champion_s_rerun_promotions_compared_on() -> None:
+    from types import SimpleNamespace
+
+    from orchestration.commands.soak_reads import read_registry
+
+    rerun = "gate.rerun.20250501T000000.000000Z"
+    versions = [
+        SimpleNamespace(version=1, tags={"gate.decision": "promoted", "data.train_months": "2025-01"}),
+        SimpleNamespace(  # kept at first, promoted by run r2 of its training (record_decision's record)
+            version=2,
+            tags={
+                "gate.decision": "kept-champion",
+                "data.train_months": "2025-01..2025-02",
+                rerun: "promoted: beats champion version 1 on 2025-04. (flow run f), run r2",
+            },
+        ),
+    ]
+    runs = {"r2": SimpleNamespace(data=SimpleNamespace(tags={"gate.compared_on": "2025-04"}))}
+    client = SimpleNamespace(
+        search_model_versions=lambda query: versions,
+        get_model_version_by_alias=lambda name, alias: versions[1],
+        get_run=runs.__getitem__,
+    )
+    _, champion, promoted = read_registry(client, "m")
+    assert promoted == ["1", "2"]
+    assert champion[checks.RERUN_PROMOTED_ON] == "2025-04"
+    assert champion["trained_months"] == "2025-01,2025-02"
+    assert checks.check_champion(champion, promoted).passed
