@@ -283,7 +283,7 @@ WAIT ?=
 FROM ?=
 TO ?=
 ALLOW_DIRTY ?=
-.PHONY: deploy agent worker-start worker-stop run backfill demo score serve screenshots readme-blocks months simulate-year soak
+.PHONY: deploy agent worker-start worker-stop worker-stacks run backfill demo score serve screenshots readme-blocks months simulate-year soak
 
 deploy: $(AGENT_STAMP) ## Pool of TO_BIKES_WORK_POOL_TYPE (process|docker|kubernetes|ecs), queues, code bundle flows/<sha>/, its deployments, automations, notifications if TO_BIKES_NOTIFY_URL (ALLOW_DIRTY=1)
 	$(ORCH) deploy $(if $(filter-out 0,$(ALLOW_DIRTY)),--allow-dirty)
@@ -301,6 +301,9 @@ worker-start: $(AGENT_STAMP) ## Start the worker in the background (waits until 
 
 worker-stop: $(AGENT_STAMP) ## Stop the background worker (pid file); `make up` then leaves it stopped
 	$(ORCH) worker stop
+
+worker-stacks: $(AGENT_STAMP) ## Every flow run of the background worker writes its threads' stacks to its log (a run that seems stuck)
+	$(ORCH) worker stacks
 
 run: $(AGENT_STAMP) ## Run the pipeline over the API (YEAR, MONTH optional; WAIT seconds, default 600): what it waits for, then rows, metrics and the gate, or the reason it failed
 	$(ORCH) run $(if $(YEAR),--param year=$(YEAR)) $(if $(MONTH),--param month=$(MONTH)) $(if $(WAIT),--wait-seconds $(WAIT)) $(RUN_ARGS)

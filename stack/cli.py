@@ -1,7 +1,7 @@
 """The local stack's commands: Typer sub-apps ``python -m orchestration`` mounts as ``stack`` and ``worker``.
 
     agent/.venv/bin/python -m orchestration stack up|down|status|logs|doctor|sync-data|env|check-prefect
-    agent/.venv/bin/python -m orchestration worker run|start|stop|resume|status
+    agent/.venv/bin/python -m orchestration worker run|start|stop|resume|status|stacks
 
 Exit codes: 0 ok, 2 a user error (one sentence on stderr), 3 ``status``/``doctor`` found something
 down. Nothing here imports ``orchestration``: the apps are built here and mounted there.
@@ -152,6 +152,12 @@ def worker_stop_command() -> int:
 def worker_resume_command() -> int:
     """Start the background worker again if make demo had started one (make up)."""
     return worker_action("resume")
+
+
+@worker_app.command("stacks")
+def worker_stacks_command() -> int:
+    """Each flow run of the background worker writes its threads' stacks to the worker's log."""
+    return worker_action("stacks")
 
 
 @worker_app.command("status")

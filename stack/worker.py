@@ -4,6 +4,7 @@
     agent/.venv/bin/python -m orchestration worker start|stop   # background, pid file (make worker-start)
     agent/.venv/bin/python -m orchestration worker resume       # make up: start it again if it was running
     agent/.venv/bin/python -m orchestration worker status       # online/offline, how many poll, pid
+    agent/.venv/bin/python -m orchestration worker stacks       # where its flow runs are: stacks to its log
 
 ``TO_BIKES_WORK_POOL_TYPE`` (process by default; docker, kubernetes, ecs) picks the pool of prefect.yaml
 and the worker type: a process worker runs each flow run as its subprocess; a docker worker starts
@@ -21,6 +22,7 @@ start one.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import signal
@@ -42,6 +44,8 @@ log = logging.getLogger(__name__)
 
 WORKER_NAME = "worker"
 WANTED_MARKER = "worker.wanted"
+STACKS_SIGNAL = signal.SIGUSR1  # to-bikes-engine and preloaded Dask workers write their stacks on it
+STACKS_GAP_S = 0.5  # between two processes' signals: a dump takes milliseconds, so they do not interleave
 DEFAULT_QUERY_SECONDS = "1"  # a local API takes it easily; Prefect Cloud users may raise it
 ONLINE_TIMEOUT_S = 90.0
 # Outlive a restart of the servers (prefect.yaml's job env carries the same values, for workers not
@@ -203,6 +207,49 @@ def stop_background(settings: Settings) -> str:
     return f"worker stopped (pid {record.pid})" if stopped and record else "worker was not running"
 
 
+def catches_signal(pid: int, signum: int) -> bool:
+    """Whether process ``pid`` handles ``signum`` (Linux ``/proc/<pid>/status``, ``SigCgt``): only such a
+    process may be sent SIGUSR1, whose default action ends it."""
+    try:
+        status = Path(f"/proc/{pid}/status").read_text()
+    except OSError:
+        return False
+    caught = next((line.split()[1] for line in status.splitlines() if line.startswith("SigCgt:")), "0")
+    return bool(int(caught, 16) >> (signum - 1) & 1)
+
+
+def signal_stack_writers(root_pid: int) -> list[int]:
+    """SIGUSR1 to each process under ``root_pid`` that handles it (``to-bikes-engine``, Dask workers
+    preloaded with ``orchestration.flows.dask_workers``), one after another so that their stacks do not
+    interleave in the shared log: the pids signalled. The others are left alone."""
+    import psutil
+
+    signalled = []
+    for child in psutil.Process(root_pid).children(recursive=True):
+        if catches_signal(child.pid, STACKS_SIGNAL):
+            if signalled:
+                time.sleep(STACKS_GAP_S)
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(child.pid, STACKS_SIGNAL)
+                signalled.append(child.pid)
+    return signalled
+
+
+def write_stacks(settings: Settings) -> str:
+    """``worker stacks``: every flow-run process of the background worker (and its Dask workers) writes
+    its threads' stacks to the worker's log, then goes on: where a run that seems stuck is waiting."""
+    state = state_dir_of(settings)
+    record = read_pid(state, WORKER_NAME)
+    if record is None or not record.is_alive():
+        pid_file = state / "run" / "worker.pid"
+        raise UserError(f"no background worker is running (pid file {pid_file}); {START_HINT}.")
+    logfile = state / "logs" / "worker.log"
+    pids = signal_stack_writers(record.pid)
+    if not pids:
+        return f"no flow run of the worker (pid {record.pid}) is running: no stacks written to {logfile}"
+    return f"stacks of {len(pids)} process(es) (pids {', '.join(map(str, pids))}) written to {logfile}"
+
+
 def resume_background(settings: Settings) -> str:
     """``make up``: start the background worker again when ``make demo`` had started one."""
     if not (state_dir_of(settings) / WANTED_MARKER).exists():
@@ -216,10 +263,15 @@ def run_worker_action(action: str) -> int:
     settings = load_settings()
     # Prefect clients in this process use the configured API, never a throw-away local server.
     os.environ.setdefault("PREFECT_API_URL", settings.prefect_api_url)
-    if action != "stop":
+    if action not in {"stop", "stacks"}:
         check_prefect_api(settings)
     if action == "run":
         return run_foreground(settings)
-    actions = {"start": start_background, "stop": stop_background, "resume": resume_background}
+    actions = {
+        "start": start_background,
+        "stop": stop_background,
+        "resume": resume_background,
+        "stacks": write_stacks,
+    }
     print(actions[action](settings))
     return 0

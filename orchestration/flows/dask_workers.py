@@ -7,12 +7,17 @@ its ``setup`` and records when (``worker.to_bikes_warm``). It reaches a worker t
 of an external cluster's workers (``dask worker --preload orchestration.flows.dask_workers``: paid at
 the cluster's start, never by a flow run), as a preload of the flow's LocalCluster, and registered by the
 backfill flow on whatever cluster it connects to (a no-op on a worker already warm).
+
+A preloaded worker also writes every thread's stack to stderr on ``SIGUSR1`` (as ``to-bikes-engine`` does
+for the flow run; ``make worker-stacks`` signals both): where a backfill task that seems stuck waits.
 """
 
 from __future__ import annotations
 
+import faulthandler
 import importlib
 import logging
+import signal
 import time
 from typing import Any
 
@@ -54,5 +59,7 @@ class WarmWorker(WorkerPlugin):
 
 
 def dask_setup(worker: Any) -> None:
-    """``--preload`` entry point: warm this worker as it starts (the flow then finds it warm)."""
+    """``--preload`` entry point: warm this worker as it starts (the flow then finds it warm); its
+    threads' stacks on ``SIGUSR1``."""
+    faulthandler.register(signal.SIGUSR1, all_threads=True)
     WarmWorker().setup(worker)

@@ -11,9 +11,11 @@ from __future__ import annotations
 
 import http.server
 import shutil
+import signal
 import subprocess
 import sys
 import threading
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -163,3 +165,39 @@ def test_a_client_made_during_an_outage_waits_for_the_server_with_the_commands_p
     print(done.stdout, done.stderr[-2000:])
     assert done.stdout.startswith("flag True"), "Prefect's client has no _has_connected: see the README"
     assert expected in done.stdout, done.stdout
+
+
+@pytest.mark.integration
+def test_sigusr1_writes_every_threads_stack_and_the_command_goes_on(tmp_path: Path) -> None:
+    """``make worker-stacks``' signal: the command (here waiting for an API that never answers) writes where
+    each thread is to stderr, the worker's log, and keeps waiting; SIGTERM then ends it."""
+    from stack.worker import STACKS_SIGNAL, catches_signal
+
+    (port,) = free_ports(1)
+    env = {
+        "PATH": f"{Path(sys.executable).parent}:{COMMAND.parent}:/usr/bin:/bin",
+        "PREFECT_API_URL": f"http://127.0.0.1:{port}/api",
+        "TO_BIKES_API_WAIT_SECONDS": "600",
+        "PREFECT__FLOW_RUN_ID": "run-1",
+    }
+    stderr = tmp_path / "stderr"
+    with stderr.open("wb") as err:
+        process = subprocess.Popen(["to-bikes-engine"], cwd=tmp_path, env=env, stdout=err, stderr=err)
+    try:
+        for _ in range(600):  # the handler is in place once the interpreter has run main's first line
+            if catches_signal(process.pid, STACKS_SIGNAL) or process.poll() is not None:
+                break
+            time.sleep(0.1)
+        assert catches_signal(process.pid, STACKS_SIGNAL), stderr.read_text()
+        process.send_signal(STACKS_SIGNAL)
+        for _ in range(100):
+            if "most recent call first" in stderr.read_text():
+                break
+            time.sleep(0.1)
+        assert process.poll() is None, stderr.read_text()  # still waiting for the API
+    finally:
+        process.terminate()
+        process.wait(timeout=TIMEOUT_S)
+    written = stderr.read_text()
+    assert "most recent call first" in written and "in wait_for_api" in written, written
+    assert process.returncode == -signal.SIGTERM, written

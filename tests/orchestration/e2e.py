@@ -30,6 +30,8 @@ BUCKET = "to-bikes-e2e"
 PIPELINE = "to-bikes-pipeline/on-demand"
 MODEL = "to-bikes-member"
 COMMAND_TIMEOUT_S = 900
+WORKER_LOG_LINES = 300  # a stuck backfill: its flow run's and two Dask workers' stacks
+STACKS_WRITE_S = 2.0  # the signalled processes write their stacks within this
 WAIT_S = 120  # events reach the server's store within seconds of their emission
 _PRIVATE = ("AWS_", "MLFLOW_", "PREFECT_", "TO_BIKES_")
 _RUN_URL = re.compile(r"/runs/flow-run/([0-9a-f-]{36})")
@@ -65,10 +67,30 @@ def run_module(
         timeout=timeout,
         check=False,
     )
-    if check:
-        output = f"{done.stdout}\n{done.stderr}"
-        assert done.returncode == 0, f"{module} {args} exited {done.returncode}:\n{output}"
+    if check and done.returncode != 0:
+        output = f"{done.stdout}\n{done.stderr}{worker_stacks_and_log(env)}"
+        raise AssertionError(f"{module} {args} exited {done.returncode}:\n{output}")
     return done
+
+
+def worker_stacks_and_log(env: dict[str, str]) -> str:
+    """For a failed command's message: ``worker stacks`` (the flow runs still going write where they wait),
+    then the end of the worker's log."""
+    if not env.get("TO_BIKES_STATE_DIR"):
+        return ""
+    stacks = run_module("orchestration", env, "worker", "stacks", check=False, timeout=60)
+    time.sleep(STACKS_WRITE_S)
+    return f"\n--- worker stacks: {(stacks.stdout + stacks.stderr).strip()}{worker_log_tail(env)}"
+
+
+def worker_log_tail(env: dict[str, str], lines: int = WORKER_LOG_LINES) -> str:
+    """The end of the background worker's log (its flow runs' output: Prefect's, Dask's), for a failure's
+    message: a run that failed or hung on a CI machine leaves nothing else to read once the stack is gone."""
+    logfile = Path(env.get("TO_BIKES_STATE_DIR", "")) / "logs" / "worker.log"
+    if not env.get("TO_BIKES_STATE_DIR") or not logfile.is_file():
+        return ""
+    tail = [line for line in logfile.read_text(errors="replace").splitlines() if line.strip()][-lines:]
+    return f"\n--- the last {len(tail)} line(s) of {logfile} ---\n" + "\n".join(tail)
 
 
 def s3_client(stack: StackEnv) -> Any:

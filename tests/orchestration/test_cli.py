@@ -33,7 +33,7 @@ COMMANDS = (
     "worker",
 )
 STACK_COMMANDS = ("up", "down", "status", "logs", "doctor", "sync-data", "env", "check-prefect")
-WORKER_COMMANDS = ("run", "start", "stop", "resume", "status")
+WORKER_COMMANDS = ("run", "start", "stop", "resume", "stacks", "status")
 
 
 def listed_commands(capsys: pytest.CaptureFixture[str], *group: str) -> list[str]:
