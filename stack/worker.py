@@ -246,7 +246,10 @@ def write_stacks(settings: Settings) -> str:
     logfile = state / "logs" / "worker.log"
     pids = signal_stack_writers(record.pid)
     if not pids:
-        return f"no flow run of the worker (pid {record.pid}) is running: no stacks written to {logfile}"
+        return (
+            f"no flow-run process under the worker (pid {record.pid}): no stacks written to {logfile} "
+            "(the runs of a docker, kubernetes or ecs pool are not its processes)"
+        )
     return f"stacks of {len(pids)} process(es) (pids {', '.join(map(str, pids))}) written to {logfile}"
 
 
