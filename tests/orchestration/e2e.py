@@ -86,11 +86,10 @@ def worker_stacks_and_log(env: dict[str, str]) -> str:
 def worker_log_tail(env: dict[str, str], lines: int = WORKER_LOG_LINES) -> str:
     """The end of the background worker's log (its flow runs' output: Prefect's, Dask's), for a failure's
     message: a run that failed or hung on a CI machine leaves nothing else to read once the stack is gone."""
-    logfile = Path(env.get("TO_BIKES_STATE_DIR", "")) / "logs" / "worker.log"
-    if not env.get("TO_BIKES_STATE_DIR") or not logfile.is_file():
-        return ""
-    tail = [line for line in logfile.read_text(errors="replace").splitlines() if line.strip()][-lines:]
-    return f"\n--- the last {len(tail)} line(s) of {logfile} ---\n" + "\n".join(tail)
+    from stack.processes import tail_log
+
+    tail = tail_log(Path(env["TO_BIKES_STATE_DIR"]), "worker", lines)
+    return f"\n--- the last {lines} line(s) of the worker log ---\n{tail}" if tail else ""
 
 
 def s3_client(stack: StackEnv) -> Any:
